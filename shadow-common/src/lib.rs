@@ -1,0 +1,130 @@
+//! Map layouts and constants shared by the TC program (`shadow-ebpf`) and `shadowd`.
+//!
+//! Everything here is `#[repr(C)]`, `Copy` and made of fixed-width integers so that both sides
+//! agree on the bytes the kernel stores in BPF maps.
+#![no_std]
+
+/// Name of the TC program attached at ingress.
+pub const PROGRAM_INGRESS: &str = "shadow_ingress";
+/// Name of the TC program attached at egress.
+pub const PROGRAM_EGRESS: &str = "shadow_egress";
+
+/// Map of capture ports: key is a TCP port in host byte order, value is unused (1).
+pub const MAP_CAPTURE_PORTS: &str = "CAPTURE_PORTS";
+/// Single-entry array holding [`MirrorConfig`].
+pub const MAP_CONFIG: &str = "CONFIG";
+/// Map from [`StatsKey`] to a slot in [`MAP_STATS`].
+pub const MAP_STATS_SLOTS: &str = "STATS_SLOTS";
+/// Per-CPU array of [`Stats`], one entry per attachment slot.
+pub const MAP_STATS: &str = "STATS";
+
+/// Most capture ports the kernel side holds.
+pub const MAX_CAPTURE_PORTS: u32 = 1024;
+/// Most attachments (interface × hook) with their own counters. Slot 0 is the catch-all for
+/// packets whose interface has no slot of its own.
+pub const MAX_STATS_SLOTS: u32 = 256;
+/// How many IPv6 extension headers the TC program walks before giving up on a packet.
+pub const MAX_IPV6_EXT_HEADERS: u32 = 6;
+
+/// Hook value in [`StatsKey::hook`] for TC ingress.
+pub const HOOK_INGRESS: u32 = 0;
+/// Hook value in [`StatsKey::hook`] for TC egress.
+pub const HOOK_EGRESS: u32 = 1;
+
+/// Settings userspace writes for the TC program (index 0 of [`MAP_CONFIG`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MirrorConfig {
+    /// Interface index the clones are redirected to (egress of the mirror veth); 0 = capture off.
+    pub mirror_ifindex: u32,
+    /// `skb->mark` carried by shadowd's own replay sockets: such packets are never cloned.
+    /// 0 disables the loop guard.
+    pub loop_guard_mark: u32,
+}
+const _: () = assert!(core::mem::size_of::<MirrorConfig>() == 8);
+
+/// Key of [`MAP_STATS_SLOTS`]: one attachment.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct StatsKey {
+    /// Interface index the program runs on.
+    pub ifindex: u32,
+    /// [`HOOK_INGRESS`] or [`HOOK_EGRESS`].
+    pub hook: u32,
+}
+const _: () = assert!(core::mem::size_of::<StatsKey>() == 8);
+
+/// What the TC program counted for one attachment on one CPU. Every packet increments `seen`
+/// and exactly one of the outcome counters listed on [`Stats::outcomes_total`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Packets the program ran on.
+    pub seen: u64,
+    /// Not IPv4 or IPv6 (ARP, LLDP, …).
+    pub not_ip: u64,
+    /// IP but not TCP.
+    pub not_tcp: u64,
+    /// Headers cut short, or a non-first IPv4 fragment: no ports to read.
+    pub unparsed: u64,
+    /// IPv6 with an extension header the program does not walk (ESP, AH, too many).
+    pub ipv6_ext_unwalked: u64,
+    /// TCP on ports that are not capture ports.
+    pub not_matched: u64,
+    /// Capture-port packets carrying the loop-guard mark (shadowd's own replay traffic).
+    pub loop_guarded: u64,
+    /// Capture-port packets seen while no mirror interface is configured.
+    pub mirror_unset: u64,
+    /// Request-direction packets cloned (destination port is a capture port).
+    pub cloned_request: u64,
+    /// Response-direction packets cloned (source port is a capture port).
+    pub cloned_response: u64,
+    /// `bpf_clone_redirect` failed (mirror interface down or gone): production unaffected.
+    pub clone_failed: u64,
+    /// Payload bytes of cloned packets, including L2–L4 headers.
+    pub cloned_bytes: u64,
+}
+const _: () = assert!(core::mem::size_of::<Stats>() == 12 * 8);
+
+impl Stats {
+    /// Sum of the outcome counters: equals `seen` when every packet was accounted for.
+    pub fn outcomes_total(&self) -> u64 {
+        self.not_ip
+            + self.not_tcp
+            + self.unparsed
+            + self.ipv6_ext_unwalked
+            + self.not_matched
+            + self.loop_guarded
+            + self.mirror_unset
+            + self.cloned_request
+            + self.cloned_response
+            + self.clone_failed
+    }
+
+    /// Adds `other` field by field (used to sum per-CPU values).
+    pub fn accumulate(&mut self, other: &Stats) {
+        self.seen += other.seen;
+        self.not_ip += other.not_ip;
+        self.not_tcp += other.not_tcp;
+        self.unparsed += other.unparsed;
+        self.ipv6_ext_unwalked += other.ipv6_ext_unwalked;
+        self.not_matched += other.not_matched;
+        self.loop_guarded += other.loop_guarded;
+        self.mirror_unset += other.mirror_unset;
+        self.cloned_request += other.cloned_request;
+        self.cloned_response += other.cloned_response;
+        self.clone_failed += other.clone_failed;
+        self.cloned_bytes += other.cloned_bytes;
+    }
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all three are `repr(C)`, made only of integers, with no padding (checked by the
+    // size assertions above), so any bit pattern is a valid value.
+    unsafe impl aya::Pod for super::MirrorConfig {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::StatsKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Stats {}
+}

@@ -1,0 +1,130 @@
+//! The two TC entry points (ingress and egress) and the clone decision they share.
+//!
+//! Fails open by construction: every path returns `TC_ACT_PIPE`, the packet is only read,
+//! and errors only change which counter is incremented.
+
+use aya_ebpf::{
+    bindings::TC_ACT_PIPE,
+    helpers::bpf_ktime_get_ns,
+    macros::{classifier, map},
+    maps::{Array, HashMap, PerCpuArray},
+    programs::TcContext,
+};
+use aya_log_ebpf::warn;
+use shadow_common::{
+    HOOK_EGRESS, HOOK_INGRESS, MAX_CAPTURE_PORTS, MAX_STATS_SLOTS, MirrorConfig, Stats, StatsKey,
+};
+
+use crate::headers::{Skip, tcp_ports};
+
+#[map]
+static CAPTURE_PORTS: HashMap<u16, u8> = HashMap::with_max_entries(MAX_CAPTURE_PORTS, 0);
+
+#[map]
+static CONFIG: Array<MirrorConfig> = Array::with_max_entries(1, 0);
+
+#[map]
+static STATS_SLOTS: HashMap<StatsKey, u32> = HashMap::with_max_entries(MAX_STATS_SLOTS, 0);
+
+#[map]
+static STATS: PerCpuArray<Stats> = PerCpuArray::with_max_entries(MAX_STATS_SLOTS, 0);
+
+/// Per-CPU time of the last clone-failure log line, so a downed mirror logs once a second
+/// per CPU instead of once per packet.
+#[map]
+static LAST_FAILURE_LOG_NS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+const FAILURE_LOG_INTERVAL_NS: u64 = 1_000_000_000;
+
+#[classifier]
+pub fn shadow_ingress(ctx: TcContext) -> i32 {
+    observe(&ctx, HOOK_INGRESS);
+    TC_ACT_PIPE
+}
+
+#[classifier]
+pub fn shadow_egress(ctx: TcContext) -> i32 {
+    observe(&ctx, HOOK_EGRESS);
+    TC_ACT_PIPE
+}
+
+/// Classifies the packet, clones it when it belongs to a captured connection, and counts the
+/// outcome. Never fails: a missing map entry just means nothing is counted.
+#[inline(always)]
+fn observe(ctx: &TcContext, hook: u32) {
+    // SAFETY: `skb` is the context pointer the kernel handed the program; reading its fields
+    // is what the verifier allows for TC programs.
+    let (ifindex, mark) = unsafe { ((*ctx.skb.skb).ifindex, (*ctx.skb.skb).mark) };
+    let Some(stats) = stats_for(ifindex, hook) else {
+        return;
+    };
+    // SAFETY: a per-CPU map value is only touched by this CPU while the program runs.
+    let stats = unsafe { &mut *stats };
+    stats.seen += 1;
+
+    let ports = match tcp_ports(ctx) {
+        Ok(ports) => ports,
+        Err(Skip::NotIp) => return stats.not_ip += 1,
+        Err(Skip::NotTcp) => return stats.not_tcp += 1,
+        Err(Skip::Unparsed) => return stats.unparsed += 1,
+        Err(Skip::Ipv6ExtUnwalked) => return stats.ipv6_ext_unwalked += 1,
+    };
+    // SAFETY: the port map is only updated by userspace as a whole key/value; a torn read of
+    // the one-byte value cannot matter because only presence is used.
+    let is_request = unsafe { CAPTURE_PORTS.get(ports.dst) }.is_some();
+    let is_response = !is_request && unsafe { CAPTURE_PORTS.get(ports.src) }.is_some();
+    if !is_request && !is_response {
+        return stats.not_matched += 1;
+    }
+
+    let config = match CONFIG.get(0) {
+        Some(config) if config.mirror_ifindex != 0 => *config,
+        _ => return stats.mirror_unset += 1,
+    };
+    if config.loop_guard_mark != 0 && mark == config.loop_guard_mark {
+        return stats.loop_guarded += 1;
+    }
+
+    match ctx.clone_redirect(config.mirror_ifindex, 0) {
+        Ok(()) => {
+            if is_request {
+                stats.cloned_request += 1;
+            } else {
+                stats.cloned_response += 1;
+            }
+            stats.cloned_bytes += u64::from(ctx.len());
+        }
+        Err(err) => {
+            stats.clone_failed += 1;
+            log_clone_failure(ctx, config.mirror_ifindex, err);
+        }
+    }
+}
+
+/// The counters of this interface and hook, or of the catch-all slot 0.
+#[inline(always)]
+fn stats_for(ifindex: u32, hook: u32) -> Option<*mut Stats> {
+    let key = StatsKey { ifindex, hook };
+    // SAFETY: slot values are plain integers written whole by userspace.
+    let slot = unsafe { STATS_SLOTS.get(key) }.copied().unwrap_or(0);
+    STATS.get_ptr_mut(slot)
+}
+
+#[inline(always)]
+fn log_clone_failure(ctx: &TcContext, mirror_ifindex: u32, err: i64) {
+    let Some(last) = LAST_FAILURE_LOG_NS.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: helper without arguments; per-CPU value only touched by this CPU.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let last = unsafe { &mut *last };
+    if now.wrapping_sub(*last) >= FAILURE_LOG_INTERVAL_NS {
+        *last = now;
+        warn!(
+            ctx,
+            "clone to mirror ifindex {} failed: {}; production traffic unaffected",
+            mirror_ifindex,
+            err
+        );
+    }
+}

@@ -1,0 +1,55 @@
+//! What the packet reader hands onward: one cloned frame at a time, borrowed from the ring,
+//! with its capture time and direction, and the trait its consumer implements.
+
+use std::time::{Duration, SystemTime};
+
+use crate::packet::Segment;
+
+/// Which way a segment travels relative to the captured service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Client → service: the destination port is a capture port.
+    Request,
+    /// Service → client: the source port is a capture port.
+    Response,
+}
+
+impl Direction {
+    /// Label value used in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Request => "request",
+            Direction::Response => "response",
+        }
+    }
+}
+
+/// One cloned TCP segment, valid only during the call that receives it: its bytes live in
+/// the capture ring, which is handed back to the kernel right after.
+#[derive(Debug)]
+pub struct Frame<'a> {
+    /// Kernel receive timestamp of the clone.
+    pub timestamp: SystemTime,
+    pub direction: Direction,
+    pub segment: Segment<'a>,
+}
+
+impl Frame<'_> {
+    /// Capture time as a duration since the Unix epoch.
+    pub fn since_epoch(&self) -> Duration {
+        self.timestamp
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+    }
+}
+
+/// The consumer of captured frames. Called on the capture thread: an implementation must not
+/// block (the kernel ring fills and drops while it waits), and must copy whatever it keeps.
+pub trait FrameSink: Send {
+    /// One segment of a captured connection.
+    fn frame(&mut self, frame: &Frame<'_>);
+
+    /// Called when the reader found nothing new for a while, so time-based work (idle flow
+    /// expiry) can run without traffic.
+    fn idle(&mut self, _now: SystemTime) {}
+}

@@ -1,0 +1,183 @@
+//! The mirror veth pair: the TC program redirects clones into one end, the capture ring
+//! reads them from the other. Neither end has addresses, and IPv6 is off on both, so the
+//! host never sends, answers or routes anything through it.
+
+use std::{ffi::CString, io};
+
+use rtnetlink::{Handle, LinkUnspec, LinkVeth};
+
+/// Longest interface name the kernel accepts (IFNAMSIZ - 1).
+const MAX_IFNAME_LEN: usize = 15;
+
+/// Errors setting up or removing the pair.
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    #[error("mirror interface name {name:?} is empty or longer than {MAX_IFNAME_LEN} bytes")]
+    InvalidName { name: String },
+    #[error("opening a netlink socket")]
+    Netlink(#[source] io::Error),
+    #[error("{action} mirror interface {name}")]
+    Link {
+        action: &'static str,
+        name: String,
+        #[source]
+        source: rtnetlink::Error,
+    },
+    #[error("disabling IPv6 on {name}")]
+    Sysctl {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("mirror interface {name} vanished right after it was created")]
+    Vanished { name: String },
+}
+
+/// A live mirror pair, deleted by [`MirrorPair::delete`].
+#[derive(Debug)]
+pub struct MirrorPair {
+    handle: Handle,
+    /// The end the TC program redirects clones to.
+    pub name: String,
+    pub ifindex: u32,
+    /// The end the capture ring reads from.
+    pub peer: String,
+    pub peer_ifindex: u32,
+}
+
+/// The peer's name for a mirror interface name: `<name>-peer`, shortened to fit.
+pub fn peer_name(name: &str) -> String {
+    let suffix = "-peer";
+    let keep = name.len().min(MAX_IFNAME_LEN - suffix.len());
+    format!("{}{suffix}", &name[..keep])
+}
+
+/// Index of interface `name` in the current network namespace, if it exists.
+pub fn ifindex(name: &str) -> Option<u32> {
+    let c_name = CString::new(name).ok()?;
+    // SAFETY: `c_name` is a valid NUL-terminated string.
+    let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
+    (index != 0).then_some(index)
+}
+
+impl MirrorPair {
+    /// Creates the pair `name` / `<name>-peer`, replacing a stale one left by a crashed run.
+    pub async fn create(name: &str) -> Result<MirrorPair, MirrorError> {
+        if name.is_empty() || name.len() > MAX_IFNAME_LEN || name.contains(['/', ' ']) {
+            return Err(MirrorError::InvalidName { name: name.into() });
+        }
+        let peer = peer_name(name);
+        let (connection, handle, _) = rtnetlink::new_connection().map_err(MirrorError::Netlink)?;
+        tokio::spawn(connection);
+
+        for stale in [name, peer.as_str()] {
+            if let Some(index) = ifindex(stale) {
+                tracing::warn!(
+                    interface = stale,
+                    "removing a mirror interface left by an earlier run"
+                );
+                delete_link(&handle, stale, index).await?;
+            }
+        }
+        let link_error = |action, name: &str| {
+            let name = name.to_string();
+            move |source| MirrorError::Link {
+                action,
+                name,
+                source,
+            }
+        };
+        handle
+            .link()
+            .add(LinkVeth::new(name, &peer).build())
+            .execute()
+            .await
+            .map_err(link_error("creating", name))?;
+
+        let mut pair = MirrorPair {
+            handle,
+            name: name.to_string(),
+            ifindex: 0,
+            peer: peer.clone(),
+            peer_ifindex: 0,
+        };
+        if let Err(err) = pair.configure().await {
+            // Best effort: leave nothing half set up behind.
+            let _ = pair.delete().await;
+            return Err(err);
+        }
+        Ok(pair)
+    }
+
+    async fn configure(&mut self) -> Result<(), MirrorError> {
+        let vanished = |name: &str| MirrorError::Vanished { name: name.into() };
+        self.ifindex = ifindex(&self.name).ok_or_else(|| vanished(&self.name))?;
+        self.peer_ifindex = ifindex(&self.peer).ok_or_else(|| vanished(&self.peer))?;
+        for (name, index) in [(&self.name, self.ifindex), (&self.peer, self.peer_ifindex)] {
+            disable_ipv6(name)?;
+            self.handle
+                .link()
+                .set(LinkUnspec::new_with_index(index).up().build())
+                .execute()
+                .await
+                .map_err(|source| MirrorError::Link {
+                    action: "bringing up",
+                    name: name.clone(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the pair (deleting one end removes both). Already gone is fine.
+    pub async fn delete(self) -> Result<(), MirrorError> {
+        match ifindex(&self.name) {
+            Some(index) => delete_link(&self.handle, &self.name, index).await,
+            None => Ok(()),
+        }
+    }
+}
+
+async fn delete_link(handle: &Handle, name: &str, index: u32) -> Result<(), MirrorError> {
+    let result = handle.link().del(index).execute().await;
+    match result {
+        Ok(()) => Ok(()),
+        // Removed meanwhile (ENODEV): that is what we wanted.
+        Err(rtnetlink::Error::NetlinkError(ref msg))
+            if msg.code.map(|c| c.get()) == Some(-libc::ENODEV) =>
+        {
+            Ok(())
+        }
+        Err(source) => Err(MirrorError::Link {
+            action: "deleting",
+            name: name.to_string(),
+            source,
+        }),
+    }
+}
+
+/// Turns IPv6 off on `name` so it never gets a link-local address or sends solicitations.
+fn disable_ipv6(name: &str) -> Result<(), MirrorError> {
+    let path = format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6");
+    match std::fs::write(&path, "1") {
+        Ok(()) => Ok(()),
+        // No IPv6 in this kernel or namespace: nothing to turn off.
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(MirrorError::Sysctl {
+            name: name.into(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_names_fit_the_kernel_limit() {
+        assert_eq!(peer_name("shadow0"), "shadow0-peer");
+        assert_eq!(peer_name("averyverylongnm"), "averyveryl-peer");
+        assert!(peer_name("averyverylongnm").len() <= MAX_IFNAME_LEN);
+    }
+}

@@ -1,0 +1,277 @@
+//! Loads the embedded TC program, fills its maps, attaches it (TCX) at ingress and egress of
+//! each watched interface, and reads its per-CPU counters.
+//!
+//! Links are owned by this value: dropping it (or the process exiting, even on SIGKILL)
+//! detaches everything, because TCX links live only as long as their file descriptor.
+
+use std::sync::{Arc, Mutex};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray},
+    programs::{LinkOrder, ProgramError, SchedClassifier, TcAttachType, tc::TcAttachOptions},
+};
+use shadow_common::{
+    HOOK_EGRESS, HOOK_INGRESS, MAP_CAPTURE_PORTS, MAP_CONFIG, MAP_STATS, MAP_STATS_SLOTS,
+    MAX_CAPTURE_PORTS, MAX_STATS_SLOTS, MirrorConfig, PROGRAM_EGRESS, PROGRAM_INGRESS, Stats,
+    StatsKey,
+};
+
+use super::{mirror, ports::PortSet};
+
+/// The TC object built by `build.rs`.
+static PROGRAM_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/shadow-tc"));
+
+/// Errors loading or attaching the program.
+#[derive(Debug, thiserror::Error)]
+pub enum ProgramLoadError {
+    #[error("loading the TC object (is this root, on a kernel with BPF and BTF?)")]
+    Load(#[source] aya::EbpfError),
+    #[error("the TC object has no {what} named {name}")]
+    Missing {
+        what: &'static str,
+        name: &'static str,
+    },
+    #[error("program {name}")]
+    Program {
+        name: &'static str,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("map {name}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: MapError,
+    },
+    #[error("interface {name:?} does not exist")]
+    NoSuchInterface { name: String },
+    #[error("{count} capture ports given, the kernel map holds {MAX_CAPTURE_PORTS}")]
+    TooManyPorts { count: usize },
+    #[error("{count} interfaces given, at most {max} are supported")]
+    TooManyInterfaces { count: usize, max: u32 },
+    #[error("attaching to {interface} at {hook} (TCX needs Linux 6.6 or newer)")]
+    Attach {
+        interface: String,
+        hook: &'static str,
+        #[source]
+        source: ProgramError,
+    },
+}
+
+/// One attachment point with its own counters.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub interface: String,
+    pub hook: &'static str,
+    slot: u32,
+}
+
+/// The per-CPU counters map, shared with the metrics collector.
+#[derive(Clone)]
+pub struct StatsReader {
+    map: Arc<Mutex<PerCpuArray<MapData, Stats>>>,
+    attachments: Arc<Vec<Attachment>>,
+}
+
+impl std::fmt::Debug for StatsReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatsReader")
+            .field("attachments", &self.attachments)
+            .finish()
+    }
+}
+
+impl StatsReader {
+    /// The counters of every attachment, summed over CPUs.
+    pub fn read(&self) -> Vec<(Attachment, Stats)> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        self.attachments
+            .iter()
+            .map(|attachment| {
+                let mut total = Stats::default();
+                if let Ok(values) = map.get(&attachment.slot, 0) {
+                    for cpu in values.iter() {
+                        total.accumulate(cpu);
+                    }
+                }
+                (attachment.clone(), total)
+            })
+            .collect()
+    }
+}
+
+/// Reader of the program's aya-log records, forwarded to the `log` facade (and so to tracing).
+pub type ProgramLogger = aya_log::EbpfLogger<&'static dyn log::Log>;
+
+/// The loaded and attached program.
+pub struct Program {
+    ebpf: Ebpf,
+    ports: HashMap<MapData, u16, u8>,
+    stats: StatsReader,
+    /// Logger for the program's aya-log records; polled by the caller.
+    pub logger: Option<ProgramLogger>,
+}
+
+/// What the program needs to know.
+#[derive(Debug, Clone)]
+pub struct ProgramConfig {
+    pub interfaces: Vec<String>,
+    pub mirror_ifindex: u32,
+    pub loop_guard_mark: u32,
+    pub ports: PortSet,
+}
+
+impl Program {
+    /// Loads the program, fills its maps and attaches it to every interface.
+    pub fn attach(config: &ProgramConfig) -> Result<Program, ProgramLoadError> {
+        let max_interfaces = (MAX_STATS_SLOTS - 1) / 2;
+        if config.interfaces.len() > max_interfaces as usize {
+            return Err(ProgramLoadError::TooManyInterfaces {
+                count: config.interfaces.len(),
+                max: max_interfaces,
+            });
+        }
+        let port_count = config.ports.iter().count();
+        if port_count > MAX_CAPTURE_PORTS as usize {
+            return Err(ProgramLoadError::TooManyPorts { count: port_count });
+        }
+        let mut ebpf = EbpfLoader::new()
+            .load(PROGRAM_OBJECT)
+            .map_err(ProgramLoadError::Load)?;
+        let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
+            Ok(logger) => Some(logger),
+            Err(err) => {
+                tracing::warn!(error = %err, "TC program logs unavailable");
+                None
+            }
+        };
+
+        let mut config_map: Array<MapData, MirrorConfig> = take_map(&mut ebpf, MAP_CONFIG)?;
+        let mut slots: HashMap<MapData, StatsKey, u32> = take_map(&mut ebpf, MAP_STATS_SLOTS)?;
+        let stats_map: PerCpuArray<MapData, Stats> = take_map(&mut ebpf, MAP_STATS)?;
+        let mut ports: HashMap<MapData, u16, u8> = take_map(&mut ebpf, MAP_CAPTURE_PORTS)?;
+
+        let map_error = |name| move |source| ProgramLoadError::Map { name, source };
+        let mirror = MirrorConfig {
+            mirror_ifindex: config.mirror_ifindex,
+            loop_guard_mark: config.loop_guard_mark,
+        };
+        config_map
+            .set(0, mirror, 0)
+            .map_err(map_error(MAP_CONFIG))?;
+        for port in config.ports.iter() {
+            ports
+                .insert(port, 1, 0)
+                .map_err(map_error(MAP_CAPTURE_PORTS))?;
+        }
+
+        let mut attachments = Vec::new();
+        for (i, interface) in config.interfaces.iter().enumerate() {
+            let ifindex =
+                mirror::ifindex(interface).ok_or_else(|| ProgramLoadError::NoSuchInterface {
+                    name: interface.clone(),
+                })?;
+            for (hook, hook_name) in [(HOOK_INGRESS, "ingress"), (HOOK_EGRESS, "egress")] {
+                let slot = 1 + 2 * i as u32 + hook;
+                slots
+                    .insert(StatsKey { ifindex, hook }, slot, 0)
+                    .map_err(map_error(MAP_STATS_SLOTS))?;
+                attachments.push(Attachment {
+                    interface: interface.clone(),
+                    hook: hook_name,
+                    slot,
+                });
+            }
+        }
+
+        for (name, attach_type) in [
+            (PROGRAM_INGRESS, TcAttachType::Ingress),
+            (PROGRAM_EGRESS, TcAttachType::Egress),
+        ] {
+            let program: &mut SchedClassifier = ebpf
+                .program_mut(name)
+                .ok_or(ProgramLoadError::Missing {
+                    what: "program",
+                    name,
+                })?
+                .try_into()
+                .map_err(|source| ProgramLoadError::Program { name, source })?;
+            program
+                .load()
+                .map_err(|source| ProgramLoadError::Program { name, source })?;
+            for interface in &config.interfaces {
+                // TCX explicitly: netlink (cls_bpf) filters would outlive a crashed daemon.
+                program
+                    .attach_with_options(
+                        interface,
+                        attach_type,
+                        TcAttachOptions::TcxOrder(LinkOrder::default()),
+                    )
+                    .map_err(|source| ProgramLoadError::Attach {
+                        interface: interface.clone(),
+                        hook: if attach_type == TcAttachType::Ingress {
+                            "ingress"
+                        } else {
+                            "egress"
+                        },
+                        source,
+                    })?;
+                tracing::info!(interface, program = name, "attached");
+            }
+        }
+
+        Ok(Program {
+            ebpf,
+            ports,
+            stats: StatsReader {
+                map: Arc::new(Mutex::new(stats_map)),
+                attachments: Arc::new(attachments),
+            },
+            logger,
+        })
+    }
+
+    /// A reader of the program's counters, usable after `self` is gone only until then.
+    pub fn stats(&self) -> StatsReader {
+        self.stats.clone()
+    }
+
+    /// Replaces the capture ports without detaching: adds new ones first, then removes the
+    /// ones no longer wanted, so a port kept in both sets is never missing.
+    pub fn set_ports(&mut self, wanted: &PortSet) -> Result<(), ProgramLoadError> {
+        let map_error = |source| ProgramLoadError::Map {
+            name: MAP_CAPTURE_PORTS,
+            source,
+        };
+        let count = wanted.iter().count();
+        if count > MAX_CAPTURE_PORTS as usize {
+            return Err(ProgramLoadError::TooManyPorts { count });
+        }
+        for port in wanted.iter() {
+            self.ports.insert(port, 1, 0).map_err(map_error)?;
+        }
+        let current: Vec<u16> = self.ports.keys().filter_map(Result::ok).collect();
+        for port in current.into_iter().filter(|port| !wanted.contains(*port)) {
+            self.ports.remove(&port).map_err(map_error)?;
+        }
+        Ok(())
+    }
+
+    /// Detaches from every interface and unloads (same as dropping, but says so).
+    pub fn detach(self) {
+        let programs = self.ebpf.programs().count();
+        drop(self);
+        tracing::info!(programs, "detached and unloaded the TC programs");
+    }
+}
+
+fn take_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, ProgramLoadError>
+where
+    T: TryFrom<aya::maps::Map, Error = MapError>,
+{
+    let map = ebpf
+        .take_map(name)
+        .ok_or(ProgramLoadError::Missing { what: "map", name })?;
+    T::try_from(map).map_err(|source| ProgramLoadError::Map { name, source })
+}

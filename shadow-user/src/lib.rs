@@ -1,0 +1,22 @@
+//! shadowd: copies live HTTP traffic to shadow services from kernel packet clones.
+//!
+//! The binary (`main.rs`) is a thin CLI over these modules.
+
+pub mod admin;
+pub mod capture;
+pub mod cli;
+pub mod logging;
+pub mod packet;
+pub mod run;
+
+/// Renders an error with all its sources, `outer: inner: …`.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        out.push_str(": ");
+        out.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    out
+}

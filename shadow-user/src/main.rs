@@ -1,0 +1,33 @@
+//! The `shadowd` binary: parses the command line and runs the chosen command.
+
+use clap::Parser as _;
+use shadowd::{
+    cli::{Cli, Command},
+    error_chain, logging, run,
+};
+
+fn main() {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::error!(error = %err, "starting the async runtime");
+            std::process::exit(1);
+        }
+    };
+    let code = match cli.command {
+        Command::Run(args) => match runtime.block_on(run::run(args)) {
+            Ok(()) => 0,
+            Err(err) => {
+                tracing::error!(error = %error_chain(&err), "shadowd run failed");
+                err.exit_code()
+            }
+        },
+    };
+    std::process::exit(code);
+}

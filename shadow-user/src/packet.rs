@@ -1,0 +1,178 @@
+//! Parses a captured Ethernet frame into a TCP segment view: addresses, ports, sequence
+//! numbers, flags and payload, borrowing the frame's bytes.
+//!
+//! Checksums are never validated: clones taken before the NIC (or veth) finalises them carry
+//! partial checksums under offload, and the production host already accepted the packet.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// TCP flag bits as in the header's 13th byte.
+pub mod tcp_flags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const ACK: u8 = 0x10;
+}
+
+const ETH_HLEN: usize = 14;
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86DD;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88A8;
+const IPPROTO_TCP: u8 = 6;
+
+/// One TCP segment, borrowing its payload from the captured frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment<'a> {
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: u8,
+    pub payload: &'a [u8],
+}
+
+impl Segment<'_> {
+    /// True when every flag in `mask` is set.
+    pub fn has(&self, mask: u8) -> bool {
+        self.flags & mask == mask
+    }
+}
+
+/// Why a frame did not yield a TCP segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PacketError {
+    #[error("frame is not IPv4 or IPv6 (ethertype {ethertype:#06x})")]
+    NotIp { ethertype: u16 },
+    #[error("IP packet is not TCP (protocol {protocol})")]
+    NotTcp { protocol: u8 },
+    #[error("frame cut short in the {layer} header")]
+    Truncated { layer: &'static str },
+    #[error("IP fragment: TCP segments are reassembled by the kernel, not here")]
+    Fragment,
+    #[error("IPv6 extension header {next_header} is not walked")]
+    Ipv6Extension { next_header: u8 },
+}
+
+/// Parses an Ethernet frame (at most one VLAN tag) down to its TCP segment.
+pub fn parse_ethernet(frame: &[u8]) -> Result<Segment<'_>, PacketError> {
+    let truncated = |layer| PacketError::Truncated { layer };
+    if frame.len() < ETH_HLEN {
+        return Err(truncated("ethernet"));
+    }
+    let mut ethertype = be16(frame, 12);
+    let mut l3 = ETH_HLEN;
+    if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
+        if frame.len() < ETH_HLEN + 4 {
+            return Err(truncated("vlan"));
+        }
+        ethertype = be16(frame, 16);
+        l3 += 4;
+    }
+    match ethertype {
+        ETH_P_IP => parse_ipv4(&frame[l3..]),
+        ETH_P_IPV6 => parse_ipv6(&frame[l3..]),
+        _ => Err(PacketError::NotIp { ethertype }),
+    }
+}
+
+/// Parses an IPv4 packet (no link header) down to its TCP segment.
+pub fn parse_ipv4(packet: &[u8]) -> Result<Segment<'_>, PacketError> {
+    if packet.len() < 20 {
+        return Err(PacketError::Truncated { layer: "ipv4" });
+    }
+    let ihl = usize::from(packet[0] & 0x0F) * 4;
+    let total_len = usize::from(be16(packet, 2));
+    if ihl < 20 || packet.len() < ihl || total_len < ihl {
+        return Err(PacketError::Truncated { layer: "ipv4" });
+    }
+    if packet[9] != IPPROTO_TCP {
+        return Err(PacketError::NotTcp {
+            protocol: packet[9],
+        });
+    }
+    if be16(packet, 6) & 0x3FFF != 0 {
+        return Err(PacketError::Fragment);
+    }
+    let src = IpAddr::V4(Ipv4Addr::new(
+        packet[12], packet[13], packet[14], packet[15],
+    ));
+    let dst = IpAddr::V4(Ipv4Addr::new(
+        packet[16], packet[17], packet[18], packet[19],
+    ));
+    // GSO frames may carry total_len 0; otherwise trust it over the frame (Ethernet padding).
+    let end = if total_len == 0 {
+        packet.len()
+    } else {
+        total_len.min(packet.len())
+    };
+    parse_tcp(src, dst, &packet[ihl..end])
+}
+
+/// Parses an IPv6 packet (no link header) down to its TCP segment.
+pub fn parse_ipv6(packet: &[u8]) -> Result<Segment<'_>, PacketError> {
+    if packet.len() < 40 {
+        return Err(PacketError::Truncated { layer: "ipv6" });
+    }
+    let payload_len = usize::from(be16(packet, 4));
+    let src = IpAddr::V6(Ipv6Addr::from(
+        <[u8; 16]>::try_from(&packet[8..24]).unwrap_or_default(),
+    ));
+    let dst = IpAddr::V6(Ipv6Addr::from(
+        <[u8; 16]>::try_from(&packet[24..40]).unwrap_or_default(),
+    ));
+    let end = if payload_len == 0 {
+        packet.len()
+    } else {
+        (40 + payload_len).min(packet.len())
+    };
+    let mut next = packet[6];
+    let mut offset = 40;
+    loop {
+        match next {
+            IPPROTO_TCP => return parse_tcp(src, dst, &packet[offset..end]),
+            0 | 43 | 60 => {
+                if end < offset + 8 {
+                    return Err(PacketError::Truncated { layer: "ipv6" });
+                }
+                next = packet[offset];
+                offset += (usize::from(packet[offset + 1]) + 1) * 8;
+            }
+            44 => return Err(PacketError::Fragment),
+            1 | 17 | 58 | 59 | 132 | 136 => return Err(PacketError::NotTcp { protocol: next }),
+            other => return Err(PacketError::Ipv6Extension { next_header: other }),
+        }
+        if offset > end {
+            return Err(PacketError::Truncated { layer: "ipv6" });
+        }
+    }
+}
+
+fn parse_tcp(src: IpAddr, dst: IpAddr, tcp: &[u8]) -> Result<Segment<'_>, PacketError> {
+    if tcp.len() < 20 {
+        return Err(PacketError::Truncated { layer: "tcp" });
+    }
+    let data_offset = usize::from(tcp[12] >> 4) * 4;
+    if data_offset < 20 || tcp.len() < data_offset {
+        return Err(PacketError::Truncated { layer: "tcp" });
+    }
+    Ok(Segment {
+        src: SocketAddr::new(src, be16(tcp, 0)),
+        dst: SocketAddr::new(dst, be16(tcp, 2)),
+        seq: be32(tcp, 4),
+        ack: be32(tcp, 8),
+        flags: tcp[13],
+        payload: &tcp[data_offset..],
+    })
+}
+
+fn be16(bytes: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([bytes[at], bytes[at + 1]])
+}
+
+fn be32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

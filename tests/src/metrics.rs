@@ -1,0 +1,93 @@
+//! Reads Prometheus/OpenMetrics text exposition into samples a test can query.
+
+use std::collections::BTreeMap;
+
+/// One sample line: metric name, labels, value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// All samples of one scrape.
+#[derive(Debug, Clone, Default)]
+pub struct Scrape {
+    pub samples: Vec<Sample>,
+}
+
+impl Scrape {
+    /// Parses exposition text; panics on a malformed sample line (the test should fail).
+    pub fn parse(text: &str) -> Scrape {
+        let samples = text
+            .lines()
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .map(|line| parse_sample(line).unwrap_or_else(|| panic!("malformed sample: {line:?}")))
+            .collect();
+        Scrape { samples }
+    }
+
+    /// Sum of the samples named `name` whose labels include every pair of `labels`.
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        self.samples
+            .iter()
+            .filter(|s| s.name == name)
+            .filter(|s| {
+                labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|s| s.value as u64)
+            .sum()
+    }
+}
+
+fn parse_sample(line: &str) -> Option<Sample> {
+    let (series, value) = line.rsplit_once(' ')?;
+    let value: f64 = value.parse().ok()?;
+    let (name, labels) = match series.split_once('{') {
+        Some((name, rest)) => (name, parse_labels(rest.strip_suffix('}')?)?),
+        None => (series, BTreeMap::new()),
+    };
+    Some(Sample {
+        name: name.to_string(),
+        labels,
+        value,
+    })
+}
+
+fn parse_labels(text: &str) -> Option<BTreeMap<String, String>> {
+    let mut labels = BTreeMap::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once("=\"")?;
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let end = loop {
+            let (i, c) = chars.next()?;
+            match c {
+                '\\' => value.push(chars.next()?.1),
+                '"' => break i,
+                c => value.push(c),
+            }
+        };
+        labels.insert(key.trim_start_matches(',').to_string(), value);
+        rest = after[end + 1..].trim_start_matches(',');
+    }
+    Some(labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_labels_and_sums() {
+        let text = "# HELP x y\nx_total{a=\"1\",b=\"q\\\"\"} 3\nx_total{a=\"2\"} 4\ny 1\n# EOF\n";
+        let scrape = Scrape::parse(text);
+        assert_eq!(scrape.sum("x_total", &[]), 7);
+        assert_eq!(scrape.sum("x_total", &[("a", "1")]), 3);
+        assert_eq!(scrape.samples[0].labels["b"], "q\"");
+        assert_eq!(scrape.sum("y", &[]), 1);
+    }
+}

@@ -1,0 +1,125 @@
+//! Network namespaces and veth pairs for tests, removed on drop.
+
+use std::{
+    fs::File,
+    os::fd::AsRawFd,
+    process::Command,
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use crate::run;
+
+static NEXT_ID: AtomicU32 = AtomicU32::new(0);
+
+/// A named network namespace (`ip netns`), deleted on drop with everything inside it.
+#[derive(Debug)]
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    /// Creates `shdt<pid>-<n>-<role>` with its loopback up.
+    pub fn new(role: &str) -> Netns {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let name = format!("shdt{}-{id}-{role}", std::process::id());
+        run(Command::new("ip").args(["netns", "add", &name]));
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Runs `ip -n <ns> args…`.
+    pub fn ip(&self, args: &[&str]) -> String {
+        run(Command::new("ip").args(["-n", &self.name]).args(args))
+    }
+
+    /// A command that runs `program` inside the namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name, program]);
+        cmd
+    }
+
+    /// Runs `f` on a thread that has entered the namespace; sockets it creates stay in it.
+    pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let file = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+                    // SAFETY: setns on this thread only, with a namespace file descriptor.
+                    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+                    assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+                    f()
+                })
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
+    /// Names of the links in the namespace.
+    pub fn links(&self) -> Vec<String> {
+        self.ip(&["-o", "link", "show"])
+            .lines()
+            .filter_map(|line| line.split(": ").nth(1))
+            .map(|name| name.split('@').next().unwrap_or(name).to_string())
+            .collect()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// Client and server namespaces joined by a veth: `cli0` 198.18.0.1 / fd00:18::1 in the
+/// client, `srv0` 198.18.0.2 / fd00:18::2 in the server.
+pub struct Topology {
+    pub client: Netns,
+    pub server: Netns,
+}
+
+impl Topology {
+    pub const CLIENT_V4: &'static str = "198.18.0.1";
+    pub const SERVER_V4: &'static str = "198.18.0.2";
+    pub const CLIENT_V6: &'static str = "fd00:18::1";
+    pub const SERVER_V6: &'static str = "fd00:18::2";
+    pub const CLIENT_IF: &'static str = "cli0";
+    pub const SERVER_IF: &'static str = "srv0";
+
+    pub fn new() -> Topology {
+        let client = Netns::new("c");
+        let server = Netns::new("s");
+        run(Command::new("ip").args([
+            "link",
+            "add",
+            Self::CLIENT_IF,
+            "netns",
+            &client.name,
+            "type",
+            "veth",
+            "peer",
+            Self::SERVER_IF,
+            "netns",
+            &server.name,
+        ]));
+        for (ns, ifname, v4, v6) in [
+            (&client, Self::CLIENT_IF, Self::CLIENT_V4, Self::CLIENT_V6),
+            (&server, Self::SERVER_IF, Self::SERVER_V4, Self::SERVER_V6),
+        ] {
+            ns.ip(&["addr", "add", &format!("{v4}/24"), "dev", ifname]);
+            ns.ip(&["addr", "add", &format!("{v6}/64"), "dev", ifname, "nodad"]);
+            ns.ip(&["link", "set", ifname, "up"]);
+        }
+        Topology { client, server }
+    }
+}
+
+impl Default for Topology {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,128 @@
+//! Starts `shadowd run` inside a namespace and stops it (SIGTERM or SIGKILL); a running
+//! daemon is killed on drop.
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    path::PathBuf,
+    process::{Child, ExitStatus, Stdio},
+    time::Duration,
+};
+
+use crate::{eventually, metrics::Scrape, netns::Netns};
+
+/// The admin address shadowd listens on inside its namespace.
+pub const ADMIN: &str = "127.0.0.1:8877";
+
+/// Path of the binary under test: `$SHADOWD_BIN`, set by `cargo xtask test`, or the
+/// workspace's debug build.
+pub fn binary() -> PathBuf {
+    std::env::var_os("SHADOWD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../target/debug/shadowd"
+            ))
+        })
+}
+
+/// A `shadowd run` process.
+pub struct Shadowd<'ns> {
+    ns: &'ns Netns,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl<'ns> Shadowd<'ns> {
+    /// Starts `shadowd run ARGS…` in `ns` and waits until `/readyz` answers 200.
+    pub fn start(ns: &'ns Netns, args: &[&str]) -> Shadowd<'ns> {
+        let log = std::env::temp_dir().join(format!("{}-shadowd.log", ns.name));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = ns
+            .command(binary().to_str().expect("utf-8 path"))
+            .arg("run")
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("starting shadowd");
+        let mut daemon = Shadowd {
+            ns,
+            child: Some(child),
+            log,
+        };
+        eventually(Duration::from_secs(30), "shadowd to become ready", || {
+            if let Some(status) = daemon
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("shadowd exited early with {status}:\n{}", daemon.log_text());
+            }
+            (daemon.get("/readyz").map(|(code, _)| code) == Some(200)).then_some(())
+        });
+        daemon
+    }
+
+    /// What the daemon logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `GET path` on the admin server: (status, body), or None when it does not answer.
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        self.ns.enter(|| admin_get(path))
+    }
+
+    /// The current `/metrics`.
+    pub fn scrape(&self) -> Scrape {
+        let (status, body) = self.get("/metrics").expect("metrics endpoint answers");
+        assert_eq!(status, 200);
+        Scrape::parse(&body)
+    }
+
+    /// Sends `signal` and waits for the process to end.
+    pub fn stop(mut self, signal: i32) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let status = eventually(Duration::from_secs(20), "shadowd to exit", || {
+            child.try_wait().ok().flatten()
+        });
+        if signal == libc::SIGTERM {
+            eprintln!("{}", self.log_text());
+        }
+        status
+    }
+}
+
+impl Drop for Shadowd<'_> {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            if std::thread::panicking() {
+                eprintln!("shadowd log:\n{}", self.log_text());
+            }
+        }
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+fn admin_get(path: &str) -> Option<(u16, String)> {
+    let mut stream =
+        TcpStream::connect_timeout(&ADMIN.parse().ok()?, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split(' ').nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n")?.1.to_string();
+    Some((status, body))
+}

@@ -1,0 +1,362 @@
+//! The capture path with the real TC program, in namespaces: every payload byte of both
+//! directions reaches userspace, only capture ports are cloned, marked packets are skipped,
+//! a broken mirror never touches production, and nothing is left behind.
+
+use std::{
+    collections::BTreeSet,
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream},
+    time::Duration,
+};
+
+use aya::programs::{SchedClassifier, TcAttachType, loaded_programs};
+use shadowd_tests::{
+    eventually,
+    http_server::HttpServer,
+    metrics::Scrape,
+    netns::{Netns, Topology},
+    run,
+    shadowd::Shadowd,
+};
+
+const CAPTURE_PORT: &str = "8080";
+const OTHER_PORT: &str = "9090";
+const LOOP_MARK: u32 = 0x5AD0;
+
+fn shadowd_args() -> Vec<&'static str> {
+    vec![
+        "--interface",
+        Topology::SERVER_IF,
+        "--capture-port",
+        CAPTURE_PORT,
+        "--loop-guard-mark",
+        "0x5AD0",
+    ]
+}
+
+/// Runs curl in `ns`; returns (status code, body).
+fn curl(ns: &Netns, args: &[&str]) -> (String, Vec<u8>) {
+    let body_file = std::env::temp_dir().join(format!("{}-curl-body", ns.name));
+    let code = run(ns
+        .command("curl")
+        .args(["-sS", "--max-time", "20", "-o"])
+        .arg(&body_file)
+        .args(["-w", "%{http_code}"])
+        .args(args));
+    let body = std::fs::read(&body_file).unwrap_or_default();
+    let _ = std::fs::remove_file(&body_file);
+    (code, body)
+}
+
+/// The requests of test 1: small and larger GETs over IPv4, a 2 MiB POST, a GET over IPv6.
+fn client_mix(ns: &Netns, post_file: &str) -> Vec<(String, Vec<u8>)> {
+    let v4 = format!("http://{}:{CAPTURE_PORT}", Topology::SERVER_V4);
+    let v6 = format!("http://[{}]:{CAPTURE_PORT}", Topology::SERVER_V6);
+    vec![
+        curl(ns, &[&format!("{v4}/bytes/1000")]),
+        curl(
+            ns,
+            &[&format!("{v4}/bytes/300000"), &format!("{v4}/hello?x=1")],
+        ),
+        curl(
+            ns,
+            &[
+                "--data-binary",
+                &format!("@{post_file}"),
+                &format!("{v4}/upload"),
+            ],
+        ),
+        curl(ns, &["-g", &format!("{v6}/bytes/5000")]),
+    ]
+}
+
+fn tc(scrape: &Scrape, outcome: &str) -> u64 {
+    scrape.sum("shadowd_tc_packets_total", &[("outcome", outcome)])
+}
+
+fn stream_bytes(scrape: &Scrape, direction: &str) -> u64 {
+    scrape.sum(
+        "shadowd_capture_stream_bytes_total",
+        &[("direction", direction)],
+    )
+}
+
+#[test]
+fn every_payload_byte_of_both_directions_reaches_the_reader() {
+    let topo = Topology::new();
+    let server = HttpServer::start(
+        &topo.server,
+        &format!("{}:{CAPTURE_PORT}", Topology::SERVER_V4),
+    );
+    let server6 = HttpServer::start(
+        &topo.server,
+        &format!("[{}]:{CAPTURE_PORT}", Topology::SERVER_V6),
+    );
+    let post_file = std::env::temp_dir().join(format!("{}-post", topo.client.name));
+    let post: Vec<u8> = (0..2u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&post_file, &post).expect("write POST body");
+    let post_file = post_file.to_str().expect("utf-8").to_string();
+
+    let baseline = client_mix(&topo.client, &post_file);
+    assert_eq!(baseline[0].0, "200");
+    assert_eq!(
+        baseline[2].1,
+        format!("ok /upload {}\n", post.len()).into_bytes()
+    );
+    let before = (server.totals(), server6.totals());
+
+    let daemon = Shadowd::start(&topo.server, &shadowd_args());
+    let shadowed = client_mix(&topo.client, &post_file);
+    std::fs::remove_file(&post_file).ok();
+    assert_eq!(
+        shadowed, baseline,
+        "clients see exactly the responses they get without shadowd"
+    );
+
+    let after = (server.totals(), server6.totals());
+    let sent_by_clients = (after.0.0 - before.0.0) + (after.1.0 - before.1.0);
+    let sent_by_servers = (after.0.1 - before.0.1) + (after.1.1 - before.1.1);
+    assert!(sent_by_clients > 2 << 20 && sent_by_servers > 300_000);
+
+    let scrape = eventually(
+        Duration::from_secs(15),
+        "captured byte counts to catch up",
+        || {
+            let scrape = daemon.scrape();
+            (stream_bytes(&scrape, "request") >= sent_by_clients
+                && stream_bytes(&scrape, "response") >= sent_by_servers)
+                .then_some(scrape)
+        },
+    );
+    println!(
+        "clients sent {sent_by_clients} B, servers sent {sent_by_servers} B; counters:\n{}",
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.value != 0.0 && s.name.starts_with("shadowd_"))
+            .map(|s| format!("  {} {:?} {}", s.name, s.labels, s.value))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert_eq!(stream_bytes(&scrape, "request"), sent_by_clients);
+    assert_eq!(stream_bytes(&scrape, "response"), sent_by_servers);
+    assert!(tc(&scrape, "cloned_request") > 0 && tc(&scrape, "cloned_response") > 0);
+    assert_eq!(tc(&scrape, "clone_failed"), 0);
+    for lost in [
+        "shadowd_ring_truncated_frames_total",
+        "shadowd_ring_dropped_frames_total",
+        "shadowd_ring_unparsed_frames_total",
+    ] {
+        assert_eq!(scrape.sum(lost, &[]), 0, "{lost}");
+    }
+    // Every packet the program saw is in exactly one outcome.
+    let outcomes: u64 = scrape.sum("shadowd_tc_packets_total", &[]);
+    assert_eq!(outcomes, scrape.sum("shadowd_tc_seen_packets_total", &[]));
+}
+
+#[test]
+fn traffic_to_other_ports_is_not_cloned() {
+    let topo = Topology::new();
+    let _other = HttpServer::start(
+        &topo.server,
+        &format!("{}:{OTHER_PORT}", Topology::SERVER_V4),
+    );
+    let daemon = Shadowd::start(&topo.server, &shadowd_args());
+    for _ in 0..5 {
+        let (code, _) = curl(
+            &topo.client,
+            &[&format!(
+                "http://{}:{OTHER_PORT}/bytes/2000",
+                Topology::SERVER_V4
+            )],
+        );
+        assert_eq!(code, "200");
+    }
+    let scrape = eventually(
+        Duration::from_secs(10),
+        "the program to count the traffic",
+        || {
+            let scrape = daemon.scrape();
+            (tc(&scrape, "not_matched") >= 10).then_some(scrape)
+        },
+    );
+    assert_eq!(
+        tc(&scrape, "cloned_request") + tc(&scrape, "cloned_response"),
+        0
+    );
+    assert_eq!(scrape.sum("shadowd_ring_frames_total", &[]), 0);
+}
+
+/// Connects from the shadowd namespace to a server on a capture port, with `mark` on the
+/// socket, and fetches one response.
+fn marked_request(ns: &Netns, to: SocketAddr, mark: u32) {
+    ns.enter(|| {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_mark(mark).expect("SO_MARK");
+        socket
+            .connect_timeout(&to.into(), Duration::from_secs(5))
+            .expect("connect");
+        let mut stream: TcpStream = socket.into();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream
+            .write_all(b"GET /bytes/100 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        assert!(response.starts_with(b"HTTP/1.1 200"));
+    });
+}
+
+#[test]
+fn packets_with_the_loop_guard_mark_are_not_cloned() {
+    let topo = Topology::new();
+    // A "shadow service" reached from the shadowd host on a capture port.
+    let target: SocketAddr = format!("{}:{CAPTURE_PORT}", Topology::CLIENT_V4)
+        .parse()
+        .unwrap();
+    let _shadow = HttpServer::start(&topo.client, &target.to_string());
+    let daemon = Shadowd::start(&topo.server, &shadowd_args());
+
+    marked_request(&topo.server, target, LOOP_MARK);
+    let scrape = eventually(
+        Duration::from_secs(10),
+        "marked packets to be counted",
+        || {
+            let scrape = daemon.scrape();
+            (tc(&scrape, "loop_guarded") >= 3).then_some(scrape)
+        },
+    );
+    assert_eq!(
+        tc(&scrape, "cloned_request"),
+        0,
+        "marked request-direction packets were cloned"
+    );
+
+    // The same request without the mark is cloned: the guard, not the topology, held it back.
+    marked_request(&topo.server, target, 0);
+    eventually(
+        Duration::from_secs(10),
+        "unmarked packets to be cloned",
+        || (tc(&daemon.scrape(), "cloned_request") >= 3).then_some(()),
+    );
+}
+
+#[test]
+fn a_broken_mirror_never_affects_production() {
+    let topo = Topology::new();
+    let _server = HttpServer::start(
+        &topo.server,
+        &format!("{}:{CAPTURE_PORT}", Topology::SERVER_V4),
+    );
+    let daemon = Shadowd::start(&topo.server, &shadowd_args());
+    let url = format!("http://{}:{CAPTURE_PORT}/bytes/20000", Topology::SERVER_V4);
+    let expected: Vec<u8> = (0..20000).map(|i| b'a' + (i % 26) as u8).collect();
+
+    topo.server.ip(&["link", "set", "shadow0", "down"]);
+    for _ in 0..10 {
+        assert_eq!(
+            curl(&topo.client, &[&url]),
+            ("200".to_string(), expected.clone())
+        );
+    }
+    let failed_down = eventually(
+        Duration::from_secs(10),
+        "clone failures to be counted",
+        || {
+            let failed = tc(&daemon.scrape(), "clone_failed");
+            (failed > 0).then_some(failed)
+        },
+    );
+
+    topo.server.ip(&["link", "del", "shadow0"]);
+    for _ in 0..10 {
+        assert_eq!(
+            curl(&topo.client, &[&url]),
+            ("200".to_string(), expected.clone())
+        );
+    }
+    eventually(
+        Duration::from_secs(10),
+        "clone failures with the mirror deleted",
+        || (tc(&daemon.scrape(), "clone_failed") > failed_down).then_some(()),
+    );
+    assert!(daemon.stop(libc::SIGTERM).success());
+}
+
+/// IDs of loaded shadowd TC programs.
+fn shadowd_programs() -> BTreeSet<u32> {
+    loaded_programs()
+        .filter_map(Result::ok)
+        .filter(|p| matches!(p.name_as_str(), Some("shadow_ingress" | "shadow_egress")))
+        .map(|p| p.id())
+        .collect()
+}
+
+/// Programs attached with TCX to the server interface, ingress and egress.
+fn attached(ns: &Netns) -> usize {
+    ns.enter(|| {
+        [TcAttachType::Ingress, TcAttachType::Egress]
+            .into_iter()
+            .map(|hook| {
+                SchedClassifier::query_tcx(Topology::SERVER_IF, hook)
+                    .expect("query tcx")
+                    .1
+                    .len()
+            })
+            .sum()
+    })
+}
+
+fn has_mirror(ns: &Netns) -> bool {
+    ns.links()
+        .iter()
+        .any(|l| l == "shadow0" || l == "shadow0-peer")
+}
+
+#[test]
+fn nothing_is_left_behind_after_sigterm_or_sigkill() {
+    let topo = Topology::new();
+    let before = shadowd_programs();
+    let new_programs = || shadowd_programs().difference(&before).count();
+
+    let daemon = Shadowd::start(&topo.server, &shadowd_args());
+    assert_eq!(attached(&topo.server), 2);
+    assert!(has_mirror(&topo.server));
+    assert_eq!(new_programs(), 2);
+    assert!(daemon.stop(libc::SIGTERM).success());
+    assert_eq!(attached(&topo.server), 0);
+    assert!(!has_mirror(&topo.server), "mirror pair left after SIGTERM");
+    eventually(Duration::from_secs(10), "programs to be unloaded", || {
+        (new_programs() == 0).then_some(())
+    });
+
+    let daemon = Shadowd::start(&topo.server, &shadowd_args());
+    daemon.stop(libc::SIGKILL);
+    assert_eq!(
+        attached(&topo.server),
+        0,
+        "TCX links outlived a killed daemon"
+    );
+    eventually(
+        Duration::from_secs(10),
+        "programs of a killed daemon to be unloaded",
+        || (new_programs() == 0).then_some(()),
+    );
+    assert!(
+        has_mirror(&topo.server),
+        "a killed daemon cannot delete its mirror pair"
+    );
+
+    // A restart replaces the stale pair and works.
+    let daemon = Shadowd::start(&topo.server, &shadowd_args());
+    assert_eq!(attached(&topo.server), 2);
+    assert!(daemon.log_text().contains("left by an earlier run"));
+    assert!(daemon.stop(libc::SIGTERM).success());
+    assert!(!has_mirror(&topo.server));
+    assert_eq!(attached(&topo.server), 0);
+}

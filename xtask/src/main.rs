@@ -1,0 +1,61 @@
+//! `cargo xtask`: set-up, tests, and the commands a new user runs.
+
+mod setup;
+mod test;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "xtask", about = "Build, set-up and test tasks for shadowd")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Install what the build and the tests need, only where it is missing.
+    Setup,
+    /// Set up if needed, then run every test (unit, property, and root network tests).
+    Test(test::TestArgs),
+    /// Build and run `shadowd run` with the given arguments (as root).
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// The end-to-end demo (shadowing the example service).
+    Demo,
+    /// Benchmarks against baseline and in-path mirroring.
+    Bench,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Setup => setup::run(),
+        Command::Test(args) => test::run(&args),
+        Command::Run { args } => {
+            setup::run()?;
+            let mut cmd = test::cargo();
+            cmd.args([
+                "run",
+                "--package",
+                "shadow-user",
+                "--bin",
+                "shadowd",
+                "--",
+                "run",
+            ]);
+            cmd.args(args);
+            test::status(&mut cmd)
+        }
+        Command::Demo | Command::Bench => {
+            eprintln!(
+                "not yet: the demo and the benchmarks need the replay path, which shadowd does \
+                 not have yet. `cargo xtask run --interface IFACE --capture-port PORT` captures \
+                 today; `cargo xtask test` shows what works."
+            );
+            std::process::exit(2);
+        }
+    }
+}
