@@ -128,3 +128,21 @@ mod pod {
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Stats {}
 }
+
+/// Protocol numbers both sides' header parsers use.
+pub mod proto {
+    /// Ethernet header length without VLAN tags.
+    pub const ETH_HLEN: usize = 14;
+    pub const ETH_P_IP: u16 = 0x0800;
+    pub const ETH_P_IPV6: u16 = 0x86DD;
+    pub const ETH_P_8021Q: u16 = 0x8100;
+    pub const ETH_P_8021AD: u16 = 0x88A8;
+    pub const IPPROTO_TCP: u8 = 6;
+    /// IPv6 extension headers shaped (next header, length in 8-octet units - 1).
+    pub const NEXTHDR_HOP: u8 = 0;
+    pub const NEXTHDR_ROUTING: u8 = 43;
+    pub const NEXTHDR_FRAGMENT: u8 = 44;
+    pub const NEXTHDR_DEST: u8 = 60;
+    /// Next-header values that end the walk: not TCP (ICMP, UDP, ICMPv6, none, SCTP, UDP-Lite).
+    pub const NOT_TCP: [u8; 6] = [1, 17, 58, 59, 132, 136];
+}

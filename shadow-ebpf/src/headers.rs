@@ -2,21 +2,15 @@
 //! the TCP ports of a packet, or says why there are none.
 
 use aya_ebpf::programs::TcContext;
-use shadow_common::MAX_IPV6_EXT_HEADERS;
+use shadow_common::{
+    MAX_IPV6_EXT_HEADERS,
+    proto::{
+        ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, NEXTHDR_DEST,
+        NEXTHDR_FRAGMENT, NEXTHDR_HOP, NEXTHDR_ROUTING, NOT_TCP,
+    },
+};
 
-const ETH_HLEN: usize = 14;
-const ETH_P_IP: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86DD;
-const ETH_P_8021Q: u16 = 0x8100;
-const ETH_P_8021AD: u16 = 0x88A8;
-const IPPROTO_TCP: u8 = 6;
 const IPV6_HLEN: usize = 40;
-
-// IPv6 extension headers that can be walked: they all start with (next header, length).
-const NEXTHDR_HOP: u8 = 0;
-const NEXTHDR_ROUTING: u8 = 43;
-const NEXTHDR_FRAGMENT: u8 = 44;
-const NEXTHDR_DEST: u8 = 60;
 
 /// TCP source and destination ports, host byte order.
 pub struct Ports {
@@ -35,14 +29,14 @@ pub enum Skip {
 /// Reads the TCP ports of the packet, walking at most one VLAN tag.
 #[inline(always)]
 pub fn tcp_ports(ctx: &TcContext) -> Result<Ports, Skip> {
-    let mut offset = 12;
+    // The ethertype is the last field of the Ethernet header.
+    let mut offset = ETH_HLEN - 2;
     let mut ethertype = load_be16(ctx, offset)?;
     if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
         offset += 4;
         ethertype = load_be16(ctx, offset)?;
     }
     let l3 = offset + 2;
-    debug_assert!(l3 >= ETH_HLEN);
     let l4 = match ethertype {
         ETH_P_IP => ipv4_payload(ctx, l3)?,
         ETH_P_IPV6 => ipv6_payload(ctx, l3)?,
@@ -96,8 +90,7 @@ fn ipv6_payload(ctx: &TcContext, l3: usize) -> Result<usize, Skip> {
                 let len: u8 = ctx.load(offset + 1).map_err(|_| Skip::Unparsed)?;
                 offset += (usize::from(len) + 1) * 8;
             }
-            // Anything else that is not TCP, as far as the walk can tell.
-            59 | 1 | 17 | 58 | 132 | 136 => return Err(Skip::NotTcp),
+            other if NOT_TCP.contains(&other) => return Err(Skip::NotTcp),
             _ => return Err(Skip::Ipv6ExtUnwalked),
         }
     }

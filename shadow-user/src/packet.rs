@@ -6,6 +6,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use shadow_common::proto::{
+    ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, NEXTHDR_DEST,
+    NEXTHDR_FRAGMENT, NEXTHDR_HOP, NEXTHDR_ROUTING, NOT_TCP,
+};
+
 /// TCP flag bits as in the header's 13th byte.
 pub mod tcp_flags {
     pub const FIN: u8 = 0x01;
@@ -13,13 +18,6 @@ pub mod tcp_flags {
     pub const RST: u8 = 0x04;
     pub const ACK: u8 = 0x10;
 }
-
-const ETH_HLEN: usize = 14;
-const ETH_P_IP: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86DD;
-const ETH_P_8021Q: u16 = 0x8100;
-const ETH_P_8021AD: u16 = 0x88A8;
-const IPPROTO_TCP: u8 = 6;
 
 /// One TCP segment, borrowing its payload from the captured frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,15 +129,17 @@ pub fn parse_ipv6(packet: &[u8]) -> Result<Segment<'_>, PacketError> {
     loop {
         match next {
             IPPROTO_TCP => return parse_tcp(src, dst, &packet[offset..end]),
-            0 | 43 | 60 => {
+            NEXTHDR_HOP | NEXTHDR_ROUTING | NEXTHDR_DEST => {
                 if end < offset + 8 {
                     return Err(PacketError::Truncated { layer: "ipv6" });
                 }
                 next = packet[offset];
                 offset += (usize::from(packet[offset + 1]) + 1) * 8;
             }
-            44 => return Err(PacketError::Fragment),
-            1 | 17 | 58 | 59 | 132 | 136 => return Err(PacketError::NotTcp { protocol: next }),
+            NEXTHDR_FRAGMENT => return Err(PacketError::Fragment),
+            other if NOT_TCP.contains(&other) => {
+                return Err(PacketError::NotTcp { protocol: other });
+            }
             other => return Err(PacketError::Ipv6Extension { next_header: other }),
         }
         if offset > end {

@@ -29,19 +29,27 @@ fn outcomes(stats: &Stats) -> [(&'static str, u64); 10] {
 impl Collector for StatsReader {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let all = self.read();
-
-        let mut family = encoder.encode_descriptor(
-            "tc_seen_packets",
-            "Packets the TC program ran on",
-            None,
-            MetricType::Counter,
-        )?;
-        for (attachment, stats) in &all {
-            let labels = [
-                ("interface", attachment.interface.as_str()),
-                ("hook", attachment.hook),
-            ];
-            ConstCounter::new(stats.seen).encode(family.encode_family(&labels)?)?;
+        let per_attachment = [
+            (
+                "tc_seen_packets",
+                "Packets the TC program ran on",
+                (|s: &Stats| s.seen) as fn(&Stats) -> u64,
+            ),
+            (
+                "tc_cloned_bytes",
+                "Bytes of packets cloned to the mirror interface",
+                |s: &Stats| s.cloned_bytes,
+            ),
+        ];
+        for (name, help, value) in per_attachment {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (attachment, stats) in &all {
+                let labels = [
+                    ("interface", attachment.interface.as_str()),
+                    ("hook", attachment.hook),
+                ];
+                ConstCounter::new(value(stats)).encode(family.encode_family(&labels)?)?;
+            }
         }
 
         let mut family = encoder.encode_descriptor(
@@ -59,20 +67,6 @@ impl Collector for StatsReader {
                 ];
                 ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
             }
-        }
-
-        let mut family = encoder.encode_descriptor(
-            "tc_cloned_bytes",
-            "Bytes of packets cloned to the mirror interface",
-            None,
-            MetricType::Counter,
-        )?;
-        for (attachment, stats) in &all {
-            let labels = [
-                ("interface", attachment.interface.as_str()),
-                ("hook", attachment.hook),
-            ];
-            ConstCounter::new(stats.cloned_bytes).encode(family.encode_family(&labels)?)?;
         }
         Ok(())
     }
