@@ -1,0 +1,65 @@
+//! TCP stream reassembly, independent of where segments come from (live ring or pcap): a
+//! bounded flow table holding both directions of each connection, turning cloned segments
+//! into in-order bytes for a per-flow [`StreamHandler`] (the HTTP parser), and telling it
+//! where bytes were lost so it never builds a message across a gap.
+
+mod stats;
+mod stream;
+mod table;
+
+#[cfg(test)]
+mod tests;
+
+use std::{net::SocketAddr, time::SystemTime};
+
+pub use stats::{GapReason, ReassemblyStats};
+pub use table::{FlowTable, Limits};
+
+use crate::capture::Direction;
+
+/// A connection, named by its client and server ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowKey {
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+}
+
+impl FlowKey {
+    /// The key of a segment travelling `direction` from `src` to `dst`.
+    pub fn of(direction: Direction, src: SocketAddr, dst: SocketAddr) -> FlowKey {
+        match direction {
+            Direction::Request => FlowKey {
+                client: src,
+                server: dst,
+            },
+            Direction::Response => FlowKey {
+                client: dst,
+                server: src,
+            },
+        }
+    }
+}
+
+/// Consumer of one flow's reassembled streams (one value per flow).
+pub trait StreamHandler {
+    /// What the handler produces (requests, responses, drop notices).
+    type Event;
+
+    /// In-order bytes of `direction`, captured at `ts`.
+    fn data(
+        &mut self,
+        direction: Direction,
+        data: &[u8],
+        ts: SystemTime,
+        out: &mut Vec<Self::Event>,
+    );
+    /// Bytes of `direction` before what follows are lost for good.
+    fn gap(&mut self, direction: Direction, out: &mut Vec<Self::Event>);
+    /// `direction` ended: FIN reached, RST, or the flow expired or was evicted.
+    fn end(&mut self, direction: Direction, ts: SystemTime, out: &mut Vec<Self::Event>);
+    /// True when nothing more of this flow is of interest (e.g. it upgraded to another
+    /// protocol): its segments are then only counted.
+    fn is_finished(&self) -> bool {
+        false
+    }
+}

@@ -1,0 +1,134 @@
+//! Counters of the reassembler, registered as `shadowd_reassembly_*`.
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+
+/// Why bytes of a stream were given up as lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GapReason {
+    /// The flow's out-of-order buffer limit was reached.
+    FlowBufferFull,
+    /// The global out-of-order buffer limit was reached.
+    GlobalBufferFull,
+    /// FIN or RST arrived while bytes before it were still missing.
+    Closed,
+    /// The flow went idle (or was evicted) with bytes missing.
+    Expired,
+    /// The stream was picked up after its start (no SYN seen).
+    Midstream,
+}
+
+impl GapReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GapReason::FlowBufferFull => "flow_buffer_full",
+            GapReason::GlobalBufferFull => "global_buffer_full",
+            GapReason::Closed => "closed",
+            GapReason::Expired => "expired",
+            GapReason::Midstream => "midstream",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+/// Counters of the flow table.
+#[derive(Debug, Default, Clone)]
+pub struct ReassemblyStats {
+    pub flows: Gauge,
+    pub flows_created: Counter,
+    pub flows_closed: Counter,
+    pub flows_expired: Counter,
+    pub flows_evicted: Counter,
+    pub flows_finished: Counter,
+    pub out_of_order_bytes: Gauge,
+    pub out_of_order_segments: Counter,
+    pub duplicate_bytes: Counter,
+    pub out_of_window_segments: Counter,
+    pub delivered_bytes: Counter,
+    pub gaps: Family<ReasonLabel, Counter>,
+}
+
+impl ReassemblyStats {
+    pub fn gap(&self, reason: GapReason) {
+        self.gaps
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            })
+            .inc();
+    }
+
+    pub fn gaps_of(&self, reason: GapReason) -> u64 {
+        self.gaps
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            })
+            .get()
+    }
+
+    pub fn register(&self, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("reassembly");
+        r.register("flows", "Connections tracked", self.flows.clone());
+        r.register(
+            "flows_created",
+            "Connections started tracking",
+            self.flows_created.clone(),
+        );
+        r.register(
+            "flows_closed",
+            "Connections ended by FIN or RST",
+            self.flows_closed.clone(),
+        );
+        r.register(
+            "flows_expired",
+            "Connections dropped after going idle",
+            self.flows_expired.clone(),
+        );
+        r.register(
+            "flows_evicted",
+            "Connections dropped because the table was full",
+            self.flows_evicted.clone(),
+        );
+        r.register(
+            "flows_finished",
+            "Connections no longer parsed (other protocol)",
+            self.flows_finished.clone(),
+        );
+        r.register(
+            "out_of_order_bytes",
+            "Bytes held waiting for a hole to fill",
+            self.out_of_order_bytes.clone(),
+        );
+        r.register(
+            "out_of_order_segments",
+            "Segments held out of order",
+            self.out_of_order_segments.clone(),
+        );
+        r.register(
+            "duplicate_bytes",
+            "Retransmitted or overlapping bytes dropped",
+            self.duplicate_bytes.clone(),
+        );
+        r.register(
+            "out_of_window_segments",
+            "Segments too far from their stream to belong to it",
+            self.out_of_window_segments.clone(),
+        );
+        r.register(
+            "delivered_bytes",
+            "In-order stream bytes handed to the parser",
+            self.delivered_bytes.clone(),
+        );
+        r.register(
+            "gaps",
+            "Stream bytes given up as lost, by reason",
+            self.gaps.clone(),
+        );
+    }
+}

@@ -1,0 +1,370 @@
+//! The flow table: finds or creates the connection of each segment, feeds its streams, and
+//! enforces the limits (flows, out-of-order bytes per flow and in all, idle time), counting
+//! every limit hit.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, SystemTime},
+};
+
+use super::{
+    FlowKey, StreamHandler,
+    stats::{GapReason, ReassemblyStats},
+    stream::Stream,
+};
+use crate::{
+    capture::Direction,
+    packet::{Segment, tcp_flags},
+};
+
+/// Bounds of the table.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections tracked at once; the least recently active is evicted beyond it.
+    pub max_flows: usize,
+    /// Out-of-order bytes one direction may hold before its hole is given up.
+    pub max_flow_buffer: usize,
+    /// Out-of-order bytes all flows together may hold.
+    pub max_total_buffer: usize,
+    /// A connection with no segment for this long is ended.
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_flows: 65_536,
+            max_flow_buffer: 4 << 20,
+            max_total_buffer: 256 << 20,
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How many flows eviction looks at to pick the least recently active (approximate LRU
+/// without a second index).
+const EVICTION_SAMPLE: usize = 16;
+
+struct Flow<H> {
+    request: Stream,
+    response: Stream,
+    handler: H,
+    last_seen: SystemTime,
+    finished: bool,
+}
+
+impl<H> Flow<H> {
+    fn pending_bytes(&self) -> usize {
+        self.request.pending_bytes() + self.response.pending_bytes()
+    }
+}
+
+/// Connections being reassembled, each with its handler.
+pub struct FlowTable<H: StreamHandler> {
+    flows: HashMap<FlowKey, Flow<H>>,
+    limits: Limits,
+    stats: ReassemblyStats,
+    total_buffered: usize,
+    new_handler: Box<dyn FnMut(&FlowKey) -> H + Send>,
+    scratch: Vec<H::Event>,
+}
+
+impl<H: StreamHandler> FlowTable<H> {
+    pub fn new(
+        limits: Limits,
+        stats: ReassemblyStats,
+        new_handler: impl FnMut(&FlowKey) -> H + Send + 'static,
+    ) -> Self {
+        FlowTable {
+            flows: HashMap::new(),
+            limits,
+            stats,
+            total_buffered: 0,
+            new_handler: Box::new(new_handler),
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    /// Takes in one captured segment; events it completes are appended to `out`.
+    pub fn segment(
+        &mut self,
+        direction: Direction,
+        segment: &Segment<'_>,
+        ts: SystemTime,
+        out: &mut Vec<(FlowKey, H::Event)>,
+    ) {
+        let key = FlowKey::of(direction, segment.src, segment.dst);
+        let syn = segment.has(tcp_flags::SYN);
+        let rst = segment.has(tcp_flags::RST);
+        let fin = segment.has(tcp_flags::FIN);
+
+        // A new connection reusing the ports of an old one that never closed cleanly.
+        if syn
+            && !segment.has(tcp_flags::ACK)
+            && self
+                .flows
+                .get(&key)
+                .is_some_and(|f| f.request.is_anchored())
+        {
+            self.close(key, ts, GapReason::Closed, out);
+        }
+        if !self.flows.contains_key(&key) {
+            if rst || (segment.payload.is_empty() && !syn && !fin) {
+                // Nothing to reassemble from a bare ACK or RST of an unknown connection.
+                return;
+            }
+            if self.flows.len() >= self.limits.max_flows {
+                self.evict(ts, out);
+            }
+            let handler = (self.new_handler)(&key);
+            self.flows.insert(
+                key,
+                Flow {
+                    request: Stream::default(),
+                    response: Stream::default(),
+                    handler,
+                    last_seen: ts,
+                    finished: false,
+                },
+            );
+            self.stats.flows_created.inc();
+            self.stats.flows.set(self.flows.len() as i64);
+        }
+        let Some(flow) = self.flows.get_mut(&key) else {
+            return;
+        };
+        flow.last_seen = ts;
+        if flow.finished {
+            // Only counted from here; idle expiry removes it if no RST does.
+            if rst {
+                self.remove(key);
+            }
+            return;
+        }
+
+        let before = flow.pending_bytes();
+        let Flow {
+            request,
+            response,
+            handler,
+            ..
+        } = flow;
+        let stream = match direction {
+            Direction::Request => &mut *request,
+            Direction::Response => &mut *response,
+        };
+        let scratch = &mut self.scratch;
+        if syn {
+            stream.syn(segment.seq);
+        }
+        let data_seq = if syn {
+            segment.seq.wrapping_add(1)
+        } else {
+            segment.seq
+        };
+        if !stream.is_anchored() && !segment.payload.is_empty() {
+            // Picked up mid-stream: the parser must look for a message start.
+            handler.gap(direction, scratch);
+            self.stats.gap(GapReason::Midstream);
+        }
+        let mut delivered = 0u64;
+        let outcome = stream.segment(data_seq, segment.payload, fin, ts, &mut |data, at| {
+            delivered += data.len() as u64;
+            handler.data(direction, data, at, scratch);
+        });
+        self.stats.duplicate_bytes.inc_by(outcome.duplicate_bytes);
+        if outcome.buffered_bytes > 0 {
+            self.stats.out_of_order_segments.inc();
+        }
+        if outcome.out_of_window {
+            self.stats.out_of_window_segments.inc();
+        }
+
+        // Bound what waits for a hole: this stream's share first, then everyone's.
+        let over_flow = stream.pending_bytes() > self.limits.max_flow_buffer;
+        let grown = (request.pending_bytes() + response.pending_bytes()) as isize - before as isize;
+        let over_total =
+            (self.total_buffered as isize + grown) as usize > self.limits.max_total_buffer;
+        let stream = match direction {
+            Direction::Request => &mut *request,
+            Direction::Response => &mut *response,
+        };
+        if over_flow || over_total {
+            let reason = if over_flow {
+                GapReason::FlowBufferFull
+            } else {
+                GapReason::GlobalBufferFull
+            };
+            skip_holes(
+                stream,
+                direction,
+                handler,
+                scratch,
+                &mut delivered,
+                &self.stats,
+                reason,
+            );
+        }
+        self.stats.delivered_bytes.inc_by(delivered);
+        if stream.complete() && !stream.ended {
+            stream.ended = true;
+            handler.end(direction, ts, scratch);
+        }
+        let after = request.pending_bytes() + response.pending_bytes();
+        self.total_buffered = self.total_buffered + after - before;
+        self.stats
+            .out_of_order_bytes
+            .set(self.total_buffered as i64);
+
+        let finished = handler.is_finished();
+        let both_ended = request.ended && response.ended;
+        out.extend(self.scratch.drain(..).map(|event| (key, event)));
+        if rst {
+            self.close(key, ts, GapReason::Closed, out);
+        } else if both_ended {
+            self.remove(key);
+            self.stats.flows_closed.inc();
+        } else if finished {
+            self.finish(key);
+        }
+    }
+
+    /// Ends flows idle for longer than the limit (by capture time).
+    pub fn expire(&mut self, now: SystemTime, out: &mut Vec<(FlowKey, H::Event)>) {
+        let timeout = self.limits.idle_timeout;
+        let idle: Vec<FlowKey> = self
+            .flows
+            .iter()
+            .filter(|(_, flow)| now.duration_since(flow.last_seen).unwrap_or_default() >= timeout)
+            .map(|(key, _)| *key)
+            .collect();
+        for key in idle {
+            self.close(key, now, GapReason::Expired, out);
+            self.stats.flows_expired.inc();
+        }
+    }
+
+    /// Ends every flow (end of a capture file, or shutdown).
+    pub fn flush(&mut self, now: SystemTime, out: &mut Vec<(FlowKey, H::Event)>) {
+        let keys: Vec<FlowKey> = self.flows.keys().copied().collect();
+        for key in keys {
+            self.close(key, now, GapReason::Expired, out);
+        }
+    }
+
+    /// Evicts the least recently active of a sample of flows.
+    fn evict(&mut self, now: SystemTime, out: &mut Vec<(FlowKey, H::Event)>) {
+        let oldest = self
+            .flows
+            .iter()
+            .take(EVICTION_SAMPLE)
+            .min_by_key(|(_, flow)| flow.last_seen)
+            .map(|(key, _)| *key);
+        if let Some(key) = oldest {
+            self.close(key, now, GapReason::Expired, out);
+            self.stats.flows_evicted.inc();
+        }
+    }
+
+    /// Ends both directions of a flow, declaring the bytes still missing as lost, and
+    /// removes it.
+    fn close(
+        &mut self,
+        key: FlowKey,
+        now: SystemTime,
+        reason: GapReason,
+        out: &mut Vec<(FlowKey, H::Event)>,
+    ) {
+        let Some(mut flow) = self.flows.remove(&key) else {
+            return;
+        };
+        self.total_buffered -= flow.pending_bytes();
+        self.stats
+            .out_of_order_bytes
+            .set(self.total_buffered as i64);
+        self.stats.flows.set(self.flows.len() as i64);
+        if flow.finished {
+            return;
+        }
+        let mut delivered = 0;
+        for direction in [Direction::Request, Direction::Response] {
+            let stream = match direction {
+                Direction::Request => &mut flow.request,
+                Direction::Response => &mut flow.response,
+            };
+            if stream.ended {
+                continue;
+            }
+            if stream.has_hole() {
+                skip_holes(
+                    stream,
+                    direction,
+                    &mut flow.handler,
+                    &mut self.scratch,
+                    &mut delivered,
+                    &self.stats,
+                    reason,
+                );
+            }
+            stream.ended = true;
+            flow.handler.end(direction, now, &mut self.scratch);
+        }
+        self.stats.delivered_bytes.inc_by(delivered);
+        if reason == GapReason::Closed {
+            self.stats.flows_closed.inc();
+        }
+        out.extend(self.scratch.drain(..).map(|event| (key, event)));
+    }
+
+    fn remove(&mut self, key: FlowKey) {
+        if let Some(flow) = self.flows.remove(&key) {
+            self.total_buffered -= flow.pending_bytes();
+            self.stats
+                .out_of_order_bytes
+                .set(self.total_buffered as i64);
+            self.stats.flows.set(self.flows.len() as i64);
+        }
+    }
+
+    /// Stops parsing a flow but keeps a small entry so its remaining segments are ignored.
+    fn finish(&mut self, key: FlowKey) {
+        if let Some(flow) = self.flows.get_mut(&key) {
+            self.total_buffered -= flow.pending_bytes();
+            flow.request = Stream::default();
+            flow.response = Stream::default();
+            flow.finished = true;
+            self.stats.flows_finished.inc();
+        }
+    }
+}
+
+/// Gives up every hole of `stream`, telling the handler before each jump.
+fn skip_holes<H: StreamHandler>(
+    stream: &mut Stream,
+    direction: Direction,
+    handler: &mut H,
+    scratch: &mut Vec<H::Event>,
+    delivered: &mut u64,
+    stats: &ReassemblyStats,
+    reason: GapReason,
+) {
+    loop {
+        handler.gap(direction, scratch);
+        stats.gap(reason);
+        let skipped = stream.skip_hole(&mut |data, at| {
+            *delivered += data.len() as u64;
+            handler.data(direction, data, at, scratch);
+        });
+        if !skipped || !stream.has_hole() || stream.pending_bytes() == 0 {
+            break;
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! Reassembly tests: a recording handler sees exactly the stream bytes, whatever the
+//! segmentation, order, duplication and initial sequence number; lost bytes become gaps.
+
+use std::time::{Duration, SystemTime};
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::packet::{Segment, tcp_flags};
+
+/// What a handler saw, per direction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    Data(Direction, Vec<u8>),
+    Gap(Direction),
+    End(Direction),
+}
+
+#[derive(Default)]
+struct Recorder;
+
+impl StreamHandler for Recorder {
+    type Event = Seen;
+    fn data(&mut self, direction: Direction, data: &[u8], _: SystemTime, out: &mut Vec<Seen>) {
+        out.push(Seen::Data(direction, data.to_vec()));
+    }
+    fn gap(&mut self, direction: Direction, out: &mut Vec<Seen>) {
+        out.push(Seen::Gap(direction));
+    }
+    fn end(&mut self, direction: Direction, _: SystemTime, out: &mut Vec<Seen>) {
+        out.push(Seen::End(direction));
+    }
+}
+
+const CLIENT: &str = "198.18.0.1:40000";
+const SERVER: &str = "198.18.0.2:80";
+
+fn table(limits: Limits) -> (FlowTable<Recorder>, ReassemblyStats) {
+    let stats = ReassemblyStats::default();
+    (FlowTable::new(limits, stats.clone(), |_| Recorder), stats)
+}
+
+fn at(ms: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// Feeds one request-direction segment.
+fn feed(
+    table: &mut FlowTable<Recorder>,
+    seq: u32,
+    flags: u8,
+    payload: &[u8],
+    ms: u64,
+) -> Vec<Seen> {
+    let segment = Segment {
+        src: CLIENT.parse().unwrap(),
+        dst: SERVER.parse().unwrap(),
+        seq,
+        ack: 0,
+        flags,
+        payload,
+    };
+    let mut out = Vec::new();
+    table.segment(Direction::Request, &segment, at(ms), &mut out);
+    out.into_iter().map(|(_, seen)| seen).collect()
+}
+
+/// Concatenates the data events of a direction.
+fn bytes_of(events: &[Seen]) -> Vec<u8> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Seen::Data(_, data) => Some(data.as_slice()),
+            _ => None,
+        })
+        .flatten()
+        .copied()
+        .collect()
+}
+
+#[test]
+fn in_order_with_syn_and_fin() {
+    let (mut t, stats) = table(Limits::default());
+    let isn = u32::MAX - 2;
+    let mut seen = feed(&mut t, isn, tcp_flags::SYN, b"", 0);
+    seen.extend(feed(
+        &mut t,
+        isn.wrapping_add(1),
+        tcp_flags::ACK,
+        b"hello ",
+        1,
+    ));
+    seen.extend(feed(
+        &mut t,
+        isn.wrapping_add(7),
+        tcp_flags::ACK | tcp_flags::FIN,
+        b"world",
+        2,
+    ));
+    assert_eq!(bytes_of(&seen), b"hello world");
+    assert_eq!(seen.last(), Some(&Seen::End(Direction::Request)));
+    assert!(!seen.contains(&Seen::Gap(Direction::Request)));
+    assert_eq!(stats.delivered_bytes.get(), 11);
+}
+
+#[test]
+fn reordered_duplicated_and_overlapping_segments() {
+    let (mut t, stats) = table(Limits::default());
+    let mut seen = feed(&mut t, 100, tcp_flags::SYN, b"", 0);
+    seen.extend(feed(&mut t, 107, tcp_flags::ACK, b"GHIJ", 1)); // ahead
+    seen.extend(feed(&mut t, 101, tcp_flags::ACK, b"ABC", 2));
+    seen.extend(feed(&mut t, 101, tcp_flags::ACK, b"ABC", 3)); // retransmission
+    seen.extend(feed(&mut t, 103, tcp_flags::ACK, b"CDEFGH", 4)); // overlaps both sides
+    assert_eq!(bytes_of(&seen), b"ABCDEFGHIJ");
+    assert_eq!(stats.duplicate_bytes.get(), 3 + 1 + 2);
+    assert_eq!(stats.out_of_order_bytes.get(), 0);
+}
+
+#[test]
+fn midstream_pickup_starts_with_a_gap() {
+    let (mut t, stats) = table(Limits::default());
+    let seen = feed(&mut t, 5000, tcp_flags::ACK, b"tail of something", 0);
+    assert_eq!(seen[0], Seen::Gap(Direction::Request));
+    assert_eq!(bytes_of(&seen), b"tail of something");
+    assert_eq!(stats.gaps_of(GapReason::Midstream), 1);
+    // A bare ACK of an unknown flow creates nothing.
+    let (mut t, _) = table(Limits::default());
+    assert!(feed(&mut t, 1, tcp_flags::ACK, b"", 0).is_empty());
+    assert!(t.is_empty());
+}
+
+#[test]
+fn a_hole_past_the_flow_buffer_limit_becomes_a_gap() {
+    let limits = Limits {
+        max_flow_buffer: 8,
+        ..Limits::default()
+    };
+    let (mut t, stats) = table(limits);
+    let mut seen = feed(&mut t, 0, tcp_flags::SYN, b"", 0);
+    seen.extend(feed(&mut t, 1, tcp_flags::ACK, b"AB", 1));
+    seen.extend(feed(&mut t, 5, tcp_flags::ACK, b"EFGH", 2)); // "CD" lost
+    assert_eq!(bytes_of(&seen), b"AB");
+    seen.extend(feed(&mut t, 9, tcp_flags::ACK, b"IJKLM", 3)); // 9 bytes held > 8
+    assert_eq!(bytes_of(&seen), b"ABEFGHIJKLM");
+    let gap = seen
+        .iter()
+        .position(|e| *e == Seen::Gap(Direction::Request))
+        .unwrap();
+    assert_eq!(
+        bytes_of(&seen[..gap]),
+        b"AB",
+        "the gap comes before the bytes after it"
+    );
+    assert_eq!(stats.gaps_of(GapReason::FlowBufferFull), 1);
+    assert_eq!(stats.out_of_order_bytes.get(), 0);
+}
+
+#[test]
+fn rst_with_a_hole_reports_the_gap_then_ends_both_directions() {
+    let (mut t, stats) = table(Limits::default());
+    let mut seen = feed(&mut t, 0, tcp_flags::SYN, b"", 0);
+    seen.extend(feed(&mut t, 1, tcp_flags::ACK, b"AB", 1));
+    seen.extend(feed(&mut t, 5, tcp_flags::ACK, b"EF", 2));
+    seen.extend(feed(&mut t, 7, tcp_flags::RST, b"", 3));
+    assert_eq!(bytes_of(&seen), b"ABEF");
+    assert!(seen.contains(&Seen::Gap(Direction::Request)));
+    assert!(seen.ends_with(&[
+        Seen::End(Direction::Request),
+        Seen::End(Direction::Response)
+    ]));
+    assert!(t.is_empty());
+    assert_eq!(stats.gaps_of(GapReason::Closed), 1);
+}
+
+#[test]
+fn idle_flows_expire_and_the_table_is_bounded() {
+    let limits = Limits {
+        max_flows: 2,
+        idle_timeout: Duration::from_secs(10),
+        ..Limits::default()
+    };
+    let stats = ReassemblyStats::default();
+    let mut t: FlowTable<Recorder> = FlowTable::new(limits, stats.clone(), |_| Recorder);
+    let mut out = Vec::new();
+    for port in 1..=3u16 {
+        let segment = Segment {
+            src: format!("198.18.0.1:{port}").parse().unwrap(),
+            dst: SERVER.parse().unwrap(),
+            seq: 0,
+            ack: 0,
+            flags: tcp_flags::SYN,
+            payload: b"",
+        };
+        t.segment(Direction::Request, &segment, at(u64::from(port)), &mut out);
+    }
+    assert_eq!(t.len(), 2);
+    assert_eq!(stats.flows_evicted.get(), 1);
+    t.expire(at(20_000), &mut out);
+    assert!(t.is_empty());
+    assert_eq!(stats.flows_expired.get(), 2);
+}
+
+/// Cuts `stream` into segments at `cuts`, then applies reordering and duplication.
+fn segments_of(stream: &[u8], cuts: &[usize]) -> Vec<(usize, Vec<u8>)> {
+    let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (stream.len() + 1)).collect();
+    bounds.extend([0, stream.len()]);
+    bounds.sort_unstable();
+    bounds.dedup();
+    bounds
+        .windows(2)
+        .map(|w| (w[0], stream[w[0]..w[1]].to_vec()))
+        .collect()
+}
+
+proptest! {
+    #[test]
+    fn any_segmentation_order_and_duplication_yields_the_stream(
+        stream in proptest::collection::vec(any::<u8>(), 1..3000),
+        cuts in proptest::collection::vec(any::<usize>(), 0..40),
+        isn_back in 0u32..5000,
+        shuffle in proptest::collection::vec(any::<u16>(), 0..40),
+        dups in proptest::collection::vec(any::<u16>(), 0..10),
+    ) {
+        let isn = 0u32.wrapping_sub(isn_back);
+        let mut segments = segments_of(&stream, &cuts);
+        for (i, swap) in shuffle.iter().enumerate() {
+            let len = segments.len();
+            segments.swap(i % len, usize::from(*swap) % len);
+        }
+        for dup in &dups {
+            let pick = segments[usize::from(*dup) % segments.len()].clone();
+            segments.push(pick);
+        }
+        // Overlap: a segment spanning two neighbours, sent again.
+        if segments.len() > 2 {
+            let start = segments[0].0.min(segments[1].0);
+            let end = (start + 50).min(stream.len());
+            segments.push((start, stream[start..end].to_vec()));
+        }
+        let (mut t, stats) = table(Limits::default());
+        let mut seen = feed(&mut t, isn, tcp_flags::SYN, b"", 0);
+        for (offset, bytes) in &segments {
+            seen.extend(feed(&mut t, isn.wrapping_add(1).wrapping_add(*offset as u32), tcp_flags::ACK, bytes, 1));
+        }
+        prop_assert_eq!(bytes_of(&seen), stream.clone());
+        prop_assert!(!seen.contains(&Seen::Gap(Direction::Request)));
+        prop_assert_eq!(stats.out_of_order_bytes.get(), 0);
+    }
+
+    #[test]
+    fn a_lost_segment_is_a_gap_never_bridged(
+        stream in proptest::collection::vec(any::<u8>(), 10..2000),
+        cuts in proptest::collection::vec(any::<usize>(), 2..30),
+        lose in any::<usize>(),
+    ) {
+        let segments = segments_of(&stream, &cuts);
+        prop_assume!(segments.len() >= 3);
+        let lost = 1 + lose % (segments.len() - 2); // never the first or last
+        let (mut t, _) = table(Limits::default());
+        let isn = u32::MAX - 7;
+        let mut seen = feed(&mut t, isn, tcp_flags::SYN, b"", 0);
+        for (i, (offset, bytes)) in segments.iter().enumerate() {
+            if i != lost {
+                seen.extend(feed(&mut t, isn.wrapping_add(1).wrapping_add(*offset as u32), tcp_flags::ACK, bytes, 1));
+            }
+        }
+        let mut out = Vec::new();
+        t.flush(at(5), &mut out);
+        seen.extend(out.into_iter().map(|(_, s)| s));
+        let gap = seen.iter().position(|e| *e == Seen::Gap(Direction::Request));
+        prop_assert!(gap.is_some());
+        let gap = gap.unwrap();
+        let (lost_at, lost_bytes) = &segments[lost];
+        prop_assert_eq!(bytes_of(&seen[..gap]), stream[..*lost_at].to_vec());
+        prop_assert_eq!(bytes_of(&seen[gap..]), stream[lost_at + lost_bytes.len()..].to_vec());
+    }
+}
