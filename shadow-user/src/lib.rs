@@ -7,6 +7,7 @@ pub mod capture;
 pub mod cli;
 pub mod logging;
 pub mod packet;
+pub mod pcap;
 pub mod reassembly;
 pub mod run;
 

@@ -48,6 +48,8 @@ pub enum PacketError {
     Truncated { layer: &'static str },
     #[error("IP fragment: TCP segments are reassembled by the kernel, not here")]
     Fragment,
+    #[error("capture link type {link} is not supported")]
+    UnsupportedLink { link: i32 },
     #[error("IPv6 extension header {next_header} is not walked")]
     Ipv6Extension { next_header: u8 },
 }
@@ -67,9 +69,44 @@ pub fn parse_ethernet(frame: &[u8]) -> Result<Segment<'_>, PacketError> {
         ethertype = be16(frame, 16);
         l3 += 4;
     }
+    by_ethertype(ethertype, &frame[l3..])
+}
+
+/// Link-layer header types of capture files (the pcap LINKTYPE_* values handled here).
+pub mod linktype {
+    pub const ETHERNET: i32 = 1;
+    pub const RAW: i32 = 101;
+    pub const LINUX_SLL: i32 = 113;
+    pub const IPV4: i32 = 228;
+    pub const IPV6: i32 = 229;
+    pub const LINUX_SLL2: i32 = 276;
+}
+
+/// Parses a captured frame of the given pcap link type down to its TCP segment.
+pub fn parse_link(link: i32, frame: &[u8]) -> Result<Segment<'_>, PacketError> {
+    let truncated = PacketError::Truncated { layer: "link" };
+    match link {
+        linktype::ETHERNET => parse_ethernet(frame),
+        linktype::IPV4 => parse_ipv4(frame),
+        linktype::IPV6 => parse_ipv6(frame),
+        // Raw IP: the version nibble says which.
+        linktype::RAW => match frame.first().map(|b| b >> 4) {
+            Some(4) => parse_ipv4(frame),
+            Some(6) => parse_ipv6(frame),
+            _ => Err(truncated),
+        },
+        // Linux "cooked" captures (`tcpdump -i any`): protocol at 14 (v1) or 0 (v2).
+        linktype::LINUX_SLL if frame.len() >= 16 => by_ethertype(be16(frame, 14), &frame[16..]),
+        linktype::LINUX_SLL2 if frame.len() >= 20 => by_ethertype(be16(frame, 0), &frame[20..]),
+        linktype::LINUX_SLL | linktype::LINUX_SLL2 => Err(truncated),
+        other => Err(PacketError::UnsupportedLink { link: other }),
+    }
+}
+
+fn by_ethertype(ethertype: u16, packet: &[u8]) -> Result<Segment<'_>, PacketError> {
     match ethertype {
-        ETH_P_IP => parse_ipv4(&frame[l3..]),
-        ETH_P_IPV6 => parse_ipv6(&frame[l3..]),
+        ETH_P_IP => parse_ipv4(packet),
+        ETH_P_IPV6 => parse_ipv6(packet),
         _ => Err(PacketError::NotIp { ethertype }),
     }
 }

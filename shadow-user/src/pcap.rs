@@ -1,0 +1,258 @@
+//! Reads classic pcap and pcapng capture files (tcpdump, Wireshark) into timestamped TCP
+//! segments, for the same reassembly and HTTP code as live capture.
+
+use std::{
+    fs::File,
+    io,
+    path::{Path, PathBuf},
+    time::{Duration, SystemTime},
+};
+
+use pcap_parser::{PcapBlockOwned, PcapError, create_reader, pcapng::Block};
+
+use crate::packet::{Segment, parse_link};
+
+/// Errors reading a capture file.
+#[derive(Debug, thiserror::Error)]
+pub enum PcapReadError {
+    #[error("opening {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} is not a pcap or pcapng file, or is damaged at byte {offset}: {detail}")]
+    Format {
+        path: PathBuf,
+        offset: usize,
+        detail: String,
+    },
+}
+
+/// Counts of what a file held besides TCP segments.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FileCounts {
+    pub packets: u64,
+    pub segments: u64,
+    /// Frames that were not TCP, or not parseable (see `shadowd_ring_unparsed_frames` live).
+    pub skipped: u64,
+    /// Frames cut by the capture's snap length: not used, their bytes are incomplete.
+    pub truncated: u64,
+}
+
+/// Reads `path`, calling `each` for every TCP segment in file order.
+pub fn read_segments(
+    path: &Path,
+    mut each: impl FnMut(SystemTime, &Segment<'_>),
+) -> Result<FileCounts, PcapReadError> {
+    let file = File::open(path).map_err(|source| PcapReadError::Open {
+        path: path.into(),
+        source,
+    })?;
+    let format_error = |offset: usize, detail: String| PcapReadError::Format {
+        path: path.into(),
+        offset,
+        detail,
+    };
+    let mut reader = create_reader(1 << 20, file).map_err(|e| format_error(0, format!("{e:?}")))?;
+    let mut counts = FileCounts::default();
+    // Per pcapng interface: (link type, units per second, offset in seconds).
+    let mut interfaces: Vec<(i32, u64, i64)> = Vec::new();
+    let mut legacy = (1i32, 1_000_000u64);
+    let mut consumed = 0usize;
+    loop {
+        match reader.next() {
+            Ok((offset, block)) => {
+                match block {
+                    PcapBlockOwned::LegacyHeader(header) => {
+                        let units = if header.is_nanosecond_precision() {
+                            1_000_000_000
+                        } else {
+                            1_000_000
+                        };
+                        legacy = (header.network.0, units);
+                    }
+                    PcapBlockOwned::Legacy(packet) => {
+                        let ts = timestamp(
+                            u64::from(packet.ts_sec),
+                            u64::from(packet.ts_usec),
+                            legacy.1,
+                            0,
+                        );
+                        deliver(
+                            legacy.0,
+                            ts,
+                            packet.data,
+                            packet.caplen < packet.origlen,
+                            &mut counts,
+                            &mut each,
+                        );
+                    }
+                    PcapBlockOwned::NG(Block::SectionHeader(_)) => interfaces.clear(),
+                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                        interfaces.push((
+                            idb.linktype.0,
+                            idb.ts_resolution().unwrap_or(1_000_000),
+                            idb.ts_offset(),
+                        ));
+                    }
+                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                        let (link, units, offset_s) = interfaces
+                            .get(epb.if_id as usize)
+                            .copied()
+                            .unwrap_or((1, 1_000_000, 0));
+                        let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                        let ts = timestamp(raw / units, raw % units, units, offset_s);
+                        deliver(
+                            link,
+                            ts,
+                            epb.data,
+                            epb.caplen < epb.origlen,
+                            &mut counts,
+                            &mut each,
+                        );
+                    }
+                    PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
+                        let link = interfaces.first().map_or(1, |i| i.0);
+                        let truncated = (spb.data.len() as u32) < spb.origlen;
+                        deliver(
+                            link,
+                            SystemTime::UNIX_EPOCH,
+                            spb.data,
+                            truncated,
+                            &mut counts,
+                            &mut each,
+                        );
+                    }
+                    PcapBlockOwned::NG(_) => {}
+                }
+                consumed += offset;
+                reader.consume(offset);
+            }
+            Err(PcapError::Eof) => break,
+            Err(PcapError::Incomplete(_)) => {
+                if reader.reader_exhausted() {
+                    return Err(format_error(consumed, "file ends inside a block".into()));
+                }
+                reader
+                    .refill()
+                    .map_err(|e| format_error(consumed, format!("{e:?}")))?;
+            }
+            Err(err) => return Err(format_error(consumed, format!("{err:?}"))),
+        }
+    }
+    Ok(counts)
+}
+
+fn deliver(
+    link: i32,
+    ts: SystemTime,
+    data: &[u8],
+    truncated: bool,
+    counts: &mut FileCounts,
+    each: &mut impl FnMut(SystemTime, &Segment<'_>),
+) {
+    counts.packets += 1;
+    if truncated {
+        counts.truncated += 1;
+        return;
+    }
+    match parse_link(link, data) {
+        Ok(segment) => {
+            counts.segments += 1;
+            each(ts, &segment);
+        }
+        Err(_) => counts.skipped += 1,
+    }
+}
+
+fn timestamp(seconds: u64, fraction: u64, units_per_second: u64, offset_s: i64) -> SystemTime {
+    let nanos = if units_per_second == 0 {
+        0
+    } else {
+        (u128::from(fraction) * 1_000_000_000 / u128::from(units_per_second)) as u64
+    };
+    let base = SystemTime::UNIX_EPOCH + Duration::from_secs(seconds) + Duration::from_nanos(nanos);
+    if offset_s >= 0 {
+        base + Duration::from_secs(offset_s as u64)
+    } else {
+        base - Duration::from_secs(offset_s.unsigned_abs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::{tcp_flags, tests::tcp_frame};
+
+    /// A classic little-endian pcap file (microsecond timestamps) of Ethernet frames.
+    fn classic_pcap(frames: &[(u32, u32, Vec<u8>)], snaplen: u32) -> Vec<u8> {
+        let mut file = Vec::new();
+        file.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+        file.extend_from_slice(&2u16.to_le_bytes());
+        file.extend_from_slice(&4u16.to_le_bytes());
+        file.extend_from_slice(&0i32.to_le_bytes());
+        file.extend_from_slice(&0u32.to_le_bytes());
+        file.extend_from_slice(&snaplen.to_le_bytes());
+        file.extend_from_slice(&1u32.to_le_bytes());
+        for (sec, usec, frame) in frames {
+            let caplen = (frame.len() as u32).min(snaplen);
+            file.extend_from_slice(&sec.to_le_bytes());
+            file.extend_from_slice(&usec.to_le_bytes());
+            file.extend_from_slice(&caplen.to_le_bytes());
+            file.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+            file.extend_from_slice(&frame[..caplen as usize]);
+        }
+        file
+    }
+
+    fn write_temp(name: &str, bytes: &[u8]) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("shadowd-{}-{name}", std::process::id()));
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn classic_pcap_segments_with_timestamps() {
+        let a = "198.18.0.1:40000".parse().unwrap();
+        let b = "198.18.0.2:80".parse().unwrap();
+        let frames = vec![
+            (10, 5, tcp_frame(a, b, 1, tcp_flags::SYN, b"")),
+            (
+                10,
+                6,
+                tcp_frame(a, b, 2, tcp_flags::ACK, b"GET / HTTP/1.1\r\n\r\n"),
+            ),
+        ];
+        let path = write_temp("ok.pcap", &classic_pcap(&frames, 65535));
+        let mut seen = Vec::new();
+        let counts = read_segments(&path, |ts, seg| seen.push((ts, seg.payload.to_vec()))).unwrap();
+        std::fs::remove_file(&path).ok();
+        assert_eq!(counts.segments, 2);
+        assert_eq!(seen[1].1, b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(seen[1].0, SystemTime::UNIX_EPOCH + Duration::new(10, 6_000));
+    }
+
+    #[test]
+    fn snapped_frames_are_counted_not_used() {
+        let a = "198.18.0.1:40000".parse().unwrap();
+        let b = "198.18.0.2:80".parse().unwrap();
+        let frames = vec![(1, 0, tcp_frame(a, b, 2, tcp_flags::ACK, &[b'x'; 200]))];
+        let path = write_temp("snap.pcap", &classic_pcap(&frames, 100));
+        let counts =
+            read_segments(&path, |_, _| panic!("a truncated frame was delivered")).unwrap();
+        std::fs::remove_file(&path).ok();
+        assert_eq!(counts.truncated, 1);
+    }
+
+    #[test]
+    fn garbage_is_a_format_error() {
+        let path = write_temp(
+            "bad.pcap",
+            b"this is not a capture file at all, not even close",
+        );
+        let err = read_segments(&path, |_, _| {}).unwrap_err();
+        std::fs::remove_file(&path).ok();
+        assert!(matches!(err, PcapReadError::Format { .. }), "{err}");
+    }
+}
