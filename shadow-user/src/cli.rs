@@ -32,6 +32,23 @@ pub enum Command {
     /// Attach to interfaces and capture the connections of the capture ports.
     #[command(after_help = "Example:\n  shadowd run --interface eth0 --capture-port 80")]
     Run(RunArgs),
+    /// Print the HTTP requests of a capture file as JSON lines (a summary goes to stderr).
+    #[command(
+        after_help = "Example:\n  tcpdump -i eth0 -w web.pcap port 80\n  shadowd extract --pcap web.pcap --capture-port 80"
+    )]
+    Extract(ExtractArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExtractArgs {
+    /// Capture file: pcap or pcapng (Ethernet, raw IP or Linux cooked frames).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: std::path::PathBuf,
+
+    /// Server port; repeat for several. Without it, servers are learned from SYNs (or taken
+    /// to be the end with the lower port).
+    #[arg(long = "capture-port", short = 'p', value_name = "PORT")]
+    pub capture_ports: Vec<u16>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -112,7 +129,9 @@ mod tests {
             "0x10",
         ])
         .unwrap();
-        let Command::Run(args) = cli.command;
+        let Command::Run(args) = cli.command else {
+            panic!("parsed as another command");
+        };
         assert_eq!(args.interfaces, ["eth0", "eth1"]);
         assert_eq!(args.capture_ports, [80]);
         assert_eq!(args.loop_guard_mark, 16);

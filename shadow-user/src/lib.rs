@@ -5,9 +5,12 @@
 pub mod admin;
 pub mod capture;
 pub mod cli;
+pub mod extract;
+pub mod http;
 pub mod logging;
 pub mod packet;
 pub mod pcap;
+pub mod pipeline;
 pub mod reassembly;
 pub mod run;
 

@@ -21,6 +21,7 @@ fn main() {
         }
     };
     let code = match cli.command {
+        Command::Extract(args) => extract_command(&args),
         Command::Run(args) => match runtime.block_on(run::run(args)) {
             Ok(()) => 0,
             Err(err) => {
@@ -30,4 +31,26 @@ fn main() {
         },
     };
     std::process::exit(code);
+}
+
+fn extract_command(args: &shadowd::cli::ExtractArgs) -> i32 {
+    use shadowd::{capture::ports::PortSet, extract};
+    let server_side = if args.capture_ports.is_empty() {
+        extract::ServerSide::Inferred(Default::default())
+    } else {
+        extract::ServerSide::Ports(PortSet::new(args.capture_ports.iter().copied()))
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match extract::extract(&args.pcap, server_side, &mut out) {
+        Ok(summary) => {
+            drop(out);
+            eprint!("{}", summary.render());
+            0
+        }
+        Err(err) => {
+            tracing::error!(error = %error_chain(&err), "shadowd extract failed");
+            1
+        }
+    }
 }

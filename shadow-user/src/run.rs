@@ -12,7 +12,7 @@ use tokio::{
 use crate::{
     admin::{self, AdminError, AdminState},
     capture::{
-        Capture, CaptureConfig, CaptureError,
+        Capture, CaptureConfig, CaptureError, FrameSink,
         ports::PortSet,
         program::ProgramLogger,
         ring::RingConfig,
@@ -20,6 +20,8 @@ use crate::{
         tally::{StreamTally, TallyStats},
     },
     cli::RunArgs,
+    pipeline::{HttpCounters, HttpSink},
+    reassembly::{Limits, ReassemblyStats},
 };
 
 /// Errors of `shadowd run`.
@@ -74,7 +76,19 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             block_timeout: args.ring_block_timeout(),
         },
     };
-    let sink = Box::new(StreamTally::new(tally_stats));
+    let reassembly_stats = ReassemblyStats::default();
+    reassembly_stats.register(&mut registry);
+    let http_counters = HttpCounters::default();
+    http_counters.register(&mut registry);
+    let sinks: Vec<Box<dyn FrameSink>> = vec![
+        Box::new(StreamTally::new(tally_stats)),
+        Box::new(HttpSink::new(
+            Limits::default(),
+            reassembly_stats,
+            http_counters,
+        )),
+    ];
+    let sink = Box::new(sinks);
     let mut capture = Capture::start(&config, sink, ring_stats).await?;
     if let Some(program) = capture.program_mut() {
         registry.register_collector(Box::new(program.stats()));

@@ -2,13 +2,14 @@
 //! compare what crossed the wire with what shadowd captured.
 //!
 //! `GET /bytes/N` answers N bytes; any other request answers a short text. Request bodies
-//! (Content-Length) are read and counted; `Expect: 100-continue` is honoured.
+//! (Content-Length or chunked) are read, counted and recorded; `Expect: 100-continue` is
+//! honoured.
 
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
@@ -28,6 +29,7 @@ pub struct Counts {
 pub struct HttpServer {
     pub addr: SocketAddr,
     pub counts: Arc<Counts>,
+    received: Arc<Mutex<Vec<Vec<u8>>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -40,20 +42,37 @@ impl HttpServer {
             .set_nonblocking(true)
             .expect("nonblocking listener");
         let counts = Arc::new(Counts::default());
+        let received = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (thread_counts, thread_stop) = (counts.clone(), stop.clone());
+        let (thread_counts, thread_stop, thread_received) =
+            (counts.clone(), stop.clone(), received.clone());
         std::thread::spawn(move || {
             while !thread_stop.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => {
                         let counts = thread_counts.clone();
-                        std::thread::spawn(move || serve_connection(stream, &counts));
+                        let received = thread_received.clone();
+                        std::thread::spawn(move || serve_connection(stream, &counts, &received));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }
         });
-        HttpServer { addr, counts, stop }
+        HttpServer {
+            addr,
+            counts,
+            received,
+            stop,
+        }
+    }
+
+    /// Every request received so far, exactly as read (head and body framing), in the order
+    /// they completed.
+    pub fn received(&self) -> Vec<Vec<u8>> {
+        self.received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// (bytes read, bytes written) so far.
@@ -71,18 +90,106 @@ impl Drop for HttpServer {
     }
 }
 
-fn serve_connection(mut stream: TcpStream, counts: &Counts) {
+/// The connection's bytes as read so far, counted.
+struct Conn<'a> {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+    counts: &'a Counts,
+}
+
+impl Conn<'_> {
+    /// Reads more bytes; false when the peer closed or the read failed.
+    fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 65536];
+        match self.stream.read(&mut chunk) {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                self.counts.read.fetch_add(n as u64, Ordering::SeqCst);
+                self.buffer.extend_from_slice(&chunk[..n]);
+                true
+            }
+        }
+    }
+
+    /// Position just past the first CRLF at or after `from`, reading as needed.
+    fn line_end(&mut self, from: usize) -> Option<usize> {
+        loop {
+            if let Some(pos) = self.buffer[from.min(self.buffer.len())..]
+                .windows(2)
+                .position(|w| w == b"\r\n")
+            {
+                return Some(from + pos + 2);
+            }
+            if !self.fill() {
+                return None;
+            }
+        }
+    }
+
+    /// Makes sure the buffer holds at least `len` bytes.
+    fn need(&mut self, len: usize) -> bool {
+        while self.buffer.len() < len {
+            if !self.fill() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Length of the request head (through the blank line).
+    fn head_len(&mut self) -> Option<usize> {
+        let mut at = 0;
+        loop {
+            let end = self.line_end(at)?;
+            if end - at == 2 {
+                return Some(end);
+            }
+            at = end;
+        }
+    }
+
+    /// Length of a chunked body starting at `start`, trailers and final CRLF included.
+    fn chunked_len(&mut self, start: usize) -> Option<usize> {
+        let mut at = start;
+        loop {
+            let line_end = self.line_end(at)?;
+            let line = String::from_utf8_lossy(&self.buffer[at..line_end - 2]).into_owned();
+            let size = usize::from_str_radix(line.split(';').next()?.trim(), 16).ok()?;
+            at = line_end;
+            if size == 0 {
+                // Trailers, then the blank line.
+                loop {
+                    let end = self.line_end(at)?;
+                    let blank = end - at == 2;
+                    at = end;
+                    if blank {
+                        return Some(at - start);
+                    }
+                }
+            }
+            if !self.need(at + size + 2) {
+                return None;
+            }
+            at += size + 2;
+        }
+    }
+}
+
+fn serve_connection(stream: TcpStream, counts: &Counts, received: &Mutex<Vec<Vec<u8>>>) {
     stream.set_nonblocking(false).ok();
     stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
-    let mut buffer = Vec::new();
+    let mut conn = Conn {
+        stream,
+        buffer: Vec::new(),
+        counts,
+    };
     loop {
-        let Some(head_end) = read_until_head_end(&mut stream, &mut buffer, counts) else {
+        let Some(head_end) = conn.head_len() else {
             return;
         };
-        let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
-        buffer.drain(..head_end);
-        let mut lines = head.lines();
-        let target = lines
+        let head = String::from_utf8_lossy(&conn.buffer[..head_end]).into_owned();
+        let target = head
+            .lines()
             .next()
             .and_then(|line| line.split(' ').nth(1))
             .unwrap_or("/")
@@ -95,23 +202,30 @@ fn serve_connection(mut stream: TcpStream, counts: &Counts) {
                     .then(|| value.trim().to_string())
             })
         };
-        let body_len: usize = header("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
         if header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
-            write_counted(&mut stream, b"HTTP/1.1 100 Continue\r\n\r\n", counts);
+            write_counted(&mut conn.stream, b"HTTP/1.1 100 Continue\r\n\r\n", counts);
         }
-        while buffer.len() < body_len {
-            let mut chunk = [0u8; 65536];
-            match stream.read(&mut chunk) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    counts.read.fetch_add(n as u64, Ordering::SeqCst);
-                    buffer.extend_from_slice(&chunk[..n]);
-                }
+        let chunked = header("transfer-encoding")
+            .is_some_and(|v| v.to_ascii_lowercase().ends_with("chunked"));
+        let body_len = if chunked {
+            match conn.chunked_len(head_end) {
+                Some(len) => len,
+                None => return,
             }
-        }
-        buffer.drain(..body_len);
+        } else {
+            let len: usize = header("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if !conn.need(head_end + len) {
+                return;
+            }
+            len
+        };
+        let message: Vec<u8> = conn.buffer.drain(..head_end + body_len).collect();
+        received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(message);
         counts.requests.fetch_add(1, Ordering::SeqCst);
 
         let body = match target
@@ -129,29 +243,8 @@ fn serve_connection(mut stream: TcpStream, counts: &Counts) {
         )
         .into_bytes();
         response.extend_from_slice(&body);
-        if !write_counted(&mut stream, &response, counts) || close {
+        if !write_counted(&mut conn.stream, &response, counts) || close {
             return;
-        }
-    }
-}
-
-/// Reads until the buffer holds a full request head; returns its length (with the blank line).
-fn read_until_head_end(
-    stream: &mut TcpStream,
-    buffer: &mut Vec<u8>,
-    counts: &Counts,
-) -> Option<usize> {
-    loop {
-        if let Some(pos) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            return Some(pos + 4);
-        }
-        let mut chunk = [0u8; 16384];
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => {
-                counts.read.fetch_add(n as u64, Ordering::SeqCst);
-                buffer.extend_from_slice(&chunk[..n]);
-            }
         }
     }
 }

@@ -8,7 +8,7 @@ mod stream;
 mod table;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::{net::SocketAddr, time::SystemTime};
 

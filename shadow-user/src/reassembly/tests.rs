@@ -201,7 +201,7 @@ fn idle_flows_expire_and_the_table_is_bounded() {
 }
 
 /// Cuts `stream` into segments at `cuts`, then applies reordering and duplication.
-fn segments_of(stream: &[u8], cuts: &[usize]) -> Vec<(usize, Vec<u8>)> {
+pub(crate) fn segments_of(stream: &[u8], cuts: &[usize]) -> Vec<(usize, Vec<u8>)> {
     let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (stream.len() + 1)).collect();
     bounds.extend([0, stream.len()]);
     bounds.sort_unstable();

@@ -1,0 +1,221 @@
+//! `shadowd extract`: the requests of a capture file, one JSON object per line in capture
+//! order, through the same reassembly and HTTP code as live capture; a summary on stderr.
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    io::Write,
+    net::SocketAddr,
+    path::Path,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::{
+    capture::{Direction, ports::PortSet},
+    http::{HttpEvent, HttpFlow, Limits as HttpLimits, Request},
+    packet::{Segment, tcp_flags},
+    pcap::{FileCounts, PcapReadError, read_segments},
+    reassembly::{FlowKey, FlowTable, Limits, ReassemblyStats},
+};
+
+/// Decides which end of a segment is the server.
+pub enum ServerSide {
+    /// The capture ports, as live capture uses them.
+    Ports(PortSet),
+    /// Learned from SYNs: the receiver of a SYN without ACK is a server; otherwise the end
+    /// with the lower port.
+    Inferred(HashSet<SocketAddr>),
+}
+
+/// Most server endpoints remembered when inferring.
+const MAX_LEARNED_SERVERS: usize = 65_536;
+
+impl ServerSide {
+    pub fn direction(&mut self, segment: &Segment<'_>) -> Option<Direction> {
+        match self {
+            ServerSide::Ports(ports) => {
+                if ports.contains(segment.dst.port()) {
+                    Some(Direction::Request)
+                } else if ports.contains(segment.src.port()) {
+                    Some(Direction::Response)
+                } else {
+                    None
+                }
+            }
+            ServerSide::Inferred(servers) => {
+                if segment.has(tcp_flags::SYN)
+                    && !segment.has(tcp_flags::ACK)
+                    && servers.len() < MAX_LEARNED_SERVERS
+                {
+                    servers.insert(segment.dst);
+                }
+                Some(if servers.contains(&segment.dst) {
+                    Direction::Request
+                } else if servers.contains(&segment.src) || segment.src.port() < segment.dst.port()
+                {
+                    Direction::Response
+                } else {
+                    Direction::Request
+                })
+            }
+        }
+    }
+}
+
+/// One extracted request, as printed.
+#[derive(Debug, Serialize)]
+pub struct RequestRecord {
+    pub ts: f64,
+    pub client: String,
+    pub server: String,
+    pub method: String,
+    pub target: String,
+    pub version: String,
+    pub headers: Vec<[String; 2]>,
+    pub body_len: usize,
+    pub body_sha256: String,
+}
+
+impl RequestRecord {
+    pub fn new(flow: &FlowKey, request: &Request) -> RequestRecord {
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        let body = request.body();
+        RequestRecord {
+            ts: seconds(request.first_byte),
+            client: flow.client.to_string(),
+            server: flow.server.to_string(),
+            method: text(request.method_bytes()),
+            target: text(request.target_bytes()),
+            version: format!("HTTP/1.{}", request.version),
+            headers: (0..request.headers.len())
+                .map(|i| [text(request.header_name(i)), text(request.header_value(i))])
+                .collect(),
+            body_len: body.len(),
+            body_sha256: hex(&Sha256::digest(body)),
+        }
+    }
+}
+
+fn seconds(ts: SystemTime) -> f64 {
+    ts.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What extraction saw.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub file: FileCounts,
+    pub requests: u64,
+    pub flows: u64,
+    pub responses: u64,
+    /// Drops, unsupported flows and notices, by a readable name.
+    pub events: BTreeMap<String, u64>,
+    pub reassembly: ReassemblyStats,
+}
+
+/// Extracts the requests of `path`, writing one JSON line each to `out`.
+pub fn extract(
+    path: &Path,
+    mut server_side: ServerSide,
+    out: &mut dyn Write,
+) -> Result<Summary, PcapReadError> {
+    let reassembly = ReassemblyStats::default();
+    let mut table = FlowTable::new(Limits::default(), reassembly.clone(), |_| {
+        HttpFlow::new(HttpLimits::default())
+    });
+    let mut summary = Summary::default();
+    let mut events = Vec::new();
+    let mut last_ts = UNIX_EPOCH;
+    let mut emit = |events: &mut Vec<(FlowKey, HttpEvent)>, summary: &mut Summary| {
+        for (flow, event) in events.drain(..) {
+            if let HttpEvent::Response(_) = &event {
+                summary.responses += 1;
+            }
+            if let HttpEvent::Request(request) = &event {
+                summary.requests += 1;
+                let record = RequestRecord::new(&flow, request);
+                if let Ok(line) = serde_json::to_string(&record) {
+                    // A closed stdout (`| head`) ends the output, not the program.
+                    let _ = writeln!(out, "{line}");
+                }
+            }
+            if let Some(name) = event_name(&event) {
+                *summary.events.entry(name).or_default() += 1;
+            }
+        }
+    };
+    let file = read_segments(path, |ts, segment| {
+        last_ts = ts;
+        if let Some(direction) = server_side.direction(segment) {
+            table.segment(direction, segment, ts, &mut events);
+            emit(&mut events, &mut summary);
+        }
+    })?;
+    summary.file = file;
+    table.flush(last_ts, &mut events);
+    emit(&mut events, &mut summary);
+    summary.flows = reassembly.flows_created.get();
+    summary.reassembly = reassembly;
+    Ok(summary)
+}
+
+impl Summary {
+    /// The summary printed on stderr: totals, then every non-zero drop counter.
+    pub fn render(&self) -> String {
+        let mut text = format!(
+            "packets {} (tcp segments {}, other {}, snapped {}), flows {}, requests {}, responses {}\n",
+            self.file.packets,
+            self.file.segments,
+            self.file.skipped,
+            self.file.truncated,
+            self.flows,
+            self.requests,
+            self.responses,
+        );
+        let mut line = |name: String, value: u64| {
+            if value > 0 {
+                text.push_str(&format!("  {name}: {value}\n"));
+            }
+        };
+        for (name, count) in &self.events {
+            line(name.clone(), *count);
+        }
+        for reason in [
+            crate::reassembly::GapReason::FlowBufferFull,
+            crate::reassembly::GapReason::GlobalBufferFull,
+            crate::reassembly::GapReason::Closed,
+            crate::reassembly::GapReason::Expired,
+            crate::reassembly::GapReason::Midstream,
+        ] {
+            line(
+                format!("stream gaps ({})", reason.as_str()),
+                self.reassembly.gaps_of(reason),
+            );
+        }
+        line("flows evicted".into(), self.reassembly.flows_evicted.get());
+        text
+    }
+}
+
+/// Summary name of an event that is not a complete message.
+fn event_name(event: &HttpEvent) -> Option<String> {
+    match event {
+        HttpEvent::Request(_) | HttpEvent::Response(_) => None,
+        HttpEvent::Dropped { direction, reason } => Some(format!(
+            "dropped {} ({})",
+            direction.as_str(),
+            reason.as_str()
+        )),
+        HttpEvent::Unsupported { reason } => {
+            Some(format!("unsupported flows ({})", reason.as_str()))
+        }
+        HttpEvent::Notice { what } => Some(format!("notice ({})", what.as_str())),
+    }
+}

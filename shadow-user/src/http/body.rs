@@ -1,0 +1,254 @@
+//! Message bodies (RFC 9112 §6–7): how a body is delimited, and a streaming reader of each
+//! delimitation that only finds where the body ends. Bytes are never copied or decoded
+//! here, so the same reader serves bodies that are kept and bodies that are passed over.
+
+/// How the body of a message is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// No body.
+    None,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// Everything until the connection closes (responses only).
+    UntilClose,
+}
+
+/// Progress through one body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Body {
+    Length { remaining: u64 },
+    Chunked(Chunk),
+    UntilClose,
+}
+
+/// What one call to [`Body::feed`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fed {
+    /// Bytes of the slice that belong to the body.
+    pub used: usize,
+    /// The body ended with the last used byte.
+    pub done: bool,
+}
+
+/// The chunked framing is broken at byte `at` of the slice fed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BadChunk {
+    pub at: usize,
+}
+
+/// Where a chunked body reader stands. Lines end in CRLF or, leniently, a bare LF, as the
+/// heads do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Chunk {
+    /// In the hexadecimal size (`digits` read so far).
+    Size {
+        size: u64,
+        digits: u8,
+    },
+    /// After the size: optional whitespace, then `;` extensions once `ext` is set.
+    Extension {
+        size: u64,
+        ext: bool,
+    },
+    /// Read the CR ending the size line.
+    SizeLf {
+        size: u64,
+    },
+    Data {
+        remaining: u64,
+    },
+    DataCr,
+    DataLf,
+    /// At the start of a trailer field line or of the final blank line.
+    TrailerStart,
+    TrailerLine,
+    TrailerLf,
+    EndLf,
+    Done,
+}
+
+impl Body {
+    pub fn new(framing: Framing) -> Body {
+        match framing {
+            Framing::None => Body::Length { remaining: 0 },
+            Framing::Length(n) => Body::Length { remaining: n },
+            Framing::Chunked => Body::Chunked(Chunk::Size { size: 0, digits: 0 }),
+            Framing::UntilClose => Body::UntilClose,
+        }
+    }
+
+    /// Reads as much of `bytes` as belongs to the body. An empty slice completes an empty
+    /// `Length` body.
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<Fed, BadChunk> {
+        match self {
+            Body::Length { remaining } => {
+                let used = usize::try_from(*remaining)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                *remaining -= used as u64;
+                Ok(Fed {
+                    used,
+                    done: *remaining == 0,
+                })
+            }
+            Body::Chunked(chunk) => chunk.feed(bytes),
+            Body::UntilClose => Ok(Fed {
+                used: bytes.len(),
+                done: false,
+            }),
+        }
+    }
+}
+
+impl Chunk {
+    fn feed(&mut self, bytes: &[u8]) -> Result<Fed, BadChunk> {
+        let mut at = 0;
+        while at < bytes.len() {
+            if let Chunk::Data { remaining } = self {
+                // Chunk data is skipped in bulk: only framing bytes are looked at one by one.
+                let take = usize::try_from(*remaining)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len() - at);
+                at += take;
+                *remaining -= take as u64;
+                if *remaining == 0 {
+                    *self = Chunk::DataCr;
+                }
+                continue;
+            }
+            *self = self.step(bytes[at]).ok_or(BadChunk { at })?;
+            at += 1;
+            if *self == Chunk::Done {
+                break;
+            }
+        }
+        Ok(Fed {
+            used: at,
+            done: *self == Chunk::Done,
+        })
+    }
+
+    /// The state after framing byte `b`, or `None` if `b` breaks the framing.
+    fn step(self, b: u8) -> Option<Chunk> {
+        let line_end = |size: u64| {
+            if size == 0 {
+                Chunk::TrailerStart
+            } else {
+                Chunk::Data { remaining: size }
+            }
+        };
+        Some(match (self, b) {
+            (Chunk::Size { size, digits }, _) if b.is_ascii_hexdigit() => {
+                let digit = u64::from((b as char).to_digit(16)?);
+                Chunk::Size {
+                    size: size.checked_mul(16)?.checked_add(digit)?,
+                    digits: digits.saturating_add(1),
+                }
+            }
+            (Chunk::Size { digits: 0, .. }, _) => return None,
+            (Chunk::Size { size, .. }, b' ' | b'\t') => Chunk::Extension { size, ext: false },
+            (Chunk::Size { size, .. } | Chunk::Extension { size, .. }, b';') => {
+                Chunk::Extension { size, ext: true }
+            }
+            (Chunk::Size { size, .. } | Chunk::Extension { size, .. }, b'\r') => {
+                Chunk::SizeLf { size }
+            }
+            (Chunk::Size { size, .. } | Chunk::Extension { size, .. }, b'\n') => line_end(size),
+            (Chunk::Extension { size, ext: false }, b' ' | b'\t') => {
+                Chunk::Extension { size, ext: false }
+            }
+            (Chunk::Extension { size, ext: true }, _) => Chunk::Extension { size, ext: true },
+            (Chunk::SizeLf { size }, b'\n') => line_end(size),
+            (Chunk::DataCr, b'\r') => Chunk::DataLf,
+            (Chunk::DataCr | Chunk::DataLf, b'\n') => Chunk::Size { size: 0, digits: 0 },
+            (Chunk::TrailerStart, b'\r') => Chunk::EndLf,
+            (Chunk::TrailerStart | Chunk::EndLf, b'\n') => Chunk::Done,
+            (Chunk::TrailerLine, b'\r') => Chunk::TrailerLf,
+            (Chunk::TrailerLine | Chunk::TrailerLf, b'\n') => Chunk::TrailerStart,
+            (Chunk::TrailerStart | Chunk::TrailerLine, _) => Chunk::TrailerLine,
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `wire` in pieces of `piece` bytes; returns the bytes used and whether done.
+    fn run(wire: &[u8], piece: usize) -> Result<(usize, bool), usize> {
+        let mut body = Body::new(Framing::Chunked);
+        let mut used = 0;
+        for part in wire.chunks(piece) {
+            let fed = body.feed(part).map_err(|bad| used + bad.at)?;
+            used += fed.used;
+            if fed.done {
+                return Ok((used, true));
+            }
+        }
+        Ok((used, false))
+    }
+
+    #[test]
+    fn chunked_ends_after_trailers_at_any_split() {
+        let body =
+            b"4;name=\"v\"\r\nWiki\r\n5 ; x\r\npedia\r\nA\r\n0123456789\r\n0\r\nT: 1\r\n\r\n";
+        let mut wire = body.to_vec();
+        wire.extend_from_slice(b"GET / HTTP/1.1\r\n");
+        for piece in 1..=wire.len() {
+            assert_eq!(run(&wire, piece), Ok((body.len(), true)), "piece {piece}");
+        }
+    }
+
+    #[test]
+    fn bare_lf_lines_are_accepted() {
+        assert_eq!(run(b"3\nabc\n0\n\n", 64), Ok((9, true)));
+    }
+
+    #[test]
+    fn broken_framing_is_located() {
+        assert_eq!(run(b"x\r\n", 64), Err(0));
+        assert_eq!(run(b"3\r\nabcX", 64), Err(6));
+        assert_eq!(run(b"3x\r\n", 64), Err(1));
+        assert_eq!(run(b"3\rx", 64), Err(2));
+        assert_eq!(run(b"FFFFFFFFFFFFFFFFF\r\n", 64), Err(16));
+        assert_eq!(run(b"0\r\nT: 1\rx", 64), Err(8));
+    }
+
+    #[test]
+    fn length_bodies_stop_at_their_length() {
+        let mut body = Body::new(Framing::Length(3));
+        assert_eq!(
+            body.feed(b"ab"),
+            Ok(Fed {
+                used: 2,
+                done: false
+            })
+        );
+        assert_eq!(
+            body.feed(b"cdef"),
+            Ok(Fed {
+                used: 1,
+                done: true
+            })
+        );
+        let mut none = Body::new(Framing::None);
+        assert_eq!(
+            none.feed(b""),
+            Ok(Fed {
+                used: 0,
+                done: true
+            })
+        );
+        let mut close = Body::new(Framing::UntilClose);
+        assert_eq!(
+            close.feed(b"xyz"),
+            Ok(Fed {
+                used: 3,
+                done: false
+            })
+        );
+    }
+}

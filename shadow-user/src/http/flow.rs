@@ -1,0 +1,373 @@
+//! [`HttpFlow`]: both directions of one connection. It interprets the heads its readers
+//! delimit, frames bodies, pairs responses with requests, and stops when the connection
+//! leaves HTTP/1.
+
+use std::time::SystemTime;
+
+use super::{
+    Counters, DropReason, HttpEvent, Limits, Notice, Request, Response, UnsupportedReason,
+    head::{self, MethodKind, RequestHead},
+    hold::Hold,
+    pairing::{Pairing, Pending},
+    reader::{Message, Reader, Step},
+};
+use crate::capture::Direction;
+
+/// Both directions of one captured HTTP/1 connection.
+pub struct HttpFlow {
+    limits: Limits,
+    request: Reader,
+    response: Reader,
+    pairing: Pairing,
+    next_sequence: u64,
+    /// The request whose body is being read, and its sequence.
+    current_request: Option<(RequestHead, u64)>,
+    /// The response whose body is being read.
+    current_response: Option<ResponseStart>,
+    /// Request bytes waiting for the answer to a request that may switch protocols.
+    hold: Option<Hold>,
+    finished: bool,
+}
+
+/// What a response head said, kept until its body ends.
+#[derive(Debug, Clone, Copy)]
+struct ResponseStart {
+    status: u16,
+    request_sequence: Option<u64>,
+    interim: bool,
+    /// The connection leaves HTTP/1 after this response.
+    then: Option<UnsupportedReason>,
+}
+
+impl HttpFlow {
+    pub fn new(limits: Limits) -> Self {
+        HttpFlow {
+            limits,
+            request: Reader::new(Direction::Request, limits),
+            response: Reader::new(Direction::Response, limits),
+            pairing: Pairing::default(),
+            next_sequence: 0,
+            current_request: None,
+            current_response: None,
+            hold: None,
+            finished: false,
+        }
+    }
+
+    /// In-order bytes of one direction, with the capture time of the segment they came from.
+    pub fn push(
+        &mut self,
+        direction: Direction,
+        data: &[u8],
+        ts: SystemTime,
+        out: &mut Vec<HttpEvent>,
+    ) {
+        match direction {
+            Direction::Request => self.read_requests(data, ts, out),
+            Direction::Response => self.read_responses(data, ts, out),
+        }
+    }
+
+    /// Bytes of `direction` were lost for good: drops the message in progress (counted),
+    /// then resumes at the next message start.
+    pub fn gap(&mut self, direction: Direction, out: &mut Vec<HttpEvent>) {
+        if self.finished {
+            return;
+        }
+        if direction == Direction::Request {
+            // Held bytes came before the loss.
+            self.release(out);
+        }
+        let reader = match direction {
+            Direction::Request => &mut self.request,
+            Direction::Response => &mut self.response,
+        };
+        if let Some(reason) = reader.gap() {
+            out.push(HttpEvent::Dropped { direction, reason });
+        }
+        match direction {
+            Direction::Request => self.request_lost(),
+            Direction::Response => self.response_lost(out),
+        }
+    }
+
+    /// `direction` ended (FIN, RST or expiry): a response delimited by close completes
+    /// here; any other partial message is dropped as `Truncated`. A close-delimited
+    /// response's `last_byte` is its last data byte, not `_ts`, which for an expiry would
+    /// be the sweep time.
+    pub fn end(&mut self, direction: Direction, _ts: SystemTime, out: &mut Vec<HttpEvent>) {
+        if self.finished {
+            return;
+        }
+        if direction == Direction::Request {
+            self.release(out);
+        }
+        let reader = match direction {
+            Direction::Request => &mut self.request,
+            Direction::Response => &mut self.response,
+        };
+        match reader.end() {
+            Some(Ok(message)) => match direction {
+                Direction::Request => self.request_complete(message, out),
+                Direction::Response => self.response_complete(message, out),
+            },
+            Some(Err(reason)) => out.push(HttpEvent::Dropped { direction, reason }),
+            None => {}
+        }
+        match direction {
+            Direction::Request => {
+                if let Some((_, sequence)) = self.current_request.take() {
+                    self.pairing.forget(sequence);
+                }
+            }
+            Direction::Response => {
+                self.current_response = None;
+                // No answer will come to say what held bytes are.
+                self.release(out);
+            }
+        }
+    }
+
+    /// True once the flow stopped being HTTP/1 (upgrade, tunnel, HTTP/2): the caller may
+    /// stop feeding it.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// What this flow passed over so far.
+    pub fn counters(&self) -> Counters {
+        Counters {
+            request: self.request.counters(),
+            response: self.response.counters(),
+            unpaired_responses: self.pairing.unpaired,
+            pending_evicted: self.pairing.evicted,
+        }
+    }
+
+    /// Bytes held by the flow, both directions.
+    #[cfg(test)]
+    pub(crate) fn buffered(&self) -> usize {
+        self.request.buffered() + self.response.buffered() + self.hold.as_ref().map_or(0, Hold::len)
+    }
+
+    fn read_requests(&mut self, data: &[u8], ts: SystemTime, out: &mut Vec<HttpEvent>) {
+        let mut input = data;
+        while !self.finished {
+            if let Some(hold) = &mut self.hold {
+                if hold.push(input, ts, self.limits.max_head_bytes) {
+                    return;
+                }
+                // The answer is long in coming: take what follows for HTTP/1 after all.
+                self.release(out);
+                continue;
+            }
+            match self.request.next(&mut input, ts) {
+                Step::Idle => return,
+                Step::Head => self.request_head(out),
+                Step::Complete(message) => self.request_complete(message, out),
+                Step::Dropped(reason) => {
+                    out.push(HttpEvent::Dropped {
+                        direction: Direction::Request,
+                        reason,
+                    });
+                    if reason == DropReason::BodyTooLarge {
+                        // Skipped exactly: the order of requests is intact.
+                        if let Some((_, sequence)) = self.current_request.take() {
+                            self.pairing.forget(sequence);
+                        }
+                    } else {
+                        self.request_lost();
+                    }
+                }
+                Step::Http2 => self.finish(UnsupportedReason::Http2, out),
+            }
+        }
+    }
+
+    fn request_head(&mut self, out: &mut Vec<HttpEvent>) {
+        let parsed = head::parse_request(self.request.head(), self.limits.max_headers)
+            .and_then(|head| head.framing().map(|framing| (head, framing)));
+        let (head, framing) = match parsed {
+            Ok(parsed) => parsed,
+            Err(reason) => {
+                self.request.reject();
+                out.push(HttpEvent::Dropped {
+                    direction: Direction::Request,
+                    reason,
+                });
+                self.request_lost();
+                return;
+            }
+        };
+        if head::length_with_chunked(head.fields, framing) {
+            out.push(HttpEvent::Notice {
+                what: Notice::ContentLengthWithChunked,
+            });
+        }
+        let sequence = self.next_sequence;
+        self.next_sequence += 1;
+        let pending = Pending {
+            sequence,
+            first_byte: self.request.message_ts(),
+            kind: head.kind,
+            paired: true,
+        };
+        self.pairing.push(pending, self.response.is_idle());
+        if let Some(reason) = self.request.start_body(framing, true) {
+            out.push(HttpEvent::Dropped {
+                direction: Direction::Request,
+                reason,
+            });
+            self.pairing.forget(sequence);
+            return;
+        }
+        self.current_request = Some((head, sequence));
+    }
+
+    fn request_complete(&mut self, message: Message, out: &mut Vec<HttpEvent>) {
+        let (Some((head, sequence)), Some(raw)) = (self.current_request.take(), message.raw) else {
+            return;
+        };
+        let switches = head.kind == MethodKind::Connect || head.upgrade;
+        out.push(HttpEvent::Request(Request {
+            body: (message.head_len.min(raw.len()), raw.len()),
+            raw,
+            head_len: message.head_len,
+            method: head.method,
+            target: head.target,
+            version: head.version,
+            headers: head.headers,
+            host: head.host,
+            first_byte: message.first_byte,
+            last_byte: message.last_byte,
+            sequence,
+        }));
+        if switches && self.pairing.contains(sequence) {
+            self.hold = Some(Hold::new(sequence));
+        }
+    }
+
+    fn request_lost(&mut self) {
+        self.pairing.request_lost();
+        if let Some((_, sequence)) = self.current_request.take() {
+            self.pairing.forget(sequence);
+        }
+    }
+
+    /// Parses held request bytes now that their fate is known (or will never be).
+    fn release(&mut self, out: &mut Vec<HttpEvent>) {
+        if let Some(hold) = self.hold.take() {
+            for (part, ts) in hold.into_pushes() {
+                self.read_requests(&part, ts, out);
+            }
+        }
+    }
+
+    fn read_responses(&mut self, data: &[u8], ts: SystemTime, out: &mut Vec<HttpEvent>) {
+        let mut input = data;
+        while !self.finished {
+            match self.response.next(&mut input, ts) {
+                Step::Idle | Step::Http2 => return,
+                Step::Head => self.response_head(out),
+                Step::Complete(message) => self.response_complete(message, out),
+                Step::Dropped(reason) => {
+                    out.push(HttpEvent::Dropped {
+                        direction: Direction::Response,
+                        reason,
+                    });
+                    self.response_lost(out);
+                }
+            }
+        }
+    }
+
+    fn response_head(&mut self, out: &mut Vec<HttpEvent>) {
+        let pending = self.pairing.front(self.response.message_ts());
+        let parsed =
+            head::parse_response(self.response.head(), self.limits.max_headers).and_then(|head| {
+                let framing = head.framing(pending.map(|p| p.kind))?;
+                Ok((head, framing))
+            });
+        let (head, framing) = match parsed {
+            Ok(parsed) => parsed,
+            Err(reason) => {
+                self.response.reject();
+                out.push(HttpEvent::Dropped {
+                    direction: Direction::Response,
+                    reason,
+                });
+                self.response_lost(out);
+                return;
+            }
+        };
+        if head::length_with_chunked(head.fields, framing) {
+            out.push(HttpEvent::Notice {
+                what: Notice::ContentLengthWithChunked,
+            });
+        }
+        let status = head.status;
+        let interim = (100..200).contains(&status) && status != 101;
+        let connect = pending.is_some_and(|p| p.kind == MethodKind::Connect);
+        let then = if status == 101 {
+            Some(UnsupportedReason::Upgrade)
+        } else if connect && (200..300).contains(&status) {
+            Some(UnsupportedReason::Connect)
+        } else {
+            None
+        };
+        if !interim && pending.is_some() {
+            self.pairing.pop();
+        }
+        self.current_response = Some(ResponseStart {
+            status,
+            request_sequence: pending.filter(|p| p.paired).map(|p| p.sequence),
+            interim,
+            then,
+        });
+        self.response.start_body(framing, false);
+        let decided =
+            pending.is_some_and(|p| self.hold.as_ref().is_some_and(|h| h.sequence == p.sequence));
+        if decided && !interim && then.is_none() {
+            // Not switching after all: what the client sent meanwhile is HTTP/1.
+            self.release(out);
+        }
+    }
+
+    fn response_complete(&mut self, message: Message, out: &mut Vec<HttpEvent>) {
+        let Some(start) = self.current_response.take() else {
+            return;
+        };
+        if !start.interim && start.request_sequence.is_none() {
+            self.pairing.unpaired += 1;
+        }
+        out.push(HttpEvent::Response(Response {
+            status: start.status,
+            request_sequence: start.request_sequence,
+            first_byte: message.first_byte,
+            last_byte: message.last_byte,
+            head_len: message.head_len,
+            body_len: message.body_len,
+        }));
+        if let Some(reason) = start.then {
+            self.finish(reason, out);
+        }
+    }
+
+    fn response_lost(&mut self, out: &mut Vec<HttpEvent>) {
+        self.current_response = None;
+        self.pairing.response_lost();
+        // The answer that would decide about held bytes may have been lost.
+        self.release(out);
+    }
+
+    fn finish(&mut self, reason: UnsupportedReason, out: &mut Vec<HttpEvent>) {
+        out.push(HttpEvent::Unsupported { reason });
+        self.finished = true;
+        self.request.stop();
+        self.response.stop();
+        self.hold = None;
+        self.current_request = None;
+        self.current_response = None;
+        self.pairing.clear();
+    }
+}

@@ -1,0 +1,27 @@
+//! Bounds on what one direction of a flow may buffer: a message beyond them is dropped
+//! (counted) instead of held.
+
+/// Per-direction limits. A direction never buffers more than
+/// `max_head_bytes + max_body_bytes` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest head (start line, header fields and the blank line) kept; larger ones are
+    /// dropped as `HeadTooLarge`.
+    pub max_head_bytes: usize,
+    /// Most header fields in one head; more are dropped as `TooManyHeaders`.
+    pub max_headers: usize,
+    /// Largest request body kept, chunk framing and trailers included. A larger body is
+    /// dropped as `BodyTooLarge` and passed over without being buffered. Response bodies
+    /// are never buffered, so they are not limited.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_head_bytes: 64 * 1024,
+            max_headers: 100,
+            max_body_bytes: 16 * 1024 * 1024,
+        }
+    }
+}

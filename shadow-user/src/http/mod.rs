@@ -1,0 +1,156 @@
+//! HTTP/1.x from reassembled TCP streams: byte-exact requests, responses paired with them,
+//! and a reason for every message that could not be produced.
+//!
+//! [`HttpFlow`] takes both in-order directions of one connection. Each direction runs a
+//! `reader` that buffers only the message in progress (bounded by [`Limits`]), finds heads
+//! incrementally and frames bodies per RFC 9112 §6; the flow interprets heads, pairs
+//! responses with requests and notices when the connection stops being HTTP/1.
+
+mod body;
+mod flow;
+mod head;
+mod hold;
+mod limits;
+mod pairing;
+mod reader;
+mod request;
+mod response;
+mod resync;
+
+#[cfg(test)]
+mod tests;
+
+pub use flow::HttpFlow;
+pub use limits::Limits;
+pub use request::{HeaderPos, Request};
+pub use response::Response;
+
+use crate::capture::Direction;
+
+/// What a flow produced from the bytes it was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpEvent {
+    /// A complete request, as on the wire.
+    Request(Request),
+    /// A complete response (interim 1xx ones included).
+    Response(Response),
+    /// A message that will never be produced.
+    Dropped {
+        direction: Direction,
+        reason: DropReason,
+    },
+    /// The connection stopped being HTTP/1; nothing more comes from this flow.
+    Unsupported { reason: UnsupportedReason },
+    /// Something worth counting about a message that was still produced.
+    Notice { what: Notice },
+}
+
+/// Why a message was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DropReason {
+    #[error("bytes of the message were lost in capture")]
+    Gap,
+    #[error("the stream ended before the message did")]
+    Truncated,
+    #[error("malformed message: {what}")]
+    Malformed { what: &'static str },
+    #[error("message head larger than the limit")]
+    HeadTooLarge,
+    #[error("more header fields than the limit")]
+    TooManyHeaders,
+    #[error("message body larger than the limit")]
+    BodyTooLarge,
+}
+
+impl DropReason {
+    /// Label value for metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Gap => "gap",
+            DropReason::Truncated => "truncated",
+            DropReason::Malformed { .. } => "malformed",
+            DropReason::HeadTooLarge => "head_too_large",
+            DropReason::TooManyHeaders => "too_many_headers",
+            DropReason::BodyTooLarge => "body_too_large",
+        }
+    }
+}
+
+/// Why a flow stopped being parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnsupportedReason {
+    /// `101 Switching Protocols` answered a request with `Upgrade`.
+    Upgrade,
+    /// A 2xx answered `CONNECT`: the connection is now a tunnel.
+    Connect,
+    /// The client opened with the HTTP/2 prior-knowledge preface.
+    Http2,
+}
+
+impl UnsupportedReason {
+    /// Label value for metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnsupportedReason::Upgrade => "upgrade",
+            UnsupportedReason::Connect => "connect",
+            UnsupportedReason::Http2 => "http2",
+        }
+    }
+}
+
+/// Oddities that do not stop a message from being produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// Both `Content-Length` and `Transfer-Encoding: chunked`: chunked framing was used
+    /// (RFC 9112 §6.3), as the server must have done.
+    ContentLengthWithChunked,
+}
+
+impl Notice {
+    /// Label value for metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Notice::ContentLengthWithChunked => "content_length_with_chunked",
+        }
+    }
+}
+
+/// What one direction of a flow passed over.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamCounters {
+    /// Times the direction searched for the next message start (after a gap, a dropped
+    /// message, or a stream picked up mid-message).
+    pub resyncs: u64,
+    /// Bytes discarded while searching.
+    pub bytes_skipped: u64,
+    /// Body bytes passed over without buffering after `BodyTooLarge`.
+    pub body_bytes_skipped: u64,
+}
+
+/// Counters of one flow; add them up across flows with `+=`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub request: StreamCounters,
+    pub response: StreamCounters,
+    /// Final responses emitted with `request_sequence: None`.
+    pub unpaired_responses: u64,
+    /// Requests awaiting a response that were forgotten because the queue was full.
+    pub pending_evicted: u64,
+}
+
+impl std::ops::AddAssign for StreamCounters {
+    fn add_assign(&mut self, other: StreamCounters) {
+        self.resyncs += other.resyncs;
+        self.bytes_skipped += other.bytes_skipped;
+        self.body_bytes_skipped += other.body_bytes_skipped;
+    }
+}
+
+impl std::ops::AddAssign for Counters {
+    fn add_assign(&mut self, other: Counters) {
+        self.request += other.request;
+        self.response += other.response;
+        self.unpaired_responses += other.unpaired_responses;
+        self.pending_evicted += other.pending_evicted;
+    }
+}

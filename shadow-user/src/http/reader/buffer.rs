@@ -1,0 +1,90 @@
+//! Buffer bookkeeping: what was skipped, and the capture time of buffered bytes.
+
+use std::time::SystemTime;
+
+use bytes::{Buf, BytesMut};
+
+use super::{KEEP_CAPACITY, Reader, State};
+
+impl Reader {
+    /// Searches for the next message from a point that may be inside one.
+    pub(super) fn enter_resync(&mut self) {
+        self.counters.resyncs += 1;
+        self.pristine = false;
+        self.suspect = true;
+        self.state = State::Resync;
+        self.compact();
+    }
+
+    /// Discards `n` buffered bytes while searching for a message start.
+    pub(super) fn skip(&mut self, n: usize) {
+        if n > 0 {
+            self.count_skipped(n);
+            self.advance(n);
+        }
+    }
+
+    /// Discards the first `n` input bytes while searching for a message start.
+    pub(super) fn skip_input(&mut self, input: &mut &[u8], n: usize, ts: SystemTime) {
+        if n > 0 {
+            self.touch(ts);
+            self.count_skipped(n);
+            *input = input.get(n..).unwrap_or_default();
+        }
+    }
+
+    pub(super) fn count_skipped(&mut self, n: usize) {
+        if self.pristine {
+            // A stream picked up mid-message: this is its first resync.
+            self.pristine = false;
+            self.counters.resyncs += 1;
+        }
+        self.counters.bytes_skipped += n as u64;
+    }
+
+    pub(super) fn advance(&mut self, n: usize) {
+        let n = n.min(self.buf.len());
+        self.buf.advance(n);
+        self.fresh_from = self.fresh_from.saturating_sub(n);
+        if self.fresh_from == 0 {
+            self.buf_ts = self.last_ts;
+        }
+    }
+
+    pub(super) fn touch(&mut self, ts: SystemTime) {
+        if ts != self.last_ts {
+            self.fresh_from = self.buf.len();
+            self.last_ts = ts;
+        }
+    }
+
+    pub(super) fn append(&mut self, bytes: &[u8], ts: SystemTime) {
+        if bytes.is_empty() {
+            return;
+        }
+        if self.buf.is_empty() {
+            self.buf_ts = ts;
+            self.fresh_from = 0;
+            self.last_ts = ts;
+        } else {
+            self.touch(ts);
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Capture time of buffered byte `at`: exact for the latest two pushes, the older one's
+    /// time for bytes of earlier pushes.
+    pub(super) fn ts_at(&self, at: usize) -> SystemTime {
+        if at >= self.fresh_from {
+            self.last_ts
+        } else {
+            self.buf_ts
+        }
+    }
+
+    pub(super) fn compact(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > KEEP_CAPACITY {
+            self.buf = BytesMut::new();
+        }
+    }
+}

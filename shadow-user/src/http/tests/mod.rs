@@ -1,0 +1,123 @@
+//! Tests of [`HttpFlow`] as the reassembler drives it. Every fixture is fed whole, with
+//! each push split at every byte boundary, and byte by byte: all runs must give the same
+//! events and counters.
+
+mod props;
+mod requests;
+mod responses;
+
+use std::time::{Duration, SystemTime};
+
+use super::{Counters, HttpEvent, HttpFlow, Limits, Request};
+use crate::capture::Direction;
+
+pub(super) const REQ: Direction = Direction::Request;
+pub(super) const RESP: Direction = Direction::Response;
+
+/// One call the reassembler makes.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Op {
+    Push(Direction, &'static [u8]),
+    Gap(Direction),
+    End(Direction),
+}
+
+/// Capture time of the `i`th operation of a fixture.
+pub(super) fn ts(i: usize) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_000 + i as u64)
+}
+
+/// Runs `ops`, each push cut into the pieces `cut` returns; checks after every call that
+/// the flow holds no more than a request (head and body), a response head and held bytes.
+fn run<'a>(
+    ops: &'a [Op],
+    limits: Limits,
+    cut: impl Fn(usize, &'a [u8]) -> Vec<&'a [u8]>,
+) -> (Vec<HttpEvent>, Counters) {
+    let mut flow = HttpFlow::new(limits);
+    let mut out = Vec::new();
+    let bound = 3 * limits.max_head_bytes + limits.max_body_bytes;
+    for (i, op) in ops.iter().enumerate() {
+        match *op {
+            Op::Push(direction, data) => {
+                for piece in cut(i, data) {
+                    flow.push(direction, piece, ts(i), &mut out);
+                    assert!(flow.buffered() <= bound, "buffered {}", flow.buffered());
+                }
+            }
+            Op::Gap(direction) => flow.gap(direction, &mut out),
+            Op::End(direction) => flow.end(direction, ts(i), &mut out),
+        }
+    }
+    (out, flow.counters())
+}
+
+/// Events of `ops` under `limits`, after checking that every way of cutting the pushes
+/// gives the same.
+pub(super) fn events_with(ops: &[Op], limits: Limits) -> (Vec<HttpEvent>, Counters) {
+    let whole = run(ops, limits, |_, data| vec![data]);
+    for (i, op) in ops.iter().enumerate() {
+        let Op::Push(_, data) = op else { continue };
+        for k in 1..data.len() {
+            let split = run(ops, limits, |j, data| {
+                if j == i {
+                    vec![&data[..k], &data[k..]]
+                } else {
+                    vec![data]
+                }
+            });
+            assert_eq!(split, whole, "push {i} split at byte {k}");
+        }
+    }
+    let bytewise = run(ops, limits, |_, data| data.chunks(1).collect());
+    assert_eq!(bytewise, whole, "byte by byte");
+    whole
+}
+
+pub(super) fn events(ops: &[Op]) -> Vec<HttpEvent> {
+    events_with(ops, Limits::default()).0
+}
+
+/// One line per event, for readable assertions.
+pub(super) fn summary(events: &[HttpEvent]) -> Vec<String> {
+    events
+        .iter()
+        .map(|event| match event {
+            HttpEvent::Request(r) => format!(
+                "request {} {} {} body {}",
+                r.sequence,
+                r.method_str(),
+                r.target_str(),
+                r.body().len()
+            ),
+            HttpEvent::Response(r) => format!(
+                "response {} to {:?} body {}",
+                r.status, r.request_sequence, r.body_len
+            ),
+            HttpEvent::Dropped { direction, reason } => {
+                format!("dropped {} {}", direction.as_str(), reason.as_str())
+            }
+            HttpEvent::Unsupported { reason } => format!("unsupported {}", reason.as_str()),
+            HttpEvent::Notice { what } => format!("notice {}", what.as_str()),
+        })
+        .collect()
+}
+
+pub(super) fn requests(events: &[HttpEvent]) -> Vec<&Request> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            HttpEvent::Request(request) => Some(request),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Small limits, so the limit fixtures stay small enough to split everywhere.
+pub(super) fn small_limits() -> Limits {
+    Limits {
+        max_head_bytes: 96,
+        max_headers: 4,
+        max_body_bytes: 32,
+    }
+}

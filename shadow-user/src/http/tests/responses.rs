@@ -1,0 +1,347 @@
+//! Response-side fixtures: body rules, interim responses, pairing, protocol switches.
+
+use super::*;
+
+const GET_A: &[u8] = b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n";
+const GET_B: &[u8] = b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n";
+const OK_EMPTY: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+
+#[test]
+fn expect_100_continue() {
+    let ops = [
+        Op::Push(
+            REQ,
+            b"PUT /big HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n",
+        ),
+        Op::Push(RESP, b"HTTP/1.1 100 Continue\r\n\r\n"),
+        Op::Push(REQ, b"data"),
+        Op::Push(RESP, b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"),
+    ];
+    let events = events(&ops);
+    assert_eq!(
+        summary(&events),
+        [
+            "response 100 to Some(0) body 0",
+            "request 0 PUT /big body 4",
+            "response 201 to Some(0) body 0",
+        ]
+    );
+    let request = requests(&events)[0];
+    assert_eq!((request.first_byte, request.last_byte), (ts(0), ts(2)));
+    assert!(request.raw.ends_with(b"\r\n\r\ndata"));
+}
+
+#[test]
+fn head_response_has_no_body_despite_its_length() {
+    let ops = [
+        Op::Push(
+            REQ,
+            b"HEAD /h HTTP/1.1\r\nHost: h\r\n\r\nGET /g HTTP/1.1\r\nHost: h\r\n\r\n",
+        ),
+        Op::Push(
+            RESP,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n\
+              HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
+        ),
+    ];
+    assert_eq!(
+        summary(&events(&ops)),
+        [
+            "request 0 HEAD /h body 0",
+            "request 1 GET /g body 0",
+            "response 200 to Some(0) body 0",
+            "response 200 to Some(1) body 2",
+        ]
+    );
+}
+
+#[test]
+fn no_content_and_not_modified_have_no_body() {
+    let ops = [
+        Op::Push(REQ, GET_A),
+        Op::Push(REQ, GET_B),
+        Op::Push(REQ, GET_A),
+        Op::Push(
+            RESP,
+            b"HTTP/1.1 204 No Content\r\n\r\n\
+              HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\nETag: \"x\"\r\n\r\n\
+              HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX: y\r\n\r\n",
+        ),
+    ];
+    assert_eq!(
+        summary(&events(&ops))[3..],
+        [
+            "response 204 to Some(0) body 0",
+            "response 304 to Some(1) body 0",
+            "response 200 to Some(2) body 19",
+        ]
+    );
+}
+
+#[test]
+fn response_delimited_by_close() {
+    let ops = [
+        Op::Push(REQ, GET_A),
+        Op::Push(RESP, b"HTTP/1.0 200 OK\r\nServer: x\r\n\r\nhello world"),
+        Op::Push(RESP, b"!!"),
+        Op::End(RESP),
+    ];
+    let events = events(&ops);
+    assert_eq!(summary(&events)[1..], ["response 200 to Some(0) body 13"]);
+    let HttpEvent::Response(response) = &events[1] else {
+        panic!("not a response: {:?}", events[1]);
+    };
+    assert_eq!((response.first_byte, response.last_byte), (ts(1), ts(2)));
+    assert_eq!(response.head_len, 30);
+}
+
+#[test]
+fn response_cut_by_the_end_is_truncated() {
+    let ops = [
+        Op::Push(REQ, GET_A),
+        Op::Push(RESP, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello"),
+        Op::End(RESP),
+    ];
+    assert_eq!(summary(&events(&ops))[1..], ["dropped response truncated"]);
+}
+
+#[test]
+fn interim_responses_keep_the_pairing() {
+    let ops = [
+        Op::Push(REQ, GET_A),
+        Op::Push(REQ, GET_B),
+        Op::Push(
+            RESP,
+            b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n\
+              HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n\
+              1\r\na\r\n0\r\n\r\n",
+        ),
+        Op::Push(RESP, OK_EMPTY),
+    ];
+    assert_eq!(
+        summary(&events(&ops))[2..],
+        [
+            "response 103 to Some(0) body 0",
+            "notice content_length_with_chunked",
+            "response 200 to Some(0) body 11",
+            "response 200 to Some(1) body 0",
+        ]
+    );
+}
+
+#[test]
+fn upgrade_stops_the_flow_and_holds_what_follows_the_request() {
+    let ops = [
+        Op::Push(
+            REQ,
+            b"GET /chat HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        ),
+        Op::Push(REQ, b"\x81\x85abcd\x01\x02\x03\x04\x05"),
+        Op::Push(
+            RESP,
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x02hi",
+        ),
+        Op::Push(REQ, GET_A),
+    ];
+    let (events, counters) = events_with(&ops, Limits::default());
+    assert_eq!(
+        summary(&events),
+        [
+            "request 0 GET /chat body 0",
+            "response 101 to Some(0) body 0",
+            "unsupported upgrade",
+        ]
+    );
+    assert_eq!(counters, Counters::default());
+}
+
+#[test]
+fn held_bytes_beyond_the_limit_are_parsed_after_all() {
+    let frames: &[u8] = &[0x82; 120];
+    let ops = [
+        Op::Push(REQ, b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"),
+        Op::Push(REQ, frames),
+        Op::Push(RESP, b"HTTP/1.1 101 Switching Protocols\r\n\r\n"),
+    ];
+    let (events, counters) = events_with(&ops, small_limits());
+    assert_eq!(
+        summary(&events),
+        [
+            "request 0 GET /ws body 0",
+            "dropped request malformed",
+            "response 101 to Some(0) body 0",
+            "unsupported upgrade",
+        ]
+    );
+    // The last max_head_bytes of the frames still wait for a line end when the flow stops.
+    assert_eq!(counters.request.bytes_skipped, 120 - 96);
+}
+
+#[test]
+fn connect_stops_the_flow_on_2xx() {
+    let ops = [
+        Op::Push(
+            REQ,
+            b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+        ),
+        Op::Push(REQ, b"\x16\x03\x01\x02\x00client hello"),
+        Op::Push(RESP, b"HTTP/1.1 200 Connection Established\r\n\r\n"),
+        Op::Push(RESP, b"\x16\x03\x03server hello"),
+    ];
+    let mut flow = HttpFlow::new(Limits::default());
+    let mut out = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        if let Op::Push(direction, data) = op {
+            flow.push(*direction, data, ts(i), &mut out);
+        }
+    }
+    assert!(flow.is_finished());
+    assert_eq!(summary(&out), summary(&events(&ops)));
+    assert_eq!(
+        summary(&out),
+        [
+            "request 0 CONNECT example.com:443 body 0",
+            "response 200 to Some(0) body 0",
+            "unsupported connect",
+        ]
+    );
+}
+
+#[test]
+fn refused_connect_and_ignored_upgrade_release_what_followed() {
+    let ops = [
+        Op::Push(
+            REQ,
+            b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+        ),
+        Op::Push(REQ, GET_A),
+        Op::Push(
+            RESP,
+            b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n",
+        ),
+        Op::Push(
+            REQ,
+            b"GET /up HTTP/1.1\r\nUpgrade: h2c\r\n\r\nGET /b HTTP/1.1\r\n\r\n",
+        ),
+        Op::Push(RESP, OK_EMPTY),
+        Op::Push(RESP, OK_EMPTY),
+        Op::Push(RESP, OK_EMPTY),
+    ];
+    let events = events(&ops);
+    assert_eq!(
+        summary(&events),
+        [
+            "request 0 CONNECT example.com:443 body 0",
+            "request 1 GET /a body 0",
+            "response 407 to Some(0) body 0",
+            "request 2 GET /up body 0",
+            "response 200 to Some(1) body 0",
+            "request 3 GET /b body 0",
+            "response 200 to Some(2) body 0",
+            "response 200 to Some(3) body 0",
+        ]
+    );
+    assert_eq!(requests(&events)[1].first_byte, ts(1));
+}
+
+#[test]
+fn response_gap_withholds_pairing_until_idle() {
+    let ops = [
+        Op::Push(REQ, GET_A),
+        Op::Push(RESP, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"),
+        Op::Gap(RESP),
+        Op::Push(RESP, b"ij"),
+        Op::Push(REQ, GET_B),
+        Op::Push(RESP, OK_EMPTY),
+    ];
+    assert_eq!(
+        summary(&events(&ops)),
+        [
+            "request 0 GET /a body 0",
+            "dropped response gap",
+            "request 1 GET /b body 0",
+            "response 200 to Some(1) body 0",
+        ]
+    );
+}
+
+#[test]
+fn request_gap_withholds_pairing_until_idle() {
+    let ops = [
+        Op::Push(REQ, GET_A),
+        Op::Push(RESP, OK_EMPTY),
+        Op::Push(
+            REQ,
+            b"POST /lost HTTP/1.1\r\nContent-Length: 100\r\n\r\npartial",
+        ),
+        Op::Gap(REQ),
+        Op::Push(REQ, b"more\r\nGET /c HTTP/1.1\r\n\r\n"),
+        Op::Push(
+            RESP,
+            b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+        ),
+        Op::Push(RESP, OK_EMPTY),
+        Op::Push(REQ, b"GET /d HTTP/1.1\r\n\r\n"),
+        Op::Push(RESP, OK_EMPTY),
+    ];
+    let (events, counters) = events_with(&ops, Limits::default());
+    assert_eq!(
+        summary(&events),
+        [
+            "request 0 GET /a body 0",
+            "response 200 to Some(0) body 0",
+            "dropped request gap",
+            "request 2 GET /c body 0",
+            "response 400 to None body 0",
+            "response 200 to None body 0",
+            "request 3 GET /d body 0",
+            "response 200 to Some(3) body 0",
+        ]
+    );
+    assert_eq!(counters.unpaired_responses, 2);
+}
+
+#[test]
+fn malformed_response_resyncs_without_pairing() {
+    let ops = [
+        Op::Push(REQ, GET_A),
+        Op::Push(REQ, GET_B),
+        Op::Push(
+            RESP,
+            b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\nbody\r\n\
+              HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+        ),
+    ];
+    let (events, counters) = events_with(&ops, Limits::default());
+    assert_eq!(
+        summary(&events)[2..],
+        ["dropped response malformed", "response 201 to None body 0"]
+    );
+    assert_eq!(counters.response.resyncs, 1);
+}
+
+#[test]
+fn picked_up_response_does_not_answer_a_later_request() {
+    let mut flow = HttpFlow::new(Limits::default());
+    let mut out = Vec::new();
+    // The reassembler may hand over the client's bytes first though the answer to an
+    // earlier, uncaptured request was captured before them.
+    flow.push(REQ, GET_A, ts(5), &mut out);
+    flow.push(
+        RESP,
+        b"s of a body\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        ts(1),
+        &mut out,
+    );
+    flow.push(RESP, OK_EMPTY, ts(6), &mut out);
+    assert_eq!(
+        summary(&out),
+        [
+            "request 0 GET /a body 0",
+            "response 200 to None body 0",
+            "response 200 to Some(0) body 0",
+        ]
+    );
+    assert_eq!(flow.counters().response.resyncs, 1);
+    assert_eq!(flow.counters().unpaired_responses, 1);
+}

@@ -1,0 +1,350 @@
+//! HTTP extraction on real traffic: curl (chunked upload, `Expect: 100-continue`, a 2 MiB
+//! POST) and a raw client that pipelines, recorded by tcpdump in namespaces; `shadowd
+//! extract` must list exactly the requests the server received, and live `shadowd run`
+//! must count the same number.
+
+use std::{
+    collections::BTreeMap,
+    io::{Read, Write},
+    net::TcpStream,
+    process::{Child, Stdio},
+    time::Duration,
+};
+
+use shadowd_tests::{
+    eventually,
+    http_server::HttpServer,
+    netns::{Netns, Topology},
+    run,
+    shadowd::{Shadowd, binary},
+};
+
+const PORT: &str = "8080";
+
+/// tcpdump writing a capture file, stopped (and flushed) on `finish` or drop.
+struct Tcpdump {
+    child: Option<Child>,
+    /// The capture file, until `finish` hands it over.
+    path: Option<std::path::PathBuf>,
+}
+
+impl Tcpdump {
+    fn start(ns: &Netns, interface: &str) -> Tcpdump {
+        let path = std::env::temp_dir().join(format!("{}.pcap", ns.name));
+        let log = std::env::temp_dir().join(format!("{}-tcpdump.log", ns.name));
+        let child = ns
+            .command("tcpdump")
+            .args(["-i", interface, "-s", "0", "-U", "-n", "-w"])
+            .arg(&path)
+            .args(["tcp", "port", PORT])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("starting tcpdump");
+        eventually(
+            Duration::from_secs(10),
+            "tcpdump to start listening",
+            || {
+                std::fs::read_to_string(&log)
+                    .is_ok_and(|text| text.contains("listening on"))
+                    .then_some(())
+            },
+        );
+        std::fs::remove_file(&log).ok();
+        Tcpdump {
+            child: Some(child),
+            path: Some(path),
+        }
+    }
+
+    /// Waits until the file holds `last` and stops growing (tcpdump has written what the
+    /// kernel gave it), stops the capture and returns the file.
+    fn finish(mut self, last: &[u8]) -> std::path::PathBuf {
+        let path = self.path.clone().expect("capture file");
+        let mut previous = 0;
+        eventually(
+            Duration::from_secs(15),
+            "tcpdump to write the whole capture",
+            || {
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                let settled =
+                    bytes.len() == previous && bytes.windows(last.len()).any(|w| w == last);
+                previous = bytes.len();
+                std::thread::sleep(Duration::from_millis(200));
+                settled.then_some(())
+            },
+        );
+        let mut child = self.child.take().expect("running");
+        // SAFETY: kill(2) on our own child; SIGINT makes tcpdump flush and exit.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        child.wait().expect("tcpdump exits");
+        self.path.take().expect("capture file")
+    }
+}
+
+impl Drop for Tcpdump {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(path) = self.path.take() {
+            std::fs::remove_file(path).ok();
+        }
+    }
+}
+
+fn curl(ns: &Netns, args: &[&str]) {
+    let code = run(ns
+        .command("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "30",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .args(args));
+    assert_eq!(code, "200", "curl {args:?}");
+}
+
+/// Writes `requests` in one go on one connection, then reads until `expected` responses
+/// ended (the last request asks the server to close).
+fn pipelined(ns: &Netns, requests: &[u8]) -> Vec<u8> {
+    ns.enter(|| {
+        let mut stream = TcpStream::connect(format!("{}:{PORT}", Topology::SERVER_V4)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(requests).unwrap();
+        let mut responses = Vec::new();
+        stream.read_to_end(&mut responses).unwrap();
+        responses
+    })
+}
+
+/// The traffic of the test, against the server in `topo`.
+fn client_traffic(topo: &Topology, files: &Files) {
+    let url = |path: &str| format!("http://{}:{PORT}{path}", Topology::SERVER_V4);
+    curl(&topo.client, &[&url("/search?q=shadow&page=2")]);
+    curl(
+        &topo.client,
+        &[
+            "-H",
+            "X-Odd-Case: yes",
+            "-H",
+            "x-odd-case: again",
+            &url("/headers"),
+        ],
+    );
+    curl(
+        &topo.client,
+        &[
+            "-H",
+            "Transfer-Encoding: chunked",
+            "--data-binary",
+            &format!("@{}", files.small),
+            &url("/chunked"),
+        ],
+    );
+    curl(
+        &topo.client,
+        &[
+            "-H",
+            "Expect: 100-continue",
+            "--data-binary",
+            &format!("@{}", files.mib),
+            &url("/expect"),
+        ],
+    );
+    curl(
+        &topo.client,
+        &[
+            "--data-binary",
+            &format!("@{}", files.two_mib),
+            &url("/big"),
+        ],
+    );
+    let mut requests = Vec::new();
+    requests.extend_from_slice(b"GET /pipe/1 HTTP/1.1\r\nHost: myservice\r\n\r\n");
+    requests.extend_from_slice(
+        b"POST /pipe/2 HTTP/1.1\r\nHost: myservice\r\nContent-Length: 5\r\n\r\nhello",
+    );
+    requests.extend_from_slice(b"POST /pipe/3 HTTP/1.1\r\nHost: myservice\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n11\r\n0123456789abcdefg\r\n0\r\nTrailer: x\r\n\r\n");
+    requests.extend_from_slice(
+        b"GET /pipe/4 HTTP/1.1\r\nHost: myservice:8080\r\nConnection: close\r\n\r\n",
+    );
+    let responses = pipelined(&topo.client, &requests);
+    assert_eq!(
+        responses
+            .windows(12)
+            .filter(|w| w == b"HTTP/1.1 200")
+            .count(),
+        4
+    );
+}
+
+/// Request bodies the clients send, in files for curl.
+struct Files {
+    small: String,
+    mib: String,
+    two_mib: String,
+}
+
+impl Files {
+    fn new(prefix: &str) -> Files {
+        let write = |name: &str, len: usize| {
+            let path = std::env::temp_dir().join(format!("{prefix}-{name}"));
+            let bytes: Vec<u8> = (0..len)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8)
+                .collect();
+            std::fs::write(&path, bytes).unwrap();
+            path.to_str().unwrap().to_string()
+        };
+        Files {
+            small: write("small", 70_001),
+            mib: write("mib", 1 << 20),
+            two_mib: write("two-mib", 2 << 20),
+        }
+    }
+}
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        for path in [&self.small, &self.mib, &self.two_mib] {
+            std::fs::remove_file(path).ok();
+        }
+    }
+}
+
+/// (method, target, headers, body length, body hash-free fingerprint) of a raw request, as
+/// the test reads it independently of shadowd.
+fn describe_raw(raw: &[u8]) -> String {
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&raw[..head_end - 4]);
+    let mut lines = head.split("\r\n");
+    let mut request_line = lines.next().unwrap().split(' ');
+    let (method, target, version) = (
+        request_line.next().unwrap().to_string(),
+        request_line.next().unwrap().to_string(),
+        request_line.next().unwrap().to_string(),
+    );
+    let headers: Vec<[String; 2]> = lines
+        .map(|line| {
+            let (name, value) = line.split_once(':').unwrap();
+            [name.to_string(), value.trim().to_string()]
+        })
+        .collect();
+    let body = &raw[head_end..];
+    format!(
+        "{method} {target} {version} {headers:?} {} {}",
+        body.len(),
+        sha256_hex(body)
+    )
+}
+
+fn describe_json(line: &str) -> String {
+    let value: serde_json::Value = serde_json::from_str(line).expect("one JSON object per line");
+    let text = |name: &str| {
+        value[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} in {line}"))
+            .to_string()
+    };
+    let headers: Vec<[String; 2]> = value["headers"]
+        .as_array()
+        .expect("headers")
+        .iter()
+        .map(|pair| {
+            [
+                pair[0].as_str().unwrap().to_string(),
+                pair[1].as_str().unwrap().to_string(),
+            ]
+        })
+        .collect();
+    for key in ["ts", "client", "server"] {
+        assert!(!value[key].is_null(), "{key} missing in {line}");
+    }
+    format!(
+        "{} {} {} {headers:?} {} {}",
+        text("method"),
+        text("target"),
+        text("version"),
+        value["body_len"],
+        text("body_sha256")
+    )
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn multiset(items: impl IntoIterator<Item = String>) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for item in items {
+        *counts.entry(item).or_default() += 1;
+    }
+    counts
+}
+
+#[test]
+fn extract_lists_exactly_the_requests_the_server_received_and_run_counts_them() {
+    let topo = Topology::new();
+    let server = HttpServer::start(&topo.server, &format!("{}:{PORT}", Topology::SERVER_V4));
+    let files = Files::new(&topo.client.name);
+    let daemon = Shadowd::start(
+        &topo.server,
+        &["--interface", Topology::SERVER_IF, "--capture-port", PORT],
+    );
+    let tcpdump = Tcpdump::start(&topo.server, Topology::SERVER_IF);
+
+    client_traffic(&topo, &files);
+    let received = server.received();
+    assert_eq!(received.len(), 9);
+
+    // Live capture counts the same requests.
+    eventually(
+        Duration::from_secs(15),
+        "shadowd to count every request",
+        || {
+            (daemon.scrape().sum("shadowd_http_requests_total", &[]) >= received.len() as u64)
+                .then_some(())
+        },
+    );
+    let scrape = daemon.scrape();
+    assert_eq!(
+        scrape.sum("shadowd_http_requests_total", &[]),
+        received.len() as u64
+    );
+    assert_eq!(scrape.sum("shadowd_http_dropped_messages_total", &[]), 0);
+
+    let pcap = tcpdump.finish(b"GET /pipe/4 HTTP/1.1");
+    let output = std::process::Command::new(binary())
+        .args(["extract", "--pcap"])
+        .arg(&pcap)
+        .args(["--capture-port", PORT])
+        .output()
+        .expect("running shadowd extract");
+    std::fs::remove_file(&pcap).ok();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let summary = String::from_utf8_lossy(&output.stderr);
+    println!("extract summary:\n{summary}");
+
+    let extracted = multiset(stdout.lines().map(describe_json));
+    let expected = multiset(received.iter().map(|raw| describe_raw(raw)));
+    assert_eq!(extracted, expected);
+    assert!(summary.contains("requests 9"), "{summary}");
+    assert!(!summary.contains("dropped"), "{summary}");
+    std::fs::remove_file(&pcap).ok();
+}
