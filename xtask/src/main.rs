@@ -26,7 +26,7 @@ enum Command {
     },
     /// The end-to-end demo (shadowing the example service).
     Demo,
-    /// Benchmarks against baseline and in-path mirroring.
+    /// Benchmarks: reassembly and HTTP parsing throughput (criterion).
     Bench,
 }
 
@@ -49,11 +49,16 @@ fn main() -> Result<()> {
             cmd.args(args);
             test::status(&mut cmd)
         }
-        Command::Demo | Command::Bench => {
+        Command::Bench => {
+            setup::run()?;
+            test::status(test::cargo().args(["bench", "--package", "shadow-user", "--bench", "pipeline"]))
+        }
+        Command::Demo => {
             eprintln!(
-                "not yet: the demo and the benchmarks need the replay path, which shadowd does \
-                 not have yet. `cargo xtask run --interface IFACE --capture-port PORT` captures \
-                 today; `cargo xtask test` shows what works."
+                "not yet: the demo needs the replay path, which shadowd does not have yet. \
+                 `cargo xtask run --interface IFACE --capture-port PORT` captures today, \
+                 `shadowd extract --pcap FILE` lists the requests of a capture, and \
+                 `cargo xtask test` shows what works."
             );
             std::process::exit(2);
         }
