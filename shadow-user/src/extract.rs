@@ -6,6 +6,7 @@ use std::{
     io::Write,
     net::SocketAddr,
     path::Path,
+    sync::Arc,
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -17,6 +18,7 @@ use crate::{
     http::{HttpEvent, HttpFlow, Limits as HttpLimits, Request},
     packet::{Segment, tcp_flags},
     pcap::{FileCounts, PcapReadError, read_segments},
+    pipeline::{CountedFlow, FlowTotals},
     reassembly::{FlowKey, FlowTable, Limits, ReassemblyStats},
 };
 
@@ -118,6 +120,7 @@ pub struct Summary {
     /// Drops, unsupported flows and notices, by a readable name.
     pub events: BTreeMap<String, u64>,
     pub reassembly: ReassemblyStats,
+    pub totals: Arc<FlowTotals>,
 }
 
 /// Extracts the requests of `path`, writing one JSON line each to `out`.
@@ -127,10 +130,15 @@ pub fn extract(
     out: &mut dyn Write,
 ) -> Result<Summary, PcapReadError> {
     let reassembly = ReassemblyStats::default();
-    let mut table = FlowTable::new(Limits::default(), reassembly.clone(), |_| {
-        HttpFlow::new(HttpLimits::default())
+    let totals = Arc::new(FlowTotals::default());
+    let flow_totals = totals.clone();
+    let mut table = FlowTable::new(Limits::default(), reassembly.clone(), move |_| {
+        CountedFlow::new(HttpFlow::new(HttpLimits::default()), flow_totals.clone())
     });
-    let mut summary = Summary::default();
+    let mut summary = Summary {
+        totals,
+        ..Summary::default()
+    };
     let mut events = Vec::new();
     let mut last_ts = UNIX_EPOCH;
     let mut emit = |events: &mut Vec<(FlowKey, HttpEvent)>, summary: &mut Summary| {
@@ -200,6 +208,26 @@ impl Summary {
             );
         }
         line("flows evicted".into(), self.reassembly.flows_evicted.get());
+        for direction in [Direction::Request, Direction::Response] {
+            let dir = direction.as_str();
+            let totals = &self.totals;
+            line(
+                format!("resyncs ({dir})"),
+                FlowTotals::of(&totals.resyncs, direction),
+            );
+            line(
+                format!("bytes skipped while resyncing ({dir})"),
+                FlowTotals::of(&totals.resync_skipped_bytes, direction),
+            );
+            line(
+                format!("body bytes skipped over the size limit ({dir})"),
+                FlowTotals::of(&totals.body_skipped_bytes, direction),
+            );
+        }
+        line(
+            "unpaired responses".into(),
+            self.totals.unpaired_responses.get(),
+        );
         text
     }
 }

@@ -20,7 +20,7 @@ use crate::{
         tally::{StreamTally, TallyStats},
     },
     cli::RunArgs,
-    pipeline::{HttpCounters, HttpSink},
+    pipeline::{FlowTotals, HttpCounters, HttpSink},
     reassembly::{Limits, ReassemblyStats},
 };
 
@@ -80,12 +80,15 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     reassembly_stats.register(&mut registry);
     let http_counters = HttpCounters::default();
     http_counters.register(&mut registry);
+    let flow_totals = Arc::new(FlowTotals::default());
+    flow_totals.register(&mut registry);
     let sinks: Vec<Box<dyn FrameSink>> = vec![
         Box::new(StreamTally::new(tally_stats)),
         Box::new(HttpSink::new(
             Limits::default(),
             reassembly_stats,
             http_counters,
+            flow_totals,
         )),
     ];
     let sink = Box::new(sinks);

@@ -323,6 +323,7 @@ fn extract_lists_exactly_the_requests_the_server_received_and_run_counts_them() 
         received.len() as u64
     );
     assert_eq!(scrape.sum("shadowd_http_dropped_messages_total", &[]), 0);
+    assert_eq!(scrape.sum("shadowd_reassembly_gaps_total", &[]), 0);
 
     let pcap = tcpdump.finish(b"GET /pipe/4 HTTP/1.1");
     let output = std::process::Command::new(binary())

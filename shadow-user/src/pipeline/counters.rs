@@ -1,0 +1,96 @@
+//! Counts of HTTP events (requests, responses, drops by reason), registered as
+//! `shadowd_http_*`.
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family},
+    registry::Registry,
+};
+
+use crate::http::HttpEvent;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DropLabels {
+    pub direction: &'static str,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+/// Counts of HTTP events, registered as `shadowd_http_*`.
+#[derive(Debug, Default, Clone)]
+pub struct HttpCounters {
+    pub requests: Counter,
+    pub responses: Counter,
+    pub dropped: Family<DropLabels, Counter>,
+    pub unsupported: Family<ReasonLabel, Counter>,
+    pub notices: Family<ReasonLabel, Counter>,
+}
+
+impl HttpCounters {
+    /// Counts one event.
+    pub fn count(&self, event: &HttpEvent) {
+        match event {
+            HttpEvent::Request(_) => {
+                self.requests.inc();
+            }
+            HttpEvent::Response(_) => {
+                self.responses.inc();
+            }
+            HttpEvent::Dropped { direction, reason } => {
+                self.dropped
+                    .get_or_create(&DropLabels {
+                        direction: direction.as_str(),
+                        reason: reason.as_str(),
+                    })
+                    .inc();
+            }
+            HttpEvent::Unsupported { reason } => {
+                self.unsupported
+                    .get_or_create(&ReasonLabel {
+                        reason: reason.as_str(),
+                    })
+                    .inc();
+            }
+            HttpEvent::Notice { what } => {
+                self.notices
+                    .get_or_create(&ReasonLabel {
+                        reason: what.as_str(),
+                    })
+                    .inc();
+            }
+        }
+    }
+
+    pub fn register(&self, registry: &mut Registry) {
+        let http = registry.sub_registry_with_prefix("http");
+        http.register(
+            "requests",
+            "Complete requests extracted",
+            self.requests.clone(),
+        );
+        http.register(
+            "responses",
+            "Complete responses extracted",
+            self.responses.clone(),
+        );
+        http.register(
+            "dropped_messages",
+            "Messages that could not be produced, by reason",
+            self.dropped.clone(),
+        );
+        http.register(
+            "unsupported_flows",
+            "Connections that stopped being HTTP/1",
+            self.unsupported.clone(),
+        );
+        http.register(
+            "notices",
+            "Oddities in messages that were still produced",
+            self.notices.clone(),
+        );
+    }
+}
