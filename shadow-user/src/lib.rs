@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod capture;
 pub mod cli;
+pub mod config;
 pub mod extract;
 pub mod http;
 pub mod logging;

@@ -1,0 +1,120 @@
+//! Configuration: Ambassador Mapping YAML (plain documents, `getambassador.io` resources,
+//! Service annotations, directories) and the `shadowd` Module, loaded into typed Mappings and
+//! settings with `[rkey, message]` errors and notices.
+//!
+//! Loading fails as a whole ([`ConfigError`]) only when a source cannot be read or is not
+//! YAML; every other problem is a diagnostic and the rest of the configuration still loads,
+//! as Ambassador does.
+
+mod documents;
+mod fields;
+pub mod mapping;
+pub mod module;
+mod parse;
+pub mod service;
+
+#[cfg(test)]
+mod tests;
+
+use std::{
+    io,
+    path::{Path, PathBuf},
+};
+
+pub use mapping::{Diagnostics, HeaderMatch, Mapping, Origin, Scheme, Service};
+pub use module::{LimitSettings, ModuleSettings};
+
+/// A configuration that cannot be used at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}, document {document}, line {line}: not valid YAML: {message}")]
+    Syntax {
+        path: PathBuf,
+        document: usize,
+        line: usize,
+        message: String,
+    },
+    #[error("no configuration files in {path} (looked for *.yaml and *.yml)")]
+    Empty { path: PathBuf },
+}
+
+/// Everything the configuration sources said.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Files read, in order.
+    pub files: Vec<PathBuf>,
+    pub mappings: Vec<Mapping>,
+    pub module: Option<ModuleSettings>,
+    pub diagnostics: Diagnostics,
+}
+
+/// Loads `paths`: files, or directories meaning every `*.yaml`/`*.yml` in them by name.
+pub fn load(paths: &[PathBuf]) -> Result<Loaded, ConfigError> {
+    let mut resources = parse::Resources::default();
+    let mut files = Vec::new();
+    for path in paths {
+        files.extend(expand(path)?);
+    }
+    for file in &files {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+            path: file.clone(),
+            source,
+        })?;
+        parse::file(file, &text, &mut resources).map_err(|err| ConfigError::Syntax {
+            path: file.clone(),
+            document: err.document,
+            line: err.line,
+            message: err.message,
+        })?;
+    }
+    // Sorted by rkey as a string: that order decides which Mapping is "first" (semantics §1).
+    resources.mappings.sort_by(|a, b| a.rkey.cmp(&b.rkey));
+    Ok(Loaded {
+        files,
+        mappings: resources.mappings,
+        module: resources.module,
+        diagnostics: resources.diagnostics,
+    })
+}
+
+/// A file as is; a directory as its YAML files in name order.
+fn expand(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    let read_error = |source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let metadata = std::fs::metadata(path).map_err(read_error)?;
+    if !metadata.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(read_error)?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|p| {
+            // Kubernetes ConfigMap mounts hold `..data` links and dot-directories: skip them.
+            let hidden = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
+            let yaml = p
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| e == "yaml" || e == "yml");
+            !hidden && yaml && p.is_file()
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(ConfigError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(files)
+}

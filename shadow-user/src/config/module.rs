@@ -1,0 +1,75 @@
+//! Daemon settings from an Ambassador-style `kind: Module` named `shadowd`, so a whole
+//! deployment (Mappings and settings) can live in one ConfigMap. Command-line flags override
+//! every field.
+
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+
+/// `config:` of the `shadowd` Module. Every field is optional; unknown fields are errors
+/// (a misspelt limit must not be silently ignored).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleSettings {
+    /// Interfaces to watch (`--interface`).
+    pub interfaces: Option<Vec<String>>,
+    /// Capture ports, replacing those derived from the Mappings (`--capture-port`).
+    pub capture_ports: Option<Vec<u16>>,
+    /// Admin server address (`--admin`).
+    pub admin: Option<SocketAddr>,
+    /// Mirror veth name (`--mirror-interface`).
+    pub mirror_interface: Option<String>,
+    /// `skb->mark` of replay traffic (`--loop-guard-mark`).
+    pub loop_guard_mark: Option<u32>,
+    /// Capture ring geometry (`--ring-block-size`, `--ring-blocks`, `--ring-block-timeout-ms`).
+    pub ring_block_size: Option<u32>,
+    pub ring_blocks: Option<u32>,
+    pub ring_block_timeout_ms: Option<u64>,
+    /// Reassembly and HTTP limits.
+    pub limits: Option<LimitSettings>,
+}
+
+/// `config.limits` of the Module.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Connections tracked at once (default 65536).
+    pub max_flows: Option<usize>,
+    /// Out-of-order bytes one connection direction may hold (default 4 MiB).
+    pub flow_buffer_bytes: Option<usize>,
+    /// Out-of-order bytes all connections may hold (default 256 MiB).
+    pub total_buffer_bytes: Option<usize>,
+    /// Seconds without a segment before a connection is ended (default 60).
+    pub idle_timeout_s: Option<u64>,
+    /// Largest request or response head (default 64 KiB).
+    pub max_head_bytes: Option<usize>,
+    /// Most header fields in a head (default 100).
+    pub max_headers: Option<usize>,
+    /// Largest request body kept for replay (default 16 MiB).
+    pub max_body_bytes: Option<usize>,
+}
+
+impl LimitSettings {
+    /// Reassembly limits with these overrides.
+    pub fn reassembly(&self) -> crate::reassembly::Limits {
+        let default = crate::reassembly::Limits::default();
+        crate::reassembly::Limits {
+            max_flows: self.max_flows.unwrap_or(default.max_flows),
+            max_flow_buffer: self.flow_buffer_bytes.unwrap_or(default.max_flow_buffer),
+            max_total_buffer: self.total_buffer_bytes.unwrap_or(default.max_total_buffer),
+            idle_timeout: self
+                .idle_timeout_s
+                .map_or(default.idle_timeout, std::time::Duration::from_secs),
+        }
+    }
+
+    /// HTTP limits with these overrides.
+    pub fn http(&self) -> crate::http::Limits {
+        let default = crate::http::Limits::default();
+        crate::http::Limits {
+            max_head_bytes: self.max_head_bytes.unwrap_or(default.max_head_bytes),
+            max_headers: self.max_headers.unwrap_or(default.max_headers),
+            max_body_bytes: self.max_body_bytes.unwrap_or(default.max_body_bytes),
+        }
+    }
+}

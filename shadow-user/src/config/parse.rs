@@ -1,0 +1,366 @@
+//! Turns YAML documents into Mappings and daemon settings: plain Mapping documents,
+//! `getambassador.io/*` resources with `spec:`, Kubernetes Services (also inside a `List`)
+//! carrying the `getambassador.io/config` annotation, and the `shadowd` Module.
+
+use std::{path::Path, time::Duration};
+
+use serde_yaml_ng::Value;
+
+use super::{
+    documents::{self, Document, SyntaxError},
+    fields::Fields,
+    mapping::{Diagnostics, HeaderMatch, Mapping, Origin},
+    module::ModuleSettings,
+    service,
+};
+
+/// Mapping API versions accepted (semantics §1).
+const API_VERSIONS: &[&str] = &[
+    "ambassador/v0",
+    "ambassador/v1",
+    "ambassador/v2",
+    "getambassador.io/v2",
+    "getambassador.io/v3alpha1",
+];
+const ANNOTATION: &str = "getambassador.io/config";
+const DEFAULT_TIMEOUT: Duration = Duration::from_millis(3000);
+
+/// Fields of a Mapping shadowd reads; others get a notice.
+const MAPPING_FIELDS: &[&str] = &[
+    "apiVersion",
+    "kind",
+    "name",
+    "namespace",
+    "metadata",
+    "spec",
+    "prefix",
+    "prefix_regex",
+    "case_sensitive",
+    "service",
+    "shadow",
+    "weight",
+    "host",
+    "host_regex",
+    "method",
+    "headers",
+    "regex_headers",
+    "precedence",
+    "rewrite",
+    "host_rewrite",
+    "add_request_headers",
+    "remove_request_headers",
+    "timeout_ms",
+    "disable_shadow_host_suffix_append",
+    "ambassador_id",
+];
+
+/// What the documents of all sources produced.
+#[derive(Debug, Default)]
+pub struct Resources {
+    pub mappings: Vec<Mapping>,
+    pub module: Option<ModuleSettings>,
+    pub diagnostics: Diagnostics,
+}
+
+/// One YAML source: a file, or an annotation inside a file.
+struct Source<'a> {
+    path: &'a Path,
+    /// How errors name it: the file, or the annotation of a Service in it.
+    label: String,
+    /// Namespace of Mappings that do not set one.
+    namespace: Option<String>,
+}
+
+/// Reads every resource of the YAML `text` of file `path`.
+pub fn file(path: &Path, text: &str, out: &mut Resources) -> Result<(), SyntaxError> {
+    let source = Source {
+        path,
+        label: path.display().to_string(),
+        namespace: None,
+    };
+    for document in documents::split(text, 0)? {
+        resource(&source, &document, &document.value, out)?;
+    }
+    Ok(())
+}
+
+fn resource(
+    source: &Source<'_>,
+    document: &Document,
+    value: &Value,
+    out: &mut Resources,
+) -> Result<(), SyntaxError> {
+    let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
+    match kind {
+        "Mapping" => mapping(source, document, value, out),
+        "Service" => service_annotation(source, document, value, out)?,
+        "List" => {
+            for item in value
+                .get("items")
+                .and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+            {
+                resource(source, document, item, out)?;
+            }
+        }
+        "Module" => module(source, document, value, out),
+        "" if value.is_null() => {}
+        other => out.diagnostics.notice(
+            "",
+            format!(
+                "{}, document {}: kind {} ignored",
+                source.label,
+                document.number,
+                if other.is_empty() { "(none)" } else { other }
+            ),
+        ),
+    }
+    Ok(())
+}
+
+/// The Mapping documents in a Service's `getambassador.io/config` annotation.
+fn service_annotation(
+    source: &Source<'_>,
+    document: &Document,
+    value: &Value,
+    out: &mut Resources,
+) -> Result<(), SyntaxError> {
+    let metadata = value.get("metadata");
+    let Some(text) = metadata
+        .and_then(|m| m.get("annotations"))
+        .and_then(|a| a.get(ANNOTATION))
+        .and_then(Value::as_str)
+    else {
+        return Ok(());
+    };
+    let service_name = metadata
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    let namespace = metadata
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    // Block-scalar content starts on the line after the annotation key.
+    let key_line = documents::field_line(document, &format!("{ANNOTATION:?}"))
+        .min(documents::field_line(document, ANNOTATION));
+    let inner = Source {
+        path: source.path,
+        label: format!(
+            "{} (annotation {ANNOTATION} of Service {service_name})",
+            source.label
+        ),
+        namespace,
+    };
+    let docs = documents::split(text, key_line).map_err(|mut err| {
+        err.message = format!("in {}: {}", inner.label, err.message);
+        err
+    })?;
+    for doc in docs {
+        resource(&inner, &doc, &doc.value, out)?;
+    }
+    Ok(())
+}
+
+fn module(source: &Source<'_>, document: &Document, value: &Value, out: &mut Resources) {
+    let spec = value.get("spec").unwrap_or(value);
+    let name = value
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .or_else(|| value.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if name != "shadowd" {
+        out.diagnostics.notice(
+            "",
+            format!(
+                "{}, document {}: Module {name} is not for shadowd, ignored",
+                source.label, document.number
+            ),
+        );
+        return;
+    }
+    let rkey = format!(
+        "shadowd.{}.{}",
+        source.namespace.as_deref().unwrap_or("default"),
+        document.number
+    );
+    let config = spec.get("config").cloned().unwrap_or(Value::Null);
+    match serde_yaml_ng::from_value::<ModuleSettings>(if config.is_null() {
+        Value::Mapping(Default::default())
+    } else {
+        config
+    }) {
+        Ok(settings) => {
+            if out.module.is_some() {
+                out.diagnostics.error(
+                    &rkey,
+                    format!(
+                        "{}, document {}: a second shadowd Module, ignored",
+                        source.label, document.number
+                    ),
+                );
+            } else {
+                out.module = Some(settings);
+            }
+        }
+        Err(err) => out.diagnostics.error(
+            &rkey,
+            format!(
+                "{}, document {}, line {}: field config: {err}",
+                source.label,
+                document.number,
+                documents::field_line(document, "config")
+            ),
+        ),
+    }
+}
+
+fn mapping(source: &Source<'_>, document: &Document, value: &Value, out: &mut Resources) {
+    let d = &mut out.diagnostics;
+    let api_version = value
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let label = &source.label;
+    if !API_VERSIONS.contains(&api_version) {
+        d.error(
+            "",
+            format!("{label}, document {}, line {}: field apiVersion: Mapping apiVersion {api_version:?} is not one of {}", document.number, documents::field_line(document, "apiVersion"), API_VERSIONS.join(", ")),
+        );
+        return;
+    }
+    // getambassador.io resources keep their fields under `spec` and the name in `metadata`.
+    let metadata = value.get("metadata");
+    let body = value
+        .get("spec")
+        .filter(|s| s.is_mapping())
+        .unwrap_or(value);
+    let Some(map) = body.as_mapping() else {
+        d.error(
+            "",
+            format!(
+                "{label}, document {}: a Mapping must be a map",
+                document.number
+            ),
+        );
+        return;
+    };
+    let meta_str = |key: &str| {
+        metadata
+            .and_then(|m| m.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let name =
+        meta_str("name").or_else(|| map.get("name").and_then(Value::as_str).map(str::to_string));
+    let namespace = map
+        .get("namespace")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| meta_str("namespace"))
+        .or_else(|| source.namespace.clone())
+        .unwrap_or_else(|| "default".into());
+    let rkey = format!(
+        "{}.{namespace}.{}",
+        name.as_deref().unwrap_or("(unnamed)"),
+        document.number
+    );
+    let mut f = Fields::new(
+        map,
+        document,
+        label,
+        if name.is_some() { &rkey } else { "" },
+    );
+    if name.is_none() {
+        f.error(d, "name", "required field is missing");
+        return;
+    }
+    f.unknown(d, MAPPING_FIELDS, "Mapping");
+
+    let prefix = f.required_string(d, "prefix");
+    let service = f
+        .required_string(d, "service")
+        .and_then(|text| match service::parse(&text) {
+            Ok(service) => Some(service),
+            Err(err) => {
+                f.error(d, "service", &err.to_string());
+                None
+            }
+        });
+    let weight = match f.integer(d, "weight") {
+        Some(w) if (0..=100).contains(&w) => w as u8,
+        Some(w) => {
+            f.error(d, "weight", &format!("{w} is outside 0-100"));
+            100
+        }
+        None => 100,
+    };
+    let timeout = match f.integer(d, "timeout_ms") {
+        Some(ms) if ms >= 0 => Duration::from_millis(ms as u64),
+        Some(ms) => {
+            f.error(d, "timeout_ms", &format!("{ms} is negative"));
+            DEFAULT_TIMEOUT
+        }
+        None => DEFAULT_TIMEOUT,
+    };
+    let mut headers: Vec<(String, HeaderMatch)> = f
+        .string_map(d, "headers", true)
+        .into_iter()
+        .map(|(name, value)| {
+            (
+                name.to_ascii_lowercase(),
+                value.map_or(HeaderMatch::Present, HeaderMatch::Exact),
+            )
+        })
+        .collect();
+    headers.sort();
+    let mut regex_headers: Vec<(String, String)> = f
+        .string_map(d, "regex_headers", false)
+        .into_iter()
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.unwrap_or_default()))
+        .collect();
+    regex_headers.sort();
+    let add_request_headers = f
+        .string_map(d, "add_request_headers", false)
+        .into_iter()
+        .map(|(name, value)| (name, value.unwrap_or_default()))
+        .collect();
+
+    let mapping = Mapping {
+        name: name.unwrap_or_default(),
+        namespace,
+        rkey: rkey.clone(),
+        origin: Origin {
+            file: source.path.to_path_buf(),
+            document: document.number,
+            line: document.first_line,
+        },
+        prefix: prefix.unwrap_or_default(),
+        prefix_regex: f.boolean(d, "prefix_regex", false),
+        case_sensitive: f.boolean(d, "case_sensitive", true),
+        method: f.string(d, "method"),
+        host: f.string(d, "host"),
+        host_regex: f.boolean(d, "host_regex", false),
+        headers,
+        regex_headers,
+        precedence: f.integer(d, "precedence").unwrap_or(0),
+        service: service.unwrap_or_else(|| super::mapping::Service {
+            scheme: super::mapping::Scheme::Http,
+            host: String::new(),
+            port: 80,
+        }),
+        shadow: f.boolean(d, "shadow", false),
+        weight,
+        rewrite: f.string(d, "rewrite"),
+        host_rewrite: f.string(d, "host_rewrite"),
+        add_request_headers,
+        remove_request_headers: f.string_list(d, "remove_request_headers"),
+        timeout,
+        disable_shadow_host_suffix_append: f.boolean(d, "disable_shadow_host_suffix_append", false),
+    };
+    if !f.failed {
+        out.mappings.push(mapping);
+    }
+}

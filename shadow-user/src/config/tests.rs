@@ -1,0 +1,257 @@
+//! Loader tests: every input form, and errors that name file, document, line and field.
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+/// Writes `text` to a fresh file and loads it.
+fn load_text(name: &str, text: &str) -> Result<Loaded, ConfigError> {
+    let dir = std::env::temp_dir().join(format!("shadowd-config-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, text).unwrap();
+    let loaded = load(&[path]);
+    std::fs::remove_dir_all(&dir).ok();
+    loaded
+}
+
+fn summary(loaded: &Loaded) -> Vec<(String, String, String, bool)> {
+    loaded
+        .mappings
+        .iter()
+        .map(|m| {
+            (
+                m.rkey.clone(),
+                m.prefix.clone(),
+                m.service.to_string(),
+                m.shadow,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_users_example_in_both_forms() {
+    let expected = vec![
+        (
+            "myservice-mapping.default.1".to_string(),
+            "/myservice/".to_string(),
+            "myservice.default:80".to_string(),
+            false,
+        ),
+        (
+            "myservice-shadow-mapping.default.1".to_string(),
+            "/myservice/".to_string(),
+            "myservice-shadow.default:80".to_string(),
+            true,
+        ),
+    ];
+    let services = load(&[examples().join("myservice-services.yaml")]).unwrap();
+    assert_eq!(summary(&services), expected);
+    assert_eq!(services.diagnostics, Diagnostics::default());
+
+    let plain = load(&[examples().join("myservice-mappings.yaml")]).unwrap();
+    let mut expected_plain = expected.clone();
+    expected_plain[1].0 = "myservice-shadow-mapping.default.2".into();
+    assert_eq!(summary(&plain), expected_plain);
+    assert_eq!(plain.mappings[1].weight, 100);
+    assert_eq!(plain.mappings[1].timeout.as_millis(), 3000);
+}
+
+#[test]
+fn getambassador_resources_lists_and_namespaces() {
+    let text = r#"
+apiVersion: getambassador.io/v3alpha1
+kind: Mapping
+metadata:
+  name: api
+  namespace: prod
+spec:
+  prefix: /api/
+  service: https://api.prod
+  weight: 30
+  headers:
+    X-Canary: "true"
+    X-Debug: true
+  add_request_headers:
+    x-shadow: "yes"
+    x-extra:
+      value: more
+  remove_request_headers: [authorization, cookie]
+---
+apiVersion: v1
+kind: List
+items:
+  - apiVersion: v1
+    kind: Service
+    metadata:
+      name: web
+      namespace: shop
+      annotations:
+        getambassador.io/config: |
+          apiVersion: ambassador/v2
+          kind: Mapping
+          name: web
+          prefix: /web/
+          service: web:8080
+"#;
+    let loaded = load_text("crd", text).unwrap();
+    assert_eq!(loaded.diagnostics, Diagnostics::default());
+    let api = &loaded.mappings[0];
+    assert_eq!(api.rkey, "api.prod.1");
+    assert_eq!(api.service.to_string(), "https://api.prod:443");
+    assert_eq!(api.weight, 30);
+    assert_eq!(
+        api.headers,
+        vec![
+            ("x-canary".into(), HeaderMatch::Exact("true".into())),
+            ("x-debug".into(), HeaderMatch::Present)
+        ]
+    );
+    assert_eq!(
+        api.add_request_headers,
+        vec![
+            ("x-shadow".into(), "yes".into()),
+            ("x-extra".into(), "more".into())
+        ]
+    );
+    assert_eq!(api.remove_request_headers, vec!["authorization", "cookie"]);
+    let web = &loaded.mappings[1];
+    assert_eq!(
+        (web.rkey.as_str(), web.namespace.as_str()),
+        ("web.shop.1", "shop")
+    );
+    assert_eq!(web.service.port, 8080);
+}
+
+#[test]
+fn a_directory_means_its_yaml_files_in_name_order() {
+    let loaded = load(&[examples()]).unwrap();
+    assert!(
+        loaded
+            .files
+            .iter()
+            .all(|f| f.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+    );
+    let mut sorted = loaded.files.clone();
+    sorted.sort();
+    assert_eq!(loaded.files, sorted);
+    assert!(loaded.mappings.len() >= 4);
+}
+
+#[test]
+fn field_errors_name_file_document_line_and_field() {
+    let text = "apiVersion: ambassador/v0\nkind: Mapping\nname: a\nprefix: /a/\nservice: a\n---\napiVersion: ambassador/v0\nkind: Mapping\nname: b\nprefix: /b/\nservice: http://b/path\nweight: 130\n";
+    let loaded = load_text("fielderr", text).unwrap();
+    assert_eq!(
+        loaded.mappings.len(),
+        1,
+        "the bad Mapping builds nothing, the good one loads"
+    );
+    let errors: Vec<&str> = loaded
+        .diagnostics
+        .errors
+        .iter()
+        .map(|(_, m)| m.as_str())
+        .collect();
+    assert_eq!(loaded.diagnostics.errors[0].0, "b.default.2");
+    assert!(errors[0].ends_with("config.yaml, document 2, line 11: field service: service http://b/path has extra URL components"), "{errors:?}");
+    assert!(
+        errors[1].ends_with("document 2, line 12: field weight: 130 is outside 0-100"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn missing_fields_and_wrong_types_are_errors() {
+    let text = "apiVersion: ambassador/v0\nkind: Mapping\nname: a\nservice: a\nshadow: maybe\n";
+    let loaded = load_text("missing", text).unwrap();
+    assert!(loaded.mappings.is_empty());
+    let errors: Vec<&str> = loaded
+        .diagnostics
+        .errors
+        .iter()
+        .map(|(_, m)| m.as_str())
+        .collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("line 1: field prefix: required field is missing")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("line 5: field shadow: expected true or false")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn unknown_fields_and_kinds_are_notices() {
+    let text = "apiVersion: ambassador/v0\nkind: Mapping\nname: a\nprefix: /a/\nservice: a\ncors:\n  origins: '*'\n---\napiVersion: v1\nkind: ConfigMap\n";
+    let loaded = load_text("unknown", text).unwrap();
+    assert_eq!(loaded.mappings.len(), 1);
+    assert!(loaded.diagnostics.errors.is_empty());
+    let notices: Vec<&str> = loaded
+        .diagnostics
+        .notices
+        .iter()
+        .map(|(_, m)| m.as_str())
+        .collect();
+    assert!(
+        notices[0].ends_with("document 1, line 6: unknown Mapping field cors ignored"),
+        "{notices:?}"
+    );
+    assert_eq!(loaded.diagnostics.notices[0].0, "a.default.1");
+    assert!(
+        notices[1].ends_with("document 2: kind ConfigMap ignored"),
+        "{notices:?}"
+    );
+}
+
+#[test]
+fn malformed_yaml_is_unusable_with_its_line() {
+    let text = "apiVersion: ambassador/v0\nkind: Mapping\n---\nname: [broken\nprefix: /a/\n";
+    match load_text("syntax", text) {
+        Err(ConfigError::Syntax { document, line, .. }) => {
+            assert_eq!(document, 2);
+            assert!((4..=6).contains(&line), "line {line}");
+        }
+        other => panic!("expected a syntax error, got {other:?}"),
+    }
+    assert!(matches!(
+        load(&[PathBuf::from("/nonexistent/shadowd.yaml")]),
+        Err(ConfigError::Read { .. })
+    ));
+}
+
+#[test]
+fn the_shadowd_module_carries_daemon_settings() {
+    let text = "apiVersion: getambassador.io/v3alpha1\nkind: Module\nmetadata:\n  name: shadowd\nspec:\n  config:\n    interfaces: [eth0]\n    capture_ports: [80, 8080]\n    admin: 0.0.0.0:8877\n    limits:\n      max_body_bytes: 1048576\n---\napiVersion: getambassador.io/v3alpha1\nkind: Module\nmetadata:\n  name: ambassador\n";
+    let loaded = load_text("module", text).unwrap();
+    let module = loaded.module.expect("module");
+    assert_eq!(module.interfaces, Some(vec!["eth0".to_string()]));
+    assert_eq!(module.capture_ports, Some(vec![80, 8080]));
+    assert_eq!(module.limits.unwrap().http().max_body_bytes, 1 << 20);
+    assert!(
+        loaded.diagnostics.notices[0]
+            .1
+            .contains("Module ambassador is not for shadowd")
+    );
+
+    let bad = "apiVersion: ambassador/v0\nkind: Module\nname: shadowd\nconfig:\n  interfaces: [eth0]\n  max_flow: 3\n";
+    let loaded = load_text("badmodule", bad).unwrap();
+    assert!(loaded.module.is_none());
+    assert!(
+        loaded.diagnostics.errors[0]
+            .1
+            .contains("line 4: field config: unknown field `max_flow`"),
+        "{:?}",
+        loaded.diagnostics
+    );
+}
