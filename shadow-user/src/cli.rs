@@ -1,13 +1,14 @@
-//! Command-line interface: `shadowd run` and the flags later commands share.
+//! Command-line interface: `shadowd run`, `shadowd check` and `shadowd extract`.
+//!
+//! `run` options are all optional here: each may come from the command line or from the
+//! `shadowd` Module in the configuration, the command line winning (`settings.rs` merges
+//! them and applies the defaults).
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::logging::LogFormat;
-
-/// Default `skb->mark` of shadowd's own replay traffic ("5had" in hex-speak).
-pub const DEFAULT_LOOP_GUARD_MARK: u32 = 0x5AD0;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -16,7 +17,8 @@ pub const DEFAULT_LOOP_GUARD_MARK: u32 = 0x5AD0;
     about = "Copies live HTTP traffic to shadow services, out of the production path",
     long_about = "shadowd clones the packets of production connections in the kernel (a TC \
                   eBPF program), rebuilds the HTTP requests in userspace and replays them to \
-                  shadow services. Production traffic is never delayed, dropped or altered."
+                  shadow services chosen by Ambassador Mappings with `shadow: true`. \
+                  Production traffic is never delayed, dropped or altered."
 )]
 pub struct Cli {
     /// Log line format.
@@ -30,72 +32,90 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Attach to interfaces and capture the connections of the capture ports.
-    #[command(after_help = "Example:\n  shadowd run --interface eth0 --capture-port 80")]
-    Run(RunArgs),
-    /// Print the HTTP requests of a capture file as JSON lines (a summary goes to stderr).
     #[command(
-        after_help = "Example:\n  tcpdump -i eth0 -w web.pcap port 80\n  shadowd extract --pcap web.pcap --capture-port 80"
+        after_help = "Examples:\n  shadowd run --config /etc/shadowd/ --interface eth0\n  \
+                            shadowd run --interface eth0 --capture-port 80"
     )]
+    Run(RunArgs),
+    /// Load a configuration, print its route table, errors and notices.
+    #[command(
+        after_help = "Exit codes: 0 no errors, 1 loaded with errors, 64 unusable.\n\n\
+                            Example:\n  shadowd check --config examples/"
+    )]
+    Check(CheckArgs),
+    /// Print the HTTP requests of a capture file as JSON lines (a summary goes to stderr).
+    #[command(after_help = "Example:\n  tcpdump -i eth0 -w web.pcap port 80\n  \
+                            shadowd extract --pcap web.pcap --config mappings.yaml")]
     Extract(ExtractArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Mapping YAML file or directory; repeat for several.
+    #[arg(long, short = 'c', required = true, value_name = "FILE")]
+    pub config: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct ExtractArgs {
     /// Capture file: pcap or pcapng (Ethernet, raw IP or Linux cooked frames).
     #[arg(long, value_name = "FILE")]
-    pub pcap: std::path::PathBuf,
+    pub pcap: PathBuf,
 
-    /// Server port; repeat for several. Without it, servers are learned from SYNs (or taken
-    /// to be the end with the lower port).
+    /// Mapping YAML file or directory: adds the matched shadow Mapping and the copy's Host to
+    /// each request, and gives the server ports.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Vec<PathBuf>,
+
+    /// Server port; repeat for several. Without it (and without --config), servers are
+    /// learned from SYNs (or taken to be the end with the lower port).
     #[arg(long = "capture-port", short = 'p', value_name = "PORT")]
     pub capture_ports: Vec<u16>,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct RunArgs {
+    /// Mapping YAML file or directory; repeat for several. Reloaded on SIGHUP and when a
+    /// file changes.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Vec<PathBuf>,
+
     /// Interface to watch (ingress and egress); repeat for several.
-    #[arg(long = "interface", short = 'i', required = true, value_name = "IFACE")]
+    #[arg(long = "interface", short = 'i', value_name = "IFACE")]
     pub interfaces: Vec<String>,
 
-    /// TCP port of a production service to capture; repeat for several.
-    #[arg(
-        long = "capture-port",
-        short = 'p',
-        required = true,
-        value_name = "PORT"
-    )]
+    /// TCP port of a production service to capture; repeat for several. Default: the ports
+    /// of the production services of shadowed Mappings.
+    #[arg(long = "capture-port", short = 'p', value_name = "PORT")]
     pub capture_ports: Vec<u16>,
 
-    /// Name of the mirror veth the clones are sent to; its peer is `<NAME>-peer`.
-    #[arg(long, default_value = "shadow0", value_name = "NAME")]
-    pub mirror_interface: String,
+    /// Name of the mirror veth the clones are sent to; its peer is `<NAME>-peer`
+    /// [default: shadow0].
+    #[arg(long, value_name = "NAME")]
+    pub mirror_interface: Option<String>,
 
-    /// Address of the admin server (/readyz, /healthz, /metrics).
-    #[arg(long, default_value = "127.0.0.1:8877", value_name = "ADDR")]
-    pub admin: SocketAddr,
+    /// Address of the admin server (/readyz, /healthz, /metrics) [default: 127.0.0.1:8877].
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<SocketAddr>,
 
     /// `skb->mark` that shadowd's own replay traffic carries; marked packets are never
-    /// cloned. 0 turns the guard off.
-    #[arg(long, default_value_t = DEFAULT_LOOP_GUARD_MARK, value_parser = parse_u32)]
-    pub loop_guard_mark: u32,
+    /// cloned. 0 turns the guard off [default: 0x5AD0].
+    #[arg(long, value_parser = parse_u32, value_name = "MARK")]
+    pub loop_guard_mark: Option<u32>,
 
-    /// Bytes per capture ring block (power of two, at least 128 KiB; above the largest frame).
-    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
-    pub ring_block_size: u32,
+    /// Bytes per capture ring block (power of two, at least 128 KiB; above the largest
+    /// frame) [default: 1048576].
+    #[arg(long, value_name = "BYTES")]
+    pub ring_block_size: Option<u32>,
 
-    /// Number of capture ring blocks.
-    #[arg(long, default_value_t = 32, value_name = "N")]
-    pub ring_blocks: u32,
+    /// Number of capture ring blocks [default: 32].
+    #[arg(long, value_name = "N")]
+    pub ring_blocks: Option<u32>,
 
-    /// Longest wait, in milliseconds, before the kernel hands over a partly filled block.
-    #[arg(long, default_value_t = 1, value_name = "MS")]
-    pub ring_block_timeout_ms: u64,
-}
-
-impl RunArgs {
-    pub fn ring_block_timeout(&self) -> Duration {
-        Duration::from_millis(self.ring_block_timeout_ms)
-    }
+    /// Longest wait, in milliseconds, before the kernel hands over a partly filled block
+    /// [default: 1].
+    #[arg(long, value_name = "MS")]
+    pub ring_block_timeout_ms: Option<u64>,
 }
 
 /// Accepts decimal or `0x` hexadecimal.
@@ -114,11 +134,18 @@ fn parse_u32(value: &str) -> Result<u32, String> {
 mod tests {
     use super::*;
 
+    fn run_args(args: &[&str]) -> RunArgs {
+        let mut argv = vec!["shadowd", "run"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Run(args) => args,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
     #[test]
     fn run_flags_parse() {
-        let cli = Cli::try_parse_from([
-            "shadowd",
-            "run",
+        let args = run_args(&[
             "-i",
             "eth0",
             "--interface",
@@ -127,21 +154,20 @@ mod tests {
             "80",
             "--loop-guard-mark",
             "0x10",
-        ])
-        .unwrap();
-        let Command::Run(args) = cli.command else {
-            panic!("parsed as another command");
-        };
+            "-c",
+            "a.yaml",
+        ]);
         assert_eq!(args.interfaces, ["eth0", "eth1"]);
         assert_eq!(args.capture_ports, [80]);
-        assert_eq!(args.loop_guard_mark, 16);
-        assert_eq!(args.mirror_interface, "shadow0");
-        assert_eq!(args.admin, "127.0.0.1:8877".parse().unwrap());
+        assert_eq!(args.loop_guard_mark, Some(16));
+        assert_eq!(args.mirror_interface, None);
+        assert_eq!(args.config, [PathBuf::from("a.yaml")]);
     }
 
     #[test]
-    fn run_requires_an_interface() {
-        assert!(Cli::try_parse_from(["shadowd", "run", "-p", "80"]).is_err());
+    fn check_requires_a_config() {
+        assert!(Cli::try_parse_from(["shadowd", "check"]).is_err());
+        assert!(Cli::try_parse_from(["shadowd", "check", "--config", "x"]).is_ok());
     }
 
     #[test]

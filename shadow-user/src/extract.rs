@@ -20,6 +20,7 @@ use crate::{
     pcap::{FileCounts, PcapReadError, read_segments},
     pipeline::{CountedFlow, FlowTotals},
     reassembly::{FlowKey, FlowTable, Limits, ReassemblyStats},
+    route::RouteTable,
 };
 
 /// Decides which end of a segment is the server.
@@ -78,13 +79,19 @@ pub struct RequestRecord {
     pub headers: Vec<[String; 2]>,
     pub body_len: usize,
     pub body_sha256: String,
+    /// With `--config`: the shadow Mapping that would copy this request (null if none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mapping: Option<Option<String>>,
+    /// With `--config`: the Host the copy would carry (null if none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow_host: Option<Option<String>>,
 }
 
 impl RequestRecord {
-    pub fn new(flow: &FlowKey, request: &Request) -> RequestRecord {
+    pub fn new(flow: &FlowKey, request: &Request, routes: Option<&RouteTable>) -> RequestRecord {
         let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
         let body = request.body();
-        RequestRecord {
+        let mut record = RequestRecord {
             ts: seconds(request.first_byte),
             client: flow.client.to_string(),
             server: flow.server.to_string(),
@@ -96,7 +103,17 @@ impl RequestRecord {
                 .collect(),
             body_len: body.len(),
             body_sha256: hex(&Sha256::digest(body)),
+            mapping: None,
+            shadow_host: None,
+        };
+        if let Some(routes) = routes {
+            let plan = routes
+                .route(request)
+                .and_then(|group| group.shadow.as_ref());
+            record.mapping = Some(plan.map(|plan| plan.name.clone()));
+            record.shadow_host = Some(plan.and_then(|plan| plan.copy_host(request.host_str())));
         }
+        record
     }
 }
 
@@ -127,6 +144,7 @@ pub struct Summary {
 pub fn extract(
     path: &Path,
     mut server_side: ServerSide,
+    routes: Option<&RouteTable>,
     out: &mut dyn Write,
 ) -> Result<Summary, PcapReadError> {
     let reassembly = ReassemblyStats::default();
@@ -148,7 +166,7 @@ pub fn extract(
             }
             if let HttpEvent::Request(request) = &event {
                 summary.requests += 1;
-                let record = RequestRecord::new(&flow, request);
+                let record = RequestRecord::new(&flow, request, routes);
                 if let Ok(line) = serde_json::to_string(&record) {
                     // A closed stdout (`| head`) ends the output, not the program.
                     let _ = writeln!(out, "{line}");

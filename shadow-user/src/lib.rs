@@ -2,8 +2,10 @@
 //!
 //! The binary (`main.rs`) is a thin CLI over these modules.
 
+pub mod active;
 pub mod admin;
 pub mod capture;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod extract;
@@ -13,7 +15,9 @@ pub mod packet;
 pub mod pcap;
 pub mod pipeline;
 pub mod reassembly;
+pub mod route;
 pub mod run;
+pub mod settings;
 
 /// Renders an error with all its sources, `outer: inner: …`.
 pub fn error_chain(err: &dyn std::error::Error) -> String {

@@ -22,6 +22,7 @@ fn main() {
     };
     let code = match cli.command {
         Command::Extract(args) => extract_command(&args),
+        Command::Check(args) => shadowd::check::check(&args.config, &mut std::io::stdout()),
         Command::Run(args) => match runtime.block_on(run::run(args)) {
             Ok(()) => 0,
             Err(err) => {
@@ -35,14 +36,25 @@ fn main() {
 
 fn extract_command(args: &shadowd::cli::ExtractArgs) -> i32 {
     use shadowd::{capture::ports::PortSet, extract};
-    let server_side = if args.capture_ports.is_empty() {
-        extract::ServerSide::Inferred(Default::default())
-    } else {
-        extract::ServerSide::Ports(PortSet::new(args.capture_ports.iter().copied()))
+    let config = match shadowd::active::ActiveConfig::load(&args.config) {
+        Ok(config) => config,
+        Err(err) => {
+            tracing::error!(error = %error_chain(&err), "shadowd extract: unusable configuration");
+            return 64;
+        }
     };
+    config.log();
+    let server_side = if !args.capture_ports.is_empty() {
+        extract::ServerSide::Ports(PortSet::new(args.capture_ports.iter().copied()))
+    } else if !args.config.is_empty() {
+        extract::ServerSide::Ports(config.capture_ports(None))
+    } else {
+        extract::ServerSide::Inferred(Default::default())
+    };
+    let routes = (!args.config.is_empty()).then_some(&config.table);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    match extract::extract(&args.pcap, server_side, &mut out) {
+    match extract::extract(&args.pcap, server_side, routes, &mut out) {
         Ok(summary) => {
             drop(out);
             eprint!("{}", summary.render());

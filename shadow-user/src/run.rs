@@ -1,8 +1,13 @@
-//! `shadowd run`: starts the admin server and capture, then waits for SIGINT/SIGTERM and
-//! tears everything down.
+//! `shadowd run`: loads the configuration, starts the admin server and capture, reloads the
+//! configuration on SIGHUP or when its files change, and tears everything down on
+//! SIGINT/SIGTERM.
 
-use std::sync::{Arc, atomic::Ordering};
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
 
+use arc_swap::ArcSwap;
 use prometheus_client::registry::Registry;
 use tokio::{
     io::{Interest, unix::AsyncFd},
@@ -10,23 +15,26 @@ use tokio::{
 };
 
 use crate::{
+    active::{ActiveConfig, ConfigMetrics, SharedConfig, fingerprint},
     admin::{self, AdminError, AdminState},
-    capture::{
-        Capture, CaptureConfig, CaptureError, FrameSink,
-        ports::PortSet,
-        program::ProgramLogger,
-        ring::RingConfig,
-        stats::RingStats,
-        tally::{StreamTally, TallyStats},
-    },
+    capture::{Capture, CaptureConfig, CaptureError, program::ProgramLogger, stats::RingStats},
     cli::RunArgs,
+    config::ConfigError,
     pipeline::{FlowTotals, HttpCounters, HttpSink},
-    reassembly::{Limits, ReassemblyStats},
+    reassembly::ReassemblyStats,
+    settings::{Settings, SettingsError},
 };
+
+/// How often the configuration files are checked for changes.
+const CONFIG_POLL: Duration = Duration::from_secs(2);
 
 /// Errors of `shadowd run`.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    #[error("configuration")]
+    Config(#[from] ConfigError),
+    #[error("settings")]
+    Settings(#[from] SettingsError),
     #[error("admin server")]
     Admin(#[from] AdminError),
     #[error("capture")]
@@ -36,19 +44,19 @@ pub enum RunError {
 }
 
 impl RunError {
-    /// Exit code: 64 (EX_USAGE) when the command line names something unusable.
+    /// Exit code: 64 (EX_USAGE) when the configuration or command line is unusable.
     pub fn exit_code(&self) -> i32 {
-        use crate::capture::{mirror::MirrorError, program::ProgramLoadError};
+        use crate::capture::{mirror::MirrorError, program::ProgramLoadError, ring::RingError};
         match self {
-            RunError::Capture(CaptureError::Program(
+            RunError::Config(_)
+            | RunError::Settings(_)
+            | RunError::Capture(CaptureError::Program(
                 ProgramLoadError::NoSuchInterface { .. }
                 | ProgramLoadError::TooManyPorts { .. }
                 | ProgramLoadError::TooManyInterfaces { .. },
             ))
             | RunError::Capture(CaptureError::Mirror(MirrorError::InvalidName { .. }))
-            | RunError::Capture(CaptureError::Ring(crate::capture::ring::RingError::BlockSize {
-                ..
-            })) => 64,
+            | RunError::Capture(CaptureError::Ring(RingError::BlockSize { .. })) => 64,
             _ => 1,
         }
     }
@@ -58,41 +66,44 @@ impl RunError {
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let mut sigterm = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(RunError::Signals)?;
+
+    // An unusable configuration stops here, before anything is attached.
+    let initial = ActiveConfig::load(&args.config)?;
+    let settings = Settings::resolve(&args, initial.module.as_ref())?;
+    initial.log();
 
     let mut registry = Registry::with_prefix("shadowd");
     let ring_stats = Arc::new(RingStats::default());
     ring_stats.register(&mut registry);
-    let tally_stats = TallyStats::default();
-    tally_stats.register(&mut registry);
-
-    let config = CaptureConfig {
-        interfaces: args.interfaces.clone(),
-        mirror_interface: args.mirror_interface.clone(),
-        ports: PortSet::new(args.capture_ports.iter().copied()),
-        loop_guard_mark: args.loop_guard_mark,
-        ring: RingConfig {
-            block_size: args.ring_block_size,
-            block_count: args.ring_blocks,
-            block_timeout: args.ring_block_timeout(),
-        },
-    };
     let reassembly_stats = ReassemblyStats::default();
     reassembly_stats.register(&mut registry);
     let http_counters = HttpCounters::default();
     http_counters.register(&mut registry);
     let flow_totals = Arc::new(FlowTotals::default());
     flow_totals.register(&mut registry);
-    let sinks: Vec<Box<dyn FrameSink>> = vec![
-        Box::new(StreamTally::new(tally_stats)),
-        Box::new(HttpSink::new(
-            Limits::default(),
-            reassembly_stats,
-            http_counters,
-            flow_totals,
-        )),
-    ];
-    let sink = Box::new(sinks);
-    let mut capture = Capture::start(&config, sink, ring_stats).await?;
+    let config_metrics = ConfigMetrics::default();
+    config_metrics.register(&mut registry);
+    config_metrics.in_use(&initial);
+
+    let ports = initial.capture_ports(settings.explicit_ports.as_ref());
+    let shared: SharedConfig = Arc::new(ArcSwap::from_pointee(initial));
+    let capture_config = CaptureConfig {
+        interfaces: settings.interfaces.clone(),
+        mirror_interface: settings.mirror_interface.clone(),
+        ports,
+        loop_guard_mark: settings.loop_guard_mark,
+        ring: settings.ring,
+    };
+    let sink = Box::new(HttpSink::new(
+        settings.reassembly,
+        settings.http,
+        reassembly_stats,
+        http_counters,
+        flow_totals,
+        shared.clone(),
+    ));
+    let mut capture = Capture::start(&capture_config, sink, ring_stats).await?;
     if let Some(program) = capture.program_mut() {
         registry.register_collector(Box::new(program.stats()));
         if let Some(logger) = program.logger.take() {
@@ -104,25 +115,104 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         ready: false.into(),
         registry,
     });
-    if let Err(err) = admin::serve(args.admin, state.clone()).await {
+    if let Err(err) = admin::serve(settings.admin, state.clone()).await {
         capture.shutdown().await;
         return Err(err.into());
     }
     state.ready.store(true, Ordering::Release);
     tracing::info!(
-        interfaces = ?config.interfaces,
-        ports = ?config.ports,
-        mirror = config.mirror_interface,
+        interfaces = ?capture_config.interfaces,
+        ports = ?capture_config.ports,
+        mirror = capture_config.mirror_interface,
         "capturing"
     );
 
-    tokio::select! {
-        _ = sigterm.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = sigint.recv() => tracing::info!("SIGINT: shutting down"),
+    let mut reloader = Reloader {
+        args: &args,
+        settings: &settings,
+        shared: &shared,
+        metrics: &config_metrics,
+        last_fingerprint: shared.load().fingerprint,
+    };
+    let mut poll = tokio::time::interval(CONFIG_POLL);
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => {
+                tracing::info!("SIGTERM: shutting down");
+                break;
+            }
+            _ = sigint.recv() => {
+                tracing::info!("SIGINT: shutting down");
+                break;
+            }
+            _ = sighup.recv() => {
+                tracing::info!("SIGHUP: reloading the configuration");
+                reloader.reload(&mut capture);
+            }
+            _ = poll.tick() => reloader.reload_if_changed(&mut capture),
+        }
     }
     state.ready.store(false, Ordering::Release);
     capture.shutdown().await;
     Ok(())
+}
+
+/// Replaces the configuration in use when asked or when its files change.
+struct Reloader<'a> {
+    args: &'a RunArgs,
+    settings: &'a Settings,
+    shared: &'a SharedConfig,
+    metrics: &'a ConfigMetrics,
+    /// Fingerprint of the files at the last attempt, good or bad, so a broken file is
+    /// reported once, not at every poll.
+    last_fingerprint: u64,
+}
+
+impl Reloader<'_> {
+    fn reload_if_changed(&mut self, capture: &mut Capture) {
+        if self.args.config.is_empty() {
+            return;
+        }
+        match fingerprint(&self.args.config) {
+            Some(now) if now != self.last_fingerprint => self.reload(capture),
+            _ => {}
+        }
+    }
+
+    fn reload(&mut self, capture: &mut Capture) {
+        if self.args.config.is_empty() {
+            return;
+        }
+        self.last_fingerprint = fingerprint(&self.args.config).unwrap_or_default();
+        let new = match ActiveConfig::load(&self.args.config) {
+            Ok(new) => new,
+            Err(err) => {
+                self.metrics.reload("rejected");
+                tracing::error!(
+                    error = %crate::error_chain(&err),
+                    "the new configuration is unusable; the running one stays in use"
+                );
+                return;
+            }
+        };
+        new.log();
+        if new.module != self.shared.load().module {
+            tracing::warn!("shadowd Module settings changed: they take effect at the next start");
+        }
+        let ports = new.capture_ports(self.settings.explicit_ports.as_ref());
+        if let Err(err) = capture.set_ports(ports.clone()) {
+            tracing::error!(error = %crate::error_chain(&err), "updating the capture ports");
+        }
+        self.metrics.in_use(&new);
+        self.metrics.reload("applied");
+        tracing::info!(
+            mappings = new.mappings,
+            errors = new.diagnostics.errors.len(),
+            ports = ?ports,
+            "configuration reloaded"
+        );
+        self.shared.store(Arc::new(new));
+    }
 }
 
 /// Reads the TC program's aya-log ring buffer whenever it has records.

@@ -83,6 +83,13 @@ impl<'ns> Shadowd<'ns> {
         Scrape::parse(&body)
     }
 
+    /// Sends `signal` to the running daemon.
+    pub fn signal(&self, signal: i32) {
+        let child = self.child.as_ref().expect("running");
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, signal) };
+    }
+
     /// Sends `signal` and waits for the process to end.
     pub fn stop(mut self, signal: i32) -> ExitStatus {
         let mut child = self.child.take().expect("running");

@@ -74,9 +74,10 @@ fn tc(scrape: &Scrape, outcome: &str) -> u64 {
     scrape.sum("shadowd_tc_packets_total", &[("outcome", outcome)])
 }
 
+/// In-order stream bytes the reassembler handed on: each sequence number counted once.
 fn stream_bytes(scrape: &Scrape, direction: &str) -> u64 {
     scrape.sum(
-        "shadowd_capture_stream_bytes_total",
+        "shadowd_reassembly_delivered_bytes_total",
         &[("direction", direction)],
     )
 }

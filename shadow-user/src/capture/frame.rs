@@ -53,18 +53,3 @@ pub trait FrameSink: Send {
     /// expiry) can run without traffic.
     fn idle(&mut self, _now: SystemTime) {}
 }
-
-/// Several consumers fed the same frames, in order.
-impl FrameSink for Vec<Box<dyn FrameSink>> {
-    fn frame(&mut self, frame: &Frame<'_>) {
-        for sink in self.iter_mut() {
-            sink.frame(frame);
-        }
-    }
-
-    fn idle(&mut self, now: SystemTime) {
-        for sink in self.iter_mut() {
-            sink.idle(now);
-        }
-    }
-}

@@ -7,7 +7,6 @@ pub mod ports;
 pub mod program;
 pub mod ring;
 pub mod stats;
-pub mod tally;
 mod tc_metrics;
 
 use std::{

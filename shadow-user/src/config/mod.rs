@@ -57,10 +57,7 @@ pub struct Loaded {
 /// Loads `paths`: files, or directories meaning every `*.yaml`/`*.yml` in them by name.
 pub fn load(paths: &[PathBuf]) -> Result<Loaded, ConfigError> {
     let mut resources = parse::Resources::default();
-    let mut files = Vec::new();
-    for path in paths {
-        files.extend(expand(path)?);
-    }
+    let files = files(paths)?;
     for file in &files {
         let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
             path: file.clone(),
@@ -81,6 +78,15 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, ConfigError> {
         module: resources.module,
         diagnostics: resources.diagnostics,
     })
+}
+
+/// The files `paths` stand for: files as they are, directories as their YAML files.
+pub fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ConfigError> {
+    let mut files = Vec::new();
+    for path in paths {
+        files.extend(expand(path)?);
+    }
+    Ok(files)
 }
 
 /// A file as is; a directory as its YAML files in name order.

@@ -8,6 +8,7 @@ use std::{
 };
 
 use crate::{
+    active::SharedConfig,
     capture::{Direction, Frame, FrameSink},
     http::{HttpEvent, HttpFlow, Limits as HttpLimits},
     reassembly::{FlowKey, FlowTable, Limits, ReassemblyStats, StreamHandler},
@@ -48,6 +49,7 @@ impl StreamHandler for HttpFlow {
 /// The live consumer of captured frames: reassembles, parses, counts.
 pub struct HttpSink {
     table: FlowTable<CountedFlow>,
+    config: SharedConfig,
     counters: HttpCounters,
     events: Vec<(FlowKey, HttpEvent)>,
     last_expiry: SystemTime,
@@ -56,14 +58,17 @@ pub struct HttpSink {
 impl HttpSink {
     pub fn new(
         limits: Limits,
+        http_limits: HttpLimits,
         reassembly: ReassemblyStats,
         counters: HttpCounters,
         totals: Arc<FlowTotals>,
+        config: SharedConfig,
     ) -> Self {
         HttpSink {
             table: FlowTable::new(limits, reassembly, move |_| {
-                CountedFlow::new(HttpFlow::new(HttpLimits::default()), totals.clone())
+                CountedFlow::new(HttpFlow::new(http_limits), totals.clone())
             }),
+            config,
             counters,
             events: Vec::new(),
             last_expiry: SystemTime::UNIX_EPOCH,
@@ -71,10 +76,21 @@ impl HttpSink {
     }
 
     fn handle_events(&mut self) {
+        if self.events.is_empty() {
+            return;
+        }
+        // One load per batch: a reload swaps the table between batches, never inside one.
+        let config = self.config.load();
         for (flow, event) in self.events.drain(..) {
             self.counters.count(&event);
             if let HttpEvent::Request(request) = &event {
+                let shadow = config
+                    .table
+                    .route(request)
+                    .and_then(|group| group.shadow.as_ref());
+                self.counters.routed(shadow.map(|plan| plan.name.as_str()));
                 tracing::debug!(
+                    shadow = shadow.map(|plan| plan.name.as_str()),
                     client = %flow.client,
                     server = %flow.server,
                     method = request.method_str(),

@@ -1,5 +1,6 @@
 //! Counters of the reassembler, registered as `shadowd_reassembly_*`.
 
+use crate::capture::Direction;
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge},
@@ -34,12 +35,17 @@ impl GapReason {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirectionLabel {
+    pub direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
 /// Counters of the flow table.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct ReassemblyStats {
     pub flows: Gauge,
     pub flows_created: Counter,
@@ -51,11 +57,52 @@ pub struct ReassemblyStats {
     pub out_of_order_segments: Counter,
     pub duplicate_bytes: Counter,
     pub out_of_window_segments: Counter,
-    pub delivered_bytes: Counter,
+    /// In-order bytes handed on, by direction (labels `request`, `response`).
+    pub delivered_bytes: Family<DirectionLabel, Counter>,
+    /// The two counters of `delivered_bytes`, fetched once so the per-segment path does not
+    /// look labels up.
+    delivered_by_direction: [Counter; 2],
     pub gaps: Family<ReasonLabel, Counter>,
 }
 
+impl Default for ReassemblyStats {
+    fn default() -> Self {
+        let delivered_bytes = Family::<DirectionLabel, Counter>::default();
+        let counter = |direction: Direction| {
+            delivered_bytes
+                .get_or_create(&DirectionLabel {
+                    direction: direction.as_str(),
+                })
+                .clone()
+        };
+        let delivered_by_direction = [counter(Direction::Request), counter(Direction::Response)];
+        ReassemblyStats {
+            flows: Gauge::default(),
+            flows_created: Counter::default(),
+            flows_closed: Counter::default(),
+            flows_expired: Counter::default(),
+            flows_evicted: Counter::default(),
+            flows_finished: Counter::default(),
+            out_of_order_bytes: Gauge::default(),
+            out_of_order_segments: Counter::default(),
+            duplicate_bytes: Counter::default(),
+            out_of_window_segments: Counter::default(),
+            delivered_bytes,
+            delivered_by_direction,
+            gaps: Family::default(),
+        }
+    }
+}
+
 impl ReassemblyStats {
+    /// The delivered-bytes counter of `direction`.
+    pub fn delivered(&self, direction: Direction) -> &Counter {
+        match direction {
+            Direction::Request => &self.delivered_by_direction[0],
+            Direction::Response => &self.delivered_by_direction[1],
+        }
+    }
+
     pub fn gap(&self, reason: GapReason) {
         self.gaps
             .get_or_create(&ReasonLabel {

@@ -213,7 +213,7 @@ impl<H: StreamHandler> FlowTable<H> {
                 reason,
             );
         }
-        self.stats.delivered_bytes.inc_by(delivered);
+        self.stats.delivered(direction).inc_by(delivered);
         if stream.complete() && !stream.ended {
             stream.ended = true;
             handler.end(direction, ts, scratch);
@@ -294,8 +294,8 @@ impl<H: StreamHandler> FlowTable<H> {
         if flow.finished {
             return;
         }
-        let mut delivered = 0;
         for direction in [Direction::Request, Direction::Response] {
+            let mut delivered = 0;
             let stream = match direction {
                 Direction::Request => &mut flow.request,
                 Direction::Response => &mut flow.response,
@@ -314,10 +314,10 @@ impl<H: StreamHandler> FlowTable<H> {
                     reason,
                 );
             }
+            self.stats.delivered(direction).inc_by(delivered);
             stream.ended = true;
             flow.handler.end(direction, now, &mut self.scratch);
         }
-        self.stats.delivered_bytes.inc_by(delivered);
         if reason == GapReason::Closed {
             self.stats.flows_closed.inc();
         }

@@ -100,7 +100,7 @@ fn in_order_with_syn_and_fin() {
     assert_eq!(bytes_of(&seen), b"hello world");
     assert_eq!(seen.last(), Some(&Seen::End(Direction::Request)));
     assert!(!seen.contains(&Seen::Gap(Direction::Request)));
-    assert_eq!(stats.delivered_bytes.get(), 11);
+    assert_eq!(stats.delivered(Direction::Request).get(), 11);
 }
 
 #[test]

@@ -1,0 +1,135 @@
+//! The configuration `shadowd run` works with: the route table built from the Mapping files,
+//! its diagnostics, and how it is replaced (SIGHUP, or a change in the files) without
+//! stopping capture. A configuration that cannot be read or parsed never replaces a good one.
+
+use std::{
+    collections::hash_map::DefaultHasher,
+    hash::{Hash as _, Hasher as _},
+    path::PathBuf,
+    sync::Arc,
+};
+
+use arc_swap::ArcSwap;
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+
+use crate::{
+    capture::ports::PortSet,
+    config::{self, ConfigError, Diagnostics, ModuleSettings},
+    route::RouteTable,
+};
+
+/// Port captured when nothing else names one (semantics §6).
+pub const DEFAULT_CAPTURE_PORT: u16 = 80;
+
+/// One loaded configuration.
+#[derive(Debug, Default)]
+pub struct ActiveConfig {
+    pub table: RouteTable,
+    pub diagnostics: Diagnostics,
+    pub module: Option<ModuleSettings>,
+    pub mappings: usize,
+    /// Hash of the sources' names and contents, to notice changes.
+    pub fingerprint: u64,
+}
+
+/// The current configuration, shared with the capture thread and the admin server.
+pub type SharedConfig = Arc<ArcSwap<ActiveConfig>>;
+
+impl ActiveConfig {
+    /// Loads `paths` and builds the route table. No paths: an empty table.
+    pub fn load(paths: &[PathBuf]) -> Result<ActiveConfig, ConfigError> {
+        if paths.is_empty() {
+            return Ok(ActiveConfig::default());
+        }
+        let loaded = config::load(paths)?;
+        let mut diagnostics = loaded.diagnostics;
+        let table = RouteTable::build(&loaded.mappings, &mut diagnostics);
+        Ok(ActiveConfig {
+            table,
+            diagnostics,
+            module: loaded.module,
+            mappings: loaded.mappings.len(),
+            fingerprint: fingerprint(paths).unwrap_or_default(),
+        })
+    }
+
+    /// Ports to capture: the explicit ones, else those of the shadowed production services,
+    /// else 80.
+    pub fn capture_ports(&self, explicit: Option<&PortSet>) -> PortSet {
+        if let Some(explicit) = explicit {
+            return explicit.clone();
+        }
+        let derived = self.table.capture_ports();
+        if derived.is_empty() {
+            PortSet::new([DEFAULT_CAPTURE_PORT])
+        } else {
+            PortSet::new(derived)
+        }
+    }
+
+    /// Logs every error and notice.
+    pub fn log(&self) {
+        for (rkey, message) in &self.diagnostics.errors {
+            tracing::error!(rkey, "{message}");
+        }
+        for (rkey, message) in &self.diagnostics.notices {
+            tracing::info!(rkey, "{message}");
+        }
+    }
+}
+
+/// Hash of the files `paths` stand for, names and contents; `None` when one cannot be read.
+pub fn fingerprint(paths: &[PathBuf]) -> Option<u64> {
+    let files = config::files(paths).ok()?;
+    let mut hasher = DefaultHasher::new();
+    for file in files {
+        file.hash(&mut hasher);
+        std::fs::read(&file).ok()?.hash(&mut hasher);
+    }
+    Some(hasher.finish())
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+/// Metrics of the configuration, registered as `shadowd_config_*` and
+/// `shadowd_diagnostics_errors`.
+#[derive(Debug, Default, Clone)]
+pub struct ConfigMetrics {
+    pub reloads: Family<OutcomeLabel, Counter>,
+    pub errors: Gauge,
+    pub mappings: Gauge,
+}
+
+impl ConfigMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "diagnostics_errors",
+            "Errors in the configuration in use",
+            self.errors.clone(),
+        );
+        let config = registry.sub_registry_with_prefix("config");
+        config.register(
+            "reloads",
+            "Configuration reloads by outcome (applied, rejected)",
+            self.reloads.clone(),
+        );
+        config.register("mappings", "Mappings loaded", self.mappings.clone());
+    }
+
+    /// Records the configuration now in use.
+    pub fn in_use(&self, config: &ActiveConfig) {
+        self.errors.set(config.diagnostics.errors.len() as i64);
+        self.mappings.set(config.mappings as i64);
+    }
+
+    pub fn reload(&self, outcome: &'static str) {
+        self.reloads.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+}

@@ -1,0 +1,122 @@
+//! `shadowd check`: loads a configuration and prints its route table, errors and notices.
+//! Exit codes: 0 no errors, 1 loaded with errors, 64 unusable.
+
+use std::{io::Write, path::PathBuf};
+
+use crate::active::ActiveConfig;
+
+/// Prints the report for `paths` to `out`; returns the exit code.
+pub fn check(paths: &[PathBuf], out: &mut dyn Write) -> i32 {
+    let config = match ActiveConfig::load(paths) {
+        Ok(config) => config,
+        Err(err) => {
+            let _ = writeln!(out, "unusable configuration: {}", crate::error_chain(&err));
+            return 64;
+        }
+    };
+    let _ = writeln!(
+        out,
+        "route table ({} mappings, first match wins):",
+        config.mappings
+    );
+    let _ = write!(out, "{}", config.table);
+    let ports = config.capture_ports(None);
+    let _ = writeln!(
+        out,
+        "capture ports: {}",
+        ports
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let sections = [
+        ("errors", &config.diagnostics.errors),
+        ("notices", &config.diagnostics.notices),
+    ];
+    for (title, entries) in sections {
+        let _ = writeln!(out, "{title}: {}", entries.len());
+        for (rkey, message) in entries {
+            let rkey = if rkey.is_empty() { "(global)" } else { rkey };
+            let _ = writeln!(out, "  [{rkey}] {message}");
+        }
+    }
+    if config.diagnostics.errors.is_empty() {
+        0
+    } else {
+        1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn run(paths: &[PathBuf]) -> (i32, String) {
+        let mut out = Vec::new();
+        let code = check(paths, &mut out);
+        (code, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn the_users_example_checks_clean() {
+        let example =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/myservice-services.yaml");
+        let (code, text) = run(&[example]);
+        assert_eq!(code, 0, "{text}");
+        assert!(text.contains("group myservice-mapping.default.1"), "{text}");
+        assert!(
+            text.contains("production: myservice-mapping -> myservice.default:80"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "shadow:     myservice-shadow-mapping -> myservice-shadow.default:80, weight 100%"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("capture ports: 80"), "{text}");
+        assert!(text.contains("errors: 0"), "{text}");
+    }
+
+    #[test]
+    fn a_second_shadow_is_an_error_and_exit_1() {
+        let dir = std::env::temp_dir().join(format!("shadowd-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("three.yaml");
+        std::fs::write(
+            &path,
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/myservice-mappings.yaml")).unwrap()
+                + "---\napiVersion: ambassador/v0\nkind: Mapping\nname: myservice-shadow-2\nprefix: /myservice/\nservice: other.default\nshadow: true\n",
+        )
+        .unwrap();
+        let (code, text) = run(std::slice::from_ref(&path));
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(code, 1, "{text}");
+        // Mappings are taken in rkey order (semantics §1): `myservice-shadow-2.default.3`
+        // sorts before `myservice-shadow-mapping.default.2`, so it is the first shadow.
+        assert!(
+            text.contains(
+                "[myservice-mapping.default.1] cannot accept myservice-shadow-mapping as second \
+                 shadow after myservice-shadow-2"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("shadow:     myservice-shadow-2 -> other.default:80"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn unusable_configuration_exits_64() {
+        let (code, text) = run(&[PathBuf::from("/nonexistent/mappings.yaml")]);
+        assert_eq!(code, 64);
+        assert!(
+            text.starts_with("unusable configuration: reading /nonexistent/mappings.yaml"),
+            "{text}"
+        );
+    }
+}

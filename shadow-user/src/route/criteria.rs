@@ -1,0 +1,147 @@
+//! A group's match criteria (semantics §3): the grouping key, the match-order key, and how
+//! `shadowd check` prints them.
+
+use std::{cmp::Ordering, fmt};
+
+use crate::config::{HeaderMatch, Mapping};
+
+/// What a request must have to match a group. Mappings with equal criteria form one group.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Criteria {
+    /// A literal path prefix, or a regex with `prefix_regex`.
+    pub prefix: String,
+    /// `prefix` is a regex that must match the whole path.
+    pub prefix_regex: bool,
+    /// Whether a literal `prefix` is compared case-sensitively (ignored for regexes, as
+    /// Envoy does).
+    pub case_sensitive: bool,
+    /// `None` matches any method.
+    pub method: Option<String>,
+    /// The Host value (port included), compared ASCII case-insensitively, or a regex.
+    pub host: Option<String>,
+    /// `host` is a regex that must match the whole Host value. Always false without a host.
+    pub host_regex: bool,
+    /// Header fields that must be present, or have exactly a value (repeated fields joined
+    /// with `,`). Sorted by name (lower case).
+    pub headers: Vec<(String, HeaderMatch)>,
+    /// Header fields whose value must match a regex as a whole. Sorted by name (lower case).
+    pub regex_headers: Vec<(String, String)>,
+    /// Higher is tried first, before prefix length.
+    pub precedence: i64,
+}
+
+impl Criteria {
+    /// The criteria of `mapping`, normalised so that equal meanings compare equal.
+    pub fn of(mapping: &Mapping) -> Self {
+        let lower = |name: &String| name.to_ascii_lowercase();
+        let mut headers: Vec<_> = mapping
+            .headers
+            .iter()
+            .map(|(n, v)| (lower(n), v.clone()))
+            .collect();
+        headers.sort();
+        let mut regex_headers: Vec<_> = mapping
+            .regex_headers
+            .iter()
+            .map(|(n, v)| (lower(n), v.clone()))
+            .collect();
+        regex_headers.sort();
+        Self {
+            prefix: mapping.prefix.clone(),
+            prefix_regex: mapping.prefix_regex,
+            case_sensitive: mapping.case_sensitive,
+            method: mapping.method.clone(),
+            host: mapping.host.clone(),
+            host_regex: mapping.host.is_some() && mapping.host_regex,
+            headers,
+            regex_headers,
+            precedence: mapping.precedence,
+        }
+    }
+
+    /// Orders groups for matching: the group that must be tried first is `Less`.
+    ///
+    /// The key of semantics §3, `[precedence, len(prefix), total length of regex header
+    /// names and values, prefix, method]`, descending; an absent method counts below any
+    /// method. Ties are then broken as Ambassador's route weight does, by the length of
+    /// every constraint (headers, host, method, regex or not), so that of two groups that
+    /// differ only in a host or a header the constrained one is tried first. Remaining ties
+    /// keep creation order (the caller's sort is stable).
+    pub(super) fn match_order(&self, other: &Self) -> Ordering {
+        fn key(c: &Criteria) -> (i64, usize, usize, &str, Option<&str>, usize) {
+            (
+                c.precedence,
+                c.prefix.chars().count(),
+                c.regex_headers_len(),
+                &c.prefix,
+                c.method.as_deref(),
+                c.constraints_len(),
+            )
+        }
+        key(other).cmp(&key(self))
+    }
+
+    /// Total length of regex header names and values.
+    fn regex_headers_len(&self) -> usize {
+        let len = |(name, value): &(String, String)| name.chars().count() + value.chars().count();
+        self.regex_headers.iter().map(len).sum()
+    }
+
+    /// Ambassador's `len_headers`: every constraint as a pseudo-header, name plus value
+    /// (`*` for a presence test), plus one for a regex.
+    fn constraints_len(&self) -> usize {
+        let len = |s: &str| s.chars().count();
+        let headers = self.headers.iter().map(|(name, value)| {
+            len(name)
+                + match value {
+                    HeaderMatch::Exact(value) => len(value),
+                    HeaderMatch::Present => 1,
+                }
+        });
+        let regex_headers = self.regex_headers.iter().map(|(n, v)| len(n) + len(v) + 1);
+        let host = self
+            .host
+            .iter()
+            .map(|h| len(":authority") + len(h) + usize::from(self.host_regex));
+        let method = self.method.iter().map(|m| len(":method") + len(m));
+        headers.chain(regex_headers).chain(host).chain(method).sum()
+    }
+}
+
+impl fmt::Display for Criteria {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = if self.prefix_regex {
+            "prefix regex"
+        } else {
+            "prefix"
+        };
+        write!(f, "{kind} {}", self.prefix)?;
+        if !self.case_sensitive && !self.prefix_regex {
+            write!(f, " (case-insensitive)")?;
+        }
+        if let Some(method) = &self.method {
+            write!(f, ", method {method}")?;
+        }
+        if let Some(host) = &self.host {
+            let kind = if self.host_regex {
+                "host regex"
+            } else {
+                "host"
+            };
+            write!(f, ", {kind} {host}")?;
+        }
+        for (name, value) in &self.headers {
+            match value {
+                HeaderMatch::Exact(value) => write!(f, ", header {name}: {value}")?,
+                HeaderMatch::Present => write!(f, ", header {name} present")?,
+            }
+        }
+        for (name, value) in &self.regex_headers {
+            write!(f, ", header {name} regex {value}")?;
+        }
+        if self.precedence != 0 {
+            write!(f, ", precedence {}", self.precedence)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,99 @@
+//! Tests of the route table: building (groups, shadows, diagnostics), matching, the copy
+//! plan, and the index against a plain scan.
+
+mod build;
+mod matching;
+mod plan;
+mod props;
+
+use std::{path::PathBuf, time::Duration};
+
+use super::*;
+use crate::config::{Diagnostics, HeaderMatch, Mapping, Origin, Scheme, Service};
+
+/// A production Mapping with every optional field at its default; rkey
+/// `<name>.default.1`. `service` is `host[:port]`.
+pub(super) fn mapping(name: &str, prefix: &str, service: &str) -> Mapping {
+    let (host, port) = match service.rsplit_once(':') {
+        Some((host, port)) => (host, port.parse().unwrap()),
+        None => (service, 80),
+    };
+    Mapping {
+        name: name.to_owned(),
+        namespace: "default".to_owned(),
+        rkey: format!("{name}.default.1"),
+        origin: Origin {
+            file: PathBuf::from("test.yaml"),
+            document: 1,
+            line: 1,
+        },
+        prefix: prefix.to_owned(),
+        prefix_regex: false,
+        case_sensitive: true,
+        method: None,
+        host: None,
+        host_regex: false,
+        headers: Vec::new(),
+        regex_headers: Vec::new(),
+        precedence: 0,
+        service: Service {
+            scheme: Scheme::Http,
+            host: host.to_owned(),
+            port,
+        },
+        shadow: false,
+        weight: 100,
+        rewrite: None,
+        host_rewrite: None,
+        add_request_headers: Vec::new(),
+        remove_request_headers: Vec::new(),
+        timeout: Duration::from_millis(3000),
+        disable_shadow_host_suffix_append: false,
+    }
+}
+
+/// The same Mapping as a shadow.
+pub(super) fn shadow(name: &str, prefix: &str, service: &str) -> Mapping {
+    Mapping {
+        shadow: true,
+        ..mapping(name, prefix, service)
+    }
+}
+
+/// Builds a table; returns it with its diagnostics.
+pub(super) fn build(mappings: &[Mapping]) -> (RouteTable, Diagnostics) {
+    let mut diagnostics = Diagnostics::default();
+    let table = RouteTable::build(mappings, &mut diagnostics);
+    (table, diagnostics)
+}
+
+/// A GET for `target` with Host `host`.
+pub(super) fn get<'a>(target: &'a str, host: Option<&'a str>) -> RequestParts<'a> {
+    RequestParts {
+        method: "GET",
+        target,
+        host,
+        headers: &[],
+    }
+}
+
+/// The rkey of the group `request` is routed to, checking that the index and the plain
+/// scan agree.
+pub(super) fn routed<'t>(table: &'t RouteTable, request: &RequestParts<'_>) -> Option<&'t str> {
+    let indexed = table.route(request).map(|g| g.rkey.as_str());
+    let linear = table.route_linear(request).map(|g| g.rkey.as_str());
+    assert_eq!(indexed, linear, "index and scan disagree on {request:?}");
+    indexed
+}
+
+/// The user's example (semantics §1): production and shadow on `/myservice/`.
+pub(super) fn user_example() -> Vec<Mapping> {
+    vec![
+        mapping("myservice-mapping", "/myservice/", "myservice.default"),
+        shadow(
+            "myservice-shadow-mapping",
+            "/myservice/",
+            "myservice-shadow.default",
+        ),
+    ]
+}

@@ -1,0 +1,155 @@
+//! `shadowd run` settings: command-line flags over the `shadowd` Module over defaults.
+
+use std::{net::SocketAddr, time::Duration};
+
+use crate::{
+    capture::{ports::PortSet, ring::RingConfig},
+    cli::RunArgs,
+    config::ModuleSettings,
+};
+
+/// Default `skb->mark` of shadowd's own replay traffic.
+pub const DEFAULT_LOOP_GUARD_MARK: u32 = 0x5AD0;
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:8877";
+pub const DEFAULT_MIRROR: &str = "shadow0";
+
+/// Everything `run` needs, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub interfaces: Vec<String>,
+    /// Ports given explicitly (flag or Module); `None` = derived from the route table.
+    pub explicit_ports: Option<PortSet>,
+    pub mirror_interface: String,
+    pub admin: SocketAddr,
+    pub loop_guard_mark: u32,
+    pub ring: RingConfig,
+    pub reassembly: crate::reassembly::Limits,
+    pub http: crate::http::Limits,
+}
+
+/// Settings that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("no interface to watch: give --interface or `interfaces` in the shadowd Module")]
+    NoInterface,
+    #[error(
+        "no capture ports: give --capture-port, `capture_ports` in the shadowd Module, or --config with Mappings"
+    )]
+    NoPorts,
+}
+
+impl Settings {
+    pub fn resolve(
+        args: &RunArgs,
+        module: Option<&ModuleSettings>,
+    ) -> Result<Settings, SettingsError> {
+        let module = module.cloned().unwrap_or_default();
+        let interfaces = if args.interfaces.is_empty() {
+            module.interfaces.clone().unwrap_or_default()
+        } else {
+            args.interfaces.clone()
+        };
+        if interfaces.is_empty() {
+            return Err(SettingsError::NoInterface);
+        }
+        let explicit_ports = if !args.capture_ports.is_empty() {
+            Some(PortSet::new(args.capture_ports.iter().copied()))
+        } else {
+            module
+                .capture_ports
+                .as_ref()
+                .map(|ports| PortSet::new(ports.iter().copied()))
+        };
+        if explicit_ports.is_none() && args.config.is_empty() {
+            return Err(SettingsError::NoPorts);
+        }
+        let default_ring = RingConfig::default();
+        let limits = module.limits.clone().unwrap_or_default();
+        Ok(Settings {
+            interfaces,
+            explicit_ports,
+            mirror_interface: args
+                .mirror_interface
+                .clone()
+                .or(module.mirror_interface)
+                .unwrap_or_else(|| DEFAULT_MIRROR.into()),
+            admin: args
+                .admin
+                .or(module.admin)
+                .unwrap_or_else(|| DEFAULT_ADMIN.parse().expect("valid default address")),
+            loop_guard_mark: args
+                .loop_guard_mark
+                .or(module.loop_guard_mark)
+                .unwrap_or(DEFAULT_LOOP_GUARD_MARK),
+            ring: RingConfig {
+                block_size: args
+                    .ring_block_size
+                    .or(module.ring_block_size)
+                    .unwrap_or(default_ring.block_size),
+                block_count: args
+                    .ring_blocks
+                    .or(module.ring_blocks)
+                    .unwrap_or(default_ring.block_count),
+                block_timeout: args
+                    .ring_block_timeout_ms
+                    .or(module.ring_block_timeout_ms)
+                    .map_or(default_ring.block_timeout, Duration::from_millis),
+            },
+            reassembly: limits.reassembly(),
+            http: limits.http(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_module_which_overrides_defaults() {
+        let module = ModuleSettings {
+            interfaces: Some(vec!["eth9".into()]),
+            capture_ports: Some(vec![8080]),
+            admin: Some("0.0.0.0:9000".parse().unwrap()),
+            ring_blocks: Some(8),
+            ..Default::default()
+        };
+        let args = RunArgs {
+            admin: Some("127.0.0.1:1".parse().unwrap()),
+            ..Default::default()
+        };
+        let settings = Settings::resolve(&args, Some(&module)).unwrap();
+        assert_eq!(settings.interfaces, ["eth9"]);
+        assert!(settings.explicit_ports.as_ref().unwrap().contains(8080));
+        assert_eq!(settings.admin, "127.0.0.1:1".parse().unwrap());
+        assert_eq!(settings.ring.block_count, 8);
+        assert_eq!(settings.mirror_interface, "shadow0");
+        assert_eq!(settings.loop_guard_mark, DEFAULT_LOOP_GUARD_MARK);
+    }
+
+    #[test]
+    fn interfaces_and_ports_must_come_from_somewhere() {
+        assert_eq!(
+            Settings::resolve(&RunArgs::default(), None).unwrap_err(),
+            SettingsError::NoInterface
+        );
+        let args = RunArgs {
+            interfaces: vec!["eth0".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            Settings::resolve(&args, None).unwrap_err(),
+            SettingsError::NoPorts
+        );
+        let with_config = RunArgs {
+            config: vec!["m.yaml".into()],
+            ..args
+        };
+        assert!(
+            Settings::resolve(&with_config, None)
+                .unwrap()
+                .explicit_ports
+                .is_none()
+        );
+    }
+}
