@@ -43,6 +43,9 @@ pub enum Command {
                             Example:\n  shadowd check --config examples/"
     )]
     Check(CheckArgs),
+    /// Replay the requests of a capture file to their shadow services (a summary at the end).
+    #[command(after_help = "Example:\n  shadowd replay --pcap web.pcap --config mappings.yaml")]
+    Replay(ReplayArgs),
     /// Print the HTTP requests of a capture file as JSON lines (a summary goes to stderr).
     #[command(after_help = "Example:\n  tcpdump -i eth0 -w web.pcap port 80\n  \
                             shadowd extract --pcap web.pcap --config mappings.yaml")]
@@ -71,6 +74,41 @@ pub struct ExtractArgs {
     /// learned from SYNs (or taken to be the end with the lower port).
     #[arg(long = "capture-port", short = 'p', value_name = "PORT")]
     pub capture_ports: Vec<u16>,
+}
+
+/// How copies reach shadow services (`run` and `replay`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ShadowArgs {
+    /// PEM file of CA certificates trusted for `https://` shadow services, besides the
+    /// system's.
+    #[arg(long, value_name = "FILE")]
+    pub shadow_ca_file: Option<PathBuf>,
+
+    /// UNSAFE, for test setups only: accept any certificate from `https://` shadow services.
+    #[arg(long)]
+    pub unsafe_skip_shadow_tls_verify: bool,
+
+    /// Connections open at once to one shadow service [default: 256].
+    #[arg(long, value_name = "N")]
+    pub shadow_max_connections: Option<usize>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// Capture file: pcap or pcapng.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: PathBuf,
+
+    /// Mapping YAML file or directory; repeat for several.
+    #[arg(long, short = 'c', required = true, value_name = "FILE")]
+    pub config: Vec<PathBuf>,
+
+    /// Server port of the captured traffic; repeat for several [default: from the Mappings].
+    #[arg(long = "capture-port", short = 'p', value_name = "PORT")]
+    pub capture_ports: Vec<u16>,
+
+    #[command(flatten)]
+    pub shadow: ShadowArgs,
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -116,6 +154,9 @@ pub struct RunArgs {
     /// [default: 1].
     #[arg(long, value_name = "MS")]
     pub ring_block_timeout_ms: Option<u64>,
+
+    #[command(flatten)]
+    pub shadow: ShadowArgs,
 }
 
 /// Accepts decimal or `0x` hexadecimal.

@@ -9,12 +9,15 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod extract;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod logging;
 pub mod packet;
 pub mod pcap;
 pub mod pipeline;
 pub mod reassembly;
+pub mod replay;
 pub mod route;
 pub mod run;
 pub mod settings;

@@ -22,6 +22,7 @@ fn main() {
     };
     let code = match cli.command {
         Command::Extract(args) => extract_command(&args),
+        Command::Replay(args) => runtime.block_on(replay_command(&args)),
         Command::Check(args) => shadowd::check::check(&args.config, &mut std::io::stdout()),
         Command::Run(args) => match runtime.block_on(run::run(args)) {
             Ok(()) => 0,
@@ -62,6 +63,60 @@ fn extract_command(args: &shadowd::cli::ExtractArgs) -> i32 {
         }
         Err(err) => {
             tracing::error!(error = %error_chain(&err), "shadowd extract failed");
+            1
+        }
+    }
+}
+
+async fn replay_command(args: &shadowd::cli::ReplayArgs) -> i32 {
+    use std::sync::Arc;
+
+    use shadowd::{
+        active::ActiveConfig,
+        capture::ports::PortSet,
+        extract::ServerSide,
+        replay::{ReplaySettings, ReplayStats, file::replay_file},
+        settings::ShadowSettings,
+    };
+    let config = match ActiveConfig::load(&args.config) {
+        Ok(config) => config,
+        Err(err) => {
+            tracing::error!(error = %error_chain(&err), "shadowd replay: unusable configuration");
+            return 64;
+        }
+    };
+    config.log();
+    let shadow = ShadowSettings::resolve(&args.shadow, config.module.as_ref());
+    let upstream = match shadow.upstream(0) {
+        Ok(upstream) => upstream,
+        Err(err) => {
+            tracing::error!(error = %error_chain(&err), "shadowd replay: TLS set-up");
+            return 64;
+        }
+    };
+    let explicit =
+        (!args.capture_ports.is_empty()).then(|| PortSet::new(args.capture_ports.iter().copied()));
+    let server_side = ServerSide::Ports(config.capture_ports(explicit.as_ref()));
+    let stats = ReplayStats::default();
+    let config = Arc::new(config);
+    let result = replay_file(
+        &args.pcap,
+        config.clone(),
+        server_side,
+        ReplaySettings::new(upstream),
+        stats.clone(),
+    )
+    .await;
+    match result {
+        Ok(counts) => {
+            eprint!(
+                "{}",
+                shadowd::replay::summary::render(&counts, &stats, &config)
+            );
+            0
+        }
+        Err(err) => {
+            tracing::error!(error = %error_chain(&err), "shadowd replay failed");
             1
         }
     }

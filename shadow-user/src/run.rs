@@ -22,11 +22,14 @@ use crate::{
     config::ConfigError,
     pipeline::{FlowTotals, HttpCounters, HttpSink},
     reassembly::ReassemblyStats,
+    replay::{self, ReplaySettings, ReplayStats, offer::Offerer},
     settings::{Settings, SettingsError},
 };
 
 /// How often the configuration files are checked for changes.
 const CONFIG_POLL: Duration = Duration::from_secs(2);
+/// How long queued copies may still go out after a termination signal.
+const REPLAY_DRAIN: Duration = Duration::from_secs(3);
 
 /// Errors of `shadowd run`.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +44,8 @@ pub enum RunError {
     Capture(#[from] CaptureError),
     #[error("installing signal handlers")]
     Signals(#[source] std::io::Error),
+    #[error("setting up TLS for shadow services")]
+    Tls(#[from] crate::replay::upstream::TlsSetupError),
 }
 
 impl RunError {
@@ -50,6 +55,7 @@ impl RunError {
         match self {
             RunError::Config(_)
             | RunError::Settings(_)
+            | RunError::Tls(_)
             | RunError::Capture(CaptureError::Program(
                 ProgramLoadError::NoSuchInterface { .. }
                 | ProgramLoadError::TooManyPorts { .. }
@@ -85,6 +91,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let config_metrics = ConfigMetrics::default();
     config_metrics.register(&mut registry);
     config_metrics.in_use(&initial);
+    let replay_stats = ReplayStats::default();
+    replay_stats.register(&mut registry);
+    let replay_settings = ReplaySettings::new(settings.shadow.upstream(settings.loop_guard_mark)?);
+    let max_queued_bytes = replay_settings.max_queued_bytes;
+    let (replay_sender, replay_engine) = replay::start(replay_settings, replay_stats.clone());
 
     let ports = initial.capture_ports(settings.explicit_ports.as_ref());
     let shared: SharedConfig = Arc::new(ArcSwap::from_pointee(initial));
@@ -102,6 +113,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         http_counters,
         flow_totals,
         shared.clone(),
+        Offerer::new(replay_stats, replay_sender, max_queued_bytes),
     ));
     let mut capture = Capture::start(&capture_config, sink, ring_stats).await?;
     if let Some(program) = capture.program_mut() {
@@ -153,7 +165,14 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         }
     }
     state.ready.store(false, Ordering::Release);
+    // Stopping capture drops the last sender; copies already queued get a short grace.
     capture.shutdown().await;
+    if tokio::time::timeout(REPLAY_DRAIN, replay_engine)
+        .await
+        .is_err()
+    {
+        tracing::warn!("copies still in flight at shutdown were abandoned");
+    }
     Ok(())
 }
 

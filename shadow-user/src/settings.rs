@@ -4,8 +4,9 @@ use std::{net::SocketAddr, time::Duration};
 
 use crate::{
     capture::{ports::PortSet, ring::RingConfig},
-    cli::RunArgs,
+    cli::{RunArgs, ShadowArgs},
     config::ModuleSettings,
+    replay::upstream::{TlsClient, TlsOptions, TlsSetupError, UpstreamConfig},
 };
 
 /// Default `skb->mark` of shadowd's own replay traffic.
@@ -25,6 +26,46 @@ pub struct Settings {
     pub ring: RingConfig,
     pub reassembly: crate::reassembly::Limits,
     pub http: crate::http::Limits,
+    pub shadow: ShadowSettings,
+}
+
+/// How copies reach shadow services.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShadowSettings {
+    pub tls: TlsOptions,
+    pub max_connections: Option<usize>,
+}
+
+impl ShadowSettings {
+    /// Flags over Module settings.
+    pub fn resolve(args: &ShadowArgs, module: Option<&ModuleSettings>) -> Self {
+        let module = module.cloned().unwrap_or_default();
+        ShadowSettings {
+            tls: TlsOptions {
+                extra_ca_file: args.shadow_ca_file.clone().or(module.shadow_ca_file),
+                insecure_skip_verify: args.unsafe_skip_shadow_tls_verify
+                    || module.unsafe_skip_shadow_tls_verify.unwrap_or(false),
+            },
+            max_connections: args
+                .shadow_max_connections
+                .or(module.shadow_max_connections),
+        }
+    }
+
+    /// The upstream settings, with the loop-guard mark on every socket.
+    pub fn upstream(&self, loop_guard_mark: u32) -> Result<UpstreamConfig, TlsSetupError> {
+        if self.tls.insecure_skip_verify {
+            tracing::warn!(
+                "shadow TLS certificates are NOT verified (--unsafe-skip-shadow-tls-verify)"
+            );
+        }
+        let mut config = UpstreamConfig::new(TlsClient::new(&self.tls)?);
+        config.loop_guard_mark = loop_guard_mark;
+        if let Some(max) = self.max_connections {
+            config.max_connections_per_service = max.max(1);
+        }
+        Ok(config)
+    }
 }
 
 /// Settings that cannot work.
@@ -65,6 +106,7 @@ impl Settings {
         }
         let default_ring = RingConfig::default();
         let limits = module.limits.clone().unwrap_or_default();
+        let shadow = ShadowSettings::resolve(&args.shadow, Some(&module));
         Ok(Settings {
             interfaces,
             explicit_ports,
@@ -97,6 +139,7 @@ impl Settings {
             },
             reassembly: limits.reassembly(),
             http: limits.http(),
+            shadow,
         })
     }
 }

@@ -29,13 +29,30 @@ pub struct Counts {
 pub struct HttpServer {
     pub addr: SocketAddr,
     pub counts: Arc<Counts>,
-    received: Arc<Mutex<Vec<Vec<u8>>>>,
+    received: Arc<Recorded>,
     stop: Arc<AtomicBool>,
+}
+
+/// Requests received, each with the number of its connection.
+type Recorded = Mutex<Vec<(u64, Vec<u8>)>>;
+
+/// How a server behaves besides answering.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Behaviour {
+    /// Wait this long before each response (a slow service).
+    pub delay: Duration,
+    /// Accept connections and read requests, but never answer (a hanging service).
+    pub never_answer: bool,
 }
 
 impl HttpServer {
     /// Listens on `addr` inside `ns`.
     pub fn start(ns: &Netns, addr: &str) -> HttpServer {
+        Self::start_with(ns, addr, Behaviour::default())
+    }
+
+    /// Listens on `addr` inside `ns`, behaving as `behaviour` says.
+    pub fn start_with(ns: &Netns, addr: &str, behaviour: Behaviour) -> HttpServer {
         let addr: SocketAddr = addr.parse().expect("socket address");
         let listener = ns.enter(|| TcpListener::bind(addr).expect("bind test server"));
         listener
@@ -47,12 +64,17 @@ impl HttpServer {
         let (thread_counts, thread_stop, thread_received) =
             (counts.clone(), stop.clone(), received.clone());
         std::thread::spawn(move || {
+            let mut connection = 0u64;
             while !thread_stop.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => {
+                        connection += 1;
                         let counts = thread_counts.clone();
                         let received = thread_received.clone();
-                        std::thread::spawn(move || serve_connection(stream, &counts, &received));
+                        let id = connection;
+                        std::thread::spawn(move || {
+                            serve_connection(stream, &counts, &received, id, behaviour)
+                        });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -69,6 +91,15 @@ impl HttpServer {
     /// Every request received so far, exactly as read (head and body framing), in the order
     /// they completed.
     pub fn received(&self) -> Vec<Vec<u8>> {
+        self.received_with_connections()
+            .into_iter()
+            .map(|(_, raw)| raw)
+            .collect()
+    }
+
+    /// Every request received so far with the number of the connection it came on (from 1,
+    /// in accept order).
+    pub fn received_with_connections(&self) -> Vec<(u64, Vec<u8>)> {
         self.received
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -175,7 +206,13 @@ impl Conn<'_> {
     }
 }
 
-fn serve_connection(stream: TcpStream, counts: &Counts, received: &Mutex<Vec<Vec<u8>>>) {
+fn serve_connection(
+    stream: TcpStream,
+    counts: &Counts,
+    received: &Recorded,
+    connection: u64,
+    behaviour: Behaviour,
+) {
     stream.set_nonblocking(false).ok();
     stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
     let mut conn = Conn {
@@ -225,8 +262,12 @@ fn serve_connection(stream: TcpStream, counts: &Counts, received: &Mutex<Vec<Vec
         received
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(message);
+            .push((connection, message));
         counts.requests.fetch_add(1, Ordering::SeqCst);
+        if behaviour.never_answer {
+            continue;
+        }
+        std::thread::sleep(behaviour.delay);
 
         let body = match target
             .strip_prefix("/bytes/")

@@ -4,10 +4,12 @@
 //! Every kernel object a test creates lives inside namespaces the test owns, so deleting the
 //! namespaces removes everything, even when the test panics halfway.
 
+pub mod clients;
 pub mod http_server;
 pub mod metrics;
 pub mod netns;
 pub mod shadowd;
+pub mod shadowing;
 
 use std::{
     process::Command,

@@ -57,6 +57,18 @@ impl Netns {
         })
     }
 
+    /// Gives programs run with `ip netns exec` in this namespace their own `/etc/hosts`
+    /// (iproute2 bind-mounts `/etc/netns/<name>/hosts` over it): how tests name services.
+    pub fn set_hosts(&self, entries: &[(&str, &str)]) {
+        let dir = format!("/etc/netns/{}", self.name);
+        std::fs::create_dir_all(&dir).expect("create /etc/netns dir");
+        let mut text = String::from("127.0.0.1 localhost\n::1 localhost\n");
+        for (address, names) in entries {
+            text.push_str(&format!("{address} {names}\n"));
+        }
+        std::fs::write(format!("{dir}/hosts"), text).expect("write hosts");
+    }
+
     /// Names of the links in the namespace.
     pub fn links(&self) -> Vec<String> {
         self.ip(&["-o", "link", "show"])
@@ -115,6 +127,47 @@ impl Topology {
             ns.ip(&["link", "set", ifname, "up"]);
         }
         Topology { client, server }
+    }
+}
+
+/// A third namespace for shadow services, reached from the server namespace over its own
+/// veth (`shd0` 198.18.1.1 in the server, `shd1` 198.18.1.2 in the shadow): copies do not
+/// cross the watched interface.
+pub struct ShadowHost {
+    pub ns: Netns,
+}
+
+impl ShadowHost {
+    pub const ADDRESS: &'static str = "198.18.1.2";
+
+    pub fn new(topology: &Topology) -> ShadowHost {
+        let ns = Netns::new("sh");
+        run(Command::new("ip").args([
+            "link",
+            "add",
+            "shd0",
+            "netns",
+            &topology.server.name,
+            "type",
+            "veth",
+            "peer",
+            "shd1",
+            "netns",
+            &ns.name,
+        ]));
+        topology
+            .server
+            .ip(&["addr", "add", "198.18.1.1/24", "dev", "shd0"]);
+        topology.server.ip(&["link", "set", "shd0", "up"]);
+        ns.ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", Self::ADDRESS),
+            "dev",
+            "shd1",
+        ]);
+        ns.ip(&["link", "set", "shd1", "up"]);
+        ShadowHost { ns }
     }
 }
 

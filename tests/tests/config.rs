@@ -72,7 +72,7 @@ fn get(ns: &Netns, port: u16, path: &str) {
 
 fn matched(scrape: &Scrape) -> u64 {
     scrape.sum(
-        "shadowd_http_requests_matched_total",
+        "shadowd_replay_observed_requests_total",
         &[("mapping", "myservice-shadow-mapping")],
     )
 }

@@ -1,5 +1,6 @@
 //! `cargo xtask`: set-up, tests, and the commands a new user runs.
 
+mod fuzz;
 mod setup;
 mod test;
 
@@ -28,12 +29,15 @@ enum Command {
     Demo,
     /// Benchmarks: reassembly and HTTP parsing throughput (criterion).
     Bench,
+    /// Fuzz the parsers with cargo-fuzz on the pinned nightly (one target, or each in turn).
+    Fuzz(fuzz::FuzzArgs),
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Setup => setup::run(),
         Command::Test(args) => test::run(&args),
+        Command::Fuzz(args) => fuzz::run(&args),
         Command::Run { args } => {
             setup::run()?;
             let mut cmd = test::cargo();
@@ -51,7 +55,13 @@ fn main() -> Result<()> {
         }
         Command::Bench => {
             setup::run()?;
-            test::status(test::cargo().args(["bench", "--package", "shadow-user", "--bench", "pipeline"]))
+            test::status(test::cargo().args([
+                "bench",
+                "--package",
+                "shadow-user",
+                "--bench",
+                "pipeline",
+            ]))
         }
         Command::Demo => {
             eprintln!(

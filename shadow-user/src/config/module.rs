@@ -25,6 +25,12 @@ pub struct ModuleSettings {
     pub ring_block_size: Option<u32>,
     pub ring_blocks: Option<u32>,
     pub ring_block_timeout_ms: Option<u64>,
+    /// Extra CA certificates for `https://` shadows (`--shadow-ca-file`).
+    pub shadow_ca_file: Option<std::path::PathBuf>,
+    /// UNSAFE, test setups only (`--unsafe-skip-shadow-tls-verify`).
+    pub unsafe_skip_shadow_tls_verify: Option<bool>,
+    /// Connections at once to one shadow service (`--shadow-max-connections`).
+    pub shadow_max_connections: Option<usize>,
     /// Reassembly and HTTP limits.
     pub limits: Option<LimitSettings>,
 }

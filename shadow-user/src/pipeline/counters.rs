@@ -28,15 +28,8 @@ pub struct HttpCounters {
     pub dropped: Family<DropLabels, Counter>,
     pub unsupported: Family<ReasonLabel, Counter>,
     pub notices: Family<ReasonLabel, Counter>,
-    /// Requests won by a group with a shadow, by the shadow Mapping's name.
-    pub matched: Family<MappingLabel, Counter>,
     /// Requests that match no group, or whose group has no shadow.
     pub not_shadowed: Counter,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct MappingLabel {
-    pub mapping: String,
 }
 
 impl HttpCounters {
@@ -74,19 +67,6 @@ impl HttpCounters {
         }
     }
 
-    /// Counts a request's routing outcome: the shadow Mapping that would copy it, if any.
-    pub fn routed(&self, shadow: Option<&str>) {
-        match shadow {
-            Some(name) => self
-                .matched
-                .get_or_create(&MappingLabel {
-                    mapping: name.to_string(),
-                })
-                .inc(),
-            None => self.not_shadowed.inc(),
-        };
-    }
-
     pub fn register(&self, registry: &mut Registry) {
         let http = registry.sub_registry_with_prefix("http");
         http.register(
@@ -113,11 +93,6 @@ impl HttpCounters {
             "notices",
             "Oddities in messages that were still produced",
             self.notices.clone(),
-        );
-        http.register(
-            "requests_matched",
-            "Requests won by a group with a shadow, by shadow Mapping",
-            self.matched.clone(),
         );
         http.register(
             "requests_not_shadowed",

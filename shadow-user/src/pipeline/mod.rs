@@ -12,6 +12,7 @@ use crate::{
     capture::{Direction, Frame, FrameSink},
     http::{HttpEvent, HttpFlow, Limits as HttpLimits},
     reassembly::{FlowKey, FlowTable, Limits, ReassemblyStats, StreamHandler},
+    replay::offer::{Offered, Offerer},
 };
 
 mod counters;
@@ -49,6 +50,7 @@ impl StreamHandler for HttpFlow {
 /// The live consumer of captured frames: reassembles, parses, counts.
 pub struct HttpSink {
     table: FlowTable<CountedFlow>,
+    offerer: Offerer,
     config: SharedConfig,
     counters: HttpCounters,
     events: Vec<(FlowKey, HttpEvent)>,
@@ -63,8 +65,10 @@ impl HttpSink {
         counters: HttpCounters,
         totals: Arc<FlowTotals>,
         config: SharedConfig,
+        offerer: Offerer,
     ) -> Self {
         HttpSink {
+            offerer,
             table: FlowTable::new(limits, reassembly, move |_| {
                 CountedFlow::new(HttpFlow::new(http_limits), totals.clone())
             }),
@@ -80,17 +84,16 @@ impl HttpSink {
             return;
         }
         // One load per batch: a reload swaps the table between batches, never inside one.
-        let config = self.config.load();
+        let config = self.config.load_full();
         for (flow, event) in self.events.drain(..) {
             self.counters.count(&event);
             if let HttpEvent::Request(request) = &event {
-                let shadow = config
-                    .table
-                    .route(request)
-                    .and_then(|group| group.shadow.as_ref());
-                self.counters.routed(shadow.map(|plan| plan.name.as_str()));
+                let offered = self.offerer.offer(flow, &config, request);
+                if offered == Offered::NotShadowed {
+                    self.counters.not_shadowed.inc();
+                }
                 tracing::debug!(
-                    shadow = shadow.map(|plan| plan.name.as_str()),
+                    ?offered,
                     client = %flow.client,
                     server = %flow.server,
                     method = request.method_str(),

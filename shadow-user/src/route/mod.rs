@@ -44,10 +44,13 @@ impl RouteTable {
     /// none. The request is copied only if the group has a shadow. Allocates nothing
     /// (unless a header that appears more than once must match a regex).
     pub fn route<R: RequestView + ?Sized>(&self, request: &R) -> Option<&Group> {
-        let position = self
-            .prefilter
-            .first_match(&self.groups, &Req::new(request))?;
-        Some(&self.groups[position])
+        Some(&self.groups[self.route_position(request)?])
+    }
+
+    /// Like [`RouteTable::route`], but the group's position in [`RouteTable::groups`], so a
+    /// caller can refer to it later without holding a borrow.
+    pub fn route_position<R: RequestView + ?Sized>(&self, request: &R) -> Option<usize> {
+        self.prefilter.first_match(&self.groups, &Req::new(request))
     }
 
     /// The same answer as [`RouteTable::route`], by trying every group in turn: the

@@ -1,0 +1,456 @@
+//! Fuzzing entry points: decoders that turn any byte string into a script for the packet
+//! parser, an [`HttpFlow`] or a [`FlowTable`] of them, and the checks that must hold whatever
+//! the script. The cargo-fuzz targets in `fuzz/` are one-line calls to these; the tests below
+//! run the seed corpora (`fuzz/corpus/<target>/`) and a fixed-seed mutation sweep, so plain
+//! `cargo test` gets fuzz-like coverage without nightly.
+//!
+//! Every byte string is a valid script; one that runs out mid-operation just stops.
+//! - `http_flow`: a settings byte (bit 0: tight limits), then operations. Bit 0 of an
+//!   operation byte picks the direction (request, response), bits 1–2 the action: 0 or 1
+//!   push (a length byte, then that many bytes), 2 gap, 3 end.
+//! - `reassembly`: a settings byte (bit 0: tight HTTP limits, bit 1: tight table limits),
+//!   then segments: a bits byte (0: direction; 1, 2, 3: FIN, SYN, RST; 4: ACK; 5–6:
+//!   connection; 7: an idle pause and `expire` before it), a little-endian `u16` offset from
+//!   the direction's initial sequence number, a length byte and the payload. Then `flush`.
+//! - `packet`: the frame itself, under every link type.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    time::{Duration, SystemTime},
+};
+
+use crate::{
+    capture::Direction,
+    http::{self, HttpEvent, HttpFlow, Request},
+    packet::{self, Segment, linktype},
+    reassembly::{FlowTable, Limits, ReassemblyStats},
+};
+
+/// Limits small enough that short inputs reach them: the default ones need megabytes.
+const TIGHT_HTTP: http::Limits = http::Limits {
+    max_head_bytes: 256,
+    max_headers: 8,
+    max_body_bytes: 512,
+};
+
+/// Table limits small enough that a few segments evict flows or give up holes.
+const TIGHT_TABLE: Limits = Limits {
+    max_flows: 2,
+    max_flow_buffer: 512,
+    max_total_buffer: 768,
+    idle_timeout: Duration::from_secs(1),
+};
+
+/// The request side's initial sequence number: its stream wraps past 2^32 after 255 bytes.
+const REQUEST_ISN: u32 = 0xFFFF_FF00;
+const RESPONSE_ISN: u32 = 1_000_000;
+
+/// Every link type `parse_link` knows, and one it does not.
+const LINK_TYPES: [i32; 7] = [
+    linktype::ETHERNET,
+    linktype::RAW,
+    linktype::LINUX_SLL,
+    linktype::IPV4,
+    linktype::IPV6,
+    linktype::LINUX_SLL2,
+    0,
+];
+
+/// Runs `data` as an `http_flow` script, checking every event.
+pub fn http_flow(data: &[u8]) {
+    drive_http_flow(data);
+}
+
+/// Runs `data` as a `reassembly` script, checking every event.
+pub fn reassembly(data: &[u8]) {
+    drive_reassembly(data);
+}
+
+/// Parses `data` under every link type.
+pub fn packet(data: &[u8]) {
+    parse_every_link(data);
+}
+
+/// A fuzz input read front to back; reads past the end yield nothing.
+struct Script<'a>(&'a [u8]);
+
+impl<'a> Script<'a> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&first, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(first)
+    }
+
+    /// Up to `len` bytes: fewer if the script ends first.
+    fn bytes(&mut self, len: u8) -> &'a [u8] {
+        let (taken, rest) = self.0.split_at(usize::from(len).min(self.0.len()));
+        self.0 = rest;
+        taken
+    }
+
+    fn u16(&mut self) -> u16 {
+        u16::from_le_bytes([self.byte().unwrap_or(0), self.byte().unwrap_or(0)])
+    }
+}
+
+fn http_limits(settings: u8) -> http::Limits {
+    if settings & 1 != 0 {
+        TIGHT_HTTP
+    } else {
+        http::Limits::default()
+    }
+}
+
+fn direction(bit: u8) -> Direction {
+    if bit & 1 == 0 {
+        Direction::Request
+    } else {
+        Direction::Response
+    }
+}
+
+/// Returns how many events the script produced (the tests check that seeds do something).
+fn drive_http_flow(data: &[u8]) -> usize {
+    let mut script = Script(data);
+    let mut flow = HttpFlow::new(http_limits(script.byte().unwrap_or(0)));
+    let mut order = Order::default();
+    let mut out = Vec::new();
+    let mut events = 0;
+    // The clock only moves forward, so every message's first byte is no later than its last.
+    let mut ts = SystemTime::UNIX_EPOCH;
+    while let Some(op) = script.byte() {
+        ts += Duration::from_millis(1);
+        let was_finished = flow.is_finished();
+        let side = direction(op);
+        match (op >> 1) & 3 {
+            0 | 1 => {
+                let len = script.byte().unwrap_or(0);
+                flow.push(side, script.bytes(len), ts, &mut out);
+            }
+            2 => flow.gap(side, &mut out),
+            _ => flow.end(side, ts, &mut out),
+        }
+        assert!(
+            !was_finished || out.is_empty(),
+            "a finished flow produced {out:?}"
+        );
+        events += out.len();
+        for event in out.drain(..) {
+            check_event(&event);
+            order.check(&event);
+        }
+    }
+    events
+}
+
+/// What must hold across the events of one flow fed in capture order.
+#[derive(Default)]
+struct Order {
+    last_request: Option<u64>,
+    last_paired: Option<u64>,
+}
+
+impl Order {
+    fn check(&mut self, event: &HttpEvent) {
+        match event {
+            HttpEvent::Request(request) => {
+                assert!(request.first_byte <= request.last_byte, "{request:?}");
+                let sequence = Some(request.sequence);
+                assert!(self.last_request < sequence, "request numbers went back");
+                self.last_request = sequence;
+            }
+            HttpEvent::Response(response) => {
+                assert!(response.first_byte <= response.last_byte, "{response:?}");
+                // HTTP/1 answers in order: a response never names an earlier request than
+                // the one before it did.
+                if response.request_sequence.is_some() {
+                    assert!(
+                        self.last_paired <= response.request_sequence,
+                        "{response:?}"
+                    );
+                    self.last_paired = response.request_sequence;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Returns how many events the script produced.
+fn drive_reassembly(data: &[u8]) -> usize {
+    let mut script = Script(data);
+    let settings = script.byte().unwrap_or(0);
+    let http_limits = http_limits(settings);
+    let limits = if settings & 2 != 0 {
+        TIGHT_TABLE
+    } else {
+        Limits::default()
+    };
+    let mut table = FlowTable::new(limits, ReassemblyStats::default(), move |_| {
+        HttpFlow::new(http_limits)
+    });
+    let server = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)), 80);
+    let mut out = Vec::new();
+    let mut events = 0;
+    let mut ts = SystemTime::UNIX_EPOCH;
+    while let Some(bits) = script.byte() {
+        ts += Duration::from_millis(1);
+        if bits & 0x80 != 0 {
+            ts += limits.idle_timeout;
+            table.expire(ts, &mut out);
+        }
+        let client = SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
+            40_000 + u16::from((bits >> 5) & 3),
+        );
+        let side = direction(bits);
+        let (src, dst, isn) = match side {
+            Direction::Request => (client, server, REQUEST_ISN),
+            Direction::Response => (server, client, RESPONSE_ISN),
+        };
+        let seq = isn.wrapping_add(u32::from(script.u16()));
+        let len = script.byte().unwrap_or(0);
+        let segment = Segment {
+            src,
+            dst,
+            seq,
+            ack: 0,
+            // Bits 1–3 shifted down are FIN, SYN, RST; bit 4 is already ACK.
+            flags: ((bits >> 1) & 0x07) | (bits & packet::tcp_flags::ACK),
+            payload: script.bytes(len),
+        };
+        table.segment(side, &segment, ts, &mut out);
+        events += out.len();
+        out.drain(..).for_each(|(_, event)| check_event(&event));
+    }
+    table.flush(ts + Duration::from_millis(1), &mut out);
+    assert!(table.is_empty(), "flush left {} flows", table.len());
+    events += out.len();
+    out.drain(..).for_each(|(_, event)| check_event(&event));
+    events
+}
+
+/// Returns under how many link types `data` parsed.
+fn parse_every_link(data: &[u8]) -> usize {
+    assert_eq!(
+        packet::parse_ethernet(data),
+        packet::parse_link(linktype::ETHERNET, data)
+    );
+    let frame = data.as_ptr_range();
+    LINK_TYPES
+        .iter()
+        .filter(|&&link| match packet::parse_link(link, data) {
+            Ok(segment) => {
+                // The payload borrows the frame, after at least a TCP header.
+                let payload = segment.payload.as_ptr_range();
+                assert!(frame.start <= payload.start && payload.end <= frame.end);
+                assert!(segment.payload.len() + 20 <= data.len(), "{segment:?}");
+                true
+            }
+            Err(_) => false,
+        })
+        .count()
+}
+
+fn check_event(event: &HttpEvent) {
+    match event {
+        HttpEvent::Request(request) => check_request(request),
+        HttpEvent::Response(response) => assert!(response.head_len > 0, "{response:?}"),
+        _ => {}
+    }
+}
+
+/// What holds for any request the parser emits: `raw` is the message as sent and every
+/// range points into it where it says.
+fn check_request(request: &Request) {
+    let raw = &request.raw[..];
+    let head_len = request.head_len;
+    let in_head = |(start, end): (usize, usize)| start <= end && end <= head_len;
+    assert!(
+        0 < head_len && head_len <= raw.len(),
+        "head_len {head_len} of {raw:?}"
+    );
+    let head = &raw[..head_len];
+    assert!(
+        head.ends_with(b"\n\n") || head.ends_with(b"\n\r\n"),
+        "head does not end with a blank line: {raw:?}"
+    );
+    let (start, end) = request.method;
+    assert!(
+        start == 0 && start < end && in_head(request.method),
+        "{request:?}"
+    );
+    assert!(raw[..end].iter().all(u8::is_ascii_graphic), "{request:?}");
+    assert!(in_head(request.target), "{request:?}");
+    assert!(request.version <= 1, "{request:?}");
+    for header in &request.headers {
+        let (name, value, line) = (header.name, header.value, header.line);
+        assert!(
+            in_head(line)
+                && line.0 == name.0
+                && name.0 < name.1
+                && name.1 <= value.0
+                && value.0 <= value.1
+                && value.1 < line.1
+                && raw[line.1 - 1] == b'\n',
+            "{header:?} in {request:?}"
+        );
+    }
+    let first_host = request
+        .headers
+        .iter()
+        .find(|h| raw[h.name.0..h.name.1].eq_ignore_ascii_case(b"host"))
+        .map(|h| h.value);
+    assert_eq!(request.host, first_host, "{request:?}");
+    assert_eq!(request.body, (head_len, raw.len()), "{request:?}");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        fmt::Display,
+        path::{Path, PathBuf},
+    };
+
+    use super::*;
+
+    /// A target as the tests drive it: the count it returns shows a seed does something.
+    type Driver = fn(&[u8]) -> usize;
+
+    /// Inputs the sweep tries per target: a few seconds in all, in a debug build.
+    const SWEEP_INPUTS: usize = 20_000;
+
+    /// Pieces of HTTP a mutation may insert, as a libFuzzer dictionary would.
+    const TOKENS: &[&[u8]] = &[
+        b"\r\n",
+        b"\r\n\r\n",
+        b" HTTP/1.1\r\n",
+        b"HTTP/1.0 200 OK\r\n",
+        b"Content-Length: 5\r\n",
+        b"Transfer-Encoding: chunked\r\n",
+        b"0\r\n\r\n",
+        b"Upgrade: x\r\n",
+        b"Host: h\r\n",
+    ];
+
+    fn seeds(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fuzz/corpus")
+            .join(target);
+        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let mut seeds: Vec<_> = entries
+            .map(|entry| {
+                let path = entry.unwrap().path();
+                let bytes = std::fs::read(&path).unwrap();
+                (path, bytes)
+            })
+            .collect();
+        seeds.sort();
+        assert!(!seeds.is_empty(), "no seeds in {}", dir.display());
+        seeds
+    }
+
+    /// Runs one input; a failure names the input so that it can become a seed.
+    fn run(target: &str, drive: Driver, input: &[u8], what: impl Display) -> usize {
+        std::panic::catch_unwind(|| drive(input)).unwrap_or_else(|_| {
+            let hex: String = input.iter().map(|b| format!("{b:02x}")).collect();
+            panic!("{target}: {what} failed; `xxd -r -p` of this is the input: {hex}")
+        })
+    }
+
+    fn corpus(target: &str, drive: Driver) {
+        for (path, bytes) in seeds(target) {
+            let done = run(target, drive, &bytes, path.display());
+            // A seed that does nothing no longer matches the script format.
+            assert!(done > 0, "{} does nothing", path.display());
+        }
+    }
+
+    /// xorshift64 with a fixed seed: every run tries the same inputs.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n.max(1) as u64) as usize
+        }
+    }
+
+    /// A seed with one to four random edits, as libFuzzer's mutators make them.
+    fn mutate(rng: &mut Rng, seeds: &[(PathBuf, Vec<u8>)]) -> Vec<u8> {
+        let mut input = seeds[rng.below(seeds.len())].1.clone();
+        for _ in 0..=rng.below(4) {
+            let at = rng.below(input.len() + 1);
+            match rng.below(6) {
+                0 => input
+                    .get_mut(at)
+                    .into_iter()
+                    .for_each(|b| *b ^= 1 << rng.below(8)),
+                1 => input
+                    .get_mut(at)
+                    .into_iter()
+                    .for_each(|b| *b = rng.below(256) as u8),
+                2 => {
+                    let end = (at + 1 + rng.below(16)).min(input.len());
+                    input.drain(at..end);
+                }
+                3 => {
+                    let token = TOKENS[rng.below(TOKENS.len())];
+                    input.splice(at..at, token.iter().copied());
+                }
+                4 => {
+                    let run = input[at..(at + rng.below(32)).min(input.len())].to_vec();
+                    let to = rng.below(input.len() + 1);
+                    input.splice(to..to, run);
+                }
+                _ => {
+                    let other = &seeds[rng.below(seeds.len())].1;
+                    input.truncate(at);
+                    input.extend_from_slice(&other[rng.below(other.len() + 1)..]);
+                }
+            }
+        }
+        input
+    }
+
+    fn sweep(target: &str, drive: Driver) {
+        let seeds = seeds(target);
+        let mut rng = Rng(0x5EED_F022_D00D_CAFE);
+        for i in 0..SWEEP_INPUTS {
+            let input = mutate(&mut rng, &seeds);
+            run(target, drive, &input, format_args!("sweep input {i}"));
+        }
+    }
+
+    #[test]
+    fn http_flow_corpus() {
+        corpus("http_flow", drive_http_flow);
+    }
+
+    #[test]
+    fn reassembly_corpus() {
+        corpus("reassembly", drive_reassembly);
+    }
+
+    #[test]
+    fn packet_corpus() {
+        corpus("packet", parse_every_link);
+    }
+
+    #[test]
+    fn http_flow_sweep() {
+        sweep("http_flow", drive_http_flow);
+    }
+
+    #[test]
+    fn reassembly_sweep() {
+        sweep("reassembly", drive_reassembly);
+    }
+
+    #[test]
+    fn packet_sweep() {
+        sweep("packet", parse_every_link);
+    }
+}

@@ -1,0 +1,142 @@
+//! The copy changes exactly what the shadow Mapping asks for and nothing else.
+
+use std::time::{Duration, SystemTime};
+
+use super::*;
+use crate::{
+    capture::Direction,
+    config::{Diagnostics, HeaderMatch, Mapping, Origin, Scheme, Service},
+    http::{HttpEvent, HttpFlow, Limits},
+    route::RouteTable,
+};
+
+/// Parses `wire` as one request.
+fn request(wire: &[u8]) -> Request {
+    let mut flow = HttpFlow::new(Limits::default());
+    let mut out = Vec::new();
+    flow.push(Direction::Request, wire, SystemTime::UNIX_EPOCH, &mut out);
+    match out.into_iter().next() {
+        Some(HttpEvent::Request(request)) => request,
+        other => panic!("not one request: {other:?}"),
+    }
+}
+
+fn mapping(name: &str, shadow: bool) -> Mapping {
+    Mapping {
+        name: name.into(),
+        namespace: "default".into(),
+        rkey: format!("{name}.default.1"),
+        origin: Origin {
+            file: "t.yaml".into(),
+            document: 1,
+            line: 1,
+        },
+        prefix: "/myservice/".into(),
+        prefix_regex: false,
+        case_sensitive: true,
+        method: None,
+        host: None,
+        host_regex: false,
+        headers: Vec::<(String, HeaderMatch)>::new(),
+        regex_headers: Vec::new(),
+        precedence: 0,
+        service: Service {
+            scheme: Scheme::Http,
+            host: format!("{name}.default"),
+            port: 80,
+        },
+        shadow,
+        weight: 100,
+        rewrite: None,
+        host_rewrite: None,
+        add_request_headers: Vec::new(),
+        remove_request_headers: Vec::new(),
+        timeout: Duration::from_secs(3),
+        disable_shadow_host_suffix_append: false,
+    }
+}
+
+/// The plan of a shadow Mapping changed by `edit`.
+fn plan(edit: impl FnOnce(&mut Mapping)) -> ShadowPlan {
+    let mut shadow = mapping("myservice-shadow", true);
+    edit(&mut shadow);
+    let table = RouteTable::build(
+        &[mapping("myservice", false), shadow],
+        &mut Diagnostics::default(),
+    );
+    table.groups()[0].shadow.clone().expect("a shadow")
+}
+
+fn copy_of(wire: &[u8], plan: &ShadowPlan) -> Vec<u8> {
+    let copy = build(&request(wire), plan);
+    [copy.head.as_ref(), copy.body.as_ref()].concat()
+}
+
+#[test]
+fn only_the_host_changes_by_default() {
+    let wire = b"POST /myservice/x?a=1 HTTP/1.1\r\nhOsT: myservice:8080\r\nX-A: 1\r\nx-a: 2\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+    let copy = copy_of(wire, &plan(|_| {}));
+    assert_eq!(
+        copy,
+        b"POST /myservice/x?a=1 HTTP/1.1\r\nhOsT: myservice-shadow:8080\r\nX-A: 1\r\nx-a: 2\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n".to_vec()
+    );
+}
+
+#[test]
+fn the_body_is_the_captured_bytes_not_a_copy() {
+    let wire = b"POST /myservice/ HTTP/1.1\r\nHost: myservice\r\nContent-Length: 5\r\n\r\nhello";
+    let request = request(wire);
+    let copy = build(&request, &plan(|_| {}));
+    assert_eq!(copy.body.as_ref(), b"hello");
+    assert_eq!(copy.body.as_ptr(), request.raw[request.body.0..].as_ptr());
+}
+
+#[test]
+fn no_host_gets_none_and_the_suffix_can_be_disabled() {
+    let wire = b"GET /myservice/ HTTP/1.0\r\nAccept: */*\r\n\r\n";
+    assert_eq!(copy_of(wire, &plan(|_| {})), wire.to_vec());
+    let wire = b"GET /myservice/ HTTP/1.1\r\nHost: myservice\r\n\r\n";
+    assert_eq!(
+        copy_of(wire, &plan(|m| m.disable_shadow_host_suffix_append = true)),
+        wire.to_vec()
+    );
+}
+
+#[test]
+fn rewrite_host_rewrite_removals_and_additions() {
+    let wire = b"GET /myservice/items/7?q=1 HTTP/1.1\r\nHost: myservice\r\nAuthorization: secret\r\nCookie: a=b\r\nAccept: */*\r\n\r\n";
+    let plan = plan(|m| {
+        m.rewrite = Some("/v2/".into());
+        m.host_rewrite = Some("test.internal".into());
+        m.remove_request_headers = vec!["authorization".into(), "COOKIE".into()];
+        m.add_request_headers = vec![
+            ("X-Shadow".into(), "1".into()),
+            ("X-Env".into(), "test".into()),
+        ];
+    });
+    assert_eq!(
+        copy_of(wire, &plan),
+        b"GET /v2/items/7?q=1 HTTP/1.1\r\nHost: test.internal-shadow\r\nAccept: */*\r\nX-Shadow: 1\r\nX-Env: test\r\n\r\n".to_vec()
+    );
+}
+
+#[test]
+fn removing_host_leaves_no_host() {
+    let wire = b"GET /myservice/ HTTP/1.1\r\nHost: myservice\r\nA: b\r\n\r\n";
+    assert_eq!(
+        copy_of(
+            wire,
+            &plan(|m| m.remove_request_headers = vec!["host".into()])
+        ),
+        b"GET /myservice/ HTTP/1.1\r\nA: b\r\n\r\n".to_vec()
+    );
+}
+
+#[test]
+fn head_requests_are_flagged() {
+    let copy = build(
+        &request(b"HEAD /myservice/ HTTP/1.1\r\nHost: h\r\n\r\n"),
+        &plan(|_| {}),
+    );
+    assert!(copy.head_request);
+}

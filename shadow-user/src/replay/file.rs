@@ -1,0 +1,68 @@
+//! `shadowd replay --pcap`: the requests of a capture file replayed to their shadow services
+//! (offline shadowing, like GoReplay's file input), through the same reassembly, routing,
+//! copy and replay code as live capture, as fast as the shadows take them.
+
+use std::{path::Path, sync::Arc};
+
+use super::{ReplaySettings, ReplayStats, offer::Offerer, start};
+use crate::{
+    active::ActiveConfig,
+    extract::ServerSide,
+    http::{HttpEvent, HttpFlow},
+    pcap::{FileCounts, PcapReadError, read_segments},
+    reassembly::{FlowTable, ReassemblyStats},
+};
+
+/// Errors of the replay command.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayFileError {
+    #[error("reading the capture")]
+    Pcap(#[from] PcapReadError),
+    #[error("the capture reader stopped unexpectedly")]
+    Reader,
+}
+
+/// Replays `path` with `config`; returns what the file held. Counters are in `stats`.
+pub async fn replay_file(
+    path: &Path,
+    config: Arc<ActiveConfig>,
+    mut server_side: ServerSide,
+    settings: ReplaySettings,
+    stats: ReplayStats,
+) -> Result<FileCounts, ReplayFileError> {
+    let max_queued_bytes = settings.max_queued_bytes;
+    let (sender, engine) = start(settings, stats.clone());
+    let path = path.to_path_buf();
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut offerer = Offerer::new(stats, sender, max_queued_bytes).waiting();
+        let mut table = FlowTable::new(
+            crate::reassembly::Limits::default(),
+            ReassemblyStats::default(),
+            |_| HttpFlow::new(crate::http::Limits::default()),
+        );
+        let mut events = Vec::new();
+        let mut last = std::time::SystemTime::UNIX_EPOCH;
+        let handle = |events: &mut Vec<_>, offerer: &mut Offerer| {
+            for (flow, event) in events.drain(..) {
+                if let HttpEvent::Request(request) = event {
+                    offerer.offer(flow, &config, &request);
+                }
+            }
+        };
+        let counts = read_segments(&path, |ts, segment| {
+            last = ts;
+            if let Some(direction) = server_side.direction(segment) {
+                table.segment(direction, segment, ts, &mut events);
+                handle(&mut events, &mut offerer);
+            }
+        })?;
+        table.flush(last, &mut events);
+        handle(&mut events, &mut offerer);
+        Ok::<_, PcapReadError>(counts)
+        // The offerer (and its sender) is dropped here: the engine drains and ends.
+    });
+    let counts = reader.await.map_err(|_| ReplayFileError::Reader)??;
+    // The engine ends once the queued copies are done.
+    let _ = engine.await;
+    Ok(counts)
+}

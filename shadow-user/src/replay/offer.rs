@@ -1,0 +1,107 @@
+//! For each captured request: the group it belongs to, the sampling decision (the shadow's
+//! `weight`, independently per request), the copy, and the hand-off to the engine — all on
+//! the capture thread, none of it waiting.
+
+use std::sync::Arc;
+
+use super::{
+    ReplaySender, copy,
+    job::{self, Budget, NoJob},
+    stats::{ReplayStats, reason},
+};
+use crate::{active::ActiveConfig, http::Request, reassembly::FlowKey};
+
+/// What happened to one request at the offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offered {
+    /// No group, or a group without a shadow: not copied.
+    NotShadowed,
+    SampledOut,
+    Queued,
+    Dropped,
+}
+
+/// The capture side of replay.
+pub struct Offerer {
+    stats: ReplayStats,
+    sender: ReplaySender,
+    /// Wait for room instead of dropping (offline replay only, never on live capture).
+    wait_for_room: bool,
+    budget: Budget,
+    rng: fastrand::Rng,
+}
+
+impl Offerer {
+    pub fn new(stats: ReplayStats, sender: ReplaySender, max_queued_bytes: usize) -> Self {
+        let budget = Budget::new(max_queued_bytes, stats.queued_bytes.clone());
+        Offerer {
+            stats,
+            sender,
+            wait_for_room: false,
+            budget,
+            rng: fastrand::Rng::new(),
+        }
+    }
+
+    /// An offerer that waits for room in the queue (called from a blocking thread).
+    pub fn waiting(mut self) -> Self {
+        self.wait_for_room = true;
+        self
+    }
+
+    /// Routes `request` of connection `flow` with `config` and, if its group has a shadow,
+    /// samples and queues its copy.
+    pub fn offer(
+        &mut self,
+        flow: FlowKey,
+        config: &Arc<ActiveConfig>,
+        request: &Request,
+    ) -> Offered {
+        let Some(group) = config.table.route_position(request) else {
+            return Offered::NotShadowed;
+        };
+        let Some(plan) = config.table.groups()[group].shadow.as_ref() else {
+            return Offered::NotShadowed;
+        };
+        self.stats.observed(&plan.name);
+        if !self.sample(plan.weight) {
+            self.stats.sampled_out(&plan.name);
+            return Offered::SampledOut;
+        }
+        let mut copy = copy::build(request, plan);
+        loop {
+            match job::make(flow, config.clone(), group, copy, &self.budget) {
+                Ok(job) if self.wait_for_room => {
+                    self.sender.submit_waiting(job);
+                    return Offered::Queued;
+                }
+                Ok(job) => {
+                    self.sender.submit(job);
+                    return Offered::Queued;
+                }
+                // Offline only: wait for copies in flight to free their bytes.
+                Err(NoJob::NoRoom(back))
+                    if self.wait_for_room && copy_fits(&back, &self.budget) =>
+                {
+                    copy = back;
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(_) => {
+                    self.stats.dropped(&plan.name, reason::QUEUE_FULL, false);
+                    return Offered::Dropped;
+                }
+            }
+        }
+    }
+
+    /// True with probability `weight`/100.
+    fn sample(&mut self, weight: u8) -> bool {
+        weight >= 100 || (weight > 0 && self.rng.u8(0..100) < weight)
+    }
+}
+
+/// Whether `copy` could ever fit in the budget (a copy larger than the whole budget never
+/// will: waiting for it would wait forever).
+fn copy_fits(copy: &super::copy::Copy, budget: &Budget) -> bool {
+    copy.len() <= budget.limit()
+}

@@ -1,0 +1,202 @@
+//! One connection to a shadow service, and the exchange of one copy over it: the copy is
+//! written whole, the reply read to its end through a small buffer and discarded.
+
+use std::{
+    io::{self, IoSlice},
+    time::Duration,
+};
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    sync::OwnedSemaphorePermit,
+    time::Instant,
+};
+
+use super::{
+    error::{ExchangeStage, UpstreamError},
+    persist,
+    response::{Complete, ResponseReader},
+    stream::Stream,
+};
+
+/// Bytes read at a time. Only a response head is ever kept longer than one read, so the
+/// buffer stays under `MAX_HEAD_BYTES + READ_CHUNK`.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// An open connection to a shadow service. It holds one of its service's pool slots until
+/// dropped (which closes it) or given back with [`Upstream::put_back`](super::Upstream::put_back).
+#[derive(Debug)]
+pub struct Connection {
+    stream: Stream,
+    /// Received bytes not yet read past: part of a response head at most.
+    buf: BytesMut,
+    /// The connection served an exchange before: the shadow may have closed it since.
+    reused: bool,
+    /// Another exchange may follow: the last reply was read completely and neither side
+    /// asked to close.
+    reusable: bool,
+    _slot: OwnedSemaphorePermit,
+}
+
+/// How an exchange went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exchange {
+    /// Status of the final response (interim 1xx responses are read past).
+    pub status: u16,
+    /// From the end of the write to the first byte of the reply (an interim response's, if
+    /// one came first).
+    pub latency: Duration,
+    /// The connection may carry another copy. A connection that is not reusable is closed
+    /// when dropped, or when given back to the pool.
+    pub reusable: bool,
+}
+
+impl Connection {
+    pub(super) fn new(stream: Stream, slot: OwnedSemaphorePermit) -> Self {
+        Connection {
+            stream,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            reused: false,
+            reusable: true,
+            _slot: slot,
+        }
+    }
+
+    pub(super) fn stream(&self) -> &Stream {
+        &self.stream
+    }
+
+    /// Whether another exchange may follow (always, before the first).
+    pub fn is_reusable(&self) -> bool {
+        self.reusable
+    }
+
+    /// Writes the copy (`head` then `body`, as they go on the wire) and reads the whole
+    /// reply, discarding its body; `head_request`: the copy is a `HEAD` request, so the
+    /// reply has no body. `timeout` bounds the whole exchange.
+    ///
+    /// After any error the connection is not reusable. Nothing is retried: a copy written
+    /// twice could repeat a write to a persistent service.
+    pub async fn exchange(
+        &mut self,
+        head: &[u8],
+        body: &Bytes,
+        head_request: bool,
+        timeout: Duration,
+    ) -> Result<Exchange, UpstreamError> {
+        // Stays false if this future is dropped half-way or fails.
+        self.reusable = false;
+        let reused = std::mem::replace(&mut self.reused, true);
+        // Leftovers only exist after a failed exchange, whose stream is out of step anyway.
+        self.buf.clear();
+        let exchanged = tokio::time::timeout(timeout, self.run(head, body, head_request, reused));
+        let (complete, latency) = exchanged
+            .await
+            .map_err(|_| UpstreamError::Timeout { after: timeout })??;
+        // Bytes after the reply were not asked for: the stream is out of step.
+        self.reusable = complete.persists && self.buf.is_empty() && persist::request_persists(head);
+        Ok(Exchange {
+            status: complete.status,
+            latency,
+            reusable: self.reusable,
+        })
+    }
+
+    async fn run(
+        &mut self,
+        head: &[u8],
+        body: &[u8],
+        head_request: bool,
+        reused: bool,
+    ) -> Result<(Complete, Duration), UpstreamError> {
+        // Until the first byte of a reply, a failure on a reused connection is most likely
+        // the shadow having closed it while it was idle.
+        write_request(&mut self.stream, head, body)
+            .await
+            .map_err(|e| failure(ExchangeStage::Write, e, reused, reused))?;
+        let written = Instant::now();
+        let mut first_byte = None;
+        let mut reader = ResponseReader::new(head_request);
+        loop {
+            if !self.buf.is_empty() {
+                let decoded = reader
+                    .decode(&self.buf)
+                    .map_err(|source| UpstreamError::BadResponse { source })?;
+                self.buf.advance(decoded.consumed);
+                if let Some(complete) = decoded.complete {
+                    let latency = first_byte.unwrap_or(written).duration_since(written);
+                    return Ok((complete, latency));
+                }
+            }
+            self.buf.reserve(READ_CHUNK);
+            let read = match self.stream.read_buf(&mut self.buf).await {
+                Ok(read) => read,
+                // TLS peers often close without `close_notify`; that is no worse than a
+                // plain close, which ends a body delimited by close and nothing else.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => 0,
+                Err(e) => {
+                    let before_reply = reused && first_byte.is_none();
+                    return Err(failure(ExchangeStage::Read, e, reused, before_reply));
+                }
+            };
+            if read == 0 {
+                let latency = first_byte.unwrap_or(written).duration_since(written);
+                return match reader.end_of_stream() {
+                    Some(complete) => Ok((complete, latency)),
+                    None => Err(UpstreamError::Reset {
+                        stage: ExchangeStage::Read,
+                        reused,
+                        source: None,
+                    }),
+                };
+            }
+            first_byte.get_or_insert_with(Instant::now);
+        }
+    }
+}
+
+/// Writes `head` and `body` with as few writes as the stream takes: one `writev` for a
+/// copy that fits in the socket buffer, without copying the body next to the head.
+async fn write_request(stream: &mut Stream, mut head: &[u8], mut body: &[u8]) -> io::Result<()> {
+    while !head.is_empty() {
+        let written = stream
+            .write_vectored(&[IoSlice::new(head), IoSlice::new(body)])
+            .await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let from_head = written.min(head.len());
+        head = &head[from_head..];
+        body = &body[written - from_head..];
+    }
+    stream.write_all(body).await?;
+    stream.flush().await
+}
+
+/// An I/O error as an exchange failure: the peer closing or resetting is `Reset`, and so is
+/// any error on a reused connection before its reply began.
+fn failure(
+    stage: ExchangeStage,
+    error: io::Error,
+    reused: bool,
+    before_reply: bool,
+) -> UpstreamError {
+    use io::ErrorKind::*;
+    let closed = matches!(
+        error.kind(),
+        ConnectionReset | ConnectionAborted | BrokenPipe | WriteZero | UnexpectedEof
+    );
+    if closed || before_reply {
+        UpstreamError::Reset {
+            stage,
+            reused,
+            source: Some(error),
+        }
+    } else {
+        UpstreamError::Io {
+            stage,
+            source: error,
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! One shadow service: its cached addresses and a bounded pool of connections, idle ones
+//! kept for reuse.
+
+use std::{
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::Duration,
+};
+
+use tokio::{
+    sync::{Notify, Semaphore},
+    time::{Instant, sleep_until},
+};
+
+use super::{
+    config::UpstreamConfig, connect, connection::Connection, error::UpstreamError,
+    resolve::AddressCache,
+};
+use crate::config::Service;
+
+/// A shadow service (`scheme://host:port`) and its connections: at most
+/// `max_connections_per_service` open at once, busy and idle together.
+#[derive(Debug)]
+pub struct Upstream {
+    service: Service,
+    config: Arc<UpstreamConfig>,
+    /// One permit per connection that may be open; each [`Connection`] holds one.
+    slots: Arc<Semaphore>,
+    max: usize,
+    /// Connections given back, most recent last (the likeliest still open).
+    idle: Mutex<Vec<Connection>>,
+    /// Wakes a caller waiting for a slot when a connection is given back.
+    returned: Notify,
+    addresses: AddressCache,
+}
+
+impl Upstream {
+    /// The upstream for `service`. Nothing is resolved or opened until a connection is
+    /// asked for.
+    pub fn new(service: Service, config: Arc<UpstreamConfig>) -> Arc<Upstream> {
+        // At least one, or every copy would wait and fail; at most what a semaphore holds.
+        let max = config
+            .max_connections_per_service
+            .clamp(1, Semaphore::MAX_PERMITS);
+        Arc::new(Upstream {
+            service,
+            slots: Arc::new(Semaphore::new(max)),
+            max,
+            idle: Mutex::new(Vec::new()),
+            returned: Notify::new(),
+            addresses: AddressCache::new(config.dns_ttl),
+            config,
+        })
+    }
+
+    /// The service this upstream reaches.
+    pub fn service(&self) -> &Service {
+        &self.service
+    }
+
+    /// Connections open now, busy or idle.
+    pub fn open_connections(&self) -> usize {
+        self.max - self.slots.available_permits()
+    }
+
+    /// An idle connection, or a new one (TLS for `https://`). Waits at most
+    /// `connect_timeout`, for a free slot and the connect together.
+    pub async fn connection(&self) -> Result<Connection, UpstreamError> {
+        let started = Instant::now();
+        let timeout = self.config.connect_timeout;
+        // A timeout too large to add waits as long as a year: for all purposes, forever.
+        let deadline = started
+            .checked_add(timeout)
+            .unwrap_or_else(|| started + Duration::from_secs(365 * 24 * 3600));
+        let exhausted = || UpstreamError::PoolExhausted {
+            service: self.service.to_string(),
+            max: self.max,
+            waited: started.elapsed(),
+        };
+        let slot = loop {
+            // Registered before looking at the idle list, so a connection given back in
+            // between still wakes this caller.
+            let returned = self.returned.notified();
+            tokio::pin!(returned);
+            returned.as_mut().enable();
+            if let Some(connection) = self.take_idle() {
+                return Ok(connection);
+            }
+            tokio::select! {
+                slot = self.slots.clone().acquire_owned() => match slot {
+                    Ok(slot) => break slot,
+                    // The semaphore is never closed.
+                    Err(_) => return Err(exhausted()),
+                },
+                () = &mut returned => continue,
+                () = sleep_until(deadline) => return Err(exhausted()),
+            }
+        };
+        let stream = connect::open(&self.service, &self.config, &self.addresses, deadline)
+            .await
+            .map_err(|(stage, source)| UpstreamError::ConnectFailed {
+                service: self.service.to_string(),
+                stage,
+                source,
+            })?;
+        Ok(Connection::new(stream, slot))
+    }
+
+    /// Keeps `connection` for reuse if its last reply was read completely and neither side
+    /// asked to close; otherwise closes it. Either way its slot is free for others.
+    pub fn put_back(&self, connection: Connection) {
+        if !connection.is_reusable() {
+            return;
+        }
+        self.lock_idle().push(connection);
+        self.returned.notify_one();
+    }
+
+    /// The most recently used idle connection that is still open; closed ones are dropped.
+    fn take_idle(&self) -> Option<Connection> {
+        let mut idle = self.lock_idle();
+        while let Some(connection) = idle.pop() {
+            if !connection.stream().is_stale() {
+                return Some(connection);
+            }
+        }
+        None
+    }
+
+    fn lock_idle(&self) -> MutexGuard<'_, Vec<Connection>> {
+        // Nothing panics while holding the lock; a poisoned list is still a valid one.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}

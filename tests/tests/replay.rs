@@ -1,0 +1,684 @@
+//! Replay end to end, with the real TC program: production clients talk to a production
+//! server in one namespace; shadowd watches its interface and sends copies to recording
+//! shadow servers in another. Every test checks the loss ledger balances.
+
+use std::{path::PathBuf, time::Duration};
+
+use shadowd_tests::{
+    clients::{Piece, exchange},
+    eventually,
+    http_server::{Behaviour, HttpServer},
+    metrics::Scrape,
+    netns::{ShadowHost, Topology},
+    run,
+    shadowd::Shadowd,
+    shadowing::{expected_copy, multiset, target},
+};
+
+const PRODUCTION: &str = "198.18.0.2:80";
+
+/// A Mapping file, removed on drop.
+struct Mappings(PathBuf);
+
+impl Mappings {
+    fn new(name: &str, text: &str) -> Mappings {
+        let path =
+            std::env::temp_dir().join(format!("shadowd-replay-{}-{name}.yaml", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        Mappings(path)
+    }
+
+    fn arg(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for Mappings {
+    fn drop(&mut self) {
+        std::fs::remove_file(&self.0).ok();
+    }
+}
+
+/// The user's example; `shadow_extra` adds fields to the shadow Mapping.
+fn user_example(shadow_extra: &str) -> String {
+    format!(
+        "apiVersion: ambassador/v0\nkind: Mapping\nname: myservice-mapping\nprefix: /myservice/\nservice: myservice.default\n---\napiVersion: ambassador/v0\nkind: Mapping\nname: myservice-shadow-mapping\nprefix: /myservice/\nservice: myservice-shadow.default\nshadow: true\n{shadow_extra}"
+    )
+}
+
+/// Sums of a replay counter for one mapping.
+fn replay(scrape: &Scrape, counter: &str, mapping: &str) -> u64 {
+    scrape.sum(
+        &format!("shadowd_replay_{counter}"),
+        &[("mapping", mapping)],
+    )
+}
+
+/// The loss ledger of `mapping`: observed = copied + sampled out + dropped + in flight.
+fn assert_ledger_balances(scrape: &Scrape, mapping: &str) {
+    let observed = replay(scrape, "observed_requests_total", mapping);
+    let copied = replay(scrape, "copied_requests_total", mapping);
+    let sampled = replay(scrape, "sampled_out_requests_total", mapping);
+    let dropped = replay(scrape, "dropped_requests_total", mapping);
+    let in_flight = replay(scrape, "in_flight_requests", mapping);
+    assert_eq!(
+        observed,
+        copied + sampled + dropped + in_flight,
+        "ledger of {mapping}: observed {observed} = copied {copied} + sampled out {sampled} + dropped {dropped} + in flight {in_flight}"
+    );
+}
+
+fn curl(topo: &Topology, args: &[&str]) {
+    let code = run(topo
+        .client
+        .command("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "30",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .args(args));
+    assert_eq!(code, "200", "curl {args:?}");
+}
+
+/// Request bodies for curl, removed on drop.
+struct BodyFiles(Vec<PathBuf>);
+
+impl BodyFiles {
+    fn new(prefix: &str, sizes: &[usize]) -> BodyFiles {
+        BodyFiles(
+            sizes
+                .iter()
+                .map(|size| {
+                    let path = std::env::temp_dir().join(format!("{prefix}-body-{size}"));
+                    let bytes: Vec<u8> = (0..*size)
+                        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+                        .collect();
+                    std::fs::write(&path, bytes).unwrap();
+                    path
+                })
+                .collect(),
+        )
+    }
+
+    fn at(&self, i: usize) -> String {
+        format!("@{}", self.0[i].display())
+    }
+}
+
+impl Drop for BodyFiles {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            std::fs::remove_file(path).ok();
+        }
+    }
+}
+
+/// The mix of test 1. Returns nothing: the production server records what it got.
+fn production_mix(topo: &Topology, bodies: &BodyFiles) {
+    let url = |path: &str| format!("http://{PRODUCTION}{path}");
+    let host = ["-H", "Host: myservice"];
+    // GETs with query strings, and paths outside the prefix.
+    for path in [
+        "/myservice/search?q=a&page=1",
+        "/myservice/items/7?x=%20y",
+        "/other/x",
+        "/myservicex",
+    ] {
+        curl(topo, &[&host[..], &[&url(path)]].concat());
+    }
+    // A keep-alive connection with many requests (one curl, 25 URLs).
+    let many: Vec<String> = (0..25)
+        .map(|i| url(&format!("/myservice/keepalive/{i}")))
+        .collect();
+    let mut command = topo.client.command("curl");
+    command.args([
+        "-sS",
+        "--max-time",
+        "30",
+        "-w",
+        "%{http_code}",
+        "-H",
+        "Host: myservice",
+    ]);
+    for url in &many {
+        command.args(["-o", "/dev/null", url]);
+    }
+    assert_eq!(run(&mut command), "200".repeat(25));
+    // Bodies: small, 64 KiB, 2 MiB binary; and Expect: 100-continue with 1 MiB.
+    for (i, path) in ["/myservice/small", "/myservice/64k", "/myservice/2m"]
+        .iter()
+        .enumerate()
+    {
+        curl(
+            topo,
+            &[&host[..], &["--data-binary", &bodies.at(i), &url(path)]].concat(),
+        );
+    }
+    curl(
+        topo,
+        &[
+            &host[..],
+            &[
+                "-H",
+                "Expect: 100-continue",
+                "--data-binary",
+                &bodies.at(3),
+                &url("/myservice/expect"),
+            ],
+        ]
+        .concat(),
+    );
+    // Many concurrent connections.
+    std::thread::scope(|scope| {
+        for i in 0..16 {
+            scope.spawn(move || {
+                let request = format!("GET /myservice/concurrent/{i} HTTP/1.1\r\nHost: myservice\r\nUser-Agent: t\r\n\r\n");
+                assert_eq!(exchange(&topo.client, PRODUCTION, &[Piece::now(request.as_bytes())], 1), [200]);
+            });
+        }
+    });
+    // A chunked upload with odd chunk sizes, written slowly.
+    let chunks: [&[u8]; 6] = [
+        b"POST /myservice/chunked HTTP/1.1\r\nHost: myservice\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"1\r\na\r\n",
+        b"11\r\n0123456789abcdefg\r\n",
+        b"3;note=odd\r\nxyz\r\n",
+        b"7",
+        b"\r\n1234567\r\n0\r\nX-Trailer: t\r\n\r\n",
+    ];
+    let pieces: Vec<Piece<'_>> = chunks
+        .iter()
+        .map(|bytes| Piece {
+            bytes,
+            pause: Duration::from_millis(40),
+        })
+        .collect();
+    assert_eq!(exchange(&topo.client, PRODUCTION, &pieces, 1), [200]);
+    // Pipelined requests, odd header case and repeated names, a Host with a port, HTTP/1.0
+    // without Host.
+    let pipelined = b"GET /myservice/pipe/1 HTTP/1.1\r\nHost: myservice:80\r\nX-Rep: 1\r\nx-rep: 2\r\nX-REP: 3\r\n\r\nPOST /myservice/pipe/2 HTTP/1.1\r\nHOST: myservice\r\ncontent-LENGTH: 3\r\n\r\nabcGET /other/pipe/3 HTTP/1.1\r\nHost: myservice\r\n\r\n";
+    assert_eq!(
+        exchange(&topo.client, PRODUCTION, &[Piece::now(pipelined)], 3),
+        [200, 200, 200]
+    );
+    let old = b"GET /myservice/http10 HTTP/1.0\r\nAccept: */*\r\n\r\n";
+    assert_eq!(
+        exchange(&topo.client, PRODUCTION, &[Piece::now(old)], 1),
+        [200]
+    );
+}
+
+#[test]
+fn the_users_example_every_request_copied_exactly_once_byte_exact() {
+    let topo = Topology::new();
+    let shadow_host = ShadowHost::new(&topo);
+    topo.server
+        .set_hosts(&[(ShadowHost::ADDRESS, "myservice-shadow.default")]);
+    let production = HttpServer::start(&topo.server, PRODUCTION);
+    let shadow = HttpServer::start(&shadow_host.ns, &format!("{}:80", ShadowHost::ADDRESS));
+    let mappings = Mappings::new("example", &user_example(""));
+    let bodies = BodyFiles::new(&topo.client.name, &[100, 64 << 10, 2 << 20, 1 << 20]);
+    let daemon = Shadowd::start(
+        &topo.server,
+        &[
+            "--interface",
+            Topology::SERVER_IF,
+            "--config",
+            mappings.arg(),
+        ],
+    );
+
+    production_mix(&topo, &bodies);
+
+    let received = production.received_with_connections();
+    let expected: Vec<(u64, Vec<u8>)> = received
+        .iter()
+        .filter(|(_, raw)| target(raw).starts_with("/myservice/"))
+        .map(|(conn, raw)| (*conn, expected_copy(raw)))
+        .collect();
+    assert!(
+        expected.len() >= 50,
+        "{} requests under the prefix",
+        expected.len()
+    );
+    eventually(
+        Duration::from_secs(30),
+        "the shadow to receive every copy",
+        || (shadow.received().len() >= expected.len()).then_some(()),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let copies = shadow.received();
+    let exact = multiset(copies.iter().cloned());
+    let wanted = multiset(expected.iter().map(|(_, raw)| raw.clone()));
+    let matching: usize = wanted
+        .iter()
+        .map(|(raw, n)| (*n).min(exact.get(raw).copied().unwrap_or(0)))
+        .sum();
+    println!(
+        "fidelity: {matching} exact copies of {} expected, {} received",
+        expected.len(),
+        copies.len()
+    );
+    assert_eq!(
+        exact, wanted,
+        "the shadow got exactly the copies, once each"
+    );
+    assert!(
+        copies
+            .iter()
+            .all(|raw| target(raw).starts_with("/myservice/"))
+    );
+
+    // Per client connection, copies arrived in the original order.
+    for conn in received
+        .iter()
+        .map(|(c, _)| *c)
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let order: Vec<&Vec<u8>> = expected
+            .iter()
+            .filter(|(c, _)| *c == conn)
+            .map(|(_, raw)| raw)
+            .collect();
+        let seen: Vec<&Vec<u8>> = copies.iter().filter(|raw| order.contains(raw)).collect();
+        assert_eq!(seen, order, "order of connection {conn}");
+    }
+
+    let scrape = daemon.scrape();
+    let mapping = "myservice-shadow-mapping";
+    assert_eq!(
+        replay(&scrape, "observed_requests_total", mapping),
+        expected.len() as u64
+    );
+    assert_eq!(
+        replay(&scrape, "copied_requests_total", mapping),
+        expected.len() as u64
+    );
+    assert_eq!(replay(&scrape, "dropped_requests_total", mapping), 0);
+    assert_ledger_balances(&scrape, mapping);
+}
+
+#[test]
+fn weight_30_copies_about_30_percent_each_exact() {
+    let topo = Topology::new();
+    let shadow_host = ShadowHost::new(&topo);
+    topo.server
+        .set_hosts(&[(ShadowHost::ADDRESS, "myservice-shadow.default")]);
+    let _production = HttpServer::start(&topo.server, PRODUCTION);
+    let shadow = HttpServer::start(&shadow_host.ns, &format!("{}:80", ShadowHost::ADDRESS));
+    let mappings = Mappings::new("weight", &user_example("weight: 30\n"));
+    let daemon = Shadowd::start(
+        &topo.server,
+        &[
+            "--interface",
+            Topology::SERVER_IF,
+            "--config",
+            mappings.arg(),
+        ],
+    );
+
+    let total = 2000;
+    std::thread::scope(|scope| {
+        for c in 0..4 {
+            let topo = &topo;
+            scope.spawn(move || {
+                let requests: Vec<String> = (0..total / 4)
+                    .map(|i| {
+                        format!("GET /myservice/w/{c}/{i} HTTP/1.1\r\nHost: myservice\r\n\r\n")
+                    })
+                    .collect();
+                let joined = requests.concat();
+                let statuses = exchange(
+                    &topo.client,
+                    PRODUCTION,
+                    &[Piece::now(joined.as_bytes())],
+                    total / 4,
+                );
+                assert!(statuses.iter().all(|s| *s == 200));
+            });
+        }
+    });
+    let mapping = "myservice-shadow-mapping";
+    let scrape = eventually(
+        Duration::from_secs(30),
+        "every request to be accounted for",
+        || {
+            let scrape = daemon.scrape();
+            (replay(&scrape, "observed_requests_total", mapping) == total as u64
+                && replay(&scrape, "in_flight_requests", mapping) == 0)
+                .then_some(scrape)
+        },
+    );
+    let copied = replay(&scrape, "copied_requests_total", mapping);
+    // Binomial(2000, 0.3): mean 600, sd 20.5; ±6 sd fails once in ~5e8 runs.
+    assert!((477..=723).contains(&copied), "{copied} of {total} copied");
+    assert_eq!(replay(&scrape, "dropped_requests_total", mapping), 0);
+    assert_ledger_balances(&scrape, mapping);
+    let copies = shadow.received();
+    assert_eq!(copies.len() as u64, copied);
+    for raw in &copies {
+        let path = target(raw);
+        let expected = format!("GET {path} HTTP/1.1\r\nHost: myservice-shadow\r\n\r\n");
+        assert_eq!(raw, expected.as_bytes());
+    }
+}
+
+/// Runs `count` GETs under the prefix, each on its own connection; every one must succeed.
+fn production_gets(topo: &Topology, tag: &str, count: usize) {
+    for i in 0..count {
+        let request = format!("GET /myservice/{tag}/{i} HTTP/1.1\r\nHost: myservice\r\n\r\n");
+        assert_eq!(
+            exchange(
+                &topo.client,
+                PRODUCTION,
+                &[Piece::now(request.as_bytes())],
+                1
+            ),
+            [200]
+        );
+    }
+}
+
+fn rss_kib(pid_of: &str) -> u64 {
+    let pid = run(std::process::Command::new("pgrep").args(["-n", "-x", pid_of]));
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_down_hanging_or_slow_shadow_never_touches_production_and_recovers() {
+    let topo = Topology::new();
+    let shadow_host = ShadowHost::new(&topo);
+    topo.server
+        .set_hosts(&[(ShadowHost::ADDRESS, "myservice-shadow.default")]);
+    let _production = HttpServer::start(&topo.server, PRODUCTION);
+    let mappings = Mappings::new("failing", &user_example("timeout_ms: 300\n"));
+    let daemon = Shadowd::start(
+        &topo.server,
+        &[
+            "--interface",
+            Topology::SERVER_IF,
+            "--config",
+            mappings.arg(),
+        ],
+    );
+    let mapping = "myservice-shadow-mapping";
+    let dropped = |reason: &str| {
+        daemon.scrape().sum(
+            "shadowd_replay_dropped_requests_total",
+            &[("mapping", mapping), ("reason", reason)],
+        )
+    };
+
+    // Down: nothing listens.
+    production_gets(&topo, "down", 20);
+    eventually(
+        Duration::from_secs(15),
+        "connect failures to be counted",
+        || (dropped("connect_failed") >= 20).then_some(()),
+    );
+
+    // Hanging: accepts, reads, never answers.
+    let hanging = HttpServer::start_with(
+        &shadow_host.ns,
+        &format!("{}:80", ShadowHost::ADDRESS),
+        Behaviour {
+            never_answer: true,
+            ..Default::default()
+        },
+    );
+    production_gets(&topo, "hang", 20);
+    eventually(Duration::from_secs(20), "timeouts to be counted", || {
+        (dropped("timeout") >= 20).then_some(())
+    });
+    drop(hanging);
+    std::thread::sleep(Duration::from_millis(200));
+
+    // Slow: 1 s per response, beyond the 300 ms timeout.
+    let slow = HttpServer::start_with(
+        &shadow_host.ns,
+        &format!("{}:80", ShadowHost::ADDRESS),
+        Behaviour {
+            delay: Duration::from_secs(1),
+            ..Default::default()
+        },
+    );
+    production_gets(&topo, "slow", 10);
+    eventually(
+        Duration::from_secs(20),
+        "slow responses to time out",
+        || (dropped("timeout") >= 30).then_some(()),
+    );
+    drop(slow);
+    std::thread::sleep(Duration::from_millis(200));
+
+    let rss = rss_kib("shadowd");
+    assert!(rss < 256 * 1024, "shadowd RSS {rss} KiB");
+
+    // Recovered: copies flow again.
+    let healthy = HttpServer::start(&shadow_host.ns, &format!("{}:80", ShadowHost::ADDRESS));
+    production_gets(&topo, "ok", 10);
+    eventually(
+        Duration::from_secs(20),
+        "copies to reach the recovered shadow",
+        || {
+            (healthy
+                .received()
+                .iter()
+                .filter(|raw| target(raw).starts_with("/myservice/ok/"))
+                .count()
+                == 10)
+                .then_some(())
+        },
+    );
+    let scrape = eventually(Duration::from_secs(10), "nothing in flight", || {
+        let scrape = daemon.scrape();
+        (replay(&scrape, "in_flight_requests", mapping) == 0).then_some(scrape)
+    });
+    assert_eq!(replay(&scrape, "observed_requests_total", mapping), 60);
+    assert_ledger_balances(&scrape, mapping);
+}
+
+#[test]
+fn two_groups_to_two_shadows_and_a_shadow_only_group_copies_nothing() {
+    let topo = Topology::new();
+    let shadow_host = ShadowHost::new(&topo);
+    topo.server
+        .set_hosts(&[(ShadowHost::ADDRESS, "shadow-a.default shadow-b.default")]);
+    let _production = HttpServer::start(&topo.server, PRODUCTION);
+    let shadow_a = HttpServer::start(&shadow_host.ns, &format!("{}:80", ShadowHost::ADDRESS));
+    let shadow_b = HttpServer::start(&shadow_host.ns, &format!("{}:8081", ShadowHost::ADDRESS));
+    let mapping = |name: &str, prefix: &str, service: &str, shadow: bool| {
+        format!(
+            "---\napiVersion: ambassador/v0\nkind: Mapping\nname: {name}\nprefix: {prefix}\nservice: {service}\nshadow: {shadow}\n"
+        )
+    };
+    let text = [
+        mapping("a-prod", "/a/", "myservice.default", false),
+        mapping("a-shadow", "/a/", "shadow-a.default", true),
+        mapping("b-prod", "/b/", "myservice.default", false),
+        mapping("b-shadow", "/b/", "shadow-b.default:8081", true),
+        mapping("c-shadow-only", "/c/", "shadow-a.default", true),
+    ]
+    .concat();
+    let mappings = Mappings::new("groups", &text);
+    let daemon = Shadowd::start(
+        &topo.server,
+        &[
+            "--interface",
+            Topology::SERVER_IF,
+            "--config",
+            mappings.arg(),
+        ],
+    );
+
+    for path in ["/a/1", "/a/2", "/b/1", "/c/1", "/d/1"] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: myservice\r\n\r\n");
+        assert_eq!(
+            exchange(
+                &topo.client,
+                PRODUCTION,
+                &[Piece::now(request.as_bytes())],
+                1
+            ),
+            [200]
+        );
+    }
+    eventually(
+        Duration::from_secs(15),
+        "both shadows to get their copies",
+        || (shadow_a.received().len() >= 2 && !shadow_b.received().is_empty()).then_some(()),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let targets = |server: &HttpServer| {
+        server
+            .received()
+            .iter()
+            .map(|raw| target(raw))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(targets(&shadow_a), ["/a/1", "/a/2"]);
+    assert_eq!(targets(&shadow_b), ["/b/1"]);
+    let scrape = daemon.scrape();
+    assert_eq!(
+        replay(&scrape, "observed_requests_total", "c-shadow-only"),
+        0
+    );
+    for name in ["a-shadow", "b-shadow"] {
+        assert_ledger_balances(&scrape, name);
+    }
+}
+
+#[test]
+fn copies_to_a_shadow_on_a_captured_port_are_not_captured_again() {
+    let topo = Topology::new();
+    let _production = HttpServer::start(&topo.server, PRODUCTION);
+    // The shadow sits behind the watched interface, on the capture port.
+    let shadow = HttpServer::start(&topo.client, &format!("{}:80", Topology::CLIENT_V4));
+    let text = format!(
+        "apiVersion: ambassador/v0\nkind: Mapping\nname: prod\nprefix: /myservice/\nservice: myservice.default\n---\napiVersion: ambassador/v0\nkind: Mapping\nname: shadow\nprefix: /myservice/\nservice: {}\nshadow: true\n",
+        Topology::CLIENT_V4
+    );
+    let mappings = Mappings::new("loop", &text);
+    let daemon = Shadowd::start(
+        &topo.server,
+        &[
+            "--interface",
+            Topology::SERVER_IF,
+            "--config",
+            mappings.arg(),
+        ],
+    );
+    production_gets(&topo, "loop", 5);
+    eventually(Duration::from_secs(15), "the copies to arrive", || {
+        (shadow.received().len() >= 5).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        shadow.received().len(),
+        5,
+        "each request copied once, copies not copied again"
+    );
+    let scrape = daemon.scrape();
+    assert_eq!(scrape.sum("shadowd_http_requests_total", &[]), 5);
+    assert!(scrape.sum("shadowd_tc_packets_total", &[("outcome", "loop_guarded")]) > 0);
+    assert_ledger_balances(&scrape, "shadow");
+}
+
+#[test]
+fn replay_from_a_capture_file_sends_its_requests() {
+    let topo = Topology::new();
+    let shadow_host = ShadowHost::new(&topo);
+    topo.server
+        .set_hosts(&[(ShadowHost::ADDRESS, "myservice-shadow.default")]);
+    let _production = HttpServer::start(&topo.server, PRODUCTION);
+    let pcap = std::env::temp_dir().join(format!("{}-replay.pcap", topo.server.name));
+    let log = std::env::temp_dir().join(format!("{}-tcpdump.log", topo.server.name));
+    let mut tcpdump = topo
+        .server
+        .command("tcpdump")
+        .args(["-i", Topology::SERVER_IF, "-s", "0", "-U", "-n", "-w"])
+        .arg(&pcap)
+        .args(["tcp", "port", "80"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("tcpdump");
+    eventually(Duration::from_secs(10), "tcpdump to listen", || {
+        std::fs::read_to_string(&log)
+            .is_ok_and(|t| t.contains("listening on"))
+            .then_some(())
+    });
+    let pipelined = b"GET /myservice/f/1 HTTP/1.1\r\nHost: myservice\r\n\r\nPOST /myservice/f/2 HTTP/1.1\r\nHost: myservice:80\r\nContent-Length: 4\r\n\r\nbodyGET /other HTTP/1.1\r\nHost: myservice\r\n\r\n";
+    assert_eq!(
+        exchange(&topo.client, PRODUCTION, &[Piece::now(pipelined)], 3),
+        [200, 200, 200]
+    );
+    production_gets(&topo, "file", 3);
+    eventually(
+        Duration::from_secs(10),
+        "the capture to hold the last request",
+        || {
+            let bytes = std::fs::read(&pcap).unwrap_or_default();
+            bytes
+                .windows(15)
+                .any(|w| w == b"/myservice/file")
+                .then_some(())
+        },
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill(2) on our own child; SIGINT makes tcpdump flush and exit.
+    unsafe { libc::kill(tcpdump.id() as i32, libc::SIGINT) };
+    tcpdump.wait().unwrap();
+    std::fs::remove_file(&log).ok();
+
+    let shadow = HttpServer::start(&shadow_host.ns, &format!("{}:80", ShadowHost::ADDRESS));
+    let mappings = Mappings::new("file", &user_example(""));
+    let output = topo
+        .server
+        .command(shadowd_tests::shadowd::binary().to_str().unwrap())
+        .args(["replay", "--pcap"])
+        .arg(&pcap)
+        .args(["--config", mappings.arg()])
+        .output()
+        .expect("shadowd replay");
+    std::fs::remove_file(&pcap).ok();
+    let summary = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{summary}");
+    println!("{summary}");
+    assert!(
+        summary.contains("myservice-shadow-mapping: observed 5, copied 5"),
+        "{summary}"
+    );
+    let copies: Vec<String> = shadow
+        .received()
+        .iter()
+        .map(|raw| String::from_utf8_lossy(raw).into_owned())
+        .collect();
+    // Copies of one connection keep their order; different connections go in parallel.
+    let position = |prefix: &str| copies.iter().position(|c| c.starts_with(prefix));
+    assert!(position("GET /myservice/f/1") < position("POST /myservice/f/2"));
+    let mut sorted = copies.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            "GET /myservice/f/1 HTTP/1.1\r\nHost: myservice-shadow\r\n\r\n",
+            "GET /myservice/file/0 HTTP/1.1\r\nHost: myservice-shadow\r\n\r\n",
+            "GET /myservice/file/1 HTTP/1.1\r\nHost: myservice-shadow\r\n\r\n",
+            "GET /myservice/file/2 HTTP/1.1\r\nHost: myservice-shadow\r\n\r\n",
+            "POST /myservice/f/2 HTTP/1.1\r\nHost: myservice-shadow:80\r\nContent-Length: 4\r\n\r\nbody",
+        ]
+    );
+}
