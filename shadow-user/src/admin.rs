@@ -1,5 +1,5 @@
 //! The admin HTTP server (Ambassador's diagnostics port, 8877 by default): readiness,
-//! liveness and Prometheus metrics.
+//! liveness, Prometheus metrics, `/diag` and Ambassador's `/ambassador/v0/diag/` errors view.
 
 use std::{
     net::SocketAddr,
@@ -9,15 +9,27 @@ use std::{
     },
 };
 
-use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use std::collections::HashMap;
+
+use axum::{
+    Json, Router,
+    extract::{Query, State},
+    http::StatusCode,
+    response::{Html, IntoResponse},
+    routing::get,
+};
+
+use crate::diag::Sources;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
 /// What the admin endpoints read.
 pub struct AdminState {
-    /// Set once the program is attached (and cleared when shutting down).
+    /// Set once the program is attached and the configuration loaded (cleared when
+    /// shutting down).
     pub ready: AtomicBool,
     pub registry: Registry,
+    pub diag: Sources,
 }
 
 /// Errors starting the server.
@@ -42,6 +54,8 @@ pub async fn serve(addr: SocketAddr, state: Arc<AdminState>) -> Result<SocketAdd
         .route("/readyz", get(readyz))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/diag", get(diag))
+        .route("/ambassador/v0/diag/", get(ambassador_diag))
         .with_state(state);
     tokio::spawn(async move {
         if let Err(err) = axum::serve(listener, app).await {
@@ -77,5 +91,38 @@ async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
         )
             .into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// `?json=true` (any value but `false`) asks for JSON.
+fn wants_json(query: &HashMap<String, String>) -> bool {
+    query.get("json").is_some_and(|v| v != "false")
+}
+
+async fn diag(
+    State(state): State<Arc<AdminState>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> axum::response::Response {
+    let report = state.diag.report(state.ready.load(Ordering::Acquire));
+    if wants_json(&query) {
+        Json(report).into_response()
+    } else {
+        Html(crate::diag::html::render(&report)).into_response()
+    }
+}
+
+/// Ambassador's diagnostics URL: with `filter=errors`, the `[[rkey, message], ...]` list
+/// existing tooling reads; otherwise the whole report.
+async fn ambassador_diag(
+    State(state): State<Arc<AdminState>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> axum::response::Response {
+    let report = state.diag.report(state.ready.load(Ordering::Acquire));
+    if query.get("filter").is_some_and(|f| f == "errors") {
+        Json(report.errors).into_response()
+    } else if wants_json(&query) {
+        Json(report).into_response()
+    } else {
+        Html(crate::diag::html::render(&report)).into_response()
     }
 }

@@ -37,6 +37,9 @@ pub enum Command {
                             shadowd run --interface eth0 --capture-port 80"
     )]
     Run(RunArgs),
+    /// Show a running daemon's production vs shadow table and loss ledger.
+    #[command(after_help = "Example:\n  shadowd status --admin 127.0.0.1:8877")]
+    Status(StatusArgs),
     /// Load a configuration, print its route table, errors and notices.
     #[command(
         after_help = "Exit codes: 0 no errors, 1 loaded with errors, 64 unusable.\n\n\
@@ -50,6 +53,13 @@ pub enum Command {
     #[command(after_help = "Example:\n  tcpdump -i eth0 -w web.pcap port 80\n  \
                             shadowd extract --pcap web.pcap --config mappings.yaml")]
     Extract(ExtractArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Admin address of the running daemon.
+    #[arg(long, default_value = "127.0.0.1:8877", value_name = "ADDR")]
+    pub admin: SocketAddr,
 }
 
 #[derive(Debug, Clone, Args)]

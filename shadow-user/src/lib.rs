@@ -7,7 +7,9 @@ pub mod admin;
 pub mod capture;
 pub mod check;
 pub mod cli;
+pub mod compare;
 pub mod config;
+pub mod diag;
 pub mod extract;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -21,6 +23,7 @@ pub mod replay;
 pub mod route;
 pub mod run;
 pub mod settings;
+pub mod status;
 
 /// Renders an error with all its sources, `outer: inner: …`.
 pub fn error_chain(err: &dyn std::error::Error) -> String {

@@ -23,6 +23,7 @@ fn main() {
     let code = match cli.command {
         Command::Extract(args) => extract_command(&args),
         Command::Replay(args) => runtime.block_on(replay_command(&args)),
+        Command::Status(args) => shadowd::status::status(args.admin, &mut std::io::stdout()),
         Command::Check(args) => shadowd::check::check(&args.config, &mut std::io::stdout()),
         Command::Run(args) => match runtime.block_on(run::run(args)) {
             Ok(()) => 0,

@@ -20,7 +20,8 @@ use crate::{
     capture::{Capture, CaptureConfig, CaptureError, program::ProgramLogger, stats::RingStats},
     cli::RunArgs,
     config::ConfigError,
-    pipeline::{FlowTotals, HttpCounters, HttpSink},
+    diag::Sources,
+    pipeline::{FlowTotals, HttpCounters, HttpSink, SinkMetrics},
     reassembly::ReassemblyStats,
     replay::{self, ReplaySettings, ReplayStats, offer::Offerer},
     settings::{Settings, SettingsError},
@@ -93,6 +94,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     config_metrics.in_use(&initial);
     let replay_stats = ReplayStats::default();
     replay_stats.register(&mut registry);
+    replay_stats.comparison.register(&mut registry);
+    let comparison = replay_stats.comparison.clone();
     let replay_settings = ReplaySettings::new(settings.shadow.upstream(settings.loop_guard_mark)?);
     let max_queued_bytes = replay_settings.max_queued_bytes;
     let (replay_sender, replay_engine) = replay::start(replay_settings, replay_stats.clone());
@@ -109,14 +112,19 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let sink = Box::new(HttpSink::new(
         settings.reassembly,
         settings.http,
-        reassembly_stats,
-        http_counters,
-        flow_totals,
+        SinkMetrics {
+            reassembly: reassembly_stats,
+            http: http_counters,
+            totals: flow_totals,
+            comparison,
+        },
         shared.clone(),
-        Offerer::new(replay_stats, replay_sender, max_queued_bytes),
+        Offerer::new(replay_stats.clone(), replay_sender, max_queued_bytes),
     ));
     let mut capture = Capture::start(&capture_config, sink, ring_stats).await?;
+    let mut program_stats = None;
     if let Some(program) = capture.program_mut() {
+        program_stats = Some(program.stats());
         registry.register_collector(Box::new(program.stats()));
         if let Some(logger) = program.logger.take() {
             forward_program_logs(logger);
@@ -126,6 +134,12 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let state = Arc::new(AdminState {
         ready: false.into(),
         registry,
+        diag: Sources {
+            config: shared.clone(),
+            explicit_ports: settings.explicit_ports.clone(),
+            program: program_stats,
+            replay: replay_stats,
+        },
     });
     if let Err(err) = admin::serve(settings.admin, state.clone()).await {
         capture.shutdown().await;

@@ -43,6 +43,8 @@ pub struct Behaviour {
     pub delay: Duration,
     /// Accept connections and read requests, but never answer (a hanging service).
     pub never_answer: bool,
+    /// Answer 500 to requests whose target starts with this.
+    pub fail_prefix: Option<&'static str>,
 }
 
 impl HttpServer {
@@ -277,8 +279,12 @@ fn serve_connection(
             None => format!("ok {target} {body_len}\n").into_bytes(),
         };
         let close = header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let status = match behaviour.fail_prefix {
+            Some(prefix) if target.starts_with(prefix) => "500 Internal Server Error",
+            _ => "200 OK",
+        };
         let mut response = format!(
-            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n{}\r\n",
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n{}\r\n",
             body.len(),
             if close { "Connection: close\r\n" } else { "" }
         )

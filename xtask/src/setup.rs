@@ -19,6 +19,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "iproute2",
     "curl",
     "tcpdump",
+    // Renders /diag in the browser test.
+    "chromium",
 ];
 
 /// The nightly toolchain the eBPF crate builds with (LLVM 22, like bpf-linker).

@@ -10,15 +10,19 @@ use std::{
 use crate::{
     active::SharedConfig,
     capture::{Direction, Frame, FrameSink},
+    compare::{Comparison, Role},
+    http::Response,
     http::{HttpEvent, HttpFlow, Limits as HttpLimits},
     reassembly::{FlowKey, FlowTable, Limits, ReassemblyStats, StreamHandler},
-    replay::offer::{Offered, Offerer},
+    replay::offer::{Offered, Offerer, Shadowed},
 };
 
 mod counters;
+mod pending;
 mod totals;
 
 pub use counters::HttpCounters;
+pub use pending::{Pending, PendingResponses};
 pub use totals::{CountedFlow, FlowTotals};
 
 impl StreamHandler for HttpFlow {
@@ -51,24 +55,41 @@ impl StreamHandler for HttpFlow {
 pub struct HttpSink {
     table: FlowTable<CountedFlow>,
     offerer: Offerer,
+    pending: PendingResponses,
+    comparison: Arc<Comparison>,
     config: SharedConfig,
     counters: HttpCounters,
     events: Vec<(FlowKey, HttpEvent)>,
     last_expiry: SystemTime,
 }
 
+/// The counters the live pipeline updates.
+#[derive(Clone)]
+pub struct SinkMetrics {
+    pub reassembly: ReassemblyStats,
+    pub http: HttpCounters,
+    pub totals: Arc<FlowTotals>,
+    pub comparison: Arc<Comparison>,
+}
+
 impl HttpSink {
     pub fn new(
         limits: Limits,
         http_limits: HttpLimits,
-        reassembly: ReassemblyStats,
-        counters: HttpCounters,
-        totals: Arc<FlowTotals>,
+        metrics: SinkMetrics,
         config: SharedConfig,
         offerer: Offerer,
     ) -> Self {
+        let SinkMetrics {
+            reassembly,
+            http: counters,
+            totals,
+            comparison,
+        } = metrics;
         HttpSink {
             offerer,
+            pending: PendingResponses::default(),
+            comparison,
             table: FlowTable::new(limits, reassembly, move |_| {
                 CountedFlow::new(HttpFlow::new(http_limits), totals.clone())
             }),
@@ -79,18 +100,53 @@ impl HttpSink {
         }
     }
 
+    /// Credits a production response to its request's Mapping, if it was shadowed.
+    fn production_response(&mut self, flow: FlowKey, response: &Response) {
+        if response.is_interim() {
+            return;
+        }
+        let Some(sequence) = response.request_sequence else {
+            return;
+        };
+        if let Some(pending) = self.pending.take(flow, sequence) {
+            let latency = response
+                .first_byte
+                .duration_since(pending.last_byte)
+                .unwrap_or_default();
+            self.comparison.record(
+                &pending.mapping,
+                Role::Production,
+                response.status,
+                latency,
+                pending.id,
+            );
+        }
+    }
+
     fn handle_events(&mut self) {
         if self.events.is_empty() {
             return;
         }
         // One load per batch: a reload swaps the table between batches, never inside one.
         let config = self.config.load_full();
-        for (flow, event) in self.events.drain(..) {
+        let mut events = std::mem::take(&mut self.events);
+        for (flow, event) in events.drain(..) {
             self.counters.count(&event);
+            if let HttpEvent::Response(response) = &event {
+                self.production_response(flow, response);
+            }
             if let HttpEvent::Request(request) = &event {
-                let offered = self.offerer.offer(flow, &config, request);
+                let (offered, shadowed) = self.offerer.offer(flow, &config, request);
                 if offered == Offered::NotShadowed {
                     self.counters.not_shadowed.inc();
+                }
+                if let Some(Shadowed { mapping, id }) = shadowed {
+                    let pending = Pending {
+                        mapping,
+                        last_byte: request.last_byte,
+                        id,
+                    };
+                    self.pending.insert(flow, request.sequence, pending);
                 }
                 tracing::debug!(
                     ?offered,
@@ -103,6 +159,8 @@ impl HttpSink {
                 );
             }
         }
+        // Keep the buffer's capacity for the next batch.
+        self.events = events;
     }
 }
 

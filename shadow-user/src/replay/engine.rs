@@ -176,7 +176,7 @@ async fn worker(
             .await
         {
             Ok(exchange) => {
-                stats.copied(job.mapping(), exchange.status, exchange.latency);
+                stats.copied(job.mapping(), exchange.status, exchange.latency, job.id);
                 if exchange.reusable {
                     current = Some((upstream, connection));
                 }

@@ -16,6 +16,8 @@ pub struct Job {
     /// The captured client connection: copies of one connection go out in order, on one
     /// upstream connection while it lives.
     pub flow: FlowKey,
+    /// Joins the copy's answer with production's (see `compare`).
+    pub id: u64,
     /// The configuration the request was routed with (kept alive across reloads).
     config: Arc<ActiveConfig>,
     group: usize,
@@ -111,6 +113,7 @@ pub enum NoJob {
 /// budget has room.
 pub fn make(
     flow: FlowKey,
+    id: u64,
     config: Arc<ActiveConfig>,
     group: usize,
     copy: Copy,
@@ -130,6 +133,7 @@ pub fn make(
     };
     Ok(Job {
         flow,
+        id,
         config,
         group,
         copy,

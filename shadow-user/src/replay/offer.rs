@@ -11,6 +11,14 @@ use super::{
 };
 use crate::{active::ActiveConfig, http::Request, reassembly::FlowKey};
 
+/// A request won by a group with a shadow: its shadow Mapping and the id that joins its
+/// two answers (0 when no copy was made).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shadowed {
+    pub mapping: String,
+    pub id: u64,
+}
+
 /// What happened to one request at the offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offered {
@@ -29,6 +37,7 @@ pub struct Offerer {
     wait_for_room: bool,
     budget: Budget,
     rng: fastrand::Rng,
+    next_id: u64,
 }
 
 impl Offerer {
@@ -40,6 +49,7 @@ impl Offerer {
             wait_for_room: false,
             budget,
             rng: fastrand::Rng::new(),
+            next_id: 0,
         }
     }
 
@@ -50,34 +60,41 @@ impl Offerer {
     }
 
     /// Routes `request` of connection `flow` with `config` and, if its group has a shadow,
-    /// samples and queues its copy.
+    /// samples and queues its copy. Returns the outcome and, for a shadowed group, its
+    /// Mapping and the request's join id.
     pub fn offer(
         &mut self,
         flow: FlowKey,
         config: &Arc<ActiveConfig>,
         request: &Request,
-    ) -> Offered {
+    ) -> (Offered, Option<Shadowed>) {
         let Some(group) = config.table.route_position(request) else {
-            return Offered::NotShadowed;
+            return (Offered::NotShadowed, None);
         };
         let Some(plan) = config.table.groups()[group].shadow.as_ref() else {
-            return Offered::NotShadowed;
+            return (Offered::NotShadowed, None);
         };
         self.stats.observed(&plan.name);
+        let mut shadowed = Shadowed {
+            mapping: plan.name.clone(),
+            id: 0,
+        };
         if !self.sample(plan.weight) {
             self.stats.sampled_out(&plan.name);
-            return Offered::SampledOut;
+            return (Offered::SampledOut, Some(shadowed));
         }
+        self.next_id += 1;
+        shadowed.id = self.next_id;
         let mut copy = copy::build(request, plan);
         loop {
-            match job::make(flow, config.clone(), group, copy, &self.budget) {
+            match job::make(flow, shadowed.id, config.clone(), group, copy, &self.budget) {
                 Ok(job) if self.wait_for_room => {
                     self.sender.submit_waiting(job);
-                    return Offered::Queued;
+                    return (Offered::Queued, Some(shadowed));
                 }
                 Ok(job) => {
                     self.sender.submit(job);
-                    return Offered::Queued;
+                    return (Offered::Queued, Some(shadowed));
                 }
                 // Offline only: wait for copies in flight to free their bytes.
                 Err(NoJob::NoRoom(back))
@@ -88,7 +105,7 @@ impl Offerer {
                 }
                 Err(_) => {
                     self.stats.dropped(&plan.name, reason::QUEUE_FULL, false);
-                    return Offered::Dropped;
+                    return (Offered::Dropped, Some(shadowed));
                 }
             }
         }

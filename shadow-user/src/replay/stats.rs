@@ -2,13 +2,15 @@
 //! with a shadow won is observed once, then ends as exactly one of sampled out, copied or
 //! dropped (by reason) — or is still in flight.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
+
+use crate::compare::{Comparison, Role};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MappingLabel {
@@ -21,71 +23,44 @@ pub struct DropLabels {
     pub reason: &'static str,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StatusLabels {
-    pub mapping: String,
-    /// `1xx` … `5xx`.
-    pub class: &'static str,
-}
-
 /// Why a copy was not delivered.
 pub mod reason {
     /// The replay queue (or its byte budget, or the per-connection queue) was full.
     pub const QUEUE_FULL: &str = "queue_full";
     /// shadowd is shutting down.
     pub const SHUTDOWN: &str = "shutdown";
-}
 
-fn latency_buckets() -> impl Iterator<Item = f64> {
-    [
-        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-    ]
-    .into_iter()
+    /// Every reason a copy can be dropped for (the upstream ones come from
+    /// `UpstreamError::reason`), in report order.
+    pub const ALL: &[&str] = &[
+        QUEUE_FULL,
+        "pool_exhausted",
+        "connect_failed",
+        "timeout",
+        "reset",
+        "bad_response",
+        "io",
+        SHUTDOWN,
+    ];
 }
 
 /// Counters of the replay path, registered as `shadowd_replay_*`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ReplayStats {
     pub observed: Family<MappingLabel, Counter>,
     pub sampled_out: Family<MappingLabel, Counter>,
     pub copied: Family<MappingLabel, Counter>,
     pub dropped: Family<DropLabels, Counter>,
     pub in_flight: Family<MappingLabel, Gauge>,
-    pub responses: Family<StatusLabels, Counter>,
-    pub latency: Family<MappingLabel, Histogram>,
+    /// Where shadow answers go to be compared with production's.
+    pub comparison: Arc<Comparison>,
     /// Bytes of copies waiting in the queues.
     pub queued_bytes: Gauge,
-}
-
-impl Default for ReplayStats {
-    fn default() -> Self {
-        ReplayStats {
-            observed: Family::default(),
-            sampled_out: Family::default(),
-            copied: Family::default(),
-            dropped: Family::default(),
-            in_flight: Family::default(),
-            responses: Family::default(),
-            latency: Family::new_with_constructor(|| Histogram::new(latency_buckets())),
-            queued_bytes: Gauge::default(),
-        }
-    }
 }
 
 fn label(mapping: &str) -> MappingLabel {
     MappingLabel {
         mapping: mapping.to_string(),
-    }
-}
-
-/// `1xx` … `5xx` for a status code (anything else counts as `5xx`: a broken shadow).
-pub fn status_class(status: u16) -> &'static str {
-    match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
     }
 }
 
@@ -116,20 +91,13 @@ impl ReplayStats {
             .inc();
     }
 
-    /// The shadow answered a copy.
-    pub fn copied(&self, mapping: &str, status: u16, latency: Duration) {
+    /// The shadow answered copy `id`.
+    pub fn copied(&self, mapping: &str, status: u16, latency: Duration, id: u64) {
         let label = label(mapping);
         self.in_flight.get_or_create(&label).dec();
         self.copied.get_or_create(&label).inc();
-        self.latency
-            .get_or_create(&label)
-            .observe(latency.as_secs_f64());
-        self.responses
-            .get_or_create(&StatusLabels {
-                mapping: mapping.to_string(),
-                class: status_class(status),
-            })
-            .inc();
+        self.comparison
+            .record(mapping, Role::Shadow, status, latency, id);
     }
 
     pub fn register(&self, registry: &mut Registry) {
@@ -158,16 +126,6 @@ impl ReplayStats {
             "in_flight_requests",
             "Copies queued or being sent",
             self.in_flight.clone(),
-        );
-        r.register(
-            "responses",
-            "Shadow responses by status class",
-            self.responses.clone(),
-        );
-        r.register(
-            "latency_seconds",
-            "Shadow latency: copy sent to first response byte",
-            self.latency.clone(),
         );
         r.register(
             "queued_bytes",

@@ -3,20 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::stats::{DropLabels, MappingLabel, ReplayStats};
+use super::stats::{DropLabels, MappingLabel, ReplayStats, reason};
 use crate::{active::ActiveConfig, pcap::FileCounts};
-
-/// Drop reasons that can appear, in print order.
-const REASONS: &[&str] = &[
-    "queue_full",
-    "pool_exhausted",
-    "connect_failed",
-    "timeout",
-    "reset",
-    "bad_response",
-    "io",
-    "shutdown",
-];
 
 /// Renders the file counts and, per shadow Mapping of `config`, the replay ledger.
 pub fn render(counts: &FileCounts, stats: &ReplayStats, config: &ActiveConfig) -> String {
@@ -48,7 +36,7 @@ pub fn render(counts: &FileCounts, stats: &ReplayStats, config: &ActiveConfig) -
             get(&stats.copied),
             get(&stats.sampled_out)
         );
-        for reason in REASONS {
+        for reason in reason::ALL {
             let dropped = stats
                 .dropped
                 .get_or_create(&DropLabels {

@@ -1,0 +1,11 @@
+//! Diagnostics: one report of the configuration, capture, loss ledger and the production vs
+//! shadow comparison, as JSON (`/diag?json=true`), HTML (`/diag`) and terminal text
+//! (`shadowd status`).
+
+mod build;
+pub mod html;
+pub mod model;
+pub mod text;
+
+pub use build::Sources;
+pub use model::Report;

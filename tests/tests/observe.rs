@@ -1,0 +1,281 @@
+//! Observability end to end: metrics after real traffic agree with what the servers saw,
+//! `/diag` puts production and shadow side by side and shows the loss ledger, diagnostics
+//! reach `/diag`, Ambassador's errors URL and the gauge, `shadowd status` prints the same,
+//! and the HTML page renders in a real browser.
+
+use std::{path::PathBuf, time::Duration};
+
+use shadowd_tests::{
+    clients::{Piece, exchange},
+    eventually,
+    http_server::{Behaviour, HttpServer},
+    netns::{ShadowHost, Topology},
+    shadowd::{Shadowd, binary},
+};
+
+const PRODUCTION: &str = "198.18.0.2:80";
+const MAPPING: &str = "myservice-shadow-mapping";
+
+struct Mappings(PathBuf);
+
+impl Mappings {
+    fn new(name: &str, extra: &str) -> Mappings {
+        let text = format!(
+            "apiVersion: ambassador/v0\nkind: Mapping\nname: myservice-mapping\nprefix: /myservice/\nservice: myservice.default\n---\napiVersion: ambassador/v0\nkind: Mapping\nname: {MAPPING}\nprefix: /myservice/\nservice: myservice-shadow.default\nshadow: true\n{extra}"
+        );
+        let path = std::env::temp_dir().join(format!(
+            "shadowd-observe-{}-{name}.yaml",
+            std::process::id()
+        ));
+        std::fs::write(&path, text).unwrap();
+        Mappings(path)
+    }
+
+    fn arg(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for Mappings {
+    fn drop(&mut self) {
+        std::fs::remove_file(&self.0).ok();
+    }
+}
+
+/// Production answering 500 under /myservice/fail/, a healthy shadow, shadowd attached.
+struct Setup {
+    topo: Topology,
+    _shadow_host: ShadowHost,
+    production: HttpServer,
+    shadow: HttpServer,
+    mappings: Mappings,
+}
+
+fn setup(name: &str, extra: &str) -> Setup {
+    let topo = Topology::new();
+    let shadow_host = ShadowHost::new(&topo);
+    topo.server
+        .set_hosts(&[(ShadowHost::ADDRESS, "myservice-shadow.default")]);
+    let production = HttpServer::start_with(
+        &topo.server,
+        PRODUCTION,
+        Behaviour {
+            fail_prefix: Some("/myservice/fail/"),
+            ..Default::default()
+        },
+    );
+    let shadow = HttpServer::start(&shadow_host.ns, &format!("{}:80", ShadowHost::ADDRESS));
+    Setup {
+        topo,
+        _shadow_host: shadow_host,
+        production,
+        shadow,
+        mappings: Mappings::new(name, extra),
+    }
+}
+
+fn get(topo: &Topology, path: &str) -> u16 {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: myservice\r\n\r\n");
+    exchange(
+        &topo.client,
+        PRODUCTION,
+        &[Piece::now(request.as_bytes())],
+        1,
+    )[0]
+}
+
+#[test]
+fn metrics_diag_and_status_show_both_sides_and_a_balanced_ledger() {
+    let s = setup("sides", "");
+    let daemon = Shadowd::start(
+        &s.topo.server,
+        &[
+            "--interface",
+            Topology::SERVER_IF,
+            "--config",
+            s.mappings.arg(),
+        ],
+    );
+    for i in 0..12 {
+        assert_eq!(get(&s.topo, &format!("/myservice/ok/{i}")), 200);
+    }
+    for i in 0..4 {
+        assert_eq!(get(&s.topo, &format!("/myservice/fail/{i}")), 500);
+    }
+    assert_eq!(get(&s.topo, "/elsewhere"), 200);
+
+    let shadowed = 16u64;
+    let scrape = eventually(Duration::from_secs(20), "both sides to be compared", || {
+        let scrape = daemon.scrape();
+        (scrape.sum("shadowd_responses_total", &[("role", "shadow")]) == shadowed
+            && scrape.sum("shadowd_responses_total", &[("role", "production")]) == shadowed)
+            .then_some(scrape)
+    });
+    // The counters agree with what the servers saw.
+    assert_eq!(s.shadow.received().len() as u64, shadowed);
+    assert_eq!(s.production.received().len() as u64, shadowed + 1);
+    let responses = |role: &str, class: &str| {
+        scrape.sum(
+            "shadowd_responses_total",
+            &[("mapping", MAPPING), ("role", role), ("class", class)],
+        )
+    };
+    assert_eq!(responses("production", "2xx"), 12);
+    assert_eq!(responses("production", "5xx"), 4);
+    assert_eq!(responses("shadow", "2xx"), 16);
+    assert_eq!(
+        scrape.sum(
+            "shadowd_status_class_differences_total",
+            &[("mapping", MAPPING)]
+        ),
+        4
+    );
+    assert_eq!(
+        scrape.sum(
+            "shadowd_response_latency_seconds_count",
+            &[("role", "production")]
+        ),
+        shadowed
+    );
+
+    let (status, body) = daemon.get("/diag?json=true").expect("diag");
+    assert_eq!(status, 200);
+    let report: serde_json::Value = serde_json::from_str(&body).expect("JSON report");
+    let comparison = &report["comparison"][0];
+    assert_eq!(comparison["mapping"], MAPPING);
+    assert_eq!(comparison["production"]["classes"]["5xx"], 4);
+    assert_eq!(comparison["shadow"]["classes"]["2xx"], 16);
+    assert_eq!(comparison["status_class_differences"], 4);
+    assert_eq!(comparison["compared"], 16);
+    assert!(comparison["production"]["p99_ms"].as_f64().is_some());
+    let ledger = &report["ledger"][0];
+    assert_eq!(ledger["observed"], 16);
+    assert_eq!(ledger["copied"], 16);
+    assert_eq!(ledger["balanced"], true);
+    assert_eq!(report["ready"], true);
+    assert_eq!(report["route_table"][0]["shadow"]["mapping"], MAPPING);
+
+    let (status, html) = daemon.get("/diag").expect("diag html");
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("<table id=\"comparison\">") && html.contains("4 of 16"),
+        "{html}"
+    );
+
+    let status = s
+        .topo
+        .server
+        .command(binary().to_str().unwrap())
+        .args(["status"])
+        .output()
+        .expect("shadowd status");
+    let text = String::from_utf8_lossy(&status.stdout);
+    println!("{text}");
+    assert!(status.status.success());
+    assert!(
+        text.contains("status class differs on 4 of 16 compared requests"),
+        "{text}"
+    );
+    assert!(text.contains(MAPPING) && text.contains("yes"), "{text}");
+}
+
+#[test]
+fn a_second_shadow_error_reaches_diag_ambassador_and_the_gauge() {
+    let s = setup(
+        "second",
+        "---\napiVersion: ambassador/v0\nkind: Mapping\nname: myservice-shadow-next\nprefix: /myservice/\nservice: other.default\nshadow: true\n",
+    );
+    let daemon = Shadowd::start(
+        &s.topo.server,
+        &[
+            "--interface",
+            Topology::SERVER_IF,
+            "--config",
+            s.mappings.arg(),
+        ],
+    );
+    let error =
+        "cannot accept myservice-shadow-next as second shadow after myservice-shadow-mapping";
+
+    let (_, body) = daemon
+        .get("/ambassador/v0/diag/?json=true&filter=errors")
+        .expect("ambassador diag");
+    let errors: Vec<(String, String)> = serde_json::from_str(&body).expect("[[rkey, message]]");
+    assert_eq!(
+        errors,
+        [("myservice-mapping.default.1".to_string(), error.to_string())]
+    );
+    let (_, body) = daemon.get("/diag?json=true").expect("diag");
+    let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["errors"][0][1], error);
+    assert_eq!(daemon.scrape().sum("shadowd_diagnostics_errors", &[]), 1);
+}
+
+#[test]
+fn the_diag_page_renders_in_a_browser() {
+    let s = setup("browser", "");
+    let daemon = Shadowd::start(
+        &s.topo.server,
+        &[
+            "--interface",
+            Topology::SERVER_IF,
+            "--config",
+            s.mappings.arg(),
+        ],
+    );
+    assert_eq!(get(&s.topo, "/myservice/page"), 200);
+    eventually(Duration::from_secs(10), "a comparison row", || {
+        (daemon
+            .scrape()
+            .sum("shadowd_responses_total", &[("role", "shadow")])
+            >= 1)
+            .then_some(())
+    });
+    let profile = std::env::temp_dir().join(format!("{}-chromium", s.topo.server.name));
+    let shot = std::env::temp_dir().join(format!("{}-diag.png", s.topo.server.name));
+    let browser = |extra: &[&str]| {
+        s.topo
+            .server
+            .command("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .args(extra)
+            .arg("http://127.0.0.1:8877/diag")
+            .output()
+            .expect("chromium")
+    };
+    let dom = browser(&["--dump-dom"]);
+    let dom_text = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom_text.contains("Production vs shadow") && dom_text.contains(MAPPING),
+        "{dom_text}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&dom.stderr).contains("Uncaught"),
+        "JavaScript errors"
+    );
+    let screenshot = browser(&[
+        "--window-size=1200,900",
+        &format!("--screenshot={}", shot.display()),
+    ]);
+    assert!(
+        screenshot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&screenshot.stderr)
+    );
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "a real picture"
+    );
+    std::fs::remove_file(&shot).ok();
+    std::fs::remove_dir_all(&profile).ok();
+}
