@@ -1,5 +1,6 @@
 //! `cargo xtask`: set-up, tests, and the commands a new user runs.
 
+mod demo;
 mod fuzz;
 mod setup;
 mod test;
@@ -25,8 +26,9 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// The end-to-end demo (shadowing the example service).
-    Demo,
+    /// The user's example end to end: production and shadow services in namespaces,
+    /// real traffic, and what the shadow received.
+    Demo(demo::DemoArgs),
     /// Benchmarks: reassembly and HTTP parsing throughput (criterion).
     Bench,
     /// Fuzz the parsers with cargo-fuzz on the pinned nightly (one target, or each in turn).
@@ -63,14 +65,6 @@ fn main() -> Result<()> {
                 "pipeline",
             ]))
         }
-        Command::Demo => {
-            eprintln!(
-                "not yet: the demo needs the replay path, which shadowd does not have yet. \
-                 `cargo xtask run --interface IFACE --capture-port PORT` captures today, \
-                 `shadowd extract --pcap FILE` lists the requests of a capture, and \
-                 `cargo xtask test` shows what works."
-            );
-            std::process::exit(2);
-        }
+        Command::Demo(args) => demo::run(&args),
     }
 }
