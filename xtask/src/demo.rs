@@ -61,7 +61,10 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     println!("== setting up: client, production (myservice + shadowd) and shadow namespaces");
     let topo = Topology::new();
     let shadow_host = ShadowHost::new(&topo);
-    topo.server.set_hosts(&[(ShadowHost::ADDRESS, "myservice-shadow.default myservice-shadow")]);
+    topo.server.set_hosts(&[(
+        ShadowHost::ADDRESS,
+        "myservice-shadow.default myservice-shadow",
+    )]);
     let production = HttpServer::start(&topo.server, PRODUCTION);
     let shadow = HttpServer::start(&shadow_host.ns, &format!("{}:80", ShadowHost::ADDRESS));
     let log = std::env::temp_dir().join(format!("{}-shadowd.log", topo.server.name));
@@ -78,7 +81,11 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     eventually(Duration::from_secs(30), "shadowd to attach", || {
         admin(&topo, &shadowd, "status").then_some(())
     });
-    println!("   shadowd attached to {} with {}", Topology::SERVER_IF, EXAMPLE);
+    println!(
+        "   shadowd attached to {} with {}",
+        Topology::SERVER_IF,
+        EXAMPLE
+    );
 
     println!("== sending traffic: 4 clients, GETs and POSTs, some outside /myservice/");
     send_mix(&topo);
@@ -89,17 +96,27 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         .filter(|raw| target(raw).starts_with("/myservice/"))
         .map(|raw| expected_copy(raw))
         .collect();
-    eventually(Duration::from_secs(30), "the shadow to get every copy", || {
-        (shadow.received().len() >= expected.len()).then_some(())
-    });
+    eventually(
+        Duration::from_secs(30),
+        "the shadow to get every copy",
+        || (shadow.received().len() >= expected.len()).then_some(()),
+    );
     std::thread::sleep(Duration::from_millis(300));
 
     println!("\n== a few requests as production received them, and their shadow copies");
-    for raw in production.received().iter().filter(|raw| target(raw).starts_with("/myservice/")).take(3) {
+    for raw in production
+        .received()
+        .iter()
+        .filter(|raw| target(raw).starts_with("/myservice/"))
+        .take(3)
+    {
         println!("production:\n{}", indent(raw));
         let copy = expected_copy(raw);
         let got = shadow.received().into_iter().find(|r| *r == copy);
-        println!("shadow:\n{}", got.map_or_else(|| "   (not received)".to_string(), |r| indent(&r)));
+        println!(
+            "shadow:\n{}",
+            got.map_or_else(|| "   (not received)".to_string(), |r| indent(&r))
+        );
     }
     println!("== production vs shadow, and the loss ledger (shadowd status)");
     admin(&topo, &shadowd, "print");
@@ -112,7 +129,9 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         expected.len(),
         production.received().len() - expected.len()
     );
-    println!("   next: `shadowd check --config {EXAMPLE}`, the README's Configuration and Operations sections, docs/");
+    println!(
+        "   next: `shadowd check --config {EXAMPLE}`, the README's Configuration and Operations sections, docs/"
+    );
     if args.keep {
         println!(
             "\nstill running. In another shell:\n  ip netns exec {} curl -s http://127.0.0.1:8877/diag | less      # the diagnostics page\n  ip netns exec {} curl -H 'Host: myservice' http://{PRODUCTION}/myservice/hello\n  ip netns exec {} {} status\nshadowd's log: {}\nCtrl-C here stops and removes everything.",
@@ -205,11 +224,14 @@ fn cleanup_leftovers() {
         for line in String::from_utf8_lossy(&list.stdout).lines() {
             let name = line.split_whitespace().next().unwrap_or("");
             if name.starts_with(&prefix) {
-                let _ = Command::new("ip").args(["netns", "pids", name]).output().map(|pids| {
-                    for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
-                        let _ = Command::new("kill").arg(pid).status();
-                    }
-                });
+                let _ = Command::new("ip")
+                    .args(["netns", "pids", name])
+                    .output()
+                    .map(|pids| {
+                        for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+                            let _ = Command::new("kill").arg(pid).status();
+                        }
+                    });
                 let _ = Command::new("ip").args(["netns", "del", name]).status();
                 let _ = std::fs::remove_dir_all(format!("/etc/netns/{name}"));
             }
