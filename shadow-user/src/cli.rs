@@ -49,10 +49,30 @@ pub enum Command {
     /// Replay the requests of a capture file to their shadow services (a summary at the end).
     #[command(after_help = "Example:\n  shadowd replay --pcap web.pcap --config mappings.yaml")]
     Replay(ReplayArgs),
+    /// Write shell completions or man pages.
+    #[command(
+        after_help = "Examples:\n  shadowd generate completions bash > /etc/bash_completion.d/shadowd\n  \
+                            shadowd generate man /usr/local/share/man/man1"
+    )]
+    Generate {
+        #[command(subcommand)]
+        what: GenerateWhat,
+    },
     /// Print the HTTP requests of a capture file as JSON lines (a summary goes to stderr).
     #[command(after_help = "Example:\n  tcpdump -i eth0 -w web.pcap port 80\n  \
                             shadowd extract --pcap web.pcap --config mappings.yaml")]
     Extract(ExtractArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenerateWhat {
+    /// Completions for a shell, on standard output.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Man pages (`shadowd.1` and one per subcommand) into a directory.
+    Man { dir: PathBuf },
 }
 
 #[derive(Debug, Clone, Args)]

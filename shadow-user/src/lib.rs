@@ -13,6 +13,7 @@ pub mod diag;
 pub mod extract;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod generate;
 pub mod http;
 pub mod logging;
 pub mod packet;

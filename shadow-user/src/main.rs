@@ -23,6 +23,7 @@ fn main() {
     let code = match cli.command {
         Command::Extract(args) => extract_command(&args),
         Command::Replay(args) => runtime.block_on(replay_command(&args)),
+        Command::Generate { what } => generate_command(what),
         Command::Status(args) => shadowd::status::status(args.admin, &mut std::io::stdout()),
         Command::Check(args) => shadowd::check::check(&args.config, &mut std::io::stdout()),
         Command::Run(args) => match runtime.block_on(run::run(args)) {
@@ -120,5 +121,27 @@ async fn replay_command(args: &shadowd::cli::ReplayArgs) -> i32 {
             tracing::error!(error = %error_chain(&err), "shadowd replay failed");
             1
         }
+    }
+}
+
+fn generate_command(what: shadowd::cli::GenerateWhat) -> i32 {
+    use shadowd::{cli::GenerateWhat, generate};
+    match what {
+        GenerateWhat::Completions { shell } => {
+            generate::completions(shell, &mut std::io::stdout());
+            0
+        }
+        GenerateWhat::Man { dir } => match generate::man_pages(&dir) {
+            Ok(pages) => {
+                for page in pages {
+                    println!("{}", page.display());
+                }
+                0
+            }
+            Err(err) => {
+                tracing::error!(error = %err, dir = %dir.display(), "writing man pages");
+                1
+            }
+        },
     }
 }
