@@ -1,10 +1,12 @@
 //! The two TC entry points (ingress and egress) and the clone decision they share.
 //!
-//! Fails open by construction: every path returns `TC_ACT_PIPE`, the packet is only read,
-//! and errors only change which counter is incremented.
+//! Fails open by construction: every path returns `TCX_NEXT` (`TC_ACT_UNSPEC`), the packet
+//! is only read, and errors only change which counter is incremented. `TCX_NEXT` rather
+//! than a verdict matters: any other return value ends the TCX chain, so programs attached
+//! after this one (a CNI's, say) would be skipped for production traffic.
 
 use aya_ebpf::{
-    bindings::TC_ACT_PIPE,
+    bindings::TC_ACT_UNSPEC,
     helpers::bpf_ktime_get_ns,
     macros::{classifier, map},
     maps::{Array, HashMap, PerCpuArray},
@@ -36,16 +38,20 @@ static LAST_FAILURE_LOG_NS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 
 
 const FAILURE_LOG_INTERVAL_NS: u64 = 1_000_000_000;
 
+/// "Run the next program; if none, let the packet go on as the kernel would": the one
+/// return value that leaves the rest of the TCX chain and the packet untouched.
+const TCX_NEXT: i32 = TC_ACT_UNSPEC;
+
 #[classifier]
 pub fn shadow_ingress(ctx: TcContext) -> i32 {
     observe(&ctx, HOOK_INGRESS);
-    TC_ACT_PIPE
+    TCX_NEXT
 }
 
 #[classifier]
 pub fn shadow_egress(ctx: TcContext) -> i32 {
     observe(&ctx, HOOK_EGRESS);
-    TC_ACT_PIPE
+    TCX_NEXT
 }
 
 /// Classifies the packet, clones it when it belongs to a captured connection, and counts the

@@ -167,7 +167,7 @@ pub struct RunArgs {
     pub admin: Option<SocketAddr>,
 
     /// `skb->mark` that shadowd's own replay traffic carries; marked packets are never
-    /// cloned. 0 turns the guard off [default: 0x5AD0].
+    /// cloned. 0 turns the guard off [default: 0x5A].
     #[arg(long, value_parser = parse_u32, value_name = "MARK")]
     pub loop_guard_mark: Option<u32>,
 

@@ -9,8 +9,9 @@ use crate::{
     replay::upstream::{TlsClient, TlsOptions, TlsSetupError, UpstreamConfig},
 };
 
-/// Default `skb->mark` of shadowd's own replay traffic.
-pub const DEFAULT_LOOP_GUARD_MARK: u32 = 0x5AD0;
+/// Default `skb->mark` of shadowd's own replay traffic. Low byte only: kube-proxy reads bits
+/// 0x4000/0x8000, Cilium 0x0F00 and the upper half, Calico the upper half by default.
+pub const DEFAULT_LOOP_GUARD_MARK: u32 = 0x5A;
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:8877";
 pub const DEFAULT_MIRROR: &str = "shadow0";
 

@@ -32,17 +32,29 @@ pub struct Shadowd<'ns> {
     ns: &'ns Netns,
     child: Option<Child>,
     log: PathBuf,
+    admin: String,
 }
 
 impl<'ns> Shadowd<'ns> {
     /// Starts `shadowd run ARGS…` in `ns` and waits until `/readyz` answers 200.
     pub fn start(ns: &'ns Netns, args: &[&str]) -> Shadowd<'ns> {
-        let log = std::env::temp_dir().join(format!("{}-shadowd.log", ns.name));
+        Self::start_with_admin(ns, args, ADMIN)
+    }
+
+    /// Like [`Shadowd::start`], with the admin server on `admin` (several daemons in one
+    /// namespace).
+    pub fn start_with_admin(ns: &'ns Netns, args: &[&str], admin: &str) -> Shadowd<'ns> {
+        let log = std::env::temp_dir().join(format!(
+            "{}-{}-shadowd.log",
+            ns.name,
+            admin.replace([':', '.'], "_")
+        ));
         let log_file = std::fs::File::create(&log).expect("log file");
         let child = ns
             .command(binary().to_str().expect("utf-8 path"))
             .arg("run")
             .args(args)
+            .args(["--admin", admin])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log_file)
@@ -52,6 +64,7 @@ impl<'ns> Shadowd<'ns> {
             ns,
             child: Some(child),
             log,
+            admin: admin.to_string(),
         };
         eventually(Duration::from_secs(30), "shadowd to become ready", || {
             if let Some(status) = daemon
@@ -73,7 +86,7 @@ impl<'ns> Shadowd<'ns> {
 
     /// `GET path` on the admin server: (status, body), or None when it does not answer.
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
-        self.ns.enter(|| admin_get(path))
+        self.ns.enter(|| admin_get(&self.admin, path))
     }
 
     /// The current `/metrics`.
@@ -118,9 +131,9 @@ impl Drop for Shadowd<'_> {
     }
 }
 
-fn admin_get(path: &str) -> Option<(u16, String)> {
+fn admin_get(admin: &str, path: &str) -> Option<(u16, String)> {
     let mut stream =
-        TcpStream::connect_timeout(&ADMIN.parse().ok()?, Duration::from_secs(2)).ok()?;
+        TcpStream::connect_timeout(&admin.parse().ok()?, Duration::from_secs(2)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
         stream,

@@ -361,3 +361,37 @@ fn nothing_is_left_behind_after_sigterm_or_sigkill() {
     assert!(!has_mirror(&topo.server));
     assert_eq!(attached(&topo.server), 0);
 }
+
+#[test]
+fn programs_after_shadowd_on_the_interface_still_see_every_packet() {
+    let topo = Topology::new();
+    let _server = HttpServer::start(
+        &topo.server,
+        &format!("{}:{CAPTURE_PORT}", Topology::SERVER_V4),
+    );
+    let first = Shadowd::start(&topo.server, &shadowd_args());
+    // A second TCX program on the same hooks, attached after the first: it only sees
+    // packets if the first hands them on (TCX_NEXT) instead of ending the chain.
+    let mut args = shadowd_args();
+    args.extend(["--mirror-interface", "shadow1"]);
+    let second = Shadowd::start_with_admin(&topo.server, &args, "127.0.0.1:8878");
+    for _ in 0..5 {
+        let (code, _) = curl(
+            &topo.client,
+            &[&format!(
+                "http://{}:{CAPTURE_PORT}/bytes/100",
+                Topology::SERVER_V4
+            )],
+        );
+        assert_eq!(code, "200");
+    }
+    eventually(
+        Duration::from_secs(10),
+        "both programs to count the traffic",
+        || {
+            let (a, b) = (first.scrape(), second.scrape());
+            let seen = |s: &Scrape| s.sum("shadowd_tc_seen_packets_total", &[]);
+            (tc(&a, "cloned_request") >= 15 && seen(&a) == seen(&b)).then_some(())
+        },
+    );
+}

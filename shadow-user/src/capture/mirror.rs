@@ -163,6 +163,16 @@ fn disable_ipv6(name: &str) -> Result<(), MirrorError> {
         Ok(()) => Ok(()),
         // No IPv6 in this kernel or namespace: nothing to turn off.
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+        // Containers that are not privileged get /proc/sys read-only. The pair then keeps a
+        // link-local address and may send a few neighbour-discovery packets into the mirror;
+        // the reader counts them as unparsed frames and production is untouched.
+        Err(err)
+            if err.raw_os_error() == Some(libc::EROFS)
+                || err.kind() == io::ErrorKind::PermissionDenied =>
+        {
+            tracing::warn!(interface = name, error = %err, "cannot disable IPv6 on the mirror interface; continuing");
+            Ok(())
+        }
         Err(source) => Err(MirrorError::Sysctl {
             name: name.into(),
             source,

@@ -42,6 +42,10 @@ pub enum ConfigError {
     },
     #[error("no configuration files in {path} (looked for *.yaml and *.yml)")]
     Empty { path: PathBuf },
+    /// Daemon settings are all or nothing: half a Module could move the admin server or
+    /// lose the interfaces without anyone noticing.
+    #[error("the shadowd Module is invalid: {message}")]
+    Module { message: String },
 }
 
 /// Everything the configuration sources said.
@@ -69,6 +73,9 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, ConfigError> {
             line: err.line,
             message: err.message,
         })?;
+    }
+    if let Some(message) = resources.module_error {
+        return Err(ConfigError::Module { message });
     }
     // Sorted by rkey as a string: that order decides which Mapping is "first" (semantics §1).
     resources.mappings.sort_by(|a, b| a.rkey.cmp(&b.rkey));

@@ -59,6 +59,8 @@ const MAPPING_FIELDS: &[&str] = &[
 pub struct Resources {
     pub mappings: Vec<Mapping>,
     pub module: Option<ModuleSettings>,
+    /// The first problem with a `shadowd` Module: its settings cannot be partly applied.
+    pub module_error: Option<String>,
     pub diagnostics: Diagnostics,
 }
 
@@ -201,19 +203,26 @@ fn module(source: &Source<'_>, document: &Document, value: &Value, out: &mut Res
                         source.label, document.number
                     ),
                 );
+                out.module_error.get_or_insert_with(|| {
+                    format!(
+                        "{}, document {}: a second shadowd Module",
+                        source.label, document.number
+                    )
+                });
             } else {
                 out.module = Some(settings);
             }
         }
-        Err(err) => out.diagnostics.error(
-            &rkey,
-            format!(
+        Err(err) => {
+            let message = format!(
                 "{}, document {}, line {}: field config: {err}",
                 source.label,
                 document.number,
                 documents::field_line(document, "config")
-            ),
-        ),
+            );
+            out.module_error.get_or_insert(message.clone());
+            out.diagnostics.error(&rkey, message);
+        }
     }
 }
 

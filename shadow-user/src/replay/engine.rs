@@ -7,7 +7,7 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use tokio::{
@@ -19,7 +19,7 @@ use super::{
     ReplaySettings,
     job::Job,
     stats::{ReplayStats, reason},
-    upstream::{Connection, Upstream, UpstreamConfig},
+    upstream::{Connection, Upstream, UpstreamConfig, UpstreamError},
 };
 use crate::{config::Service, reassembly::FlowKey};
 
@@ -161,6 +161,7 @@ async fn worker(
                     Ok(connection) => connection,
                     Err(err) => {
                         stats.dropped(job.mapping(), err.reason(), true);
+                        log_drop(job.mapping(), &err);
                         continue;
                     }
                 }
@@ -181,10 +182,33 @@ async fn worker(
                     current = Some((upstream, connection));
                 }
             }
-            Err(err) => stats.dropped(job.mapping(), err.reason(), true),
+            Err(err) => {
+                stats.dropped(job.mapping(), err.reason(), true);
+                log_drop(job.mapping(), &err);
+            }
         }
     }
     if let Some((upstream, connection)) = current {
         upstream.put_back(connection);
     }
 }
+
+/// Logs an undelivered copy, at most once per [`DROP_LOG_INTERVAL`]: a shadow that is down
+/// would otherwise log once per request. Every drop is counted either way.
+fn log_drop(mapping: &str, err: &UpstreamError) {
+    static LAST: Mutex<Option<Instant>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    if last.is_some_and(|at| now.duration_since(at) < DROP_LOG_INTERVAL) {
+        return;
+    }
+    *last = Some(now);
+    tracing::warn!(
+        mapping,
+        reason = err.reason(),
+        error = %crate::error_chain(err),
+        "a copy was not delivered (further drops in the next 10 s are only counted)"
+    );
+}
+
+const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);

@@ -1,0 +1,611 @@
+//! The Kubernetes manifests in `deploy/kubernetes/`: every YAML file parses (every document),
+//! the kustomization lists exactly those files, and the DaemonSet fits what shadowd really
+//! does — its probes ask for routes the admin server serves, on the port of the Module's
+//! `admin` address; the ConfigMap it mounts passes `shadowd check`; and it runs in the node's
+//! network namespace with the capabilities capture needs and without `privileged`.
+//!
+//! Needs no root and no cluster: only the files, `shadow-user/src/admin.rs` (the route list)
+//! and the `shadowd` binary (`$SHADOWD_BIN`, else `target/debug/shadowd`).
+
+use std::{
+    collections::BTreeSet,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use serde::Deserialize as _;
+use serde_yaml_ng::Value;
+use shadowd_tests::shadowd::binary;
+
+/// Where the configuration is mounted and what the container args must name.
+const CONFIG_DIR: &str = "/etc/shadowd";
+/// `shadowd run`'s admin address when neither `--admin` nor the Module sets one
+/// (`settings::DEFAULT_ADMIN`).
+const DEFAULT_ADMIN: &str = "127.0.0.1:8877";
+/// What `shadowd run` needs beyond an unprivileged root: load the program (BPF, PERFMON),
+/// attach it, create the mirror pair and mark replay sockets (NET_ADMIN), read the ring
+/// (NET_RAW).
+const CAPABILITIES: [&str; 4] = ["BPF", "NET_ADMIN", "NET_RAW", "PERFMON"];
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn manifests_dir() -> PathBuf {
+    workspace().join("deploy/kubernetes")
+}
+
+/// One YAML document of one manifest file.
+struct Document {
+    file: PathBuf,
+    /// From 1.
+    number: usize,
+    value: Value,
+}
+
+impl Document {
+    fn kind(&self) -> &str {
+        str_at(&self.value, &["kind"]).unwrap_or("")
+    }
+
+    fn name(&self) -> &str {
+        str_at(&self.value, &["metadata", "name"]).unwrap_or("")
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} document {} ({} {})",
+            self.file.display(),
+            self.number,
+            self.kind(),
+            self.name()
+        )
+    }
+}
+
+/// Every document of every YAML file under `deploy/kubernetes/`.
+struct Manifests {
+    files: Vec<PathBuf>,
+    documents: Vec<Document>,
+}
+
+impl Manifests {
+    fn load() -> Manifests {
+        let mut files = Vec::new();
+        yaml_files(&manifests_dir(), &mut files);
+        files.sort();
+        assert!(
+            !files.is_empty(),
+            "no YAML under {}",
+            manifests_dir().display()
+        );
+        let mut documents = Vec::new();
+        for file in &files {
+            let text = std::fs::read_to_string(file)
+                .unwrap_or_else(|err| panic!("reading {}: {err}", file.display()));
+            for (number, value) in parse_documents(&text, &file.display().to_string()) {
+                documents.push(Document {
+                    file: file.clone(),
+                    number,
+                    value,
+                });
+            }
+        }
+        Manifests { files, documents }
+    }
+
+    fn of_kind(&self, kind: &str) -> Vec<&Document> {
+        self.documents
+            .iter()
+            .filter(|doc| doc.kind() == kind)
+            .collect()
+    }
+
+    /// The only document of `kind`.
+    fn only(&self, kind: &str) -> &Document {
+        let found = self.of_kind(kind);
+        assert_eq!(found.len(), 1, "expected exactly one {kind}");
+        found[0]
+    }
+
+    fn daemonset(&self) -> &Document {
+        self.only("DaemonSet")
+    }
+
+    /// The DaemonSet's shadowd container.
+    fn container(&self) -> &Value {
+        let containers = seq_at(
+            &self.daemonset().value,
+            &["spec", "template", "spec", "containers"],
+        );
+        containers
+            .iter()
+            .find(|c| str_at(c, &["name"]) == Some("shadowd"))
+            .expect("a container named shadowd")
+    }
+
+    fn pod_spec(&self) -> &Value {
+        at(&self.daemonset().value, &["spec", "template", "spec"]).expect("a pod template")
+    }
+
+    fn configmap(&self, name: &str) -> &Document {
+        self.of_kind("ConfigMap")
+            .into_iter()
+            .find(|doc| doc.name() == name)
+            .unwrap_or_else(|| {
+                panic!("the DaemonSet mounts ConfigMap {name}, which no manifest defines")
+            })
+    }
+
+    /// The ConfigMap mounted at [`CONFIG_DIR`], and the key → file name pairs it projects.
+    fn mounted_config(&self) -> (&Document, Vec<(String, String)>) {
+        let mount = seq_at(self.container(), &["volumeMounts"])
+            .iter()
+            .find(|m| {
+                str_at(m, &["mountPath"]).map(|p| p.trim_end_matches('/')) == Some(CONFIG_DIR)
+            })
+            .unwrap_or_else(|| panic!("nothing is mounted at {CONFIG_DIR}"));
+        assert!(
+            at(mount, &["subPath"]).is_none(),
+            "{CONFIG_DIR} is a subPath mount: ConfigMap updates would never reach shadowd"
+        );
+        let volume_name = str_at(mount, &["name"]).expect("the mount names its volume");
+        let volume = seq_at(self.pod_spec(), &["volumes"])
+            .iter()
+            .find(|v| str_at(v, &["name"]) == Some(volume_name))
+            .unwrap_or_else(|| panic!("no volume {volume_name}"));
+        let map_name = str_at(volume, &["configMap", "name"])
+            .unwrap_or_else(|| panic!("volume {volume_name} is not a ConfigMap"));
+        let configmap = self.configmap(map_name);
+        let data = at(&configmap.value, &["data"])
+            .and_then(Value::as_mapping)
+            .unwrap_or_else(|| panic!("{} has no data", configmap.describe()));
+        let keys: Vec<(String, String)> = match at(volume, &["configMap", "items"]) {
+            // Only the listed keys, under their `path`.
+            Some(items) => items
+                .as_sequence()
+                .expect("items is a list")
+                .iter()
+                .map(|item| {
+                    let key = str_at(item, &["key"]).expect("item key").to_string();
+                    let path = str_at(item, &["path"]).expect("item path").to_string();
+                    (key, path)
+                })
+                .collect(),
+            None => data
+                .keys()
+                .map(|key| {
+                    let key = key.as_str().expect("string keys").to_string();
+                    (key.clone(), key)
+                })
+                .collect(),
+        };
+        (configmap, keys)
+    }
+
+    /// The `config:` of the `shadowd` Module in the mounted ConfigMap, if there is one.
+    fn module(&self) -> Option<Value> {
+        let (configmap, keys) = self.mounted_config();
+        let mut modules = Vec::new();
+        for (key, path) in &keys {
+            let text = str_at(&configmap.value, &["data", key.as_str()])
+                .unwrap_or_else(|| panic!("{} has no key {key}", configmap.describe()));
+            let what = format!("{} key {key}", configmap.describe());
+            for (_, doc) in parse_documents(text, &what) {
+                let name = str_at(&doc, &["metadata", "name"]).or_else(|| str_at(&doc, &["name"]));
+                if str_at(&doc, &["kind"]) == Some("Module") && name == Some("shadowd") {
+                    let spec = at(&doc, &["spec"]).unwrap_or(&doc);
+                    modules.push((
+                        path.clone(),
+                        at(spec, &["config"]).cloned().unwrap_or(Value::Null),
+                    ));
+                }
+            }
+        }
+        assert!(
+            modules.len() <= 1,
+            "more than one shadowd Module: {modules:?}"
+        );
+        modules.pop().map(|(_, config)| config)
+    }
+
+    /// The container's `args`.
+    fn args(&self) -> Vec<&str> {
+        seq_at(self.container(), &["args"])
+            .iter()
+            .map(|a| a.as_str().expect("args are strings"))
+            .collect()
+    }
+
+    /// The admin address `shadowd run` will use: `--admin`, else the Module's, else the
+    /// default.
+    fn admin(&self) -> SocketAddr {
+        let from_args = flag_values(&self.args(), &["--admin"])
+            .pop()
+            .map(str::to_string);
+        let from_module = self
+            .module()
+            .and_then(|config| str_at(&config, &["admin"]).map(str::to_string));
+        let text = from_args
+            .or(from_module)
+            .unwrap_or_else(|| DEFAULT_ADMIN.to_string());
+        text.parse()
+            .unwrap_or_else(|err| panic!("admin address {text:?}: {err}"))
+    }
+
+    /// The container port a probe or Service names: a number, or the name of a declared port.
+    fn container_port(&self, port: &Value) -> u16 {
+        if let Some(number) = port.as_u64() {
+            return u16::try_from(number).expect("a port number");
+        }
+        let name = port.as_str().expect("a port is a number or a name");
+        let declared = seq_at(self.container(), &["ports"])
+            .iter()
+            .find(|p| str_at(p, &["name"]) == Some(name))
+            .unwrap_or_else(|| panic!("the container declares no port named {name}"));
+        let number = at(declared, &["containerPort"])
+            .and_then(Value::as_u64)
+            .expect("containerPort");
+        u16::try_from(number).expect("a port number")
+    }
+}
+
+fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|err| panic!("reading {}: {err}", dir.display()));
+    for entry in entries {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() {
+            yaml_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            out.push(path);
+        }
+    }
+}
+
+/// Every non-empty document of `text`, numbered from 1 as in the file; panics naming `what`
+/// and the document if one does not parse.
+fn parse_documents(text: &str, what: &str) -> Vec<(usize, Value)> {
+    serde_yaml_ng::Deserializer::from_str(text)
+        .zip(1..)
+        .map(|(document, number)| {
+            let value = Value::deserialize(document)
+                .unwrap_or_else(|err| panic!("{what}, document {number}: {err}"));
+            (number, value)
+        })
+        .filter(|(_, value)| !value.is_null())
+        .collect()
+}
+
+fn at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(value, |v, key| v.get(*key))
+}
+
+fn str_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
+    at(value, path).and_then(Value::as_str)
+}
+
+/// The list at `path`, or an empty one.
+fn seq_at<'a>(value: &'a Value, path: &[&str]) -> &'a [Value] {
+    at(value, path)
+        .and_then(Value::as_sequence)
+        .map_or(&[], Vec::as_slice)
+}
+
+/// The values given to a flag in `args`, under any of its `names` (`--flag VALUE`,
+/// `--flag=VALUE`, `-f VALUE`).
+fn flag_values<'a>(args: &[&'a str], names: &[&str]) -> Vec<&'a str> {
+    let mut values = Vec::new();
+    for (i, arg) in args.iter().enumerate() {
+        for name in names {
+            if arg == name {
+                values.extend(args.get(i + 1).copied());
+            } else if let Some(value) = arg.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
+                values.push(value);
+            }
+        }
+    }
+    values
+}
+
+/// The paths `shadow-user/src/admin.rs` routes, read from its `.route("…"` calls.
+fn admin_routes() -> BTreeSet<String> {
+    let path = workspace().join("shadow-user/src/admin.rs");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|err| panic!("reading {}: {err}", path.display()));
+    let routes: BTreeSet<String> = text
+        .split(".route(\"")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('"').map(|(route, _)| route.to_string()))
+        .collect();
+    assert!(
+        routes.contains("/healthz") && routes.contains("/metrics"),
+        "cannot read the admin routes from {}: found {routes:?}",
+        path.display()
+    );
+    routes
+}
+
+#[test]
+fn every_manifest_parses_and_names_what_it_is() {
+    let manifests = Manifests::load();
+    assert!(!manifests.documents.is_empty());
+    let namespace = str_at(&manifests.only("Kustomization").value, &["namespace"]);
+    for doc in &manifests.documents {
+        assert!(
+            str_at(&doc.value, &["apiVersion"]).is_some_and(|v| !v.is_empty()),
+            "{} has no apiVersion",
+            doc.describe()
+        );
+        assert!(!doc.kind().is_empty(), "{} has no kind", doc.describe());
+        if doc.kind() == "Kustomization" {
+            continue;
+        }
+        assert!(
+            !doc.name().is_empty(),
+            "{} has no metadata.name",
+            doc.describe()
+        );
+        // Everything but the Namespace itself lives in the kustomization's namespace.
+        if let (Some(namespace), false) = (namespace, doc.kind() == "Namespace") {
+            assert_eq!(
+                str_at(&doc.value, &["metadata", "namespace"]),
+                Some(namespace),
+                "{} is not in namespace {namespace}",
+                doc.describe()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_kustomization_lists_every_manifest_and_the_image_it_renames() {
+    let manifests = Manifests::load();
+    let kustomization = manifests.only("Kustomization");
+    let dir = kustomization.file.parent().expect("a directory");
+    let resources: BTreeSet<PathBuf> = seq_at(&kustomization.value, &["resources"])
+        .iter()
+        .map(|r| dir.join(r.as_str().expect("resources are paths")))
+        .collect();
+    for resource in &resources {
+        assert!(
+            resource.is_file(),
+            "{} lists {}, which does not exist",
+            kustomization.describe(),
+            resource.display()
+        );
+    }
+    let others: BTreeSet<PathBuf> = manifests
+        .files
+        .iter()
+        .filter(|f| **f != kustomization.file)
+        .cloned()
+        .collect();
+    assert_eq!(
+        resources, others,
+        "the kustomization's resources and the manifest files differ"
+    );
+
+    // `images:` only rewrites an image whose name matches the container's.
+    let image = str_at(manifests.container(), &["image"]).expect("the container has an image");
+    // Without digest and tag (a `:` after the last `/`; one before it is a registry port).
+    let image = image.split_once('@').map_or(image, |(name, _)| name);
+    let image_name = match image.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => name,
+        _ => image,
+    };
+    let renamed: Vec<&str> = seq_at(&kustomization.value, &["images"])
+        .iter()
+        .filter_map(|i| str_at(i, &["name"]))
+        .collect();
+    assert!(
+        renamed.is_empty() || renamed.contains(&image_name),
+        "kustomization images {renamed:?} do not name the container's image {image_name}"
+    );
+}
+
+#[test]
+fn probes_and_scraping_use_routes_the_admin_server_serves_on_its_port() {
+    let manifests = Manifests::load();
+    let routes = admin_routes();
+    let admin = manifests.admin();
+    let container = manifests.container();
+
+    let declared: Vec<u16> = seq_at(container, &["ports"])
+        .iter()
+        .filter_map(|p| at(p, &["containerPort"]).and_then(Value::as_u64))
+        .map(|p| u16::try_from(p).expect("a port number"))
+        .collect();
+    assert!(
+        declared.contains(&admin.port()),
+        "the container declares ports {declared:?}, not the admin port {}",
+        admin.port()
+    );
+
+    for (probe, required) in [("livenessProbe", None), ("readinessProbe", Some("/readyz"))] {
+        let get = at(container, &[probe, "httpGet"])
+            .unwrap_or_else(|| panic!("the container has no {probe}.httpGet"));
+        let path = str_at(get, &["path"]).unwrap_or("/");
+        assert!(
+            routes.contains(path),
+            "{probe} asks for {path}; the admin server serves {routes:?}"
+        );
+        // Only /readyz says whether the program is attached.
+        if let Some(required) = required {
+            assert_eq!(path, required, "{probe}");
+        }
+        let port = manifests.container_port(at(get, &["port"]).expect("probe port"));
+        assert_eq!(port, admin.port(), "{probe} port vs admin address {admin}");
+        // hostNetwork: the kubelet probes the node's address unless `host` says otherwise,
+        // which reaches a loopback-only admin server only when `host` is loopback.
+        let host = str_at(get, &["host"]);
+        if admin.ip().is_loopback() {
+            assert!(
+                host.and_then(|h| h.parse::<std::net::IpAddr>().ok())
+                    .is_some_and(|ip| ip.is_loopback()),
+                "admin listens on {admin} only, but {probe} does not probe a loopback host"
+            );
+        } else {
+            assert!(
+                admin.ip().is_unspecified(),
+                "admin {admin} is bound to one address; probes cannot know it on every node"
+            );
+        }
+    }
+
+    // The metrics Service: headless, over the DaemonSet's pods, at the admin port.
+    let service = manifests.only("Service");
+    assert_eq!(str_at(&service.value, &["spec", "clusterIP"]), Some("None"));
+    let pod_labels = at(
+        &manifests.daemonset().value,
+        &["spec", "template", "metadata", "labels"],
+    )
+    .and_then(Value::as_mapping)
+    .expect("pod labels");
+    let selector = at(&service.value, &["spec", "selector"])
+        .and_then(Value::as_mapping)
+        .expect("a selector");
+    for (key, value) in selector {
+        assert_eq!(
+            pod_labels.get(key),
+            Some(value),
+            "selector {key:?} misses the pods"
+        );
+    }
+    let ports = seq_at(&service.value, &["spec", "ports"]);
+    assert!(
+        ports.iter().any(|p| {
+            let target = at(p, &["targetPort"])
+                .or_else(|| at(p, &["port"]))
+                .expect("a port");
+            manifests.container_port(target) == admin.port()
+        }),
+        "the Service targets no admin port"
+    );
+    let annotation = |name: &str| str_at(&service.value, &["metadata", "annotations", name]);
+    assert_eq!(annotation("prometheus.io/scrape"), Some("true"));
+    let admin_port = admin.port().to_string();
+    assert_eq!(annotation("prometheus.io/port"), Some(admin_port.as_str()));
+    let metrics_path = annotation("prometheus.io/path").unwrap_or("/metrics");
+    assert!(routes.contains(metrics_path), "scrape path {metrics_path}");
+}
+
+#[test]
+fn the_mounted_configmap_passes_shadowd_check() {
+    let manifests = Manifests::load();
+    let args = manifests.args();
+    assert_eq!(args.first(), Some(&"run"), "container args {args:?}");
+    let configs = flag_values(&args, &["--config", "-c"]);
+    assert!(
+        !configs.is_empty() && configs.iter().all(|c| Path::new(c).starts_with(CONFIG_DIR)),
+        "the args {args:?} must read the configuration from {CONFIG_DIR}"
+    );
+    let interfaces = manifests
+        .module()
+        .map(|config| seq_at(&config, &["interfaces"]).len());
+    assert!(
+        interfaces.unwrap_or(0) > 0 || !flag_values(&args, &["--interface", "-i"]).is_empty(),
+        "no interface to watch: shadowd run would exit 64"
+    );
+
+    let (configmap, keys) = manifests.mounted_config();
+    let dir = std::env::temp_dir().join(format!("shadowd-manifests-{}", std::process::id()));
+    let _cleanup = RemoveOnDrop(dir.clone());
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for (key, path) in &keys {
+        let text = str_at(&configmap.value, &["data", key.as_str()]).expect("key");
+        std::fs::write(dir.join(path), text).expect("writing a key");
+    }
+    let bin = binary();
+    assert!(
+        bin.is_file(),
+        "{} does not exist: build it with `cargo build -p shadow-user --bin shadowd` or set SHADOWD_BIN",
+        bin.display()
+    );
+    let output = Command::new(&bin)
+        .args(["check", "--config"])
+        .arg(&dir)
+        .output()
+        .unwrap_or_else(|err| panic!("starting {}: {err}", bin.display()));
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "shadowd check on {}'s keys {keys:?}:\n{report}{}",
+        configmap.describe(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(report.contains("errors: 0"), "{report}");
+    // The Module was read and used (an erroneous one would have failed the check above).
+    assert!(
+        manifests.module().is_some(),
+        "the ConfigMap holds no shadowd Module"
+    );
+}
+
+#[test]
+fn the_daemonset_has_the_node_network_and_capabilities_but_is_not_privileged() {
+    let manifests = Manifests::load();
+    let pod = manifests.pod_spec();
+    assert_eq!(
+        at(pod, &["hostNetwork"]).and_then(Value::as_bool),
+        Some(true)
+    );
+    assert_eq!(
+        str_at(pod, &["dnsPolicy"]),
+        Some("ClusterFirstWithHostNet"),
+        "shadow services are cluster DNS names"
+    );
+    assert_ne!(at(pod, &["hostPID"]).and_then(Value::as_bool), Some(true));
+    // Every node, tainted ones included.
+    assert!(
+        seq_at(pod, &["tolerations"])
+            .iter()
+            .any(|t| str_at(t, &["operator"]) == Some("Exists") && at(t, &["key"]).is_none()),
+        "the DaemonSet does not tolerate every taint"
+    );
+    // Time for the 3 s replay drain and the clean-up after SIGTERM.
+    let grace = at(pod, &["terminationGracePeriodSeconds"])
+        .and_then(Value::as_u64)
+        .unwrap_or(30);
+    assert!(grace >= 10, "terminationGracePeriodSeconds {grace}");
+    // Two shadowd on one node would replace each other's mirror pair.
+    assert!(
+        at(
+            &manifests.daemonset().value,
+            &["spec", "updateStrategy", "rollingUpdate", "maxSurge"]
+        )
+        .is_none_or(|surge| surge.as_u64() == Some(0) || surge.as_str() == Some("0")),
+        "maxSurge would run two shadowd on a node"
+    );
+
+    let security = at(manifests.container(), &["securityContext"]).expect("a securityContext");
+    assert_ne!(
+        at(security, &["privileged"]).and_then(Value::as_bool),
+        Some(true),
+        "the container must not be privileged"
+    );
+    let added: BTreeSet<String> = seq_at(security, &["capabilities", "add"])
+        .iter()
+        .map(|c| {
+            let c = c.as_str().expect("capability names").to_ascii_uppercase();
+            c.strip_prefix("CAP_").map(str::to_string).unwrap_or(c)
+        })
+        .collect();
+    for needed in CAPABILITIES {
+        assert!(
+            added.contains(needed),
+            "capability {needed} missing from {added:?}"
+        );
+    }
+}
+
+/// Removes a directory when dropped, so a failing test leaves nothing behind.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
