@@ -1,6 +1,7 @@
 //! Message bodies (RFC 9112 §6–7): how a body is delimited, and a streaming reader of each
 //! delimitation that only finds where the body ends. Bytes are never copied or decoded
-//! here, so the same reader serves bodies that are kept and bodies that are passed over.
+//! here, so the same reader serves bodies that are kept and bodies that are passed over,
+//! on the capture side and in the replay client reading a shadow's reply.
 
 /// How the body of a message is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +37,8 @@ pub(crate) struct Fed {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BadChunk {
     pub at: usize,
+    /// What is broken, for error messages (the replay client reports it).
+    pub what: &'static str,
 }
 
 /// Where a chunked body reader stands. Lines end in CRLF or, leniently, a bare LF, as the
@@ -118,7 +121,7 @@ impl Chunk {
                 }
                 continue;
             }
-            *self = self.step(bytes[at]).ok_or(BadChunk { at })?;
+            *self = self.step(bytes[at]).map_err(|what| BadChunk { at, what })?;
             at += 1;
             if *self == Chunk::Done {
                 break;
@@ -130,8 +133,8 @@ impl Chunk {
         })
     }
 
-    /// The state after framing byte `b`, or `None` if `b` breaks the framing.
-    fn step(self, b: u8) -> Option<Chunk> {
+    /// The state after framing byte `b`, or what `b` breaks.
+    fn step(self, b: u8) -> Result<Chunk, &'static str> {
         let line_end = |size: u64| {
             if size == 0 {
                 Chunk::TrailerStart
@@ -139,15 +142,20 @@ impl Chunk {
                 Chunk::Data { remaining: size }
             }
         };
-        Some(match (self, b) {
+        Ok(match (self, b) {
             (Chunk::Size { size, digits }, _) if b.is_ascii_hexdigit() => {
-                let digit = u64::from((b as char).to_digit(16)?);
+                // `to_digit(16)` cannot fail on a hex digit; the error keeps this panic-free.
+                let digit = (b as char).to_digit(16).ok_or("chunk size line")?;
+                let size = size
+                    .checked_mul(16)
+                    .and_then(|s| s.checked_add(u64::from(digit)))
+                    .ok_or("chunk size too large")?;
                 Chunk::Size {
-                    size: size.checked_mul(16)?.checked_add(digit)?,
+                    size,
                     digits: digits.saturating_add(1),
                 }
             }
-            (Chunk::Size { digits: 0, .. }, _) => return None,
+            (Chunk::Size { digits: 0, .. }, _) => return Err("chunk size missing"),
             (Chunk::Size { size, .. }, b' ' | b'\t') => Chunk::Extension { size, ext: false },
             (Chunk::Size { size, .. } | Chunk::Extension { size, .. }, b';') => {
                 Chunk::Extension { size, ext: true }
@@ -168,7 +176,9 @@ impl Chunk {
             (Chunk::TrailerLine, b'\r') => Chunk::TrailerLf,
             (Chunk::TrailerLine | Chunk::TrailerLf, b'\n') => Chunk::TrailerStart,
             (Chunk::TrailerStart | Chunk::TrailerLine, _) => Chunk::TrailerLine,
-            _ => return None,
+            (Chunk::Size { .. } | Chunk::Extension { .. }, _) => return Err("chunk size line"),
+            (Chunk::DataCr | Chunk::DataLf, _) => return Err("no line end after data"),
+            _ => return Err("line ending"),
         })
     }
 }
@@ -215,6 +225,26 @@ mod tests {
         assert_eq!(run(b"3\rx", 64), Err(2));
         assert_eq!(run(b"FFFFFFFFFFFFFFFFF\r\n", 64), Err(16));
         assert_eq!(run(b"0\r\nT: 1\rx", 64), Err(8));
+    }
+
+    #[test]
+    fn an_unfinished_body_is_not_done() {
+        assert_eq!(run(b"5\r\nab", 64), Ok((5, false)));
+        assert_eq!(run(b"0\r\nT: 1\r\n", 64), Ok((9, false)));
+    }
+
+    /// The replay client reports `what`; each kind of break has its own.
+    #[test]
+    fn broken_framing_says_what_broke() {
+        let what = |wire: &[u8]| Body::new(Framing::Chunked).feed(wire).err().map(|b| b.what);
+        assert_eq!(what(b"x\r\n"), Some("chunk size missing"));
+        assert_eq!(what(b"\r\n"), Some("chunk size missing"));
+        assert_eq!(what(b"3x\r\n"), Some("chunk size line"));
+        assert_eq!(what(b"3 4\r\n"), Some("chunk size line"));
+        assert_eq!(what(b"FFFFFFFFFFFFFFFFF\r\n"), Some("chunk size too large"));
+        assert_eq!(what(b"3\r\nabcX"), Some("no line end after data"));
+        assert_eq!(what(b"3\rx"), Some("line ending"));
+        assert_eq!(what(b"0\r\nT: 1\rx"), Some("line ending"));
     }
 
     #[test]

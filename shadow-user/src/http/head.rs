@@ -98,8 +98,17 @@ impl ResponseHead {
         if request == Some(MethodKind::Connect) && (200..300).contains(&status) {
             return Ok(Framing::None);
         }
-        match (self.fields.transfer, self.fields.length) {
-            (Transfer::Chunked, _) if self.version == 1 => Ok(Framing::Chunked),
+        self.fields.response_framing(self.version)
+    }
+}
+
+impl BodyFields {
+    /// How a response body is delimited by these fields alone, for a response that may
+    /// have a body (the status and request rules of [`ResponseHead::framing`] come first).
+    /// Shared with the replay client, which applies its own status rules.
+    pub fn response_framing(self, version: u8) -> Result<Framing, DropReason> {
+        match (self.transfer, self.length) {
+            (Transfer::Chunked, _) if version == 1 => Ok(Framing::Chunked),
             // Other codings, or any in HTTP/1.0: the body ends with the connection.
             (Transfer::Chunked | Transfer::Other, _) => Ok(Framing::UntilClose),
             (Transfer::Absent, ContentLength::Valid(0)) => Ok(Framing::None),
@@ -252,7 +261,8 @@ fn body_fields(headers: &[httparse::Header<'_>]) -> BodyFields {
     BodyFields { length, transfer }
 }
 
-fn parse_length(digits: &[u8]) -> Option<u64> {
+/// A `Content-Length` value (one list member, trimmed): ASCII digits only, no sign.
+pub(crate) fn parse_length(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() {
         return None;
     }

@@ -25,6 +25,10 @@ pub use limits::Limits;
 pub use request::{HeaderPos, Request};
 pub use response::Response;
 
+// The replay client reads shadows' replies with the same body framing and length rules.
+pub(crate) use body::{Body, Framing};
+pub(crate) use head::{BodyFields, ContentLength, Transfer, parse_length};
+
 use crate::capture::Direction;
 
 /// What a flow produced from the bytes it was given.

@@ -6,7 +6,6 @@
 //! Every wait is bounded (`connect_timeout` for a pool slot and a connect, the copy's
 //! timeout for an exchange), and response bodies are never buffered.
 
-mod chunked;
 mod config;
 mod connect;
 mod connection;

@@ -1,8 +1,9 @@
 //! Reading a shadow's reply from the bytes received: interim (1xx) heads, then the final
 //! head, where its body ends (RFC 9112 §6.3) and whether the connection persists after it.
-//! Bodies are read past, never kept.
+//! Bodies are read past, never kept, by the capture side's body reader ([`Body`]).
 
-use super::{chunked::Chunked, persist::persists};
+use super::persist::persists;
+use crate::http::{Body, BodyFields, ContentLength, Framing, Transfer, parse_length};
 
 /// Largest response head read; a larger one is a `HeadTooLarge` error.
 pub(super) const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -74,14 +75,6 @@ enum State {
     Done,
 }
 
-/// Progress through the final response's body.
-#[derive(Debug)]
-enum Body {
-    Length(u64),
-    Chunked(Chunked),
-    UntilClose,
-}
-
 impl ResponseReader {
     /// A reader for the reply to a request; `head_request`: the request was `HEAD`, so the
     /// reply has no body whatever its head says.
@@ -122,9 +115,11 @@ impl ResponseReader {
                     persists,
                     body,
                 } => {
-                    let (used, done) = body.feed(&input[at..])?;
-                    at += used;
-                    if !done {
+                    let fed = body
+                        .feed(&input[at..])
+                        .map_err(|bad| ResponseError::Chunked { what: bad.what })?;
+                    at += fed.used;
+                    if !fed.done {
                         return Ok(pending(at));
                     }
                     let complete = Complete {
@@ -157,56 +152,34 @@ impl ResponseReader {
     }
 }
 
-impl Body {
-    fn feed(&mut self, bytes: &[u8]) -> Result<(usize, bool), ResponseError> {
-        Ok(match self {
-            Body::Length(remaining) => {
-                let used = usize::try_from(*remaining)
-                    .unwrap_or(usize::MAX)
-                    .min(bytes.len());
-                *remaining -= used as u64;
-                (used, *remaining == 0)
-            }
-            Body::Chunked(chunked) => chunked.feed(bytes)?,
-            Body::UntilClose => (bytes.len(), false),
-        })
-    }
-}
-
 /// What the reader needs from a head.
 struct Head {
     status: u16,
     version: u8,
     persists: bool,
-    /// `Content-Length`: `Err` when not digits or repeated with different values, which
-    /// only matters when it delimits the body.
-    length: Result<Option<u64>, ResponseError>,
-    /// A Transfer-Encoding field is present; `chunked`: it ends in `chunked` (once).
-    transfer: Option<bool>,
+    fields: BodyFields,
 }
 
 impl Head {
     /// The state after this final head (RFC 9112 §6.3).
     fn body_state(self, head_request: bool) -> Result<State, ResponseError> {
         let status = self.status;
-        let body = if head_request || status == 101 || status == 204 || status == 304 {
-            Body::Length(0)
+        // No body after the copy's own HEAD, nor with 101, 204 or 304 (other 1xx are
+        // interim and never get here); only then do the framing fields count.
+        let framing = if head_request || status == 101 || status == 204 || status == 304 {
+            Framing::None
         } else {
-            match (self.transfer, self.length) {
-                (Some(true), _) if self.version >= 1 => Body::Chunked(Chunked::new()),
-                // Other codings, or any in HTTP/1.0: the body ends with the connection.
-                (Some(_), _) => Body::UntilClose,
-                (None, Ok(Some(n))) => Body::Length(n),
-                (None, Ok(None)) => Body::UntilClose,
-                (None, Err(invalid)) => return Err(invalid),
-            }
+            // The one error is an invalid Content-Length that would delimit the body.
+            self.fields
+                .response_framing(self.version)
+                .map_err(|_| ResponseError::ContentLength)?
         };
         // After 101 the connection speaks another protocol: never reuse it.
-        let persists = self.persists && status != 101 && !matches!(body, Body::UntilClose);
+        let persists = self.persists && status != 101 && framing != Framing::UntilClose;
         Ok(State::Body {
             status,
             persists,
-            body,
+            body: Body::new(framing),
         })
     }
 }
@@ -235,26 +208,39 @@ fn parse_head(input: &[u8]) -> Result<Option<(usize, Head)>, ResponseError> {
     };
     // A complete head always has both; 0 would only make the reply unreusable.
     let version = response.version.unwrap_or(0);
-    let mut head = Head {
+    let head = Head {
         status: response.code.unwrap_or(0),
         version,
         persists: persists(version, response.headers),
-        length: Ok(None),
-        transfer: None,
+        fields: body_fields(response.headers),
+    };
+    Ok(Some((len, head)))
+}
+
+/// The framing fields. Not `http::head`'s scan, which differs in two cases the capture
+/// side has never treated this way: here members are trimmed of all ASCII whitespace
+/// (so the CRLF an obsolete line fold leaves inside a value is ignored, as RFC 9112 §5.2
+/// asks), and an empty repeated `Transfer-Encoding` field keeps an earlier `chunked`.
+fn body_fields(headers: &[httparse::Header<'_>]) -> BodyFields {
+    let mut fields = BodyFields {
+        length: ContentLength::Absent,
+        transfer: Transfer::Absent,
     };
     let mut chunked_seen = false;
-    for header in response.headers.iter() {
+    for header in headers {
         if header.name.eq_ignore_ascii_case("content-length") {
             // Repeats, as fields or list members, are fine when equal (RFC 9110 §8.6).
             for member in header.value.split(|&b| b == b',') {
-                head.length = match (head.length, parse_length(member.trim_ascii())) {
-                    (Ok(None), Some(n)) => Ok(Some(n)),
-                    (Ok(Some(m)), Some(n)) if m == n => Ok(Some(n)),
-                    _ => Err(ResponseError::ContentLength),
+                fields.length = match (fields.length, parse_length(member.trim_ascii())) {
+                    (ContentLength::Absent, Some(n)) => ContentLength::Valid(n),
+                    (ContentLength::Valid(m), Some(n)) if m == n => ContentLength::Valid(n),
+                    _ => ContentLength::Invalid,
                 };
             }
         } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
-            head.transfer.get_or_insert(false);
+            if fields.transfer == Transfer::Absent {
+                fields.transfer = Transfer::Other;
+            }
             for member in header.value.split(|&b| b == b',') {
                 let coding = member.split(|&b| b == b';').next().unwrap_or_default();
                 let coding = coding.trim_ascii();
@@ -263,19 +249,14 @@ fn parse_head(input: &[u8]) -> Result<Option<(usize, Head)>, ResponseError> {
                 }
                 // `chunked` counts only as the last coding, and only once.
                 let chunked = coding.eq_ignore_ascii_case(b"chunked");
-                head.transfer = Some(chunked && !chunked_seen);
+                fields.transfer = if chunked && !chunked_seen {
+                    Transfer::Chunked
+                } else {
+                    Transfer::Other
+                };
                 chunked_seen |= chunked;
             }
         }
     }
-    Ok(Some((len, head)))
-}
-
-fn parse_length(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    digits.iter().try_fold(0u64, |n, &b| {
-        n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-    })
+    fields
 }
