@@ -5,6 +5,7 @@
 //! namespaces removes everything, even when the test panics halfway.
 
 pub mod clients;
+pub mod fixtures;
 pub mod http_server;
 pub mod metrics;
 pub mod netns;

@@ -3,75 +3,30 @@
 //! reach `/diag`, Ambassador's errors URL and the gauge, `shadowd status` prints the same,
 //! and the HTML page renders in a real browser.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use shadowd_tests::{
     clients::{Piece, exchange},
     eventually,
-    http_server::{Behaviour, HttpServer},
-    netns::{ShadowHost, Topology},
-    shadowd::{Shadowd, binary},
+    fixtures::{MappingFile, PRODUCTION, SHADOW_MAPPING, ShadowSetup, user_example},
+    http_server::Behaviour,
+    netns::Topology,
+    shadowd::binary,
 };
 
-const PRODUCTION: &str = "198.18.0.2:80";
-const MAPPING: &str = "myservice-shadow-mapping";
+const MAPPING: &str = SHADOW_MAPPING;
 
-struct Mappings(PathBuf);
-
-impl Mappings {
-    fn new(name: &str, extra: &str) -> Mappings {
-        let text = format!(
-            "apiVersion: ambassador/v0\nkind: Mapping\nname: myservice-mapping\nprefix: /myservice/\nservice: myservice.default\n---\napiVersion: ambassador/v0\nkind: Mapping\nname: {MAPPING}\nprefix: /myservice/\nservice: myservice-shadow.default\nshadow: true\n{extra}"
-        );
-        let path = std::env::temp_dir().join(format!(
-            "shadowd-observe-{}-{name}.yaml",
-            std::process::id()
-        ));
-        std::fs::write(&path, text).unwrap();
-        Mappings(path)
-    }
-
-    fn arg(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for Mappings {
-    fn drop(&mut self) {
-        std::fs::remove_file(&self.0).ok();
-    }
-}
-
-/// Production answering 500 under /myservice/fail/, a healthy shadow, shadowd attached.
-struct Setup {
-    topo: Topology,
-    _shadow_host: ShadowHost,
-    production: HttpServer,
-    shadow: HttpServer,
-    mappings: Mappings,
-}
-
-fn setup(name: &str, extra: &str) -> Setup {
-    let topo = Topology::new();
-    let shadow_host = ShadowHost::new(&topo);
-    topo.server
-        .set_hosts(&[(ShadowHost::ADDRESS, "myservice-shadow.default")]);
-    let production = HttpServer::start_with(
-        &topo.server,
-        PRODUCTION,
-        Behaviour {
-            fail_prefix: Some("/myservice/fail/"),
-            ..Default::default()
-        },
-    );
-    let shadow = HttpServer::start(&shadow_host.ns, &format!("{}:80", ShadowHost::ADDRESS));
-    Setup {
-        topo,
-        _shadow_host: shadow_host,
-        production,
-        shadow,
-        mappings: Mappings::new(name, extra),
-    }
+/// Production answering 500 under /myservice/fail/, a healthy shadow, and the user's example
+/// with `extra` added to the shadow Mapping.
+fn setup(extra: &str) -> (ShadowSetup, MappingFile) {
+    let behaviour = Behaviour {
+        fail_prefix: Some("/myservice/fail/"),
+        ..Default::default()
+    };
+    (
+        ShadowSetup::new(behaviour),
+        MappingFile::new(&user_example(extra)),
+    )
 }
 
 fn get(topo: &Topology, path: &str) -> u16 {
@@ -86,16 +41,8 @@ fn get(topo: &Topology, path: &str) -> u16 {
 
 #[test]
 fn metrics_diag_and_status_show_both_sides_and_a_balanced_ledger() {
-    let s = setup("sides", "");
-    let daemon = Shadowd::start(
-        &s.topo.server,
-        &[
-            "--interface",
-            Topology::SERVER_IF,
-            "--config",
-            s.mappings.arg(),
-        ],
-    );
+    let (s, mappings) = setup("");
+    let daemon = s.start(&mappings);
     for i in 0..12 {
         assert_eq!(get(&s.topo, &format!("/myservice/ok/{i}")), 200);
     }
@@ -181,19 +128,10 @@ fn metrics_diag_and_status_show_both_sides_and_a_balanced_ledger() {
 
 #[test]
 fn a_second_shadow_error_reaches_diag_ambassador_and_the_gauge() {
-    let s = setup(
-        "second",
+    let (s, mappings) = setup(
         "---\napiVersion: ambassador/v0\nkind: Mapping\nname: myservice-shadow-next\nprefix: /myservice/\nservice: other.default\nshadow: true\n",
     );
-    let daemon = Shadowd::start(
-        &s.topo.server,
-        &[
-            "--interface",
-            Topology::SERVER_IF,
-            "--config",
-            s.mappings.arg(),
-        ],
-    );
+    let daemon = s.start(&mappings);
     let error =
         "cannot accept myservice-shadow-next as second shadow after myservice-shadow-mapping";
 
@@ -213,16 +151,8 @@ fn a_second_shadow_error_reaches_diag_ambassador_and_the_gauge() {
 
 #[test]
 fn the_diag_page_renders_in_a_browser() {
-    let s = setup("browser", "");
-    let daemon = Shadowd::start(
-        &s.topo.server,
-        &[
-            "--interface",
-            Topology::SERVER_IF,
-            "--config",
-            s.mappings.arg(),
-        ],
-    );
+    let (s, mappings) = setup("");
+    let daemon = s.start(&mappings);
     assert_eq!(get(&s.topo, "/myservice/page"), 200);
     eventually(Duration::from_secs(10), "a comparison row", || {
         (daemon

@@ -7,6 +7,7 @@ use std::{path::PathBuf, time::Duration};
 use shadowd_tests::{
     clients::{Piece, exchange},
     eventually,
+    fixtures::{MappingFile, PRODUCTION, ShadowSetup, user_example},
     http_server::{Behaviour, HttpServer},
     metrics::Scrape,
     netns::{ShadowHost, Topology},
@@ -14,37 +15,6 @@ use shadowd_tests::{
     shadowd::Shadowd,
     shadowing::{expected_copy, multiset, target},
 };
-
-const PRODUCTION: &str = "198.18.0.2:80";
-
-/// A Mapping file, removed on drop.
-struct Mappings(PathBuf);
-
-impl Mappings {
-    fn new(name: &str, text: &str) -> Mappings {
-        let path =
-            std::env::temp_dir().join(format!("shadowd-replay-{}-{name}.yaml", std::process::id()));
-        std::fs::write(&path, text).unwrap();
-        Mappings(path)
-    }
-
-    fn arg(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for Mappings {
-    fn drop(&mut self) {
-        std::fs::remove_file(&self.0).ok();
-    }
-}
-
-/// The user's example; `shadow_extra` adds fields to the shadow Mapping.
-fn user_example(shadow_extra: &str) -> String {
-    format!(
-        "apiVersion: ambassador/v0\nkind: Mapping\nname: myservice-mapping\nprefix: /myservice/\nservice: myservice.default\n---\napiVersion: ambassador/v0\nkind: Mapping\nname: myservice-shadow-mapping\nprefix: /myservice/\nservice: myservice-shadow.default\nshadow: true\n{shadow_extra}"
-    )
-}
 
 /// Sums of a replay counter for one mapping.
 fn replay(scrape: &Scrape, counter: &str, mapping: &str) -> u64 {
@@ -215,25 +185,13 @@ fn production_mix(topo: &Topology, bodies: &BodyFiles) {
 
 #[test]
 fn the_users_example_every_request_copied_exactly_once_byte_exact() {
-    let topo = Topology::new();
-    let shadow_host = ShadowHost::new(&topo);
-    topo.server
-        .set_hosts(&[(ShadowHost::ADDRESS, "myservice-shadow.default")]);
-    let production = HttpServer::start(&topo.server, PRODUCTION);
-    let shadow = HttpServer::start(&shadow_host.ns, &format!("{}:80", ShadowHost::ADDRESS));
-    let mappings = Mappings::new("example", &user_example(""));
+    let setup = ShadowSetup::new(Behaviour::default());
+    let (topo, production, shadow) = (&setup.topo, &setup.production, &setup.shadow);
+    let mappings = MappingFile::new(&user_example(""));
     let bodies = BodyFiles::new(&topo.client.name, &[100, 64 << 10, 2 << 20, 1 << 20]);
-    let daemon = Shadowd::start(
-        &topo.server,
-        &[
-            "--interface",
-            Topology::SERVER_IF,
-            "--config",
-            mappings.arg(),
-        ],
-    );
+    let daemon = setup.start(&mappings);
 
-    production_mix(&topo, &bodies);
+    production_mix(topo, &bodies);
 
     let received = production.received_with_connections();
     let expected: Vec<(u64, Vec<u8>)> = received
@@ -305,27 +263,14 @@ fn the_users_example_every_request_copied_exactly_once_byte_exact() {
 
 #[test]
 fn weight_30_copies_about_30_percent_each_exact() {
-    let topo = Topology::new();
-    let shadow_host = ShadowHost::new(&topo);
-    topo.server
-        .set_hosts(&[(ShadowHost::ADDRESS, "myservice-shadow.default")]);
-    let _production = HttpServer::start(&topo.server, PRODUCTION);
-    let shadow = HttpServer::start(&shadow_host.ns, &format!("{}:80", ShadowHost::ADDRESS));
-    let mappings = Mappings::new("weight", &user_example("weight: 30\n"));
-    let daemon = Shadowd::start(
-        &topo.server,
-        &[
-            "--interface",
-            Topology::SERVER_IF,
-            "--config",
-            mappings.arg(),
-        ],
-    );
+    let setup = ShadowSetup::new(Behaviour::default());
+    let (topo, shadow) = (&setup.topo, &setup.shadow);
+    let mappings = MappingFile::new(&user_example("weight: 30\n"));
+    let daemon = setup.start(&mappings);
 
     let total = 2000;
     std::thread::scope(|scope| {
         for c in 0..4 {
-            let topo = &topo;
             scope.spawn(move || {
                 let requests: Vec<String> = (0..total / 4)
                     .map(|i| {
@@ -403,7 +348,7 @@ fn a_down_hanging_or_slow_shadow_never_touches_production_and_recovers() {
     topo.server
         .set_hosts(&[(ShadowHost::ADDRESS, "myservice-shadow.default")]);
     let _production = HttpServer::start(&topo.server, PRODUCTION);
-    let mappings = Mappings::new("failing", &user_example("timeout_ms: 300\n"));
+    let mappings = MappingFile::new(&user_example("timeout_ms: 300\n"));
     let daemon = Shadowd::start(
         &topo.server,
         &[
@@ -512,7 +457,7 @@ fn two_groups_to_two_shadows_and_a_shadow_only_group_copies_nothing() {
         mapping("c-shadow-only", "/c/", "shadow-a.default", true),
     ]
     .concat();
-    let mappings = Mappings::new("groups", &text);
+    let mappings = MappingFile::new(&text);
     let daemon = Shadowd::start(
         &topo.server,
         &[
@@ -570,7 +515,7 @@ fn copies_to_a_shadow_on_a_captured_port_are_not_captured_again() {
         "apiVersion: ambassador/v0\nkind: Mapping\nname: prod\nprefix: /myservice/\nservice: myservice.default\n---\napiVersion: ambassador/v0\nkind: Mapping\nname: shadow\nprefix: /myservice/\nservice: {}\nshadow: true\n",
         Topology::CLIENT_V4
     );
-    let mappings = Mappings::new("loop", &text);
+    let mappings = MappingFile::new(&text);
     let daemon = Shadowd::start(
         &topo.server,
         &[
@@ -644,7 +589,7 @@ fn replay_from_a_capture_file_sends_its_requests() {
     std::fs::remove_file(&log).ok();
 
     let shadow = HttpServer::start(&shadow_host.ns, &format!("{}:80", ShadowHost::ADDRESS));
-    let mappings = Mappings::new("file", &user_example(""));
+    let mappings = MappingFile::new(&user_example(""));
     let output = topo
         .server
         .command(shadowd_tests::shadowd::binary().to_str().unwrap())

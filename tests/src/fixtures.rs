@@ -1,0 +1,89 @@
+//! Set-ups the shadowing tests share: Mapping files, the user's example, and a production
+//! server with a shadow server behind shadowd.
+
+use std::{
+    path::PathBuf,
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use crate::{
+    http_server::{Behaviour, HttpServer},
+    netns::{ShadowHost, Topology},
+    shadowd::Shadowd,
+};
+
+/// Where the production server listens (in the server namespace).
+pub const PRODUCTION: &str = "198.18.0.2:80";
+/// The shadow Mapping of the user's example.
+pub const SHADOW_MAPPING: &str = "myservice-shadow-mapping";
+
+static NEXT_FILE: AtomicU32 = AtomicU32::new(0);
+
+/// A Mapping file, removed on drop.
+pub struct MappingFile(PathBuf);
+
+impl MappingFile {
+    pub fn new(text: &str) -> MappingFile {
+        let n = NEXT_FILE.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("shadowd-test-{}-{n}.yaml", std::process::id()));
+        std::fs::write(&path, text).expect("write Mapping file");
+        MappingFile(path)
+    }
+
+    pub fn arg(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for MappingFile {
+    fn drop(&mut self) {
+        std::fs::remove_file(&self.0).ok();
+    }
+}
+
+/// The user's example as plain documents; `shadow_extra` adds fields to the shadow Mapping.
+pub fn user_example(shadow_extra: &str) -> String {
+    format!(
+        "apiVersion: ambassador/v0\nkind: Mapping\nname: myservice-mapping\nprefix: /myservice/\nservice: myservice.default\n---\napiVersion: ambassador/v0\nkind: Mapping\nname: {SHADOW_MAPPING}\nprefix: /myservice/\nservice: myservice-shadow.default\nshadow: true\n{shadow_extra}"
+    )
+}
+
+/// Client, production (with shadowd's interface) and a shadow host where
+/// `myservice-shadow.default` resolves, with recording servers on both sides.
+pub struct ShadowSetup {
+    pub topo: Topology,
+    pub shadow_host: ShadowHost,
+    pub production: HttpServer,
+    pub shadow: HttpServer,
+}
+
+impl ShadowSetup {
+    pub fn new(production: Behaviour) -> ShadowSetup {
+        let topo = Topology::new();
+        let shadow_host = ShadowHost::new(&topo);
+        topo.server
+            .set_hosts(&[(ShadowHost::ADDRESS, "myservice-shadow.default")]);
+        let production = HttpServer::start_with(&topo.server, PRODUCTION, production);
+        let shadow = HttpServer::start(&shadow_host.ns, &format!("{}:80", ShadowHost::ADDRESS));
+        ShadowSetup {
+            topo,
+            shadow_host,
+            production,
+            shadow,
+        }
+    }
+
+    /// shadowd on the production interface with `mappings`.
+    pub fn start(&self, mappings: &MappingFile) -> Shadowd<'_> {
+        Shadowd::start(
+            &self.topo.server,
+            &[
+                "--interface",
+                Topology::SERVER_IF,
+                "--config",
+                mappings.arg(),
+            ],
+        )
+    }
+}
