@@ -71,6 +71,9 @@ pub struct Stats {
     pub ipv6_ext_unwalked: u64,
     /// TCP on ports that are not capture ports.
     pub not_matched: u64,
+    /// Capture-port bare ACKs (no payload, no SYN/FIN/RST): not cloned, reassembly does not
+    /// need them.
+    pub bare_ack: u64,
     /// Capture-port packets carrying the loop-guard mark (shadowd's own replay traffic).
     pub loop_guarded: u64,
     /// Capture-port packets seen while no mirror interface is configured.
@@ -84,7 +87,7 @@ pub struct Stats {
     /// Payload bytes of cloned packets, including L2–L4 headers.
     pub cloned_bytes: u64,
 }
-const _: () = assert!(core::mem::size_of::<Stats>() == 12 * 8);
+const _: () = assert!(core::mem::size_of::<Stats>() == 13 * 8);
 
 impl Stats {
     /// Sum of the outcome counters: equals `seen` when every packet was accounted for.
@@ -94,6 +97,7 @@ impl Stats {
             + self.unparsed
             + self.ipv6_ext_unwalked
             + self.not_matched
+            + self.bare_ack
             + self.loop_guarded
             + self.mirror_unset
             + self.cloned_request
@@ -109,6 +113,7 @@ impl Stats {
         self.unparsed += other.unparsed;
         self.ipv6_ext_unwalked += other.ipv6_ext_unwalked;
         self.not_matched += other.not_matched;
+        self.bare_ack += other.bare_ack;
         self.loop_guarded += other.loop_guarded;
         self.mirror_unset += other.mirror_unset;
         self.cloned_request += other.cloned_request;

@@ -82,6 +82,10 @@ fn observe(ctx: &TcContext, hook: u32) {
     if !is_request && !is_response {
         return stats.not_matched += 1;
     }
+    // Cloning costs the production CPU; a bare ACK carries nothing reassembly uses.
+    if ports.bare_ack {
+        return stats.bare_ack += 1;
+    }
 
     let config = match CONFIG.get(0) {
         Some(config) if config.mirror_ifindex != 0 => *config,

@@ -12,11 +12,16 @@ use shadow_common::{
 
 const IPV6_HLEN: usize = 40;
 
-/// TCP source and destination ports, host byte order.
+/// What the classifier needs of a TCP segment.
 pub struct Ports {
+    /// Source and destination ports, host byte order.
     pub src: u16,
     pub dst: u16,
+    /// A bare ACK: no payload and none of SYN, FIN, RST. Reassembly has no use for it.
+    pub bare_ack: bool,
 }
+
+const TCP_SYN_FIN_RST: u8 = 0x07;
 
 /// Why a packet has no ports to look at.
 pub enum Skip {
@@ -37,14 +42,37 @@ pub fn tcp_ports(ctx: &TcContext) -> Result<Ports, Skip> {
         ethertype = load_be16(ctx, offset)?;
     }
     let l3 = offset + 2;
-    let l4 = match ethertype {
-        ETH_P_IP => ipv4_payload(ctx, l3)?,
-        ETH_P_IPV6 => ipv6_payload(ctx, l3)?,
+    // The IP packet's end from its own length field (Ethernet padding is not payload);
+    // 0 for a length the header cannot say (GSO/BIG TCP super-packets): assume payload.
+    let (l4, ip_end) = match ethertype {
+        ETH_P_IP => {
+            let total = usize::from(load_be16(ctx, l3 + 2)?);
+            (
+                ipv4_payload(ctx, l3)?,
+                if total == 0 { 0 } else { l3 + total },
+            )
+        }
+        ETH_P_IPV6 => {
+            let payload = usize::from(load_be16(ctx, l3 + 4)?);
+            (
+                ipv6_payload(ctx, l3)?,
+                if payload == 0 {
+                    0
+                } else {
+                    l3 + IPV6_HLEN + payload
+                },
+            )
+        }
         _ => return Err(Skip::NotIp),
     };
+    let data_offset: u8 = ctx.load(l4 + 12).map_err(|_| Skip::Unparsed)?;
+    let flags: u8 = ctx.load(l4 + 13).map_err(|_| Skip::Unparsed)?;
+    let header_end = l4 + usize::from(data_offset >> 4) * 4;
+    let has_payload = ip_end == 0 || ip_end > header_end;
     Ok(Ports {
         src: load_be16(ctx, l4)?,
         dst: load_be16(ctx, l4 + 2)?,
+        bare_ack: !has_payload && flags & TCP_SYN_FIN_RST == 0,
     })
 }
 

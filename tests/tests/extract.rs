@@ -34,7 +34,7 @@ impl Tcpdump {
         let log = std::env::temp_dir().join(format!("{}-tcpdump.log", ns.name));
         let child = ns
             .command("tcpdump")
-            .args(["-i", interface, "-s", "0", "-U", "-n", "-w"])
+            .args(["-i", interface, "-s", "0", "-B", "65536", "-U", "-n", "-w"])
             .arg(&path)
             .args(["tcp", "port", PORT])
             .stdout(Stdio::null())

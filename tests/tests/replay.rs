@@ -553,7 +553,17 @@ fn replay_from_a_capture_file_sends_its_requests() {
     let mut tcpdump = topo
         .server
         .command("tcpdump")
-        .args(["-i", Topology::SERVER_IF, "-s", "0", "-U", "-n", "-w"])
+        .args([
+            "-i",
+            Topology::SERVER_IF,
+            "-s",
+            "0",
+            "-B",
+            "65536",
+            "-U",
+            "-n",
+            "-w",
+        ])
         .arg(&pcap)
         .args(["tcp", "port", "80"])
         .stdout(std::process::Stdio::null())

@@ -11,13 +11,14 @@ use shadow_common::Stats;
 use super::program::StatsReader;
 
 /// Every outcome counter with its label value; each packet lands in exactly one.
-fn outcomes(stats: &Stats) -> [(&'static str, u64); 10] {
+fn outcomes(stats: &Stats) -> [(&'static str, u64); 11] {
     [
         ("not_ip", stats.not_ip),
         ("not_tcp", stats.not_tcp),
         ("unparsed", stats.unparsed),
         ("ipv6_ext_unwalked", stats.ipv6_ext_unwalked),
         ("not_matched", stats.not_matched),
+        ("bare_ack", stats.bare_ack),
         ("loop_guarded", stats.loop_guarded),
         ("mirror_unset", stats.mirror_unset),
         ("cloned_request", stats.cloned_request),
