@@ -219,6 +219,7 @@ impl Summary {
             crate::reassembly::GapReason::Closed,
             crate::reassembly::GapReason::Expired,
             crate::reassembly::GapReason::Midstream,
+            crate::reassembly::GapReason::HoleTimeout,
         ] {
             line(
                 format!("stream gaps ({})", reason.as_str()),

@@ -39,6 +39,7 @@ const TIGHT_TABLE: Limits = Limits {
     max_flow_buffer: 512,
     max_total_buffer: 768,
     idle_timeout: Duration::from_secs(1),
+    hole_timeout: Duration::from_millis(500),
 };
 
 /// The request side's initial sequence number: its stream wraps past 2^32 after 255 bytes.

@@ -47,6 +47,9 @@ pub struct LimitSettings {
     pub total_buffer_bytes: Option<usize>,
     /// Seconds without a segment before a connection is ended (default 60).
     pub idle_timeout_s: Option<u64>,
+    /// Milliseconds bytes may wait for a missing segment before it is given up (default
+    /// 1000).
+    pub hole_timeout_ms: Option<u64>,
     /// Largest request or response head (default 64 KiB).
     pub max_head_bytes: Option<usize>,
     /// Most header fields in a head (default 100).
@@ -66,6 +69,9 @@ impl LimitSettings {
             idle_timeout: self
                 .idle_timeout_s
                 .map_or(default.idle_timeout, std::time::Duration::from_secs),
+            hole_timeout: self
+                .hole_timeout_ms
+                .map_or(default.hole_timeout, std::time::Duration::from_millis),
         }
     }
 

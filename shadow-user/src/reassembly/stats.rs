@@ -20,6 +20,9 @@ pub enum GapReason {
     Expired,
     /// The stream was picked up after its start (no SYN seen).
     Midstream,
+    /// Bytes waited longer than the hole timeout: the missing ones are not coming (a clone
+    /// lost before the ring, or dropped by it).
+    HoleTimeout,
 }
 
 impl GapReason {
@@ -30,6 +33,7 @@ impl GapReason {
             GapReason::Closed => "closed",
             GapReason::Expired => "expired",
             GapReason::Midstream => "midstream",
+            GapReason::HoleTimeout => "hole_timeout",
         }
     }
 }

@@ -30,6 +30,8 @@ pub struct Stream {
     /// Out-of-order segments by offset, each with its capture time.
     pending: BTreeMap<u64, (Bytes, SystemTime)>,
     pending_bytes: usize,
+    /// Capture time since when bytes have been waiting for a hole to fill.
+    waiting_since: Option<SystemTime>,
     /// Offset one past the last byte, once a FIN was seen.
     fin_at: Option<u64>,
     /// True once `end` was reported to the consumer.
@@ -42,6 +44,11 @@ impl Stream {
     /// Bytes held out of order.
     pub fn pending_bytes(&self) -> usize {
         self.pending_bytes
+    }
+
+    /// Since when held bytes have waited for the hole before them, if any do.
+    pub fn waiting_since(&self) -> Option<SystemTime> {
+        self.waiting_since
     }
 
     pub fn is_anchored(&self) -> bool {
@@ -131,6 +138,9 @@ impl Stream {
             self.pending_bytes -= old.len();
             outcome.duplicate_bytes += old.len() as u64;
         }
+        if self.pending.is_empty() {
+            self.waiting_since = Some(ts);
+        }
         self.pending_bytes += payload.len();
         outcome.buffered_bytes = payload.len() as u64;
         self.pending
@@ -156,6 +166,9 @@ impl Stream {
             outcome.duplicate_bytes += skip as u64;
             deliver(&bytes[skip..], ts);
             self.next = end;
+        }
+        if self.pending.is_empty() {
+            self.waiting_since = None;
         }
     }
 

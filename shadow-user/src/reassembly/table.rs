@@ -28,6 +28,9 @@ pub struct Limits {
     pub max_total_buffer: usize,
     /// A connection with no segment for this long is ended.
     pub idle_timeout: Duration,
+    /// Bytes waiting this long for a hole to fill give the hole up: a retransmission would
+    /// have come by then, and a clone lost by capture never comes.
+    pub hole_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -37,6 +40,7 @@ impl Default for Limits {
             max_flow_buffer: 4 << 20,
             max_total_buffer: 256 << 20,
             idle_timeout: Duration::from_secs(60),
+            hole_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -197,11 +201,16 @@ impl<H: StreamHandler> FlowTable<H> {
             Direction::Request => &mut *request,
             Direction::Response => &mut *response,
         };
-        if over_flow || over_total {
+        let stale = stream.waiting_since().is_some_and(|since| {
+            ts.duration_since(since).unwrap_or_default() >= self.limits.hole_timeout
+        });
+        if over_flow || over_total || stale {
             let reason = if over_flow {
                 GapReason::FlowBufferFull
-            } else {
+            } else if over_total {
                 GapReason::GlobalBufferFull
+            } else {
+                GapReason::HoleTimeout
             };
             skip_holes(
                 stream,
@@ -237,8 +246,10 @@ impl<H: StreamHandler> FlowTable<H> {
         }
     }
 
-    /// Ends flows idle for longer than the limit (by capture time).
+    /// Ends flows idle for longer than the limit, and gives up holes older than the hole
+    /// timeout (by capture time).
     pub fn expire(&mut self, now: SystemTime, out: &mut Vec<(FlowKey, H::Event)>) {
+        self.give_up_stale_holes(now, out);
         let timeout = self.limits.idle_timeout;
         let idle: Vec<FlowKey> = self
             .flows
@@ -250,6 +261,58 @@ impl<H: StreamHandler> FlowTable<H> {
             self.close(key, now, GapReason::Expired, out);
             self.stats.flows_expired.inc();
         }
+    }
+
+    /// Gives up the holes bytes have waited behind for longer than the hole timeout, in flows
+    /// that went quiet (busy flows do it as their segments arrive).
+    fn give_up_stale_holes(&mut self, now: SystemTime, out: &mut Vec<(FlowKey, H::Event)>) {
+        let timeout = self.limits.hole_timeout;
+        let stale = |stream: &Stream| {
+            stream
+                .waiting_since()
+                .is_some_and(|since| now.duration_since(since).unwrap_or_default() >= timeout)
+        };
+        let keys: Vec<FlowKey> = self
+            .flows
+            .iter()
+            .filter(|(_, flow)| !flow.finished && (stale(&flow.request) || stale(&flow.response)))
+            .map(|(key, _)| *key)
+            .collect();
+        for key in keys {
+            let Some(flow) = self.flows.get_mut(&key) else {
+                continue;
+            };
+            let before = flow.pending_bytes();
+            for direction in [Direction::Request, Direction::Response] {
+                let stream = match direction {
+                    Direction::Request => &mut flow.request,
+                    Direction::Response => &mut flow.response,
+                };
+                if !stale(stream) {
+                    continue;
+                }
+                let mut delivered = 0;
+                skip_holes(
+                    stream,
+                    direction,
+                    &mut flow.handler,
+                    &mut self.scratch,
+                    &mut delivered,
+                    &self.stats,
+                    GapReason::HoleTimeout,
+                );
+                self.stats.delivered(direction).inc_by(delivered);
+                if stream.complete() && !stream.ended {
+                    stream.ended = true;
+                    flow.handler.end(direction, now, &mut self.scratch);
+                }
+            }
+            self.total_buffered -= before - flow.pending_bytes();
+            out.extend(self.scratch.drain(..).map(|event| (key, event)));
+        }
+        self.stats
+            .out_of_order_bytes
+            .set(self.total_buffered as i64);
     }
 
     /// Ends every flow (end of a capture file, or shutdown).

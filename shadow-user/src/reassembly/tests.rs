@@ -275,3 +275,39 @@ proptest! {
         prop_assert_eq!(bytes_of(&seen[gap..]), stream[lost_at + lost_bytes.len()..].to_vec());
     }
 }
+
+#[test]
+fn a_hole_that_waits_past_the_timeout_is_given_up() {
+    let limits = Limits {
+        hole_timeout: Duration::from_millis(500),
+        ..Limits::default()
+    };
+    let (mut t, stats) = table(limits);
+    let mut seen = feed(&mut t, 0, tcp_flags::SYN, b"", 0);
+    seen.extend(feed(&mut t, 1, tcp_flags::ACK, b"AB", 1));
+    seen.extend(feed(&mut t, 5, tcp_flags::ACK, b"EF", 2)); // "CD" lost
+    seen.extend(feed(&mut t, 7, tcp_flags::ACK, b"GH", 300));
+    assert_eq!(bytes_of(&seen), b"AB", "still waiting within the timeout");
+    // A later segment of the same stream notices the wait is over…
+    seen.extend(feed(&mut t, 9, tcp_flags::ACK, b"IJ", 600));
+    assert_eq!(bytes_of(&seen), b"ABEFGHIJ");
+    assert!(seen.contains(&Seen::Gap(Direction::Request)));
+    assert_eq!(stats.gaps_of(GapReason::HoleTimeout), 1);
+
+    // …and so does the periodic sweep when the stream went quiet.
+    seen.extend(feed(&mut t, 13, tcp_flags::ACK, b"MN", 700)); // "KL" lost
+    let mut out = Vec::new();
+    t.expire(at(1000), &mut out);
+    assert!(out.is_empty(), "not yet");
+    t.expire(at(1300), &mut out);
+    let swept: Vec<Seen> = out.into_iter().map(|(_, s)| s).collect();
+    assert_eq!(
+        swept,
+        [
+            Seen::Gap(Direction::Request),
+            Seen::Data(Direction::Request, b"MN".to_vec())
+        ]
+    );
+    assert_eq!(stats.gaps_of(GapReason::HoleTimeout), 2);
+    assert_eq!(stats.out_of_order_bytes.get(), 0);
+}
