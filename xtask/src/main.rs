@@ -1,5 +1,6 @@
 //! `cargo xtask`: set-up, tests, and the commands a new user runs.
 
+mod bench;
 mod demo;
 mod fuzz;
 mod setup;
@@ -29,8 +30,10 @@ enum Command {
     /// The user's example end to end: production and shadow services in namespaces,
     /// real traffic, and what the shadow received.
     Demo(demo::DemoArgs),
-    /// Benchmarks: reassembly and HTTP parsing throughput (criterion).
-    Bench,
+    /// End-to-end benchmark in network namespaces: baseline vs shadowd vs nginx `mirror`
+    /// (throughput, latency, fidelity, cost, copy delay); `--micro` for the criterion
+    /// benchmarks of reassembly and HTTP parsing.
+    Bench(bench::BenchArgs),
     /// Fuzz the parsers with cargo-fuzz on the pinned nightly (one target, or each in turn).
     Fuzz(fuzz::FuzzArgs),
 }
@@ -55,16 +58,7 @@ fn main() -> Result<()> {
             cmd.args(args);
             test::status(&mut cmd)
         }
-        Command::Bench => {
-            setup::run()?;
-            test::status(test::cargo().args([
-                "bench",
-                "--package",
-                "shadow-user",
-                "--bench",
-                "pipeline",
-            ]))
-        }
+        Command::Bench(args) => bench::run(&args),
         Command::Demo(args) => demo::run(&args),
     }
 }

@@ -47,7 +47,13 @@ pub fn run() -> Result<()> {
 }
 
 fn install_debian_packages() -> Result<()> {
-    let missing: Vec<&str> = DEBIAN_PACKAGES
+    install_debian(DEBIAN_PACKAGES)
+}
+
+/// Installs those of `packages` that are missing (`apt-get`, no recommends); a no-op when
+/// all are present.
+pub fn install_debian(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages
         .iter()
         .copied()
         .filter(|package| !debian_package_installed(package))
@@ -130,6 +136,24 @@ fn install_bpf_linker() -> Result<()> {
             ])
             .env("LLVM_PREFIX", format!("/usr/lib/llvm-{LLVM_MAJOR}")),
     )
+}
+
+/// Installs `crate_name@version` with `cargo install --locked` unless `binary --version`
+/// already prints `version`.
+pub fn install_cargo_tool(crate_name: &str, version: &str, binary: &str) -> Result<()> {
+    let installed = Command::new(binary).arg("--version").output();
+    if let Ok(output) = installed
+        && output.status.success()
+        && String::from_utf8_lossy(&output.stdout).contains(version)
+    {
+        return Ok(());
+    }
+    println!("setup: installing {crate_name} {version} from crates.io");
+    run_checked(Command::new("cargo").args([
+        "install",
+        &format!("{crate_name}@{version}"),
+        "--locked",
+    ]))
 }
 
 fn run_checked(cmd: &mut Command) -> Result<()> {

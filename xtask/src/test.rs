@@ -64,7 +64,7 @@ pub fn status(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .map(|status| {
             status

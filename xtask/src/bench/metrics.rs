@@ -1,0 +1,190 @@
+//! shadowd's `/metrics` read back: a Prometheus text parser and the loss ledger of the
+//! shadow Mapping (observed = copied + sampled out + dropped + in flight), with the
+//! capture-side counters that explain requests lost before they were observed.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// One sample line.
+#[derive(Debug, Clone)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+/// All samples of one scrape.
+#[derive(Debug, Clone, Default)]
+pub struct Scrape {
+    samples: Vec<Sample>,
+}
+
+impl Scrape {
+    pub fn parse(text: &str) -> Scrape {
+        let samples = text
+            .lines()
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .filter_map(parse_sample)
+            .collect();
+        Scrape { samples }
+    }
+
+    /// Sum of the samples named `name` whose labels include every pair in `labels`.
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        self.samples
+            .iter()
+            .filter(|s| s.name == name)
+            .filter(|s| {
+                labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|s| s.value.max(0.0) as u64)
+            .sum()
+    }
+
+    /// Values of `name` by the value of `label`, zeros left out.
+    pub fn by_label(&self, name: &str, label: &str) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for sample in self.samples.iter().filter(|s| s.name == name) {
+            let key = sample.labels.get(label).cloned().unwrap_or_default();
+            *out.entry(key).or_default() += sample.value.max(0.0) as u64;
+        }
+        out.retain(|_, v| *v > 0);
+        out
+    }
+}
+
+fn parse_sample(line: &str) -> Option<Sample> {
+    let (series, value) = line.rsplit_once(' ')?;
+    let value: f64 = value.parse().ok()?;
+    let (name, labels) = match series.split_once('{') {
+        Some((name, rest)) => (name, parse_labels(rest.strip_suffix('}')?)?),
+        None => (series, BTreeMap::new()),
+    };
+    Some(Sample {
+        name: name.to_string(),
+        labels,
+        value,
+    })
+}
+
+fn parse_labels(text: &str) -> Option<BTreeMap<String, String>> {
+    let mut labels = BTreeMap::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once("=\"")?;
+        let end = after.find('"')?;
+        labels.insert(key.trim_matches(',').to_string(), after[..end].to_string());
+        rest = after[end + 1..].trim_start_matches(',');
+    }
+    Some(labels)
+}
+
+/// The shadow Mapping's ledger and the counters of loss before a request is observed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Ledger {
+    pub observed: u64,
+    pub copied: u64,
+    pub sampled_out: u64,
+    pub dropped: BTreeMap<String, u64>,
+    pub in_flight: u64,
+    pub ring_dropped_frames: u64,
+    pub reassembly_gaps: BTreeMap<String, u64>,
+    pub http_dropped_messages: BTreeMap<String, u64>,
+    pub tc_clone_failed: u64,
+    /// Packets the TC program cloned, and frames the capture ring delivered.
+    pub tc_cloned: u64,
+    pub ring_frames: u64,
+    /// Not shadowd's: the kernel's drop counter of the mirror veth (`shadow0` tx_dropped),
+    /// clones the peer's receive backlog turned away before they reached the ring.
+    pub mirror_veth_dropped: u64,
+    /// Bytes held out of order (waiting behind a hole) and flows still open at the end:
+    /// requests behind a hole are neither observed nor counted lost until the hole is given
+    /// up (buffer limits, the flow's end, 60 s idle).
+    pub out_of_order_bytes: u64,
+    pub open_flows: u64,
+}
+
+impl Ledger {
+    pub fn from_scrape(scrape: &Scrape, mapping: &str) -> Ledger {
+        let m = [("mapping", mapping)];
+        Ledger {
+            observed: scrape.sum("shadowd_replay_observed_requests_total", &m),
+            copied: scrape.sum("shadowd_replay_copied_requests_total", &m),
+            sampled_out: scrape.sum("shadowd_replay_sampled_out_requests_total", &m),
+            dropped: scrape.by_label("shadowd_replay_dropped_requests_total", "reason"),
+            in_flight: scrape.sum("shadowd_replay_in_flight_requests", &m),
+            ring_dropped_frames: scrape.sum("shadowd_ring_dropped_frames_total", &[]),
+            reassembly_gaps: scrape.by_label("shadowd_reassembly_gaps_total", "reason"),
+            http_dropped_messages: scrape.by_label("shadowd_http_dropped_messages_total", "reason"),
+            tc_clone_failed: scrape.sum("shadowd_tc_packets_total", &[("outcome", "clone_failed")]),
+            tc_cloned: scrape.sum("shadowd_tc_packets_total", &[("outcome", "cloned_request")])
+                + scrape.sum(
+                    "shadowd_tc_packets_total",
+                    &[("outcome", "cloned_response")],
+                ),
+            ring_frames: scrape.sum("shadowd_ring_frames_total", &[]),
+            mirror_veth_dropped: 0,
+            out_of_order_bytes: scrape.sum("shadowd_reassembly_out_of_order_bytes", &[]),
+            open_flows: scrape.sum("shadowd_reassembly_flows", &[]),
+        }
+    }
+
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.values().sum()
+    }
+
+    /// observed − (copied + sampled out + dropped + in flight): zero when it balances.
+    pub fn imbalance(&self) -> i64 {
+        self.observed as i64
+            - (self.copied + self.sampled_out + self.dropped_total() + self.in_flight) as i64
+    }
+
+    /// Clones that neither reached the ring nor were counted dropped anywhere shadowd
+    /// looks: cloned − ring frames − ring drops (frames still queued at the end count too,
+    /// so read after settling).
+    pub fn clones_unaccounted(&self) -> i64 {
+        self.tc_cloned as i64 - self.ring_frames as i64 - self.ring_dropped_frames as i64
+    }
+
+    /// Whether anything was lost before replay saw it, by shadowd's own counters (ring,
+    /// gaps, HTTP, TC clone).
+    pub fn capture_losses(&self) -> u64 {
+        self.ring_dropped_frames
+            + self.reassembly_gaps.values().sum::<u64>()
+            + self.http_dropped_messages.values().sum::<u64>()
+            + self.tc_clone_failed
+    }
+
+    /// One line for logs and reports.
+    pub fn describe(&self) -> String {
+        format!(
+            "observed {} = copied {} + sampled out {} + dropped {} {:?} + in flight {}{}; \
+             gaps {:?}, http drops {:?}, clone failures {}; cloned {} = ring frames {} + ring \
+             drops {} + lost before the ring {} (mirror veth counted {}); {} bytes held out of \
+             order in {} open flows",
+            self.observed,
+            self.copied,
+            self.sampled_out,
+            self.dropped_total(),
+            self.dropped,
+            self.in_flight,
+            match self.imbalance() {
+                0 => String::new(),
+                n => format!(" (IMBALANCE {n})"),
+            },
+            self.reassembly_gaps,
+            self.http_dropped_messages,
+            self.tc_clone_failed,
+            self.tc_cloned,
+            self.ring_frames,
+            self.ring_dropped_frames,
+            self.clones_unaccounted(),
+            self.mirror_veth_dropped,
+            self.out_of_order_bytes,
+            self.open_flows,
+        )
+    }
+}

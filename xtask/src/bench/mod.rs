@@ -1,0 +1,149 @@
+//! `cargo xtask bench`: the end-to-end benchmark. Client, production and shadow run in
+//! their own network namespaces; scenarios A (no shadowing), B (shadowd) and C (nginx
+//! `mirror`) alternate on freshly started servers, pinned to CPUs and not; the report goes
+//! to stdout, `target/bench/report.md` and `target/bench/report.json`. `--micro` runs the
+//! criterion benchmarks of the capture pipeline instead.
+
+mod commands;
+mod cpustat;
+mod delay;
+mod fidelity;
+mod footprint;
+mod latency;
+mod load;
+mod metrics;
+mod netns;
+mod nginx;
+mod pcap;
+mod plan;
+mod process;
+mod render;
+mod report;
+mod scenario;
+mod shadowd;
+mod signals;
+mod summary;
+mod targets;
+mod throughput;
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result, bail};
+use clap::Args;
+
+use crate::{setup, test};
+use commands::Commands;
+use netns::Topology;
+use plan::Plan;
+
+/// Debian packages the bench runs (nginx's `mirror` and `stub_status` are built in).
+const DEBIAN_PACKAGES: &[&str] = &["nginx", "wrk", "tcpdump", "iproute2", "util-linux"];
+/// The fixed-rate load generator, from crates.io.
+const OHA_VERSION: &str = "1.16.0";
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// A short run (under 3 minutes): one round, short loads, the three headline rates.
+    #[arg(long)]
+    quick: bool,
+    /// Only the criterion micro-benchmarks (reassembly and HTTP parsing, one core).
+    #[arg(long, conflicts_with = "quick")]
+    micro: bool,
+}
+
+/// What every phase shares: the topology, a directory per run, the commands run.
+pub struct Bench {
+    pub topology: Topology,
+    pub plan: Plan,
+    pub commands: Commands,
+    work: PathBuf,
+    runs: usize,
+}
+
+impl Bench {
+    /// A fresh directory for the next run's servers and logs, named after it.
+    pub fn run_dir(&mut self, label: &str) -> Result<PathBuf> {
+        self.runs += 1;
+        let dir = self.work.join(format!("{:03}-{label}", self.runs));
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    setup::run()?;
+    if args.micro {
+        return test::status(test::cargo().args([
+            "bench",
+            "--package",
+            "shadow-user",
+            "--bench",
+            "pipeline",
+        ]));
+    }
+    if !test::is_root() {
+        bail!("cargo xtask bench needs root: it creates namespaces and loads BPF programs");
+    }
+    setup::install_debian(DEBIAN_PACKAGES)?;
+    setup::install_cargo_tool("oha", OHA_VERSION, "oha")?;
+    test::status(test::cargo().args([
+        "build",
+        "--release",
+        "--package",
+        "shadow-user",
+        "--bin",
+        "shadowd",
+    ]))?;
+
+    signals::install();
+    process::raise_fd_limit()?;
+    netns::remove_stale()?;
+    let out = setup::workspace_root().join("target/bench");
+    let work = out.join("work");
+    if work.exists() {
+        std::fs::remove_dir_all(&work).with_context(|| format!("clearing {work:?}"))?;
+    }
+    std::fs::create_dir_all(&work)?;
+
+    let plan = Plan::new(args.quick);
+    println!(
+        "bench: {} run, about {} s of load",
+        plan.name,
+        plan.load_seconds()
+    );
+    let started = std::time::Instant::now();
+    let load_at_start = report::load_average();
+    let mut bench = Bench {
+        topology: Topology::new()?,
+        plan,
+        commands: Commands::default(),
+        work,
+        runs: 0,
+    };
+    let throughput = throughput::run(&mut bench)?;
+    let latency = latency::run(&mut bench, &throughput)?;
+    let fidelity = fidelity::run(&mut bench)?;
+    let footprint = footprint::run(&mut bench)?;
+    let delay = delay::run(&mut bench)?;
+    let report = report::Report::new(
+        &bench,
+        load_at_start,
+        throughput,
+        latency,
+        fidelity,
+        footprint,
+        delay,
+        started.elapsed(),
+    )?;
+    drop(bench);
+    print!("{}", report.table());
+    std::fs::write(out.join("report.md"), report.markdown())?;
+    std::fs::write(out.join("report.json"), report.json()?)?;
+    println!(
+        "bench: wrote {} and {} (logs of every run under {})",
+        out.join("report.md").display(),
+        out.join("report.json").display(),
+        out.join("work").display()
+    );
+    Ok(())
+}

@@ -1,0 +1,235 @@
+//! The three scenarios and the CPU placements, and a `Stack`: the freshly started
+//! servers (and shadowd) of one scenario run, stopped in order when the run ends, with what
+//! production served, what the shadow received and shadowd's ledger.
+
+use std::{path::Path, time::Duration};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::{
+    cpustat::{self, CpuShare},
+    metrics::Ledger,
+    netns::Topology,
+    nginx::{self, LogLine, Nginx},
+    shadowd::Shadowd,
+};
+
+/// Where the production path runs: `Pinned` puts the client, production (and C's proxy) on
+/// CPU 0, and shadowd, the shadow server and the mirror peer's receive processing (RPS) on
+/// CPU 1. `PinnedNoRps` is the same without RPS: the clones are queued to the capture ring
+/// on CPU 0, where the production packets are processed (a diagnostic for B).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Placement {
+    Pinned,
+    PinnedNoRps,
+    Unpinned,
+}
+
+impl Placement {
+    pub fn name(self) -> &'static str {
+        match self {
+            Placement::Pinned => "pinned",
+            Placement::PinnedNoRps => "pinned, no RPS",
+            Placement::Unpinned => "unpinned",
+        }
+    }
+
+    /// The name in file names.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Placement::Pinned => "pinned",
+            Placement::PinnedNoRps => "pinned-norps",
+            Placement::Unpinned => "unpinned",
+        }
+    }
+
+    /// CPU of the client, production and C's proxy.
+    pub fn production_cpu(self) -> Option<usize> {
+        (self != Placement::Unpinned).then_some(0)
+    }
+
+    /// CPU of shadowd and the shadow server.
+    pub fn shadow_cpu(self) -> Option<usize> {
+        (self != Placement::Unpinned).then_some(1)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Scenario {
+    /// No shadowing.
+    A,
+    /// shadowd copies every request (weight 100).
+    B,
+    /// An nginx proxy with `mirror` in the production path.
+    C,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 3] = [Scenario::A, Scenario::B, Scenario::C];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::A => "A",
+            Scenario::B => "B",
+            Scenario::C => "C",
+        }
+    }
+}
+
+const PRODUCTION_BEHIND_PROXY: &str = "127.0.0.1:8080";
+
+/// What a finished run counted.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub production: Vec<LogLine>,
+    pub shadow: Vec<LogLine>,
+    /// shadowd's ledger at the end (B only).
+    pub ledger: Option<Ledger>,
+    /// shadowd's CPU seconds and copies since `begin`.
+    pub shadowd_cpu_s: f64,
+    pub copied_since_begin: u64,
+    pub shadowd_hwm_kib: u64,
+}
+
+impl Outcome {
+    /// Production responses other than 200 (C's proxy errors, aborted requests: 499).
+    pub fn production_non_200(&self) -> usize {
+        self.production.iter().filter(|l| l.status != 200).count()
+    }
+}
+
+/// The servers of one run.
+pub struct Stack<'t> {
+    pub shadowd: Option<Shadowd<'t>>,
+    proxy: Option<Nginx>,
+    production: Option<Nginx>,
+    shadow: Option<Nginx>,
+    /// (CPU seconds, copied) at `begin`.
+    begin: (f64, u64),
+    cpu_at_begin: Option<cpustat::Snapshot>,
+    /// The RPS settings written, for the report.
+    pub rps: Vec<String>,
+}
+
+impl<'t> Stack<'t> {
+    /// Starts the shadow server, production, C's proxy and B's shadowd under `dir`.
+    pub fn start(
+        topology: &'t Topology,
+        scenario: Scenario,
+        placement: Placement,
+        dir: &Path,
+    ) -> Result<Stack<'t>> {
+        let shadow_listen = format!("{}:80", Topology::SHADOW_ADDR);
+        let front = format!("{}:80", Topology::PRODUCTION_ADDR);
+        let shadow_dir = dir.join("shadow");
+        let shadow = Nginx::start(
+            &topology.shadow,
+            placement.shadow_cpu(),
+            &shadow_dir,
+            &nginx::origin(&shadow_dir, &shadow_listen),
+            &shadow_listen,
+        )?;
+        let production_listen = match scenario {
+            Scenario::C => PRODUCTION_BEHIND_PROXY.to_string(),
+            _ => front.clone(),
+        };
+        let production_dir = dir.join("production");
+        let production = Nginx::start(
+            &topology.production,
+            placement.production_cpu(),
+            &production_dir,
+            &nginx::origin(&production_dir, &production_listen),
+            &production_listen,
+        )?;
+        let proxy = match scenario {
+            Scenario::C => {
+                let proxy_dir = dir.join("proxy");
+                Some(Nginx::start(
+                    &topology.production,
+                    placement.production_cpu(),
+                    &proxy_dir,
+                    &nginx::mirror_proxy(
+                        &proxy_dir,
+                        &front,
+                        PRODUCTION_BEHIND_PROXY,
+                        &shadow_listen,
+                    ),
+                    &front,
+                )?)
+            }
+            _ => None,
+        };
+        let mut rps = Vec::new();
+        let shadowd = match scenario {
+            Scenario::B => {
+                let daemon = Shadowd::start(
+                    &topology.production,
+                    placement.shadow_cpu(),
+                    &dir.join("shadowd"),
+                )?;
+                if placement == Placement::Pinned {
+                    // CPU 1 only: mask 0b10.
+                    rps = daemon.steer_mirror_rps("2")?;
+                }
+                Some(daemon)
+            }
+            _ => None,
+        };
+        Ok(Stack {
+            shadowd,
+            proxy,
+            production: Some(production),
+            shadow: Some(shadow),
+            begin: (0.0, 0),
+            cpu_at_begin: None,
+            rps,
+        })
+    }
+
+    /// Marks the start of the measured part (after a warm-up).
+    pub fn begin(&mut self) -> Result<()> {
+        if let Some(daemon) = &self.shadowd {
+            self.begin = (daemon.cpu_seconds()?, daemon.ledger()?.copied);
+        }
+        self.cpu_at_begin = Some(cpustat::snapshot());
+        Ok(())
+    }
+
+    /// Where the machine's CPU time went since `begin` (call right after the load).
+    pub fn cpu_shares(&self) -> Vec<CpuShare> {
+        let now = cpustat::snapshot();
+        self.cpu_at_begin
+            .as_ref()
+            .map(|then| then.until(&now))
+            .unwrap_or_default()
+    }
+
+    /// Waits for shadowd to finish its copies, reads its figures, then stops everything
+    /// (proxy, production, shadow, shadowd) and reads the access logs.
+    pub fn finish(mut self) -> Result<Outcome> {
+        let mut outcome = Outcome::default();
+        if let Some(daemon) = &self.shadowd {
+            let mut ledger = daemon.settle(Duration::from_secs(20))?;
+            ledger.mirror_veth_dropped = daemon.mirror_veth_dropped()?;
+            daemon.save_metrics()?;
+            outcome.shadowd_cpu_s = daemon.cpu_seconds()? - self.begin.0;
+            outcome.copied_since_begin = ledger.copied.saturating_sub(self.begin.1);
+            outcome.shadowd_hwm_kib = daemon.hwm_kib()?;
+            outcome.ledger = Some(ledger);
+        }
+        if let Some(proxy) = self.proxy.take() {
+            proxy.stop()?;
+        }
+        if let Some(production) = self.production.take() {
+            outcome.production = production.stop()?;
+        }
+        if let Some(shadow) = self.shadow.take() {
+            outcome.shadow = shadow.stop()?;
+        }
+        if let Some(daemon) = self.shadowd.take() {
+            daemon.stop();
+        }
+        Ok(outcome)
+    }
+}

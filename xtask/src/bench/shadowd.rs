@@ -1,0 +1,185 @@
+//! shadowd under test: the release binary started in the production namespace on the
+//! production interface, with a Mapping file that copies every request (weight 100) to the
+//! shadow; its metrics, CPU time and memory; receive steering for its mirror veth.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use super::{
+    metrics::{Ledger, Scrape},
+    netns::{Netns, Topology},
+    process::{self, Proc},
+    signals,
+};
+
+/// The shadow Mapping whose ledger the bench reads.
+pub const SHADOW_MAPPING: &str = "bench-shadow";
+const ADMIN: &str = "127.0.0.1:8877";
+
+/// Production and shadow Mappings for every path.
+pub fn mappings() -> String {
+    format!(
+        "apiVersion: ambassador/v0
+kind: Mapping
+name: bench-production
+prefix: /
+service: production.bench
+---
+apiVersion: ambassador/v0
+kind: Mapping
+name: {SHADOW_MAPPING}
+prefix: /
+service: {}
+shadow: true
+weight: 100
+",
+        Topology::SHADOW_NAME
+    )
+}
+
+/// The binary `cargo xtask bench` builds.
+pub fn binary() -> PathBuf {
+    super::super::setup::workspace_root().join("target/release/shadowd")
+}
+
+/// A running `shadowd run`.
+pub struct Shadowd<'ns> {
+    ns: &'ns Netns,
+    proc: Proc,
+    pub log: PathBuf,
+}
+
+impl<'ns> Shadowd<'ns> {
+    /// Starts shadowd in `ns` on `cpu` (if given) and waits for `/readyz`.
+    pub fn start(ns: &'ns Netns, cpu: Option<usize>, dir: &Path) -> Result<Shadowd<'ns>> {
+        std::fs::create_dir_all(dir)?;
+        let config = dir.join("mappings.yaml");
+        std::fs::write(&config, mappings())?;
+        let log = dir.join("shadowd.log");
+        let binary = binary();
+        let proc = Proc::spawn(
+            "shadowd",
+            ns.command(cpu, binary.to_str().context("utf-8 path")?)
+                .args(["run", "--interface", Topology::PRODUCTION_IF])
+                .args(["--capture-port", "80", "--config"])
+                .arg(&config)
+                .env("RUST_LOG", "info"),
+            &log,
+            libc::SIGTERM,
+        )?;
+        let mut daemon = Shadowd { ns, proc, log };
+        signals::wait_for(Duration::from_secs(30), "shadowd /readyz", || {
+            if daemon.proc.exited().is_some() {
+                return Some(false);
+            }
+            (ns.http_get(ADMIN, "/readyz").map(|(code, _)| code) == Some(200)).then_some(true)
+        })
+        .and_then(|ready| {
+            if ready {
+                Ok(())
+            } else {
+                bail!("shadowd exited:\n{}", daemon.log_text())
+            }
+        })?;
+        Ok(daemon)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
+    pub fn scrape(&self) -> Result<Scrape> {
+        match self.ns.http_get(ADMIN, "/metrics") {
+            Some((200, body)) => Ok(Scrape::parse(&body)),
+            other => bail!("shadowd /metrics: {other:?}"),
+        }
+    }
+
+    /// Saves the current `/metrics` text beside the log (the evidence behind a ledger).
+    pub fn save_metrics(&self) -> Result<()> {
+        match self.ns.http_get(ADMIN, "/metrics") {
+            Some((200, body)) => Ok(std::fs::write(
+                self.log.with_file_name("metrics.txt"),
+                body,
+            )?),
+            other => bail!("shadowd /metrics: {other:?}"),
+        }
+    }
+
+    pub fn ledger(&self) -> Result<Ledger> {
+        Ok(Ledger::from_scrape(&self.scrape()?, SHADOW_MAPPING))
+    }
+
+    /// Waits (up to `timeout`) until nothing is in flight and the observed count holds
+    /// still for 300 ms: every request seen has ended one way or another.
+    pub fn settle(&self, timeout: Duration) -> Result<Ledger> {
+        let mut last: Option<u64> = None;
+        let outcome = signals::wait_for(timeout, "shadowd to settle", || {
+            let ledger = self.ledger().ok()?;
+            let settled = ledger.in_flight == 0 && last == Some(ledger.observed);
+            last = Some(ledger.observed);
+            if !settled {
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            settled.then_some(ledger)
+        });
+        match outcome {
+            Ok(ledger) => Ok(ledger),
+            // Report what it is, unsettled: the in-flight count is part of the ledger.
+            Err(_) if signals::check().is_ok() => self.ledger(),
+            Err(err) => Err(err),
+        }
+    }
+
+    pub fn cpu_seconds(&self) -> Result<f64> {
+        process::cpu_seconds(self.pid())
+    }
+
+    pub fn rss_kib(&self) -> Result<u64> {
+        process::status_kib(self.pid(), "VmRSS")
+    }
+
+    pub fn hwm_kib(&self) -> Result<u64> {
+        process::status_kib(self.pid(), "VmHWM")
+    }
+
+    /// Steers the mirror peer's receive processing (where the clones are queued into the
+    /// capture ring) to the CPUs in `mask` with RPS, on every receive queue; returns the
+    /// paths written.
+    pub fn steer_mirror_rps(&self, mask: &str) -> Result<Vec<String>> {
+        let script = format!(
+            "set -e; for q in /sys/class/net/shadow0-peer/queues/rx-*; do \
+             echo {mask} > $q/rps_cpus; echo $q/rps_cpus=$(cat $q/rps_cpus); done"
+        );
+        let out = process::output(self.ns.command(None, "sh").args(["-c", &script]))?;
+        let written: Vec<String> = out.lines().map(str::to_string).collect();
+        if written.is_empty() {
+            bail!("no receive queues under /sys/class/net/shadow0-peer/queues");
+        }
+        Ok(written)
+    }
+
+    /// The mirror veth's drop counter (`tx_dropped` of `shadow0`): clones the kernel turned
+    /// away before the capture ring, which shadowd's metrics do not see.
+    pub fn mirror_veth_dropped(&self) -> Result<u64> {
+        let out = process::output(
+            self.ns
+                .command(None, "cat")
+                .arg("/sys/class/net/shadow0/statistics/tx_dropped"),
+        )?;
+        Ok(out.trim().parse()?)
+    }
+
+    /// SIGTERM, and the exit status.
+    pub fn stop(mut self) -> Option<std::process::ExitStatus> {
+        self.proc.stop()
+    }
+}

@@ -1,0 +1,222 @@
+//! The summary rows of the report: every headline figure with its ratio to A.
+
+use super::{
+    fidelity::{Fidelity, Run},
+    load::RateResult,
+    report::{Report, Row},
+    scenario::{Placement, Scenario},
+};
+
+/// Picks one latency figure out of a run.
+type Figure = fn(&RateResult) -> f64;
+
+pub fn ratio(value: Option<f64>, base: Option<f64>) -> Option<f64> {
+    Some(value? / base?).filter(|r| r.is_finite())
+}
+
+pub fn fmt(value: Option<f64>, decimals: usize) -> String {
+    value.map_or("-".into(), |v| format!("{v:.decimals$}"))
+}
+
+impl Report {
+    pub(super) fn summary_rows(&self) -> Vec<Row> {
+        let mut rows = Vec::new();
+        let rounds = self
+            .throughput
+            .samples
+            .iter()
+            .map(|s| s.round)
+            .max()
+            .unwrap_or(0);
+        for (placement, scenarios) in [
+            (Placement::Pinned, &Scenario::ALL[..]),
+            (Placement::PinnedNoRps, &[Scenario::B][..]),
+            (Placement::Unpinned, &Scenario::ALL[..]),
+        ] {
+            // Without RPS, B is set against the pinned baseline.
+            let base_placement = match placement {
+                Placement::PinnedNoRps => Placement::Pinned,
+                other => other,
+            };
+            let base = self.throughput.median(base_placement, Scenario::A);
+            for scenario in scenarios {
+                let value = self.throughput.median(placement, *scenario);
+                rows.push(Row {
+                    scenario: scenario.name(),
+                    figure: format!(
+                        "throughput, {} (req/s, wrk, median of {rounds})",
+                        placement.name()
+                    ),
+                    value: fmt(value, 0),
+                    ratio_to_a: ratio(value, base),
+                });
+            }
+        }
+        for scenario in [Scenario::B, Scenario::C] {
+            let shares: Vec<f64> = self
+                .throughput
+                .samples
+                .iter()
+                .filter(|s| s.scenario == scenario && s.placement == Placement::Pinned)
+                .filter(|s| s.production_served > 0)
+                .map(|s| s.shadow_received as f64 / s.production_served as f64 * 100.0)
+                .collect();
+            rows.push(Row {
+                scenario: scenario.name(),
+                figure: "shadow received / production served at saturation, pinned (%, worst)"
+                    .into(),
+                value: fmt(shares.into_iter().reduce(f64::min), 2),
+                ratio_to_a: None,
+            });
+        }
+        let figures: [(&str, Figure); 3] = [
+            ("p50", |r| r.p50_ms),
+            ("p99", |r| r.p99_ms),
+            ("p99.9", |r| r.p99_9_ms),
+        ];
+        if let Some(first) = self.latency.first() {
+            rows.push(Row {
+                scenario: "A",
+                figure: "saturation with the fixed-rate generator, pinned (req/s, oha closed loop; sets the latency rate)".into(),
+                value: fmt(Some(first.oha_saturation), 0),
+                ratio_to_a: None,
+            });
+        }
+        for latency in &self.latency {
+            for (name, figure) in figures {
+                let base = latency.median(Scenario::A, figure);
+                for scenario in Scenario::ALL {
+                    let value = latency.median(scenario, figure);
+                    rows.push(Row {
+                        scenario: scenario.name(),
+                        figure: format!(
+                            "latency {name} at {} req/s, pinned (ms, oha, median of {rounds})",
+                            latency.rate
+                        ),
+                        value: fmt(value, 3),
+                        ratio_to_a: ratio(value, base),
+                    });
+                }
+            }
+        }
+        for run in self.fidelity.all() {
+            rows.push(Row {
+                scenario: "B",
+                figure: format!(
+                    "fidelity, {} at {} req/s (shadow / production)",
+                    run.kind, run.rate
+                ),
+                value: format!(
+                    "{:.2} % ({} / {}){}",
+                    run.fidelity * 100.0,
+                    run.shadow_received,
+                    run.production_served,
+                    if run.load_held() {
+                        String::new()
+                    } else {
+                        format!(", offered only {:.0} req/s", run.load.achieved_rate)
+                    }
+                ),
+                ratio_to_a: None,
+            });
+        }
+        for (kind, runs) in [
+            ("GET (pinned)", &self.fidelity.get),
+            ("GET (unpinned)", &self.fidelity.get_unpinned),
+            ("64 KiB POST (pinned)", &self.fidelity.post),
+        ] {
+            if runs.is_empty() {
+                continue;
+            }
+            rows.push(Row {
+                scenario: "B",
+                figure: format!("highest {kind} rate with every request copied (req/s)"),
+                value: Fidelity::highest_complete(runs).map_or("none".into(), |r| r.to_string()),
+                ratio_to_a: None,
+            });
+        }
+        for run in &self.fidelity.get {
+            rows.push(Row {
+                scenario: "B",
+                figure: format!(
+                    "shadowd CPU per 10,000 copies at {} req/s GET, pinned (CPU-s)",
+                    run.rate
+                ),
+                value: fmt(run.cpu_s_per_10k, 3),
+                ratio_to_a: None,
+            });
+        }
+        let headline_hwm = self
+            .fidelity
+            .get
+            .iter()
+            .filter(|r| r.rate <= 20_000)
+            .map(|r| r.shadowd_hwm_kib)
+            .max();
+        rows.push(Row {
+            scenario: "B",
+            figure: "shadowd peak RSS, GET runs up to 20k req/s (VmHWM, MiB)".into(),
+            value: fmt(headline_hwm.map(|k| k as f64 / 1024.0), 1),
+            ratio_to_a: None,
+        });
+        if let Some(run) = self.peak_hwm() {
+            rows.push(Row {
+                scenario: "B",
+                figure: format!(
+                    "shadowd peak RSS over all fidelity runs (VmHWM, MiB; {} at {} req/s)",
+                    run.kind, run.rate
+                ),
+                value: fmt(Some(run.shadowd_hwm_kib as f64 / 1024.0), 1),
+                ratio_to_a: None,
+            });
+        }
+        rows.push(Row {
+            scenario: "B",
+            figure: format!(
+                "shadowd RSS at rest / with {} idle keep-alive connections (MiB)",
+                self.footprint.connections
+            ),
+            value: format!(
+                "{:.1} / {:.1}",
+                self.footprint.rss_at_rest_kib as f64 / 1024.0,
+                self.footprint.rss_idle_connections_kib as f64 / 1024.0
+            ),
+            ratio_to_a: None,
+        });
+        rows.push(Row {
+            scenario: "B",
+            figure: "shadowd CPU with no traffic (% of one core)".into(),
+            value: fmt(Some(self.footprint.idle_cpu_percent), 1),
+            ratio_to_a: None,
+        });
+        for run in &self.delay {
+            rows.push(Row {
+                scenario: "B",
+                figure: format!(
+                    "copy delay at {} req/s, p50 / p99 / p99.9 (ms, wire, after the first 200 ms)",
+                    run.rate
+                ),
+                value: format!(
+                    "{:.3} / {:.3} / {:.3}",
+                    run.wire.p50_ms, run.wire.p99_ms, run.wire.p99_9_ms
+                ),
+                ratio_to_a: None,
+            });
+            rows.push(Row {
+                scenario: "B",
+                figure: format!(
+                    "copy delay at {} req/s, first 200 ms of a fresh shadowd, p50 / max (ms)",
+                    run.rate
+                ),
+                value: format!("{:.3} / {:.3}", run.wire_cold.p50_ms, run.wire_cold.max_ms),
+                ratio_to_a: None,
+            });
+        }
+        rows
+    }
+
+    /// The largest VmHWM of the fidelity runs, and the run.
+    pub(super) fn peak_hwm(&self) -> Option<&Run> {
+        self.fidelity.all().max_by_key(|r| r.shadowd_hwm_kib)
+    }
+}

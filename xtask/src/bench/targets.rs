@@ -1,0 +1,160 @@
+//! Where the bench stands against the targets, and what it saw go wrong: losses,
+//! ledger gaps, errors, load that could not be offered.
+
+use super::{
+    fidelity::Run,
+    latency::LIGHT_RATE,
+    report::{Report, Target},
+    scenario::{Placement, Scenario},
+    summary::{fmt, ratio},
+};
+
+impl Report {
+    pub(super) fn target_rows(&self) -> Vec<Target> {
+        let pinned = |s| self.throughput.median(Placement::Pinned, s);
+        let tp = ratio(pinned(Scenario::B), pinned(Scenario::A));
+        let p99 = |s| self.latency.first()?.median(s, |r| r.p99_ms);
+        let p99_ratio = ratio(p99(Scenario::B), p99(Scenario::A));
+        let light = self.latency.iter().find(|l| l.rate == LIGHT_RATE);
+        let light_p99 = |s| light?.median(s, |r| r.p99_ms);
+        let light_ratio = ratio(light_p99(Scenario::B), light_p99(Scenario::A));
+        let headline: Vec<&Run> = self
+            .fidelity
+            .get
+            .iter()
+            .filter(|r| [5_000, 10_000, 20_000].contains(&r.rate))
+            .collect();
+        let cpu_worst = headline
+            .iter()
+            .filter_map(|r| r.cpu_s_per_10k)
+            .reduce(f64::max);
+        let idle_mib = self.footprint.rss_idle_connections_kib as f64 / 1024.0;
+        let delay_worst = self.delay.iter().map(|r| r.wire.p99_ms).reduce(f64::max);
+        vec![
+            Target {
+                target: "throughput B/A pinned >= 0.95",
+                measured: fmt(tp, 3),
+                met: tp.map(|r| r >= 0.95),
+            },
+            Target {
+                target: "latency p99 B/A <= 1.10 (at half of A's saturation)",
+                measured: fmt(p99_ratio, 3),
+                met: p99_ratio.map(|r| r <= 1.10),
+            },
+            Target {
+                target: "(same, at a light 5k req/s)",
+                measured: fmt(light_ratio, 3),
+                met: light_ratio.map(|r| r <= 1.10),
+            },
+            Target {
+                target: "fidelity 100.00 % at 5k / 10k / 20k req/s",
+                measured: headline
+                    .iter()
+                    .map(|r| format!("{:.2} %", r.fidelity * 100.0))
+                    .collect::<Vec<_>>()
+                    .join(" / "),
+                met: Some(headline.len() == 3 && headline.iter().all(|r| r.complete())),
+            },
+            Target {
+                target: "shadowd CPU <= 0.15 CPU-s per 10k (worst of 5k-20k)",
+                measured: fmt(cpu_worst, 3),
+                met: cpu_worst.map(|c| c <= 0.15),
+            },
+            Target {
+                target: "RSS with 1000 idle connections <= 64 MiB",
+                measured: format!("{idle_mib:.1} MiB"),
+                met: Some(idle_mib <= 64.0),
+            },
+            Target {
+                target: "copy delay p99 <= 2 ms (worst rate)",
+                measured: fmt(delay_worst, 3),
+                met: delay_worst.map(|d| d <= 2.0),
+            },
+        ]
+    }
+
+    pub(super) fn findings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for s in &self.throughput.samples {
+            if s.wrk.errors > 0 {
+                out.push(format!(
+                    "throughput round {} {} {}: wrk counted {} errors",
+                    s.round,
+                    s.placement.name(),
+                    s.scenario.name(),
+                    s.wrk.errors
+                ));
+            }
+            if s.scenario != Scenario::A && s.shadow_received != s.production_served {
+                out.push(format!(
+                    "throughput round {} {} {}: shadow received {} of {} at saturation{}",
+                    s.round,
+                    s.placement.name(),
+                    s.scenario.name(),
+                    s.shadow_received,
+                    s.production_served,
+                    s.ledger
+                        .as_ref()
+                        .map(|l| format!(" — {}", l.describe()))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        for s in self.latency.iter().flat_map(|l| &l.samples) {
+            let r = &s.result;
+            if r.errors + r.non_200 > 0 || r.achieved_rate < 0.95 * r.target_rate as f64 {
+                out.push(format!(
+                    "latency round {} {}: {} errors, {} non-200, achieved {:.0} of {} req/s",
+                    s.round,
+                    s.scenario.name(),
+                    r.errors,
+                    r.non_200,
+                    r.achieved_rate,
+                    r.target_rate
+                ));
+            }
+        }
+        let runs = self.fidelity.all();
+        for run in runs.chain(std::iter::once(&self.footprint.copies)) {
+            if run.verdict != "complete" || run.short_copies > 0 || run.load.errors > 0 {
+                out.push(format!(
+                    "fidelity {} at {} req/s: {}; {}{}{}",
+                    run.kind,
+                    run.rate,
+                    run.verdict,
+                    run.ledger.describe(),
+                    if run.short_copies > 0 {
+                        format!("; {} copies shorter than the body", run.short_copies)
+                    } else {
+                        String::new()
+                    },
+                    if run.load.errors > 0 {
+                        format!("; oha counted {} errors", run.load.errors)
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+        }
+        for run in &self.delay {
+            for capture in &run.tcpdump {
+                if !capture.contains(" 0 packets dropped") {
+                    out.push(format!(
+                        "copy delay at {} req/s: tcpdump {capture}",
+                        run.rate
+                    ));
+                }
+            }
+            if run.wire.matched + run.wire_cold.matched < run.production_requests {
+                out.push(format!(
+                    "copy delay at {} req/s: {} of {} requests matched at both ends; {}",
+                    run.rate,
+                    run.wire.matched + run.wire_cold.matched,
+                    run.production_requests,
+                    run.ledger.describe()
+                ));
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,168 @@
+//! Measurement 1: saturated throughput. wrk with fixed connections against each scenario,
+//! rounds of A B C per placement, each on freshly started servers.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::{
+    Bench,
+    cpustat::{self, CpuShare},
+    fidelity,
+    load::{self, RateResult, Saturation},
+    metrics::Ledger,
+    scenario::{Placement, Scenario, Stack},
+};
+
+/// One wrk run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    pub round: usize,
+    pub placement: Placement,
+    pub scenario: Scenario,
+    pub wrk: Saturation,
+    pub production_served: usize,
+    pub production_non_200: usize,
+    pub shadow_received: usize,
+    /// B: shadowd's CPU seconds during the measured part, and its ledger at the end.
+    pub shadowd_cpu_s: Option<f64>,
+    pub ledger: Option<Ledger>,
+    /// B: the shortfall set against the ledger (see `fidelity::account`).
+    pub verdict: Option<String>,
+    /// The whole machine's CPUs during the measured part.
+    pub cpus: Vec<CpuShare>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Throughput {
+    pub samples: Vec<Sample>,
+    pub rps_settings: Vec<String>,
+}
+
+impl Throughput {
+    /// Median requests/s of a scenario in a placement.
+    pub fn median(&self, placement: Placement, scenario: Scenario) -> Option<f64> {
+        median(
+            self.samples
+                .iter()
+                .filter(|s| s.placement == placement && s.scenario == scenario)
+                .map(|s| s.wrk.requests_per_sec)
+                .collect(),
+        )
+    }
+}
+
+pub fn median(mut values: Vec<f64>) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    Some(if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    })
+}
+
+pub fn run(bench: &mut Bench) -> Result<Throughput> {
+    let mut result = Throughput {
+        samples: Vec::new(),
+        rps_settings: Vec::new(),
+    };
+    // B alone also pinned without RPS, right after the pinned B, to show what RPS costs.
+    let order = [
+        (Placement::Pinned, Scenario::A),
+        (Placement::Pinned, Scenario::B),
+        (Placement::PinnedNoRps, Scenario::B),
+        (Placement::Pinned, Scenario::C),
+        (Placement::Unpinned, Scenario::A),
+        (Placement::Unpinned, Scenario::B),
+        (Placement::Unpinned, Scenario::C),
+    ];
+    for round in 1..=bench.plan.rounds {
+        for (placement, scenario) in order {
+            let sample = one(bench, round, placement, scenario, &mut result.rps_settings)?;
+            println!(
+                "throughput round {round} {:>14} {}: {:>9.0} req/s; {}{}",
+                placement.name(),
+                scenario.name(),
+                sample.wrk.requests_per_sec,
+                cpustat::describe(&sample.cpus),
+                match (&sample.ledger, scenario) {
+                    (Some(ledger), _) => format!(
+                        "; shadow got {} of {}: {} ({})",
+                        sample.shadow_received,
+                        sample.production_served,
+                        sample.verdict.as_deref().unwrap_or_default(),
+                        ledger.describe()
+                    ),
+                    (None, Scenario::C) => format!(
+                        "; shadow got {} of {}",
+                        sample.shadow_received, sample.production_served
+                    ),
+                    _ => String::new(),
+                }
+            );
+            result.samples.push(sample);
+        }
+    }
+    Ok(result)
+}
+
+fn one(
+    bench: &mut Bench,
+    round: usize,
+    placement: Placement,
+    scenario: Scenario,
+    rps_settings: &mut Vec<String>,
+) -> Result<Sample> {
+    let dir = bench.run_dir(&format!(
+        "throughput-{round}-{}-{}",
+        placement.slug(),
+        scenario.name()
+    ))?;
+    let mut stack = Stack::start(&bench.topology, scenario, placement, &dir)?;
+    if rps_settings.is_empty() {
+        rps_settings.clone_from(&stack.rps);
+    }
+    let cpu = placement.production_cpu();
+    let plan = bench.plan.clone();
+    load::wrk(
+        &bench.topology.client,
+        cpu,
+        plan.connections,
+        plan.warm_up,
+        "/warmup",
+        &dir,
+        &mut bench.commands,
+    )?;
+    stack.begin()?;
+    let wrk = load::wrk(
+        &bench.topology.client,
+        cpu,
+        plan.connections,
+        plan.saturation,
+        "/bench/saturation",
+        &dir,
+        &mut bench.commands,
+    )?;
+    let cpus = stack.cpu_shares();
+    let outcome = stack.finish()?;
+    let verdict = outcome
+        .ledger
+        .as_ref()
+        .map(|_| fidelity::account("GET", 0, RateResult::default(), &outcome, false).verdict);
+    Ok(Sample {
+        round,
+        placement,
+        scenario,
+        wrk,
+        production_served: outcome.production.len(),
+        production_non_200: outcome.production_non_200(),
+        shadow_received: outcome.shadow.len(),
+        shadowd_cpu_s: outcome.ledger.as_ref().map(|_| outcome.shadowd_cpu_s),
+        ledger: outcome.ledger,
+        verdict,
+        cpus,
+    })
+}
