@@ -637,3 +637,54 @@ fn replay_from_a_capture_file_sends_its_requests() {
         ]
     );
 }
+
+#[test]
+fn more_client_connections_than_pooled_upstreams_lose_nothing() {
+    let setup = ShadowSetup::new(Behaviour::default());
+    let mappings = MappingFile::new(&user_example(""));
+    let daemon = Shadowd::start(
+        &setup.topo.server,
+        &[
+            "--interface",
+            Topology::SERVER_IF,
+            "--config",
+            mappings.arg(),
+            "--shadow-max-connections",
+            "4",
+        ],
+    );
+    // 40 clients at once, each one request on its own connection, then idle: a worker that
+    // kept its upstream connection while idle would starve the other 36.
+    std::thread::scope(|scope| {
+        for i in 0..40 {
+            let topo = &setup.topo;
+            scope.spawn(move || {
+                let request =
+                    format!("GET /myservice/many/{i} HTTP/1.1\r\nHost: myservice\r\n\r\n");
+                assert_eq!(
+                    exchange(
+                        &topo.client,
+                        PRODUCTION,
+                        &[Piece::now(request.as_bytes())],
+                        1
+                    ),
+                    [200]
+                );
+            });
+        }
+    });
+    let mapping = "myservice-shadow-mapping";
+    let scrape = eventually(
+        Duration::from_secs(20),
+        "every copy to be accounted for",
+        || {
+            let scrape = daemon.scrape();
+            (replay(&scrape, "observed_requests_total", mapping) == 40
+                && replay(&scrape, "in_flight_requests", mapping) == 0)
+                .then_some(scrape)
+        },
+    );
+    assert_eq!(replay(&scrape, "copied_requests_total", mapping), 40);
+    assert_eq!(setup.shadow.received().len(), 40);
+    assert_ledger_balances(&scrape, mapping);
+}

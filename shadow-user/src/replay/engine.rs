@@ -178,8 +178,13 @@ async fn worker(
         {
             Ok(exchange) => {
                 stats.copied(job.mapping(), exchange.status, exchange.latency, job.id);
-                if exchange.reusable {
+                // Keep the connection while this client connection has more copies waiting
+                // (its sequence stays on one upstream connection); when it goes quiet, give
+                // it back so a thousand idle clients do not hold a thousand upstreams.
+                if exchange.reusable && !rx.is_empty() {
                     current = Some((upstream, connection));
+                } else {
+                    upstream.put_back(connection);
                 }
             }
             Err(err) => {
