@@ -89,3 +89,21 @@ pub fn read_responses(stream: &mut TcpStream, count: usize) -> Vec<u16> {
     }
     statuses
 }
+
+/// Runs curl in `ns` with `args`, discarding the body; panics unless the answer is 200.
+pub fn curl_ok(ns: &Netns, args: &[&str]) {
+    let code = crate::run(
+        ns.command("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "30",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+            ])
+            .args(args),
+    );
+    assert_eq!(code, "200", "curl {args:?}");
+}

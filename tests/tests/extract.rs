@@ -12,10 +12,10 @@ use std::{
 };
 
 use shadowd_tests::{
+    clients::curl_ok,
     eventually,
     http_server::HttpServer,
     netns::{Netns, Topology},
-    run,
     shadowd::{Shadowd, binary},
 };
 
@@ -94,22 +94,6 @@ impl Drop for Tcpdump {
     }
 }
 
-fn curl(ns: &Netns, args: &[&str]) {
-    let code = run(ns
-        .command("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "30",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-        ])
-        .args(args));
-    assert_eq!(code, "200", "curl {args:?}");
-}
-
 /// Writes `requests` in one go on one connection, then reads until `expected` responses
 /// ended (the last request asks the server to close).
 fn pipelined(ns: &Netns, requests: &[u8]) -> Vec<u8> {
@@ -128,8 +112,8 @@ fn pipelined(ns: &Netns, requests: &[u8]) -> Vec<u8> {
 /// The traffic of the test, against the server in `topo`.
 fn client_traffic(topo: &Topology, files: &Files) {
     let url = |path: &str| format!("http://{}:{PORT}{path}", Topology::SERVER_V4);
-    curl(&topo.client, &[&url("/search?q=shadow&page=2")]);
-    curl(
+    curl_ok(&topo.client, &[&url("/search?q=shadow&page=2")]);
+    curl_ok(
         &topo.client,
         &[
             "-H",
@@ -139,7 +123,7 @@ fn client_traffic(topo: &Topology, files: &Files) {
             &url("/headers"),
         ],
     );
-    curl(
+    curl_ok(
         &topo.client,
         &[
             "-H",
@@ -149,7 +133,7 @@ fn client_traffic(topo: &Topology, files: &Files) {
             &url("/chunked"),
         ],
     );
-    curl(
+    curl_ok(
         &topo.client,
         &[
             "-H",
@@ -159,7 +143,7 @@ fn client_traffic(topo: &Topology, files: &Files) {
             &url("/expect"),
         ],
     );
-    curl(
+    curl_ok(
         &topo.client,
         &[
             "--data-binary",

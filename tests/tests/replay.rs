@@ -5,7 +5,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use shadowd_tests::{
-    clients::{Piece, exchange},
+    clients::{Piece, curl_ok, exchange},
     eventually,
     fixtures::{MappingFile, PRODUCTION, ShadowSetup, user_example},
     http_server::{Behaviour, HttpServer},
@@ -36,23 +36,6 @@ fn assert_ledger_balances(scrape: &Scrape, mapping: &str) {
         copied + sampled + dropped + in_flight,
         "ledger of {mapping}: observed {observed} = copied {copied} + sampled out {sampled} + dropped {dropped} + in flight {in_flight}"
     );
-}
-
-fn curl(topo: &Topology, args: &[&str]) {
-    let code = run(topo
-        .client
-        .command("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "30",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-        ])
-        .args(args));
-    assert_eq!(code, "200", "curl {args:?}");
 }
 
 /// Request bodies for curl, removed on drop.
@@ -99,7 +82,7 @@ fn production_mix(topo: &Topology, bodies: &BodyFiles) {
         "/other/x",
         "/myservicex",
     ] {
-        curl(topo, &[&host[..], &[&url(path)]].concat());
+        curl_ok(&topo.client, &[&host[..], &[&url(path)]].concat());
     }
     // A keep-alive connection with many requests (one curl, 25 URLs).
     let many: Vec<String> = (0..25)
@@ -124,13 +107,13 @@ fn production_mix(topo: &Topology, bodies: &BodyFiles) {
         .iter()
         .enumerate()
     {
-        curl(
-            topo,
+        curl_ok(
+            &topo.client,
             &[&host[..], &["--data-binary", &bodies.at(i), &url(path)]].concat(),
         );
     }
-    curl(
-        topo,
+    curl_ok(
+        &topo.client,
         &[
             &host[..],
             &[
