@@ -97,6 +97,14 @@ impl Snapshot {
     }
 }
 
+/// Mean busy share (100 − idle) over all CPUs, in percent.
+pub fn busy_percent(shares: &[CpuShare]) -> f64 {
+    if shares.is_empty() {
+        return 0.0;
+    }
+    shares.iter().map(|s| 100.0 - s.idle).sum::<f64>() / shares.len() as f64
+}
+
 /// `cpu0 us 20 sy 50 si 30 id 0 ipi 41k/s; cpu1 …` for logs and reports.
 pub fn describe(shares: &[CpuShare]) -> String {
     shares

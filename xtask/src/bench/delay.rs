@@ -50,6 +50,8 @@ pub struct Run {
     pub logged: Delays,
     pub ledger: Ledger,
     pub tcpdump: Vec<String>,
+    /// The machine's busy % before the load (other work).
+    pub background: f64,
 }
 
 pub fn run(bench: &mut Bench) -> Result<Vec<Run>> {
@@ -133,6 +135,7 @@ fn one(bench: &mut Bench, rate: u64) -> Result<Run> {
         &dir,
         &mut bench.commands,
     )?;
+    let background = stack.background;
     let outcome = stack.finish()?;
     // Let tcpdump write out what it has read before it stops.
     signals::sleep(Duration::from_millis(500))?;
@@ -186,6 +189,7 @@ fn one(bench: &mut Bench, rate: u64) -> Result<Run> {
         logged,
         ledger: outcome.ledger.unwrap_or_default(),
         tcpdump,
+        background,
     })
 }
 

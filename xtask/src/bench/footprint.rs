@@ -68,14 +68,16 @@ pub fn run(bench: &mut Bench) -> Result<Footprint> {
         ledger_now.describe()
     );
     drop(connections);
+    let background = stack.background;
     let outcome = stack.finish()?;
-    let copies = fidelity::account(
+    let mut copies = fidelity::account(
         "GET, 1,000 idle connections",
         0,
         RateResult::default(),
         &outcome,
         false,
     );
+    copies.background = background;
     println!(
         "footprint: shadow {} / production {}: {}",
         copies.shadow_received, copies.production_served, copies.verdict

@@ -23,6 +23,8 @@ pub struct Sample {
     pub production_served: usize,
     pub shadow_received: usize,
     pub cpus: Vec<CpuShare>,
+    /// The machine's busy % before the load (other work).
+    pub background: f64,
 }
 
 /// The runs at one rate.
@@ -130,6 +132,7 @@ fn one(bench: &mut Bench, round: usize, scenario: Scenario, rate: u64) -> Result
         &mut bench.commands,
     )?;
     let cpus = stack.cpu_shares();
+    let background = stack.background;
     let outcome = stack.finish()?;
     let what = match rate {
         0 => "A's saturation with oha (closed loop, pinned)".to_string(),
@@ -156,5 +159,6 @@ fn one(bench: &mut Bench, round: usize, scenario: Scenario, rate: u64) -> Result
         production_served: outcome.production.len(),
         shadow_received: outcome.shadow.len(),
         cpus,
+        background,
     })
 }

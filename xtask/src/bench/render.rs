@@ -169,7 +169,7 @@ impl Report {
         for s in &self.throughput.samples {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {}; {:.0} % busy before the load |",
                 s.round,
                 s.placement.name(),
                 s.scenario.name(),
@@ -181,7 +181,8 @@ impl Report {
                 s.shadowd_cpu_s.map_or(String::new(), |c| format!("{c:.2}")),
                 s.verdict.as_deref().unwrap_or_default(),
                 s.ledger.as_ref().map_or(String::new(), |l| l.describe()),
-                cpustat::describe(&s.cpus)
+                cpustat::describe(&s.cpus),
+                s.background
             );
         }
         let _ = writeln!(
@@ -199,7 +200,7 @@ impl Report {
                 let r = &s.result;
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {} | {} |",
+                    "| {} | {} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {} | {}; {:.0} % busy before the load |",
                     s.round,
                     s.scenario.name(),
                     r.achieved_rate,
@@ -209,17 +210,18 @@ impl Report {
                     r.max_ms,
                     r.errors,
                     r.non_200,
-                    cpustat::describe(&s.cpus)
+                    cpustat::describe(&s.cpus),
+                    s.background
                 );
             }
             md.push('\n');
         }
-        md.push_str("\n### Fidelity of B, pinned (oha at fixed rates; fresh servers and shadowd per rate)\n\n| kind | rate | achieved | production | shadow | fidelity | shortfall | counted by shadowd | verdict | CPU-s per 10k | VmHWM MiB | ledger |\n|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|\n");
+        md.push_str("\n### Fidelity of B (oha at fixed rates; fresh servers and shadowd per rate; pinned unless the kind says otherwise)\n\n| kind | rate | achieved | production | shadow | fidelity | shortfall | counted by shadowd | verdict | CPU-s per 10k | VmHWM MiB | ledger | CPUs |\n|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---|\n");
         let runs = self.fidelity.all();
         for r in runs.chain(std::iter::once(&self.footprint.copies)) {
             let _ = writeln!(
                 md,
-                "| {} | {} | {:.0} | {} | {} | {:.4} % | {} | {} | {} | {} | {:.1} | {} |",
+                "| {} | {} | {:.0} | {} | {} | {:.4} % | {} | {} | {} | {} | {:.1} | {} | {}; {:.0} % busy before the load |",
                 r.kind,
                 r.rate,
                 r.load.achieved_rate,
@@ -231,7 +233,9 @@ impl Report {
                 r.verdict,
                 r.cpu_s_per_10k.map_or("-".into(), |c| format!("{c:.3}")),
                 r.shadowd_hwm_kib as f64 / 1024.0,
-                r.ledger.describe()
+                r.ledger.describe(),
+                cpustat::describe(&r.cpus),
+                r.background
             );
         }
         let _ = writeln!(

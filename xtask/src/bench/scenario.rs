@@ -110,6 +110,9 @@ pub struct Stack<'t> {
     cpu_at_begin: Option<cpustat::Snapshot>,
     /// The RPS settings written, for the report.
     pub rps: Vec<String>,
+    /// How busy the machine was, in % of both CPUs, with everything of this run started
+    /// and idle: other work on the machine that the run competes with.
+    pub background: f64,
 }
 
 impl<'t> Stack<'t> {
@@ -176,6 +179,9 @@ impl<'t> Stack<'t> {
             }
             _ => None,
         };
+        let before = cpustat::snapshot();
+        std::thread::sleep(Duration::from_millis(300));
+        let background = cpustat::busy_percent(&before.until(&cpustat::snapshot()));
         Ok(Stack {
             shadowd,
             proxy,
@@ -184,6 +190,7 @@ impl<'t> Stack<'t> {
             begin: (0.0, 0),
             cpu_at_begin: None,
             rps,
+            background,
         })
     }
 

@@ -4,7 +4,7 @@
 
 use std::{
     path::{Path, PathBuf},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, bail};
@@ -19,6 +19,8 @@ use super::{
 /// The shadow Mapping whose ledger the bench reads.
 pub const SHADOW_MAPPING: &str = "bench-shadow";
 const ADMIN: &str = "127.0.0.1:8877";
+/// How long settling waits for bytes held out of order to be given up.
+const HOLE_GRACE: Duration = Duration::from_secs(3);
 
 /// Production and shadow Mappings for every path.
 pub fn mappings() -> String {
@@ -119,17 +121,27 @@ impl<'ns> Shadowd<'ns> {
     }
 
     /// Waits (up to `timeout`) until nothing is in flight and the observed count holds
-    /// still for 300 ms: every request seen has ended one way or another.
+    /// still for 250 ms: every request seen has ended one way or another. Bytes held out of
+    /// order behind a hole get up to `HOLE_GRACE` more to be given up (shadowd's hole
+    /// timeout is 1 s), so what is still held after that is reported, not waited for.
     pub fn settle(&self, timeout: Duration) -> Result<Ledger> {
         let mut last: Option<u64> = None;
+        let mut quiet_since: Option<Instant> = None;
         let outcome = signals::wait_for(timeout, "shadowd to settle", || {
             let ledger = self.ledger().ok()?;
-            let settled = ledger.in_flight == 0 && last == Some(ledger.observed);
+            let quiet = ledger.in_flight == 0 && last == Some(ledger.observed);
             last = Some(ledger.observed);
-            if !settled {
+            if !quiet {
+                quiet_since = None;
                 std::thread::sleep(Duration::from_millis(250));
+                return None;
             }
-            settled.then_some(ledger)
+            let since = *quiet_since.get_or_insert_with(Instant::now);
+            if ledger.out_of_order_bytes == 0 || since.elapsed() >= HOLE_GRACE {
+                return Some(ledger);
+            }
+            std::thread::sleep(Duration::from_millis(250));
+            None
         });
         match outcome {
             Ok(ledger) => Ok(ledger),

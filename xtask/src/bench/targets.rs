@@ -9,6 +9,9 @@ use super::{
     summary::{fmt, ratio},
 };
 
+/// Busy share of the machine, before a run's load, above which the run is flagged.
+const BACKGROUND_LIMIT: f64 = 10.0;
+
 impl Report {
     pub(super) fn target_rows(&self) -> Vec<Target> {
         let pinned = |s| self.throughput.median(Placement::Pinned, s);
@@ -154,6 +157,49 @@ impl Report {
                     run.ledger.describe()
                 ));
             }
+        }
+        let mut disturbed = Vec::new();
+        for s in &self.throughput.samples {
+            disturbed.push((
+                format!(
+                    "throughput {} {} {}",
+                    s.round,
+                    s.placement.name(),
+                    s.scenario.name()
+                ),
+                s.background,
+            ));
+        }
+        for l in &self.latency {
+            for s in &l.samples {
+                disturbed.push((
+                    format!("latency {} {} at {}", s.round, s.scenario.name(), l.rate),
+                    s.background,
+                ));
+            }
+        }
+        for r in self
+            .fidelity
+            .all()
+            .chain(std::iter::once(&self.footprint.copies))
+        {
+            disturbed.push((format!("fidelity {} at {}", r.kind, r.rate), r.background));
+        }
+        for r in &self.delay {
+            disturbed.push((format!("copy delay at {}", r.rate), r.background));
+        }
+        let total = disturbed.len();
+        disturbed.retain(|(_, busy)| *busy > BACKGROUND_LIMIT);
+        if !disturbed.is_empty() {
+            out.push(format!(
+                "{} of {total} runs started with the machine more than {BACKGROUND_LIMIT:.0} % busy with other work (their figures are disturbed): {}",
+                disturbed.len(),
+                disturbed
+                    .iter()
+                    .map(|(what, busy)| format!("{what} ({busy:.0} %)"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
         out
     }

@@ -30,6 +30,8 @@ pub struct Sample {
     pub verdict: Option<String>,
     /// The whole machine's CPUs during the measured part.
     pub cpus: Vec<CpuShare>,
+    /// The machine's busy % before the load (other work).
+    pub background: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -147,6 +149,7 @@ fn one(
         &mut bench.commands,
     )?;
     let cpus = stack.cpu_shares();
+    let background = stack.background;
     let outcome = stack.finish()?;
     let verdict = outcome
         .ledger
@@ -164,5 +167,6 @@ fn one(
         ledger: outcome.ledger,
         verdict,
         cpus,
+        background,
     })
 }
