@@ -42,6 +42,19 @@ impl Scrape {
     }
 }
 
+impl Scrape {
+    /// Values of `name` summed by the value of `label`, zeros left out.
+    pub fn by_label(&self, name: &str, label: &str) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for sample in self.samples.iter().filter(|s| s.name == name) {
+            let key = sample.labels.get(label).cloned().unwrap_or_default();
+            *out.entry(key).or_default() += sample.value.max(0.0) as u64;
+        }
+        out.retain(|_, v| *v > 0);
+        out
+    }
+}
+
 fn parse_sample(line: &str) -> Option<Sample> {
     let (series, value) = line.rsplit_once(' ')?;
     let value: f64 = value.parse().ok()?;

@@ -1,4 +1,4 @@
-//! shadowd's `/metrics` read back: a Prometheus text parser and the loss ledger of the
+//! shadowd's `/metrics` read back (with the tests' Prometheus text reader): the loss ledger of the
 //! shadow Mapping (observed = copied + sampled out + dropped + in flight), with the
 //! capture-side counters that explain requests lost before they were observed.
 
@@ -6,81 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-/// One sample line.
-#[derive(Debug, Clone)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-/// All samples of one scrape.
-#[derive(Debug, Clone, Default)]
-pub struct Scrape {
-    samples: Vec<Sample>,
-}
-
-impl Scrape {
-    pub fn parse(text: &str) -> Scrape {
-        let samples = text
-            .lines()
-            .filter(|line| !line.is_empty() && !line.starts_with('#'))
-            .filter_map(parse_sample)
-            .collect();
-        Scrape { samples }
-    }
-
-    /// Sum of the samples named `name` whose labels include every pair in `labels`.
-    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
-        self.samples
-            .iter()
-            .filter(|s| s.name == name)
-            .filter(|s| {
-                labels
-                    .iter()
-                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-            })
-            .map(|s| s.value.max(0.0) as u64)
-            .sum()
-    }
-
-    /// Values of `name` by the value of `label`, zeros left out.
-    pub fn by_label(&self, name: &str, label: &str) -> BTreeMap<String, u64> {
-        let mut out = BTreeMap::new();
-        for sample in self.samples.iter().filter(|s| s.name == name) {
-            let key = sample.labels.get(label).cloned().unwrap_or_default();
-            *out.entry(key).or_default() += sample.value.max(0.0) as u64;
-        }
-        out.retain(|_, v| *v > 0);
-        out
-    }
-}
-
-fn parse_sample(line: &str) -> Option<Sample> {
-    let (series, value) = line.rsplit_once(' ')?;
-    let value: f64 = value.parse().ok()?;
-    let (name, labels) = match series.split_once('{') {
-        Some((name, rest)) => (name, parse_labels(rest.strip_suffix('}')?)?),
-        None => (series, BTreeMap::new()),
-    };
-    Some(Sample {
-        name: name.to_string(),
-        labels,
-        value,
-    })
-}
-
-fn parse_labels(text: &str) -> Option<BTreeMap<String, String>> {
-    let mut labels = BTreeMap::new();
-    let mut rest = text;
-    while !rest.is_empty() {
-        let (key, after) = rest.split_once("=\"")?;
-        let end = after.find('"')?;
-        labels.insert(key.trim_matches(',').to_string(), after[..end].to_string());
-        rest = after[end + 1..].trim_start_matches(',');
-    }
-    Some(labels)
-}
+// The same Prometheus text reader the integration tests use.
+pub use shadowd_tests::metrics::Scrape;
 
 /// The shadow Mapping's ledger and the counters of loss before a request is observed.
 #[derive(Debug, Clone, Default, Serialize)]
