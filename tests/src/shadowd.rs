@@ -96,6 +96,29 @@ impl<'ns> Shadowd<'ns> {
         Scrape::parse(&body)
     }
 
+    /// The current `/metrics` once `ready` holds and two scrapes in a row agree. A scrape
+    /// encodes one metric after the other, so one taken while a request moves from counter to
+    /// counter can disagree with itself; two equal ones mean nothing is moving.
+    pub fn settled_scrape(
+        &self,
+        timeout: Duration,
+        what: &str,
+        ready: impl Fn(&Scrape) -> bool,
+    ) -> Scrape {
+        let mut previous: Option<Scrape> = None;
+        eventually(timeout, what, || {
+            let scrape = self.scrape();
+            let unchanged = previous
+                .as_ref()
+                .is_some_and(|previous| previous.samples == scrape.samples);
+            if ready(&scrape) && unchanged {
+                return Some(scrape);
+            }
+            previous = Some(scrape);
+            None
+        })
+    }
+
     /// Sends `signal` to the running daemon.
     pub fn signal(&self, signal: i32) {
         let child = self.child.as_ref().expect("running");

@@ -121,14 +121,12 @@ fn every_payload_byte_of_both_directions_reaches_the_reader() {
     let sent_by_servers = (after.0.1 - before.0.1) + (after.1.1 - before.1.1);
     assert!(sent_by_clients > 2 << 20 && sent_by_servers > 300_000);
 
-    let scrape = eventually(
+    let scrape = daemon.settled_scrape(
         Duration::from_secs(15),
         "captured byte counts to catch up",
-        || {
-            let scrape = daemon.scrape();
-            (stream_bytes(&scrape, "request") >= sent_by_clients
-                && stream_bytes(&scrape, "response") >= sent_by_servers)
-                .then_some(scrape)
+        |scrape| {
+            stream_bytes(scrape, "request") >= sent_by_clients
+                && stream_bytes(scrape, "response") >= sent_by_servers
         },
     );
     println!(

@@ -98,10 +98,11 @@ fn ports_come_from_the_mappings_and_requests_are_routed() {
     for path in ["/myservice/a", "/myservice/b?x=1", "/other", "/myservicex"] {
         get(&topo.client, 8080, path);
     }
-    let scrape = eventually(Duration::from_secs(10), "the requests to be routed", || {
-        let scrape = daemon.scrape();
-        (scrape.sum("shadowd_http_requests_total", &[]) >= 4).then_some(scrape)
-    });
+    let scrape = daemon.settled_scrape(
+        Duration::from_secs(10),
+        "the requests to be routed",
+        |scrape| scrape.sum("shadowd_http_requests_total", &[]) >= 4,
+    );
     assert_eq!(matched(&scrape), 2);
     assert_eq!(
         scrape.sum("shadowd_http_requests_not_shadowed_total", &[]),
@@ -131,13 +132,10 @@ fn reload_swaps_table_and_ports_and_keeps_the_old_on_a_bad_config() {
     );
     get(&topo.client, 9090, "/v2/items");
     get(&topo.client, 8080, "/v2/not-captured-any-more");
-    let scrape = eventually(
+    let scrape = daemon.settled_scrape(
         Duration::from_secs(10),
         "the request on 9090 to be routed",
-        || {
-            let scrape = daemon.scrape();
-            (matched(&scrape) >= 1).then_some(scrape)
-        },
+        |scrape| matched(scrape) >= 1,
     );
     assert_eq!(matched(&scrape), 1);
     assert_eq!(
@@ -163,13 +161,10 @@ fn reload_swaps_table_and_ports_and_keeps_the_old_on_a_bad_config() {
     // SIGHUP reloads on demand: a second shadow is an error, but the configuration applies.
     config.write(&(mappings("/v2/", 9090) + "---\napiVersion: ambassador/v0\nkind: Mapping\nname: myservice-shadow-next\nprefix: /v2/\nservice: other.default\nshadow: true\n"));
     daemon.signal(libc::SIGHUP);
-    let scrape = eventually(
+    let scrape = daemon.settled_scrape(
         Duration::from_secs(15),
         "SIGHUP to apply the new file",
-        || {
-            let scrape = daemon.scrape();
-            (reloads(&scrape, "applied") >= 2).then_some(scrape)
-        },
+        |scrape| reloads(scrape, "applied") >= 2,
     );
     assert_eq!(scrape.sum("shadowd_diagnostics_errors", &[]), 1);
     assert!(daemon.log_text().contains(

@@ -52,12 +52,14 @@ fn metrics_diag_and_status_show_both_sides_and_a_balanced_ledger() {
     assert_eq!(get(&s.topo, "/elsewhere"), 200);
 
     let shadowed = 16u64;
-    let scrape = eventually(Duration::from_secs(20), "both sides to be compared", || {
-        let scrape = daemon.scrape();
-        (scrape.sum("shadowd_responses_total", &[("role", "shadow")]) == shadowed
-            && scrape.sum("shadowd_responses_total", &[("role", "production")]) == shadowed)
-            .then_some(scrape)
-    });
+    let scrape = daemon.settled_scrape(
+        Duration::from_secs(20),
+        "both sides to be compared",
+        |scrape| {
+            scrape.sum("shadowd_responses_total", &[("role", "shadow")]) == shadowed
+                && scrape.sum("shadowd_responses_total", &[("role", "production")]) == shadowed
+        },
+    );
     // The counters agree with what the servers saw.
     assert_eq!(s.shadow.received().len() as u64, shadowed);
     assert_eq!(s.production.received().len() as u64, shadowed + 1);

@@ -272,14 +272,12 @@ fn weight_30_copies_about_30_percent_each_exact() {
         }
     });
     let mapping = "myservice-shadow-mapping";
-    let scrape = eventually(
+    let scrape = daemon.settled_scrape(
         Duration::from_secs(30),
         "every request to be accounted for",
-        || {
-            let scrape = daemon.scrape();
-            (replay(&scrape, "observed_requests_total", mapping) == total as u64
-                && replay(&scrape, "in_flight_requests", mapping) == 0)
-                .then_some(scrape)
+        |scrape| {
+            replay(scrape, "observed_requests_total", mapping) == total as u64
+                && replay(scrape, "in_flight_requests", mapping) == 0
         },
     );
     let copied = replay(&scrape, "copied_requests_total", mapping);
@@ -410,9 +408,8 @@ fn a_down_hanging_or_slow_shadow_never_touches_production_and_recovers() {
                 .then_some(())
         },
     );
-    let scrape = eventually(Duration::from_secs(10), "nothing in flight", || {
-        let scrape = daemon.scrape();
-        (replay(&scrape, "in_flight_requests", mapping) == 0).then_some(scrape)
+    let scrape = daemon.settled_scrape(Duration::from_secs(10), "nothing in flight", |scrape| {
+        replay(scrape, "in_flight_requests", mapping) == 0
     });
     assert_eq!(replay(&scrape, "observed_requests_total", mapping), 60);
     assert_ledger_balances(&scrape, mapping);
@@ -657,14 +654,12 @@ fn more_client_connections_than_pooled_upstreams_lose_nothing() {
         }
     });
     let mapping = "myservice-shadow-mapping";
-    let scrape = eventually(
+    let scrape = daemon.settled_scrape(
         Duration::from_secs(20),
         "every copy to be accounted for",
-        || {
-            let scrape = daemon.scrape();
-            (replay(&scrape, "observed_requests_total", mapping) == 40
-                && replay(&scrape, "in_flight_requests", mapping) == 0)
-                .then_some(scrape)
+        |scrape| {
+            replay(scrape, "observed_requests_total", mapping) == 40
+                && replay(scrape, "in_flight_requests", mapping) == 0
         },
     );
     assert_eq!(replay(&scrape, "copied_requests_total", mapping), 40);
