@@ -11,8 +11,10 @@ pub const PROGRAM_EGRESS: &str = "shadow_egress";
 
 /// Map of capture ports: key is a TCP port in host byte order, value is unused (1).
 pub const MAP_CAPTURE_PORTS: &str = "CAPTURE_PORTS";
-/// Single-entry array holding [`MirrorConfig`].
+/// Single-entry array holding [`KernelSettings`].
 pub const MAP_CONFIG: &str = "CONFIG";
+/// BPF ring buffer of [`ChunkHeader`]-prefixed packet copies (the `ringbuf` output).
+pub const MAP_FRAMES: &str = "FRAMES";
 /// Map from [`StatsKey`] to a slot in [`MAP_STATS`].
 pub const MAP_STATS_SLOTS: &str = "STATS_SLOTS";
 /// Per-CPU array of [`Stats`], one entry per attachment slot.
@@ -31,17 +33,81 @@ pub const HOOK_INGRESS: u32 = 0;
 /// Hook value in [`StatsKey::hook`] for TC egress.
 pub const HOOK_EGRESS: u32 = 1;
 
+/// [`KernelSettings::output`]: clone each packet onto the mirror veth.
+pub const OUTPUT_MIRROR: u32 = 0;
+/// [`KernelSettings::output`]: copy each packet into the [`MAP_FRAMES`] ring buffer.
+pub const OUTPUT_RINGBUF: u32 = 1;
+
 /// Settings userspace writes for the TC program (index 0 of [`MAP_CONFIG`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MirrorConfig {
-    /// Interface index the clones are redirected to (egress of the mirror veth); 0 = capture off.
+pub struct KernelSettings {
+    /// [`OUTPUT_MIRROR`] or [`OUTPUT_RINGBUF`].
+    pub output: u32,
+    /// Interface index the clones are redirected to (egress of the mirror veth); with
+    /// [`OUTPUT_MIRROR`], 0 = capture off.
     pub mirror_ifindex: u32,
     /// `skb->mark` carried by shadowd's own replay sockets: such packets are never cloned.
     /// 0 disables the loop guard.
     pub loop_guard_mark: u32,
 }
-const _: () = assert!(core::mem::size_of::<MirrorConfig>() == 8);
+const _: () = assert!(core::mem::size_of::<KernelSettings>() == 12);
+
+/// Single-entry array: [`READER_ASLEEP`] while the ring buffer's reader waits for a wake-up,
+/// 0 while it polls on its own timer. The program wakes the reader only when it is asleep
+/// (and clears the flag), so a busy production CPU pays for no wake-ups at all.
+pub const MAP_READER_STATE: &str = "READER_STATE";
+/// Value of [`MAP_READER_STATE`]: the reader is asleep.
+pub const READER_ASLEEP: u32 = 1;
+
+/// Bytes of packet data in a small ring buffer record (a packet that short, or the tail of
+/// a longer one).
+pub const SMALL_CHUNK: usize = 224;
+/// Bytes of packet data in a large record: a full 1500-byte-MTU frame fits in one.
+pub const LARGE_CHUNK: usize = 2016;
+/// Most records one packet is split into; longer packets (beyond a 64 KiB GSO frame) are
+/// copied up to this many chunks and flagged [`CHUNK_TRUNCATED`].
+pub const MAX_CHUNKS: u32 = 34;
+/// Longest packet copied whole into the ring buffer.
+pub const MAX_RINGBUF_FRAME: u32 = MAX_CHUNKS * LARGE_CHUNK as u32;
+/// [`ChunkHeader::flags`]: the packet was longer than [`MAX_RINGBUF_FRAME`].
+pub const CHUNK_TRUNCATED: u32 = 1;
+
+/// Head of every ring buffer record: which packet the chunk belongs to and where it goes.
+/// One packet's chunks are written in order by one CPU under one `sequence`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChunkHeader {
+    /// `CLOCK_MONOTONIC` time the program saw the packet.
+    pub timestamp_ns: u64,
+    /// Per-CPU packet number: chunks of one packet share it.
+    pub sequence: u32,
+    /// CPU that copied the packet.
+    pub cpu: u32,
+    /// Length of the whole packet (`skb->len`), L2 header included.
+    pub frame_len: u32,
+    /// Where this chunk's bytes start in the packet.
+    pub offset: u32,
+    /// Bytes of packet data following the header.
+    pub chunk_len: u32,
+    /// [`CHUNK_TRUNCATED`] or 0.
+    pub flags: u32,
+}
+const _: () = assert!(core::mem::size_of::<ChunkHeader>() == 32);
+
+/// A ring buffer record of [`SMALL_CHUNK`] data bytes.
+#[repr(C)]
+pub struct SmallChunk {
+    pub header: ChunkHeader,
+    pub data: [u8; SMALL_CHUNK],
+}
+
+/// A ring buffer record of [`LARGE_CHUNK`] data bytes.
+#[repr(C)]
+pub struct LargeChunk {
+    pub header: ChunkHeader,
+    pub data: [u8; LARGE_CHUNK],
+}
 
 /// Key of [`MAP_STATS_SLOTS`]: one attachment.
 #[repr(C)]
@@ -78,13 +144,14 @@ pub struct Stats {
     pub loop_guarded: u64,
     /// Capture-port packets seen while no mirror interface is configured.
     pub mirror_unset: u64,
-    /// Request-direction packets cloned (destination port is a capture port).
+    /// Request-direction packets cloned or copied (destination port is a capture port).
     pub cloned_request: u64,
-    /// Response-direction packets cloned (source port is a capture port).
+    /// Response-direction packets cloned or copied (source port is a capture port).
     pub cloned_response: u64,
-    /// `bpf_clone_redirect` failed (mirror interface down or gone): production unaffected.
+    /// The packet could not be handed over: `bpf_clone_redirect` failed (mirror interface
+    /// down or gone) or the ring buffer was full. Production unaffected.
     pub clone_failed: u64,
-    /// Payload bytes of cloned packets, including L2–L4 headers.
+    /// Bytes of cloned or copied packets, including L2–L4 headers.
     pub cloned_bytes: u64,
 }
 const _: () = assert!(core::mem::size_of::<Stats>() == 13 * 8);
@@ -125,9 +192,11 @@ impl Stats {
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: all three are `repr(C)`, made only of integers, with no padding (checked by the
+    // SAFETY: all four are `repr(C)`, made only of integers, with no padding (checked by the
     // size assertions above), so any bit pattern is a valid value.
-    unsafe impl aya::Pod for super::MirrorConfig {}
+    unsafe impl aya::Pod for super::KernelSettings {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ChunkHeader {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::StatsKey {}
     // SAFETY: as above.

@@ -1,4 +1,5 @@
-//! The two TC entry points (ingress and egress) and the clone decision they share.
+//! The two TC entry points (ingress and egress) and the copy decision they share: clone onto
+//! the mirror veth, or copy into the ring buffer, as userspace configured.
 //!
 //! Fails open by construction: every path returns `TCX_NEXT` (`TC_ACT_UNSPEC`), the packet
 //! is only read, and errors only change which counter is incremented. `TCX_NEXT` rather
@@ -14,16 +15,20 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::warn;
 use shadow_common::{
-    HOOK_EGRESS, HOOK_INGRESS, MAX_CAPTURE_PORTS, MAX_STATS_SLOTS, MirrorConfig, Stats, StatsKey,
+    HOOK_EGRESS, HOOK_INGRESS, KernelSettings, MAX_CAPTURE_PORTS, MAX_STATS_SLOTS, OUTPUT_RINGBUF,
+    Stats, StatsKey,
 };
 
-use crate::headers::{Skip, tcp_ports};
+use crate::{
+    headers::{Skip, tcp_ports},
+    ringbuf,
+};
 
 #[map]
 static CAPTURE_PORTS: HashMap<u16, u8> = HashMap::with_max_entries(MAX_CAPTURE_PORTS, 0);
 
 #[map]
-static CONFIG: Array<MirrorConfig> = Array::with_max_entries(1, 0);
+static CONFIG: Array<KernelSettings> = Array::with_max_entries(1, 0);
 
 #[map]
 static STATS_SLOTS: HashMap<StatsKey, u32> = HashMap::with_max_entries(MAX_STATS_SLOTS, 0);
@@ -87,27 +92,35 @@ fn observe(ctx: &TcContext, hook: u32) {
         return stats.bare_ack += 1;
     }
 
-    let config = match CONFIG.get(0) {
-        Some(config) if config.mirror_ifindex != 0 => *config,
-        _ => return stats.mirror_unset += 1,
+    let Some(config) = CONFIG.get(0).copied() else {
+        return stats.mirror_unset += 1;
     };
     if config.loop_guard_mark != 0 && mark == config.loop_guard_mark {
         return stats.loop_guarded += 1;
     }
 
-    match ctx.clone_redirect(config.mirror_ifindex, 0) {
-        Ok(()) => {
-            if is_request {
-                stats.cloned_request += 1;
-            } else {
-                stats.cloned_response += 1;
+    let handed_over = if config.output == OUTPUT_RINGBUF {
+        ringbuf::copy(ctx).is_ok()
+    } else if config.mirror_ifindex == 0 {
+        return stats.mirror_unset += 1;
+    } else {
+        match ctx.clone_redirect(config.mirror_ifindex, 0) {
+            Ok(()) => true,
+            Err(err) => {
+                log_clone_failure(ctx, config.mirror_ifindex, err);
+                false
             }
-            stats.cloned_bytes += u64::from(ctx.len());
         }
-        Err(err) => {
-            stats.clone_failed += 1;
-            log_clone_failure(ctx, config.mirror_ifindex, err);
+    };
+    if handed_over {
+        if is_request {
+            stats.cloned_request += 1;
+        } else {
+            stats.cloned_response += 1;
         }
+        stats.cloned_bytes += u64::from(ctx.len());
+    } else {
+        stats.clone_failed += 1;
     }
 }
 

@@ -1,5 +1,6 @@
 //! TC classifier: clones every TCP packet of connections to a capture port onto the mirror
-//! interface, counts every packet's outcome, and always lets the original continue unchanged.
+//! interface (or copies it into a BPF ring buffer), counts every packet's outcome, and always
+//! lets the original continue unchanged.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
@@ -7,6 +8,8 @@
 mod classifier;
 #[cfg(target_arch = "bpf")]
 mod headers;
+#[cfg(target_arch = "bpf")]
+mod ringbuf;
 
 /// The program only exists for the BPF target; a host build (`cargo build --workspace`) gets
 /// this empty binary instead.

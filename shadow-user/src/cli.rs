@@ -157,8 +157,24 @@ pub struct RunArgs {
     #[arg(long = "capture-port", short = 'p', value_name = "PORT")]
     pub capture_ports: Vec<u16>,
 
-    /// Name of the mirror veth the clones are sent to; its peer is `<NAME>-peer`
-    /// [default: shadow0].
+    /// How the TC program hands copies over: `ringbuf` copies each packet into a BPF ring
+    /// buffer; `mirror` clones it onto a mirror veth read with an AF_PACKET ring, which
+    /// costs the production CPU more [default: ringbuf].
+    #[arg(long, value_enum, value_name = "OUTPUT")]
+    pub capture_output: Option<crate::capture::OutputKind>,
+
+    /// Bytes of the BPF ring buffer of `--capture-output ringbuf` (power of two)
+    /// [default: 16777216].
+    #[arg(long, value_name = "BYTES")]
+    pub ringbuf_size: Option<u32>,
+
+    /// With `--capture-output ringbuf`: how often, in microseconds, the reader looks for
+    /// new copies while traffic flows; bounds how long a copy waits [default: 1000].
+    #[arg(long, value_name = "US")]
+    pub ringbuf_poll_us: Option<u64>,
+
+    /// With `--capture-output mirror`: name of the mirror veth the clones are sent to; its
+    /// peer is `<NAME>-peer` [default: shadow0].
     #[arg(long, value_name = "NAME")]
     pub mirror_interface: Option<String>,
 
@@ -171,8 +187,8 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_u32, value_name = "MARK")]
     pub loop_guard_mark: Option<u32>,
 
-    /// Bytes per capture ring block (power of two, at least 128 KiB; above the largest
-    /// frame) [default: 1048576].
+    /// With `--capture-output mirror`: bytes per capture ring block (power of two, at least
+    /// 128 KiB; above the largest frame) [default: 1048576].
     #[arg(long, value_name = "BYTES")]
     pub ring_block_size: Option<u32>,
 

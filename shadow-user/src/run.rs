@@ -63,7 +63,8 @@ impl RunError {
                 | ProgramLoadError::TooManyInterfaces { .. },
             ))
             | RunError::Capture(CaptureError::Mirror(MirrorError::InvalidName { .. }))
-            | RunError::Capture(CaptureError::Ring(RingError::BlockSize { .. })) => 64,
+            | RunError::Capture(CaptureError::Ring(RingError::BlockSize { .. }))
+            | RunError::Capture(CaptureError::RingBufSize { .. }) => 64,
             _ => 1,
         }
     }
@@ -104,10 +105,12 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let shared: SharedConfig = Arc::new(ArcSwap::from_pointee(initial));
     let capture_config = CaptureConfig {
         interfaces: settings.interfaces.clone(),
+        output: settings.output,
         mirror_interface: settings.mirror_interface.clone(),
         ports,
         loop_guard_mark: settings.loop_guard_mark,
         ring: settings.ring,
+        ringbuf: settings.ringbuf,
     };
     let sink = Box::new(HttpSink::new(
         settings.reassembly,
@@ -149,7 +152,9 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     tracing::info!(
         interfaces = ?capture_config.interfaces,
         ports = ?capture_config.ports,
-        mirror = capture_config.mirror_interface,
+        output = capture_config.output.as_str(),
+        mirror = (capture_config.output == crate::capture::OutputKind::Mirror)
+            .then_some(capture_config.mirror_interface.as_str()),
         "capturing"
     );
 

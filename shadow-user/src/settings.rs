@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use crate::{
-    capture::{ports::PortSet, ring::RingConfig},
+    capture::{OutputKind, ports::PortSet, ring::RingConfig, ringbuf::RingBufConfig},
     cli::{RunArgs, ShadowArgs},
     config::ModuleSettings,
     replay::upstream::{TlsClient, TlsOptions, TlsSetupError, UpstreamConfig},
@@ -21,10 +21,12 @@ pub struct Settings {
     pub interfaces: Vec<String>,
     /// Ports given explicitly (flag or Module); `None` = derived from the route table.
     pub explicit_ports: Option<PortSet>,
+    pub output: OutputKind,
     pub mirror_interface: String,
     pub admin: SocketAddr,
     pub loop_guard_mark: u32,
     pub ring: RingConfig,
+    pub ringbuf: RingBufConfig,
     pub reassembly: crate::reassembly::Limits,
     pub http: crate::http::Limits,
     pub shadow: ShadowSettings,
@@ -106,11 +108,16 @@ impl Settings {
             return Err(SettingsError::NoPorts);
         }
         let default_ring = RingConfig::default();
+        let default_ringbuf = RingBufConfig::default();
         let limits = module.limits.clone().unwrap_or_default();
         let shadow = ShadowSettings::resolve(&args.shadow, Some(&module));
         Ok(Settings {
             interfaces,
             explicit_ports,
+            output: args
+                .capture_output
+                .or(module.capture_output)
+                .unwrap_or_default(),
             mirror_interface: args
                 .mirror_interface
                 .clone()
@@ -137,6 +144,16 @@ impl Settings {
                     .ring_block_timeout_ms
                     .or(module.ring_block_timeout_ms)
                     .map_or(default_ring.block_timeout, Duration::from_millis),
+            },
+            ringbuf: RingBufConfig {
+                size: args
+                    .ringbuf_size
+                    .or(module.ringbuf_size)
+                    .unwrap_or(default_ringbuf.size),
+                poll_interval: args
+                    .ringbuf_poll_us
+                    .or(module.ringbuf_poll_us)
+                    .map_or(default_ringbuf.poll_interval, Duration::from_micros),
             },
             reassembly: limits.reassembly(),
             http: limits.http(),

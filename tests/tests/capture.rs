@@ -1,6 +1,7 @@
 //! The capture path with the real TC program, in namespaces: every payload byte of both
-//! directions reaches userspace, only capture ports are cloned, marked packets are skipped,
-//! a broken mirror never touches production, and nothing is left behind.
+//! directions reaches userspace through either output (ring buffer or mirror veth), only
+//! capture ports are copied, marked packets are skipped, a broken mirror or a full ring buffer
+//! never touches production, and nothing is left behind.
 
 use std::{
     collections::BTreeSet,
@@ -32,6 +33,13 @@ fn shadowd_args() -> Vec<&'static str> {
         "--loop-guard-mark",
         "0x5AD0",
     ]
+}
+
+/// The same with the clones sent to a mirror veth instead of the (default) ring buffer.
+fn mirror_args() -> Vec<&'static str> {
+    let mut args = shadowd_args();
+    args.extend(["--capture-output", "mirror"]);
+    args
 }
 
 /// Runs curl in `ns`; returns (status code, body).
@@ -84,6 +92,15 @@ fn stream_bytes(scrape: &Scrape, direction: &str) -> u64 {
 
 #[test]
 fn every_payload_byte_of_both_directions_reaches_the_reader() {
+    every_payload_byte_reaches_the_reader("mirror");
+}
+
+#[test]
+fn every_payload_byte_of_both_directions_reaches_the_ring_buffer_reader() {
+    every_payload_byte_reaches_the_reader("ringbuf");
+}
+
+fn every_payload_byte_reaches_the_reader(output: &str) {
     let topo = Topology::new();
     let server = HttpServer::start(
         &topo.server,
@@ -108,7 +125,9 @@ fn every_payload_byte_of_both_directions_reaches_the_reader() {
     );
     let before = (server.totals(), server6.totals());
 
-    let daemon = Shadowd::start(&topo.server, &shadowd_args());
+    let mut args = shadowd_args();
+    args.extend(["--capture-output", output]);
+    let daemon = Shadowd::start(&topo.server, &args);
     let shadowed = client_mix(&topo.client, &post_file);
     std::fs::remove_file(&post_file).ok();
     assert_eq!(
@@ -254,7 +273,7 @@ fn a_broken_mirror_never_affects_production() {
         &topo.server,
         &format!("{}:{CAPTURE_PORT}", Topology::SERVER_V4),
     );
-    let daemon = Shadowd::start(&topo.server, &shadowd_args());
+    let daemon = Shadowd::start(&topo.server, &mirror_args());
     let url = format!("http://{}:{CAPTURE_PORT}/bytes/20000", Topology::SERVER_V4);
     let expected: Vec<u8> = (0..20000).map(|i| b'a' + (i % 26) as u8).collect();
 
@@ -285,6 +304,38 @@ fn a_broken_mirror_never_affects_production() {
         Duration::from_secs(10),
         "clone failures with the mirror deleted",
         || (tc(&daemon.scrape(), "clone_failed") > failed_down).then_some(()),
+    );
+    assert!(daemon.stop(libc::SIGTERM).success());
+}
+
+#[test]
+fn a_full_ring_buffer_never_affects_production() {
+    let topo = Topology::new();
+    let _server = HttpServer::start(
+        &topo.server,
+        &format!("{}:{CAPTURE_PORT}", Topology::SERVER_V4),
+    );
+    // One page of ring buffer, read twice a second: most copies find it full.
+    let mut args = shadowd_args();
+    args.extend(["--ringbuf-size", "4096", "--ringbuf-poll-us", "500000"]);
+    let daemon = Shadowd::start(&topo.server, &args);
+    let url = format!("http://{}:{CAPTURE_PORT}/bytes/200000", Topology::SERVER_V4);
+    let expected: Vec<u8> = (0..200_000).map(|i| b'a' + (i % 26) as u8).collect();
+    for _ in 0..5 {
+        assert_eq!(
+            curl(&topo.client, &[&url]),
+            ("200".to_string(), expected.clone())
+        );
+    }
+    let scrape = daemon.settled_scrape(
+        Duration::from_secs(10),
+        "copies that did not fit to be counted, and the others read",
+        |scrape| tc(scrape, "clone_failed") > 0 && scrape.sum("shadowd_ring_frames_total", &[]) > 0,
+    );
+    // Every packet still has exactly one outcome.
+    assert_eq!(
+        scrape.sum("shadowd_tc_packets_total", &[]),
+        scrape.sum("shadowd_tc_seen_packets_total", &[])
     );
     assert!(daemon.stop(libc::SIGTERM).success());
 }
@@ -325,7 +376,7 @@ fn nothing_is_left_behind_after_sigterm_or_sigkill() {
     let before = shadowd_programs();
     let new_programs = || shadowd_programs().difference(&before).count();
 
-    let daemon = Shadowd::start(&topo.server, &shadowd_args());
+    let daemon = Shadowd::start(&topo.server, &mirror_args());
     assert_eq!(attached(&topo.server), 2);
     assert!(has_mirror(&topo.server));
     assert_eq!(new_programs(), 2);
@@ -336,7 +387,7 @@ fn nothing_is_left_behind_after_sigterm_or_sigkill() {
         (new_programs() == 0).then_some(())
     });
 
-    let daemon = Shadowd::start(&topo.server, &shadowd_args());
+    let daemon = Shadowd::start(&topo.server, &mirror_args());
     daemon.stop(libc::SIGKILL);
     assert_eq!(
         attached(&topo.server),
@@ -354,12 +405,24 @@ fn nothing_is_left_behind_after_sigterm_or_sigkill() {
     );
 
     // A restart replaces the stale pair and works.
-    let daemon = Shadowd::start(&topo.server, &shadowd_args());
+    let daemon = Shadowd::start(&topo.server, &mirror_args());
     assert_eq!(attached(&topo.server), 2);
     assert!(daemon.log_text().contains("left by an earlier run"));
     assert!(daemon.stop(libc::SIGTERM).success());
     assert!(!has_mirror(&topo.server));
     assert_eq!(attached(&topo.server), 0);
+
+    // The ring buffer output creates no interface; its links go with the process too.
+    let daemon = Shadowd::start(&topo.server, &shadowd_args());
+    assert_eq!(attached(&topo.server), 2);
+    assert!(!has_mirror(&topo.server));
+    daemon.stop(libc::SIGKILL);
+    assert_eq!(attached(&topo.server), 0);
+    eventually(
+        Duration::from_secs(10),
+        "programs of a killed ring buffer daemon to be unloaded",
+        || (new_programs() == 0).then_some(()),
+    );
 }
 
 #[test]
@@ -369,12 +432,11 @@ fn programs_after_shadowd_on_the_interface_still_see_every_packet() {
         &topo.server,
         &format!("{}:{CAPTURE_PORT}", Topology::SERVER_V4),
     );
-    let first = Shadowd::start(&topo.server, &shadowd_args());
+    let first = Shadowd::start(&topo.server, &mirror_args());
     // A second TCX program on the same hooks, attached after the first: it only sees
-    // packets if the first hands them on (TCX_NEXT) instead of ending the chain.
-    let mut args = shadowd_args();
-    args.extend(["--mirror-interface", "shadow1"]);
-    let second = Shadowd::start_with_admin(&topo.server, &args, "127.0.0.1:8878");
+    // packets if the first hands them on (TCX_NEXT) instead of ending the chain. It uses
+    // the ring buffer output, the first the mirror: both outputs are in the chain.
+    let second = Shadowd::start_with_admin(&topo.server, &shadowd_args(), "127.0.0.1:8878");
     for _ in 0..5 {
         let (code, _) = curl(
             &topo.client,

@@ -3,7 +3,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::packet::Segment;
+use super::{ports::PortSet, stats::RingStats};
+use crate::packet::{Segment, parse_ethernet};
 
 /// Which way a segment travels relative to the captured service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -52,4 +53,41 @@ pub trait FrameSink: Send {
     /// Called when the reader found nothing new for a while, so time-based work (idle flow
     /// expiry) can run without traffic.
     fn idle(&mut self, _now: SystemTime) {}
+}
+
+/// Counts one copied frame and hands it to `sink` as a segment of a captured connection, or
+/// counts why not: cut short, not a TCP segment, or on no capture port (a copy made before
+/// a port was removed, or a stray frame). `wire_len` is the frame's length on the wire.
+/// Shared by both readers.
+pub(super) fn hand_on(
+    data: &[u8],
+    wire_len: u32,
+    timestamp: impl FnOnce() -> SystemTime,
+    ports: &PortSet,
+    sink: &mut dyn FrameSink,
+    stats: &RingStats,
+) {
+    stats.frames.inc();
+    stats.bytes.inc_by(u64::from(wire_len));
+    if data.len() < wire_len as usize {
+        stats.truncated.inc();
+        return;
+    }
+    let Ok(segment) = parse_ethernet(data) else {
+        stats.unparsed.inc();
+        return;
+    };
+    let direction = if ports.contains(segment.dst.port()) {
+        Direction::Request
+    } else if ports.contains(segment.src.port()) {
+        Direction::Response
+    } else {
+        stats.not_captured.inc();
+        return;
+    };
+    sink.frame(&Frame {
+        timestamp: timestamp(),
+        direction,
+        segment,
+    });
 }

@@ -1,11 +1,13 @@
-//! The capture path: mirror veth pair, TC program, and the ring reader that hands cloned
-//! segments to a [`FrameSink`].
+//! The capture path: the TC program and a reader that hands the copied segments to a
+//! [`FrameSink`] — either the mirror veth pair with its AF_PACKET ring, or the program's BPF
+//! ring buffer.
 
 pub mod frame;
 pub mod mirror;
 pub mod ports;
 pub mod program;
 pub mod ring;
+pub mod ringbuf;
 pub mod stats;
 mod tc_metrics;
 
@@ -17,18 +19,42 @@ use std::{
 pub use frame::{Direction, Frame, FrameSink};
 use mirror::{MirrorError, MirrorPair};
 use ports::{PortSet, SharedPorts};
-use program::{Program, ProgramConfig, ProgramLoadError};
+use program::{Program, ProgramConfig, ProgramLoadError, ProgramOutput};
 use ring::{Ring, RingConfig, RingError};
+use ringbuf::RingBufConfig;
 use stats::RingStats;
+
+/// How copies of production packets leave the TC program.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputKind {
+    /// `bpf_clone_redirect` onto a mirror veth, read with an AF_PACKET ring.
+    Mirror,
+    /// Copied by the program into a BPF ring buffer: no clone, no veth hop, no receive
+    /// processing on the production CPU, which is why it is the default.
+    #[default]
+    Ringbuf,
+}
+
+impl OutputKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputKind::Mirror => "mirror",
+            OutputKind::Ringbuf => "ringbuf",
+        }
+    }
+}
 
 /// Everything capture needs to start.
 #[derive(Debug, Clone)]
 pub struct CaptureConfig {
     pub interfaces: Vec<String>,
+    pub output: OutputKind,
     pub mirror_interface: String,
     pub ports: PortSet,
     pub loop_guard_mark: u32,
     pub ring: RingConfig,
+    pub ringbuf: RingBufConfig,
 }
 
 /// Errors starting capture.
@@ -42,6 +68,8 @@ pub enum CaptureError {
     Thread(#[source] std::io::Error),
     #[error("loading or attaching the TC program")]
     Program(#[from] ProgramLoadError),
+    #[error("ring buffer size {size} must be a power of two of at least 4096 bytes")]
+    RingBufSize { size: u32 },
 }
 
 /// A running capture: stop it with [`Capture::shutdown`].
@@ -54,22 +82,37 @@ pub struct Capture {
 }
 
 impl Capture {
-    /// Creates the mirror pair, starts reading it, then loads and attaches the program, in
-    /// that order so no clone arrives before someone reads. On error, undoes what was done.
+    /// Starts capture with the configured output. On error, undoes what was done.
     pub async fn start(
         config: &CaptureConfig,
         sink: Box<dyn FrameSink>,
         ring_stats: Arc<RingStats>,
     ) -> Result<Capture, CaptureError> {
-        let mirror = MirrorPair::create(&config.mirror_interface).await?;
-        let ports = SharedPorts::new(config.ports.clone());
-        let mut capture = Capture {
+        match config.output {
+            OutputKind::Mirror => Capture::start_mirror(config, sink, ring_stats).await,
+            OutputKind::Ringbuf => Capture::start_ringbuf(config, sink, ring_stats).await,
+        }
+    }
+
+    fn new(ports: PortSet) -> Capture {
+        Capture {
             mirror: None,
             program: None,
             reader: None,
             stop: Arc::new(AtomicBool::new(false)),
-            ports: ports.clone(),
-        };
+            ports: SharedPorts::new(ports),
+        }
+    }
+
+    /// Creates the mirror pair, starts reading it, then loads and attaches the program, in
+    /// that order so no clone arrives before someone reads.
+    async fn start_mirror(
+        config: &CaptureConfig,
+        sink: Box<dyn FrameSink>,
+        ring_stats: Arc<RingStats>,
+    ) -> Result<Capture, CaptureError> {
+        let mirror = MirrorPair::create(&config.mirror_interface).await?;
+        let mut capture = Capture::new(config.ports.clone());
         let mirror_ifindex = mirror.ifindex;
         let peer_ifindex = mirror.peer_ifindex;
         capture.mirror = Some(mirror);
@@ -77,22 +120,75 @@ impl Capture {
         let started = async {
             let ring = Ring::open(peer_ifindex, config.ring)?;
             capture.reader = Some(
-                ring::spawn(ring, ports, sink, ring_stats, capture.stop.clone())
-                    .map_err(CaptureError::Thread)?,
+                ring::spawn(
+                    ring,
+                    capture.ports.clone(),
+                    sink,
+                    ring_stats,
+                    capture.stop.clone(),
+                )
+                .map_err(CaptureError::Thread)?,
             );
             capture.program = Some(Program::attach(&ProgramConfig {
                 interfaces: config.interfaces.clone(),
-                mirror_ifindex,
+                output: ProgramOutput::Mirror {
+                    ifindex: mirror_ifindex,
+                },
                 loop_guard_mark: config.loop_guard_mark,
                 ports: config.ports.clone(),
             })?);
             Ok::<(), CaptureError>(())
         }
         .await;
-        match started {
-            Ok(()) => Ok(capture),
+        capture.started(started).await
+    }
+
+    /// Loads and attaches the program, then reads its ring buffer: copies made before the
+    /// reader starts wait in the ring buffer.
+    async fn start_ringbuf(
+        config: &CaptureConfig,
+        sink: Box<dyn FrameSink>,
+        ring_stats: Arc<RingStats>,
+    ) -> Result<Capture, CaptureError> {
+        let size = config.ringbuf.size;
+        if !size.is_power_of_two() || size < 4096 {
+            return Err(CaptureError::RingBufSize { size });
+        }
+        let mut capture = Capture::new(config.ports.clone());
+        let started = (|| {
+            let mut program = Program::attach(&ProgramConfig {
+                interfaces: config.interfaces.clone(),
+                output: ProgramOutput::RingBuf(config.ringbuf),
+                loop_guard_mark: config.loop_guard_mark,
+                ports: config.ports.clone(),
+            })?;
+            let frames = program.take_frames();
+            capture.program = Some(program);
+            let frames = frames.ok_or(ProgramLoadError::Missing {
+                what: "map",
+                name: shadow_common::MAP_FRAMES,
+            })?;
+            capture.reader = Some(
+                ringbuf::spawn(
+                    frames,
+                    config.ringbuf,
+                    capture.ports.clone(),
+                    sink,
+                    ring_stats,
+                    capture.stop.clone(),
+                )
+                .map_err(CaptureError::Thread)?,
+            );
+            Ok::<(), CaptureError>(())
+        })();
+        capture.started(started).await
+    }
+
+    async fn started(self, result: Result<(), CaptureError>) -> Result<Capture, CaptureError> {
+        match result {
+            Ok(()) => Ok(self),
             Err(err) => {
-                capture.shutdown().await;
+                self.shutdown().await;
                 Err(err)
             }
         }

@@ -8,16 +8,16 @@ use std::sync::{Arc, Mutex};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, MapError, PerCpuArray},
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf},
     programs::{LinkOrder, ProgramError, SchedClassifier, TcAttachType, tc::TcAttachOptions},
 };
 use shadow_common::{
-    HOOK_EGRESS, HOOK_INGRESS, MAP_CAPTURE_PORTS, MAP_CONFIG, MAP_STATS, MAP_STATS_SLOTS,
-    MAX_CAPTURE_PORTS, MAX_STATS_SLOTS, MirrorConfig, PROGRAM_EGRESS, PROGRAM_INGRESS, Stats,
-    StatsKey,
+    HOOK_EGRESS, HOOK_INGRESS, KernelSettings, MAP_CAPTURE_PORTS, MAP_CONFIG, MAP_FRAMES,
+    MAP_READER_STATE, MAP_STATS, MAP_STATS_SLOTS, MAX_CAPTURE_PORTS, MAX_STATS_SLOTS,
+    OUTPUT_MIRROR, OUTPUT_RINGBUF, PROGRAM_EGRESS, PROGRAM_INGRESS, Stats, StatsKey,
 };
 
-use super::{mirror, ports::PortSet};
+use super::{mirror, ports::PortSet, ringbuf::RingBufConfig};
 
 /// The TC object built by `build.rs`.
 static PROGRAM_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/shadow-tc"));
@@ -111,13 +111,32 @@ pub struct Program {
     stats: StatsReader,
     /// Logger for the program's aya-log records; polled by the caller.
     pub logger: Option<ProgramLogger>,
+    /// With [`ProgramOutput::RingBuf`], the ring buffer until the reader takes it.
+    frames: Option<RingBufMaps>,
+}
+
+/// The maps the ring buffer's reader works with.
+pub struct RingBufMaps {
+    /// The copies.
+    pub frames: RingBuf<MapData>,
+    /// The reader's asleep/awake flag (`shadow_common::MAP_READER_STATE`).
+    pub reader_state: Array<MapData, u32>,
+}
+
+/// Where the program hands the packets it copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgramOutput {
+    /// `bpf_clone_redirect` onto this interface (the mirror veth).
+    Mirror { ifindex: u32 },
+    /// Copies into the program's BPF ring buffer.
+    RingBuf(RingBufConfig),
 }
 
 /// What the program needs to know.
 #[derive(Debug, Clone)]
 pub struct ProgramConfig {
     pub interfaces: Vec<String>,
-    pub mirror_ifindex: u32,
+    pub output: ProgramOutput,
     pub loop_guard_mark: u32,
     pub ports: PortSet,
 }
@@ -136,7 +155,13 @@ impl Program {
         if port_count > MAX_CAPTURE_PORTS as usize {
             return Err(ProgramLoadError::TooManyPorts { count: port_count });
         }
+        // A ring buffer is at least one page; the mirror output leaves it at that.
+        let frames_size = match config.output {
+            ProgramOutput::Mirror { .. } => 4096,
+            ProgramOutput::RingBuf(ringbuf) => ringbuf.size,
+        };
         let mut ebpf = EbpfLoader::new()
+            .map_max_entries(MAP_FRAMES, frames_size)
             .load(PROGRAM_OBJECT)
             .map_err(ProgramLoadError::Load)?;
         let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
@@ -147,18 +172,35 @@ impl Program {
             }
         };
 
-        let mut config_map: Array<MapData, MirrorConfig> = take_map(&mut ebpf, MAP_CONFIG)?;
+        let mut config_map: Array<MapData, KernelSettings> = take_map(&mut ebpf, MAP_CONFIG)?;
         let mut slots: HashMap<MapData, StatsKey, u32> = take_map(&mut ebpf, MAP_STATS_SLOTS)?;
         let stats_map: PerCpuArray<MapData, Stats> = take_map(&mut ebpf, MAP_STATS)?;
         let mut ports: HashMap<MapData, u16, u8> = take_map(&mut ebpf, MAP_CAPTURE_PORTS)?;
 
         let map_error = |name| move |source| ProgramLoadError::Map { name, source };
-        let mirror = MirrorConfig {
-            mirror_ifindex: config.mirror_ifindex,
-            loop_guard_mark: config.loop_guard_mark,
+        let (settings, frames) = match config.output {
+            ProgramOutput::Mirror { ifindex } => (
+                KernelSettings {
+                    output: OUTPUT_MIRROR,
+                    mirror_ifindex: ifindex,
+                    loop_guard_mark: config.loop_guard_mark,
+                },
+                None,
+            ),
+            ProgramOutput::RingBuf(_) => (
+                KernelSettings {
+                    output: OUTPUT_RINGBUF,
+                    mirror_ifindex: 0,
+                    loop_guard_mark: config.loop_guard_mark,
+                },
+                Some(RingBufMaps {
+                    frames: take_map(&mut ebpf, MAP_FRAMES)?,
+                    reader_state: take_map(&mut ebpf, MAP_READER_STATE)?,
+                }),
+            ),
         };
         config_map
-            .set(0, mirror, 0)
+            .set(0, settings, 0)
             .map_err(map_error(MAP_CONFIG))?;
         for port in config.ports.iter() {
             ports
@@ -229,7 +271,13 @@ impl Program {
                 attachments: Arc::new(attachments),
             },
             logger,
+            frames,
         })
+    }
+
+    /// The ring buffer the program copies into (once; `None` with the mirror output).
+    pub fn take_frames(&mut self) -> Option<RingBufMaps> {
+        self.frames.take()
     }
 
     /// A reader of the program's counters, usable after `self` is gone only until then.

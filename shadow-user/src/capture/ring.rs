@@ -18,11 +18,10 @@ use std::{
 };
 
 use super::{
-    frame::{Direction, Frame, FrameSink},
+    frame::{FrameSink, hand_on},
     ports::SharedPorts,
     stats::RingStats,
 };
-use crate::packet::parse_ethernet;
 
 /// Ring geometry.
 #[derive(Debug, Clone, Copy)]
@@ -242,35 +241,12 @@ impl Ring {
         sink: &mut dyn FrameSink,
         stats: &RingStats,
     ) {
-        stats.frames.inc();
-        stats.bytes.inc_by(u64::from(frame.tp_len));
-        if frame.tp_snaplen < frame.tp_len {
-            stats.truncated.inc();
-            return;
-        }
-        let segment = match parse_ethernet(data) {
-            Ok(segment) => segment,
-            Err(_) => {
-                stats.unparsed.inc();
-                return;
-            }
+        let timestamp = || {
+            SystemTime::UNIX_EPOCH
+                + Duration::new(u64::from(frame.tp_sec), frame.tp_nsec.min(999_999_999))
         };
-        let direction = if ports.contains(segment.dst.port()) {
-            Direction::Request
-        } else if ports.contains(segment.src.port()) {
-            Direction::Response
-        } else {
-            // A clone from before a port was removed, or a stray frame on the mirror.
-            stats.not_captured.inc();
-            return;
-        };
-        let timestamp = SystemTime::UNIX_EPOCH
-            + Duration::new(u64::from(frame.tp_sec), frame.tp_nsec.min(999_999_999));
-        sink.frame(&Frame {
-            timestamp,
-            direction,
-            segment,
-        });
+        // `data` is `tp_snaplen` long: shorter than `tp_len` when the kernel cut the frame.
+        hand_on(data, frame.tp_len, timestamp, ports, sink, stats);
     }
 
     fn wait(&self, timeout_ms: i32, stats: &RingStats) {

@@ -17,6 +17,12 @@ pub struct ModuleSettings {
     pub capture_ports: Option<Vec<u16>>,
     /// Admin server address (`--admin`).
     pub admin: Option<SocketAddr>,
+    /// `mirror` or `ringbuf` (`--capture-output`).
+    pub capture_output: Option<crate::capture::OutputKind>,
+    /// BPF ring buffer bytes and reader poll interval (`--ringbuf-size`,
+    /// `--ringbuf-poll-us`).
+    pub ringbuf_size: Option<u32>,
+    pub ringbuf_poll_us: Option<u64>,
     /// Mirror veth name (`--mirror-interface`).
     pub mirror_interface: Option<String>,
     /// `skb->mark` of replay traffic (`--loop-guard-mark`).
