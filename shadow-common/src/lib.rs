@@ -9,8 +9,12 @@ pub const PROGRAM_INGRESS: &str = "shadow_ingress";
 /// Name of the TC program attached at egress.
 pub const PROGRAM_EGRESS: &str = "shadow_egress";
 
-/// Map of capture ports: key is a TCP port in host byte order, value is unused (1).
+/// Array of [`PORT_ENTRIES`] flags indexed by TCP port (host byte order): 1 = capture port.
+/// An array rather than a hash map: the verifier inlines its lookup into a bounds check and
+/// a load, which matters on a path every production packet takes.
 pub const MAP_CAPTURE_PORTS: &str = "CAPTURE_PORTS";
+/// Entries of [`MAP_CAPTURE_PORTS`]: one per port.
+pub const PORT_ENTRIES: u32 = 1 << 16;
 /// Single-entry array holding [`KernelSettings`].
 pub const MAP_CONFIG: &str = "CONFIG";
 /// BPF ring buffer of [`ChunkHeader`]-prefixed packet copies (the `ringbuf` output).

@@ -15,7 +15,7 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::warn;
 use shadow_common::{
-    HOOK_EGRESS, HOOK_INGRESS, KernelSettings, MAX_CAPTURE_PORTS, MAX_STATS_SLOTS, OUTPUT_RINGBUF,
+    HOOK_EGRESS, HOOK_INGRESS, KernelSettings, MAX_STATS_SLOTS, OUTPUT_RINGBUF, PORT_ENTRIES,
     Stats, StatsKey,
 };
 
@@ -25,7 +25,7 @@ use crate::{
 };
 
 #[map]
-static CAPTURE_PORTS: HashMap<u16, u8> = HashMap::with_max_entries(MAX_CAPTURE_PORTS, 0);
+static CAPTURE_PORTS: Array<u8> = Array::with_max_entries(PORT_ENTRIES, 0);
 
 #[map]
 static CONFIG: Array<KernelSettings> = Array::with_max_entries(1, 0);
@@ -80,10 +80,8 @@ fn observe(ctx: &TcContext, hook: u32) {
         Err(Skip::Unparsed) => return stats.unparsed += 1,
         Err(Skip::Ipv6ExtUnwalked) => return stats.ipv6_ext_unwalked += 1,
     };
-    // SAFETY: the port map is only updated by userspace as a whole key/value; a torn read of
-    // the one-byte value cannot matter because only presence is used.
-    let is_request = unsafe { CAPTURE_PORTS.get(ports.dst) }.is_some();
-    let is_response = !is_request && unsafe { CAPTURE_PORTS.get(ports.src) }.is_some();
+    let is_request = is_capture_port(ports.dst);
+    let is_response = !is_request && is_capture_port(ports.src);
     if !is_request && !is_response {
         return stats.not_matched += 1;
     }
@@ -122,6 +120,13 @@ fn observe(ctx: &TcContext, hook: u32) {
     } else {
         stats.clone_failed += 1;
     }
+}
+
+#[inline(always)]
+fn is_capture_port(port: u16) -> bool {
+    CAPTURE_PORTS
+        .get(u32::from(port))
+        .is_some_and(|flag| *flag != 0)
 }
 
 /// The counters of this interface and hook, or of the catch-all slot 0.

@@ -192,12 +192,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "BYTES")]
     pub ring_block_size: Option<u32>,
 
-    /// Number of capture ring blocks [default: 32].
+    /// With `--capture-output mirror`: number of capture ring blocks [default: 32].
     #[arg(long, value_name = "N")]
     pub ring_blocks: Option<u32>,
 
-    /// Longest wait, in milliseconds, before the kernel hands over a partly filled block
-    /// [default: 1].
+    /// With `--capture-output mirror`: longest wait, in milliseconds, before the kernel hands
+    /// over a partly filled block [default: 1].
     #[arg(long, value_name = "MS")]
     pub ring_block_timeout_ms: Option<u64>,
 

@@ -23,9 +23,10 @@ const CONFIG_DIR: &str = "/etc/shadowd";
 /// `shadowd run`'s admin address when neither `--admin` nor the Module sets one
 /// (`settings::DEFAULT_ADMIN`).
 const DEFAULT_ADMIN: &str = "127.0.0.1:8877";
-/// What `shadowd run` needs beyond an unprivileged root: load the program (BPF, PERFMON),
-/// attach it, create the mirror pair and mark replay sockets (NET_ADMIN), read the ring
-/// (NET_RAW).
+/// What `shadowd run` needs beyond an unprivileged root: load the program (BPF, PERFMON;
+/// NET_ADMIN for a TC program), attach it and mark replay sockets (NET_ADMIN), and, with the
+/// mirror output, create the mirror pair (NET_ADMIN) and read its ring (NET_RAW): granted so
+/// that switching the output is a Module change only.
 const CAPABILITIES: [&str; 4] = ["BPF", "NET_ADMIN", "NET_RAW", "PERFMON"];
 
 fn workspace() -> PathBuf {
@@ -570,7 +571,8 @@ fn the_daemonset_has_the_node_network_and_capabilities_but_is_not_privileged() {
         .and_then(Value::as_u64)
         .unwrap_or(30);
     assert!(grace >= 10, "terminationGracePeriodSeconds {grace}");
-    // Two shadowd on one node would replace each other's mirror pair.
+    // Two shadowd on one node would copy every packet twice (and with the mirror output
+    // replace each other's mirror pair).
     assert!(
         at(
             &manifests.daemonset().value,

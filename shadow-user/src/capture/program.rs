@@ -107,7 +107,9 @@ pub type ProgramLogger = aya_log::EbpfLogger<&'static dyn log::Log>;
 /// The loaded and attached program.
 pub struct Program {
     ebpf: Ebpf,
-    ports: HashMap<MapData, u16, u8>,
+    ports: Array<MapData, u8>,
+    /// The ports flagged in `ports`.
+    current_ports: PortSet,
     stats: StatsReader,
     /// Logger for the program's aya-log records; polled by the caller.
     pub logger: Option<ProgramLogger>,
@@ -175,7 +177,7 @@ impl Program {
         let mut config_map: Array<MapData, KernelSettings> = take_map(&mut ebpf, MAP_CONFIG)?;
         let mut slots: HashMap<MapData, StatsKey, u32> = take_map(&mut ebpf, MAP_STATS_SLOTS)?;
         let stats_map: PerCpuArray<MapData, Stats> = take_map(&mut ebpf, MAP_STATS)?;
-        let mut ports: HashMap<MapData, u16, u8> = take_map(&mut ebpf, MAP_CAPTURE_PORTS)?;
+        let mut ports: Array<MapData, u8> = take_map(&mut ebpf, MAP_CAPTURE_PORTS)?;
 
         let map_error = |name| move |source| ProgramLoadError::Map { name, source };
         let (settings, frames) = match config.output {
@@ -204,7 +206,7 @@ impl Program {
             .map_err(map_error(MAP_CONFIG))?;
         for port in config.ports.iter() {
             ports
-                .insert(port, 1, 0)
+                .set(u32::from(port), 1, 0)
                 .map_err(map_error(MAP_CAPTURE_PORTS))?;
         }
 
@@ -266,6 +268,7 @@ impl Program {
         Ok(Program {
             ebpf,
             ports,
+            current_ports: config.ports.clone(),
             stats: StatsReader {
                 map: Arc::new(Mutex::new(stats_map)),
                 attachments: Arc::new(attachments),
@@ -296,13 +299,21 @@ impl Program {
         if count > MAX_CAPTURE_PORTS as usize {
             return Err(ProgramLoadError::TooManyPorts { count });
         }
-        for port in wanted.iter() {
-            self.ports.insert(port, 1, 0).map_err(map_error)?;
+        for port in wanted
+            .iter()
+            .filter(|port| !self.current_ports.contains(*port))
+        {
+            self.ports.set(u32::from(port), 1, 0).map_err(map_error)?;
         }
-        let current: Vec<u16> = self.ports.keys().filter_map(Result::ok).collect();
-        for port in current.into_iter().filter(|port| !wanted.contains(*port)) {
-            self.ports.remove(&port).map_err(map_error)?;
+        let removed: Vec<u16> = self
+            .current_ports
+            .iter()
+            .filter(|port| !wanted.contains(*port))
+            .collect();
+        for port in removed {
+            self.ports.set(u32::from(port), 0, 0).map_err(map_error)?;
         }
+        self.current_ports = wanted.clone();
         Ok(())
     }
 

@@ -1,25 +1,29 @@
-//! Counters of the userspace capture path: what the ring delivered and what it turned away.
+//! Counters of the userspace capture path, shared by both readers (the mirror's AF_PACKET
+//! ring and the BPF ring buffer): what they delivered and what they turned away.
 
 use prometheus_client::{metrics::counter::Counter, registry::Registry};
 
 /// Counters kept by the capture thread.
 #[derive(Debug, Default)]
 pub struct RingStats {
-    /// Ring blocks walked.
+    /// Ring blocks walked (mirror), or ring buffer drains that found records.
     pub blocks: Counter,
     /// Frames read from the ring.
     pub frames: Counter,
     /// Bytes of those frames as they were on the wire.
     pub bytes: Counter,
-    /// Frames the kernel had to cut to fit a block: never handed on.
+    /// Frames cut short (by the kernel to fit a block, or by the program at its copy
+    /// limit): never handed on.
     pub truncated: Counter,
     /// Frames that were not a parseable TCP segment.
     pub unparsed: Counter,
     /// TCP frames on no capture port (a port removed while clones were in flight).
     pub not_captured: Counter,
-    /// Blocks whose frame offsets pointed outside the block.
+    /// Blocks whose frame offsets pointed outside the block, or ring buffer records shorter
+    /// than their header says.
     pub malformed_blocks: Counter,
-    /// Frames the kernel dropped because the ring was full (`PACKET_STATISTICS`).
+    /// Frames lost because the ring was full: dropped by the kernel (mirror,
+    /// `PACKET_STATISTICS`), or packets whose ring buffer chunks stopped short.
     pub ring_drops: Counter,
     /// Times the kernel found the ring full and froze the queue.
     pub ring_freezes: Counter,
@@ -32,7 +36,11 @@ impl RingStats {
     pub fn register(&self, registry: &mut Registry) {
         let ring = registry.sub_registry_with_prefix("ring");
         let counters = [
-            ("blocks", "Capture ring blocks walked", &self.blocks),
+            (
+                "blocks",
+                "Capture ring blocks walked, or ring buffer drains that found records",
+                &self.blocks,
+            ),
             ("frames", "Frames read from the capture ring", &self.frames),
             (
                 "bytes",
@@ -41,7 +49,7 @@ impl RingStats {
             ),
             (
                 "truncated_frames",
-                "Frames cut short by the kernel, not used",
+                "Frames cut short, not used",
                 &self.truncated,
             ),
             (
@@ -56,22 +64,22 @@ impl RingStats {
             ),
             (
                 "malformed_blocks",
-                "Ring blocks with out-of-range frame offsets",
+                "Ring blocks with out-of-range frame offsets, or short ring buffer records",
                 &self.malformed_blocks,
             ),
             (
                 "dropped_frames",
-                "Frames dropped by the kernel: ring full",
+                "Frames lost because the ring or ring buffer was full",
                 &self.ring_drops,
             ),
             (
                 "freezes",
-                "Times the kernel found the ring full",
+                "Times the kernel found the mirror's ring full",
                 &self.ring_freezes,
             ),
             (
                 "socket_errors",
-                "Errors reported on the capture socket",
+                "Errors reported on the mirror's capture socket",
                 &self.socket_errors,
             ),
         ];

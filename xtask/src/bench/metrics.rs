@@ -27,6 +27,10 @@ pub struct Ledger {
     /// Not shadowd's: the kernel's drop counter of the mirror veth (`shadow0` tx_dropped),
     /// clones the peer's receive backlog turned away before they reached the ring.
     pub mirror_veth_dropped: u64,
+    /// Whether ring drops are packets the program counted as cloned (the mirror output's
+    /// AF_PACKET ring), or packets it already counted as `clone_failed` (the ring buffer
+    /// output: a packet whose chunks did not all fit).
+    pub ring_drops_were_cloned: bool,
     /// Bytes held out of order (waiting behind a hole) and flows still open at the end:
     /// requests behind a hole are neither observed nor counted lost until the hole is given
     /// up (buffer limits, the flow's end, 60 s idle).
@@ -35,7 +39,7 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    pub fn from_scrape(scrape: &Scrape, mapping: &str) -> Ledger {
+    pub fn from_scrape(scrape: &Scrape, mapping: &str, output: &str) -> Ledger {
         let m = [("mapping", mapping)];
         Ledger {
             observed: scrape.sum("shadowd_replay_observed_requests_total", &m),
@@ -54,6 +58,7 @@ impl Ledger {
                 ),
             ring_frames: scrape.sum("shadowd_ring_frames_total", &[]),
             mirror_veth_dropped: 0,
+            ring_drops_were_cloned: output == "mirror",
             out_of_order_bytes: scrape.sum("shadowd_reassembly_out_of_order_bytes", &[]),
             open_flows: scrape.sum("shadowd_reassembly_flows", &[]),
         }
@@ -70,10 +75,15 @@ impl Ledger {
     }
 
     /// Clones that neither reached the ring nor were counted dropped anywhere shadowd
-    /// looks: cloned − ring frames − ring drops (frames still queued at the end count too,
-    /// so read after settling).
+    /// looks: cloned − ring frames (− ring drops, with the mirror output). Frames still
+    /// queued at the end count too, so read after settling.
     pub fn clones_unaccounted(&self) -> i64 {
-        self.tc_cloned as i64 - self.ring_frames as i64 - self.ring_dropped_frames as i64
+        let ring_drops = if self.ring_drops_were_cloned {
+            self.ring_dropped_frames
+        } else {
+            0
+        };
+        self.tc_cloned as i64 - self.ring_frames as i64 - ring_drops as i64
     }
 
     /// Whether anything was lost before replay saw it, by shadowd's own counters (ring,

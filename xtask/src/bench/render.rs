@@ -187,7 +187,7 @@ impl Report {
         }
         let _ = writeln!(
             md,
-            "\nRPS of the mirror peer (pinned runs): {}\n",
+            "\nRPS of the mirror peer (pinned B mirror runs): {}\n",
             self.throughput.rps_settings.join(", ")
         );
         for latency in &self.latency {
@@ -299,13 +299,17 @@ Three network namespaces: the client (`cli0`, 198.18.0.1) reaches production (`s
 keep-alive. Scenarios, each on freshly started servers, alternated A B C A B C …:
 
 - **A** — baseline, no shadowing.
-- **B** — shadowd attached to `srv0`, copying every request (shadow Mapping weight 100).
+- **B** — shadowd attached to `srv0`, copying every request (shadow Mapping weight 100),
+  with its default output: the TC program copies packets into a BPF ring buffer.
+- **B mirror** (saturated throughput, pinned, only) — the same with `--capture-output
+  mirror`: the TC program clones packets onto the `shadow0` veth, read with an AF_PACKET ring.
 - **C** — an nginx proxy with `mirror /mirror;` in front of production, mirroring to the
   shadow (through a loopback hop in the same nginx, see the settings below).
 
-**Pinned**: client, production and C's proxy on CPU 0 (`taskset -c 0`); shadowd, the shadow
-nginx and the mirror peer's receive processing (RPS mask `2` on every
-`/sys/class/net/shadow0-peer/queues/rx-*/rps_cpus` in shadowd's namespace) on CPU 1.
+**Pinned**: client, production and C's proxy on CPU 0 (`taskset -c 0`); shadowd and the
+shadow nginx on CPU 1; for B mirror, also the mirror peer's receive processing (RPS mask `2`
+on every `/sys/class/net/shadow0-peer/queues/rx-*/rps_cpus` in shadowd's namespace), so that
+only the TC program and the clone itself run on the production CPU.
 **Unpinned**: no `taskset`, no RPS.
 
 Load: `wrk -t2 -c64` for saturated throughput (closed loop, as fast as production answers);

@@ -16,13 +16,11 @@ use super::{
 };
 
 /// Where the production path runs: `Pinned` puts the client, production (and C's proxy) on
-/// CPU 0, and shadowd, the shadow server and the mirror peer's receive processing (RPS) on
-/// CPU 1. `PinnedNoRps` is the same without RPS: the clones are queued to the capture ring
-/// on CPU 0, where the production packets are processed (a diagnostic for B).
+/// CPU 0, and shadowd, the shadow server and (for B's mirror output) the mirror peer's
+/// receive processing (RPS) on CPU 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Placement {
     Pinned,
-    PinnedNoRps,
     Unpinned,
 }
 
@@ -30,28 +28,23 @@ impl Placement {
     pub fn name(self) -> &'static str {
         match self {
             Placement::Pinned => "pinned",
-            Placement::PinnedNoRps => "pinned, no RPS",
             Placement::Unpinned => "unpinned",
         }
     }
 
     /// The name in file names.
     pub fn slug(self) -> &'static str {
-        match self {
-            Placement::Pinned => "pinned",
-            Placement::PinnedNoRps => "pinned-norps",
-            Placement::Unpinned => "unpinned",
-        }
+        self.name()
     }
 
     /// CPU of the client, production and C's proxy.
     pub fn production_cpu(self) -> Option<usize> {
-        (self != Placement::Unpinned).then_some(0)
+        (self == Placement::Pinned).then_some(0)
     }
 
     /// CPU of shadowd and the shadow server.
     pub fn shadow_cpu(self) -> Option<usize> {
-        (self != Placement::Unpinned).then_some(1)
+        (self == Placement::Pinned).then_some(1)
     }
 }
 
@@ -59,8 +52,11 @@ impl Placement {
 pub enum Scenario {
     /// No shadowing.
     A,
-    /// shadowd copies every request (weight 100).
+    /// shadowd copies every request (weight 100), with its default ring buffer output.
     B,
+    /// shadowd with `--capture-output mirror`: clones onto a mirror veth (throughput only,
+    /// to show what the default output saves).
+    BMirror,
     /// An nginx proxy with `mirror` in the production path.
     C,
 }
@@ -72,7 +68,25 @@ impl Scenario {
         match self {
             Scenario::A => "A",
             Scenario::B => "B",
+            Scenario::BMirror => "B mirror",
             Scenario::C => "C",
+        }
+    }
+
+    /// The name in file names.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Scenario::BMirror => "B-mirror",
+            other => other.name(),
+        }
+    }
+
+    /// shadowd's `--capture-output`, for the scenarios that run it.
+    pub fn capture_output(self) -> Option<&'static str> {
+        match self {
+            Scenario::B => Some("ringbuf"),
+            Scenario::BMirror => Some("mirror"),
+            Scenario::A | Scenario::C => None,
         }
     }
 }
@@ -164,20 +178,21 @@ impl<'t> Stack<'t> {
             _ => None,
         };
         let mut rps = Vec::new();
-        let shadowd = match scenario {
-            Scenario::B => {
+        let shadowd = match scenario.capture_output() {
+            Some(output) => {
                 let daemon = Shadowd::start(
                     &topology.production,
                     placement.shadow_cpu(),
+                    output,
                     &dir.join("shadowd"),
                 )?;
-                if placement == Placement::Pinned {
+                if output == "mirror" && placement == Placement::Pinned {
                     // CPU 1 only: mask 0b10.
                     rps = daemon.steer_mirror_rps("2")?;
                 }
                 Some(daemon)
             }
-            _ => None,
+            None => None,
         };
         let before = cpustat::snapshot();
         std::thread::sleep(Duration::from_millis(300));
@@ -218,7 +233,9 @@ impl<'t> Stack<'t> {
         let mut outcome = Outcome::default();
         if let Some(daemon) = &self.shadowd {
             let mut ledger = daemon.settle(Duration::from_secs(20))?;
-            ledger.mirror_veth_dropped = daemon.mirror_veth_dropped()?;
+            if daemon.output == "mirror" {
+                ledger.mirror_veth_dropped = daemon.mirror_veth_dropped()?;
+            }
             daemon.save_metrics()?;
             outcome.shadowd_cpu_s = daemon.cpu_seconds()? - self.begin.0;
             outcome.copied_since_begin = ledger.copied.saturating_sub(self.begin.1);

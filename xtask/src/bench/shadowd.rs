@@ -53,11 +53,19 @@ pub struct Shadowd<'ns> {
     ns: &'ns Netns,
     proc: Proc,
     pub log: PathBuf,
+    /// `--capture-output`: `ringbuf` or `mirror`.
+    pub output: &'static str,
 }
 
 impl<'ns> Shadowd<'ns> {
-    /// Starts shadowd in `ns` on `cpu` (if given) and waits for `/readyz`.
-    pub fn start(ns: &'ns Netns, cpu: Option<usize>, dir: &Path) -> Result<Shadowd<'ns>> {
+    /// Starts shadowd in `ns` on `cpu` (if given) with `--capture-output output` and waits
+    /// for `/readyz`.
+    pub fn start(
+        ns: &'ns Netns,
+        cpu: Option<usize>,
+        output: &'static str,
+        dir: &Path,
+    ) -> Result<Shadowd<'ns>> {
         std::fs::create_dir_all(dir)?;
         let config = dir.join("mappings.yaml");
         std::fs::write(&config, mappings())?;
@@ -67,13 +75,24 @@ impl<'ns> Shadowd<'ns> {
             "shadowd",
             ns.command(cpu, binary.to_str().context("utf-8 path")?)
                 .args(["run", "--interface", Topology::PRODUCTION_IF])
-                .args(["--capture-port", "80", "--config"])
+                .args([
+                    "--capture-port",
+                    "80",
+                    "--capture-output",
+                    output,
+                    "--config",
+                ])
                 .arg(&config)
                 .env("RUST_LOG", "info"),
             &log,
             libc::SIGTERM,
         )?;
-        let mut daemon = Shadowd { ns, proc, log };
+        let mut daemon = Shadowd {
+            ns,
+            proc,
+            log,
+            output,
+        };
         signals::wait_for(Duration::from_secs(30), "shadowd /readyz", || {
             if daemon.proc.exited().is_some() {
                 return Some(false);
@@ -117,7 +136,11 @@ impl<'ns> Shadowd<'ns> {
     }
 
     pub fn ledger(&self) -> Result<Ledger> {
-        Ok(Ledger::from_scrape(&self.scrape()?, SHADOW_MAPPING))
+        Ok(Ledger::from_scrape(
+            &self.scrape()?,
+            SHADOW_MAPPING,
+            self.output,
+        ))
     }
 
     /// Waits (up to `timeout`) until nothing is in flight and the observed count holds

@@ -29,16 +29,13 @@ impl Report {
             .max()
             .unwrap_or(0);
         for (placement, scenarios) in [
-            (Placement::Pinned, &Scenario::ALL[..]),
-            (Placement::PinnedNoRps, &[Scenario::B][..]),
+            (
+                Placement::Pinned,
+                &[Scenario::A, Scenario::B, Scenario::BMirror, Scenario::C][..],
+            ),
             (Placement::Unpinned, &Scenario::ALL[..]),
         ] {
-            // Without RPS, B is set against the pinned baseline.
-            let base_placement = match placement {
-                Placement::PinnedNoRps => Placement::Pinned,
-                other => other,
-            };
-            let base = self.throughput.median(base_placement, Scenario::A);
+            let base = self.throughput.median(placement, Scenario::A);
             for scenario in scenarios {
                 let value = self.throughput.median(placement, *scenario);
                 rows.push(Row {
@@ -52,7 +49,7 @@ impl Report {
                 });
             }
         }
-        for scenario in [Scenario::B, Scenario::C] {
+        for scenario in [Scenario::B, Scenario::BMirror, Scenario::C] {
             let shares: Vec<f64> = self
                 .throughput
                 .samples

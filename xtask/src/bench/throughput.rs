@@ -71,11 +71,12 @@ pub fn run(bench: &mut Bench) -> Result<Throughput> {
         samples: Vec::new(),
         rps_settings: Vec::new(),
     };
-    // B alone also pinned without RPS, right after the pinned B, to show what RPS costs.
+    // shadowd's mirror output pinned too, right after the default output, to show what the
+    // ring buffer saves the production CPU.
     let order = [
         (Placement::Pinned, Scenario::A),
         (Placement::Pinned, Scenario::B),
-        (Placement::PinnedNoRps, Scenario::B),
+        (Placement::Pinned, Scenario::BMirror),
         (Placement::Pinned, Scenario::C),
         (Placement::Unpinned, Scenario::A),
         (Placement::Unpinned, Scenario::B),
@@ -121,7 +122,7 @@ fn one(
     let dir = bench.run_dir(&format!(
         "throughput-{round}-{}-{}",
         placement.slug(),
-        scenario.name()
+        scenario.slug()
     ))?;
     let mut stack = Stack::start(&bench.topology, scenario, placement, &dir)?;
     if rps_settings.is_empty() {
