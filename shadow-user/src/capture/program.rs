@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray},
     programs::{LinkOrder, ProgramError, SchedClassifier, TcAttachType, tc::TcAttachOptions},
 };
 use shadow_common::{
@@ -119,8 +119,8 @@ pub struct Program {
 
 /// The maps the ring buffer's reader works with.
 pub struct RingBufMaps {
-    /// The copies.
-    pub frames: RingBuf<MapData>,
+    /// The copies (a `BPF_MAP_TYPE_RINGBUF`).
+    pub frames: MapData,
     /// The reader's asleep/awake flag (`shadow_common::MAP_READER_STATE`).
     pub reader_state: Array<MapData, u32>,
 }
@@ -196,7 +196,15 @@ impl Program {
                     loop_guard_mark: config.loop_guard_mark,
                 },
                 Some(RingBufMaps {
-                    frames: take_map(&mut ebpf, MAP_FRAMES)?,
+                    frames: match ebpf.take_map(MAP_FRAMES) {
+                        Some(Map::RingBuf(frames)) => frames,
+                        _ => {
+                            return Err(ProgramLoadError::Missing {
+                                what: "ring buffer map",
+                                name: MAP_FRAMES,
+                            });
+                        }
+                    },
                     reader_state: take_map(&mut ebpf, MAP_READER_STATE)?,
                 }),
             ),
