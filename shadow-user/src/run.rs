@@ -100,6 +100,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let replay_settings = ReplaySettings::new(settings.shadow.upstream(settings.loop_guard_mark)?);
     let max_queued_bytes = replay_settings.max_queued_bytes;
     let (replay_sender, replay_engine) = replay::start(replay_settings, replay_stats.clone());
+    let in_flight = replay_stats.in_flight_total.clone();
 
     let ports = initial.capture_ports(settings.explicit_ports.as_ref());
     let shared: SharedConfig = Arc::new(ArcSwap::from_pointee(initial));
@@ -190,7 +191,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         .await
         .is_err()
     {
-        tracing::warn!("copies still in flight at shutdown were abandoned");
+        tracing::warn!(
+            copies = in_flight.get(),
+            drain = ?REPLAY_DRAIN,
+            "copies still in flight at shutdown were abandoned"
+        );
     }
     Ok(())
 }

@@ -56,6 +56,8 @@ pub struct ReplayStats {
     pub comparison: Arc<Comparison>,
     /// Bytes of copies waiting in the queues.
     pub queued_bytes: Gauge,
+    /// Copies in flight over every Mapping: what shutdown abandons if it cannot wait longer.
+    pub in_flight_total: Gauge,
 }
 
 fn label(mapping: &str) -> MappingLabel {
@@ -76,12 +78,14 @@ impl ReplayStats {
     /// A copy entered the queue.
     pub fn queued(&self, mapping: &str) {
         self.in_flight.get_or_create(&label(mapping)).inc();
+        self.in_flight_total.inc();
     }
 
     /// A copy left the queue unsent.
     pub fn dropped(&self, mapping: &str, reason: &'static str, was_queued: bool) {
         if was_queued {
             self.in_flight.get_or_create(&label(mapping)).dec();
+            self.in_flight_total.dec();
         }
         self.dropped
             .get_or_create(&DropLabels {
@@ -95,6 +99,7 @@ impl ReplayStats {
     pub fn copied(&self, mapping: &str, status: u16, latency: Duration, id: u64) {
         let label = label(mapping);
         self.in_flight.get_or_create(&label).dec();
+        self.in_flight_total.dec();
         self.copied.get_or_create(&label).inc();
         self.comparison
             .record(mapping, Role::Shadow, status, latency, id);
@@ -132,5 +137,24 @@ impl ReplayStats {
             "Bytes of copies waiting to be sent",
             self.queued_bytes.clone(),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_total_in_flight_follows_every_mapping() {
+        let stats = ReplayStats::default();
+        stats.queued("a");
+        stats.queued("b");
+        stats.queued("b");
+        stats.copied("a", 200, Duration::from_millis(1), 1);
+        stats.dropped("b", reason::SHUTDOWN, true);
+        // Dropped before it was queued: nothing was in flight.
+        stats.dropped("b", reason::QUEUE_FULL, false);
+        assert_eq!(stats.in_flight_total.get(), 1);
+        assert_eq!(stats.in_flight.get_or_create(&label("b")).get(), 1);
     }
 }
