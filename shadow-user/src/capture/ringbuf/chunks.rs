@@ -225,4 +225,78 @@ mod tests {
         bad.truncate(std::mem::size_of::<ChunkHeader>() + 2);
         assert_eq!(r.push(&bad, || {}), Record::Malformed);
     }
+
+    /// Splits `packet` into the program's chunk records (large chunks, then the tail).
+    fn chunks_of(cpu: u32, sequence: u32, packet: &[u8], chunk: usize) -> Vec<Vec<u8>> {
+        packet
+            .chunks(chunk)
+            .enumerate()
+            .map(|(i, data)| chunk_record(cpu, sequence, packet.len(), i * chunk, data))
+            .collect()
+    }
+
+    fn chunk_record(cpu: u32, sequence: u32, len: usize, offset: usize, data: &[u8]) -> Vec<u8> {
+        chunk(cpu, sequence, len as u32, offset as u32, data)
+    }
+
+    proptest::proptest! {
+        /// Packets from several CPUs, each CPU's chunks in order but interleaved with the
+        /// others', some cut short (the ring filled up): every whole packet comes out
+        /// exactly as it went in, and every cut one is counted once and never delivered.
+        #[test]
+        fn interleaved_packets_come_out_whole_and_cut_ones_are_counted(
+            packets in proptest::collection::vec(
+                (0u32..3, proptest::collection::vec(proptest::prelude::any::<u8>(), 1..600), proptest::prelude::any::<bool>()),
+                1..40,
+            ),
+            chunk_size in 16usize..200,
+            interleave in proptest::collection::vec(0u32..3, 0..400),
+        ) {
+            // Per CPU, the records in the order the program wrote them.
+            let mut queues: Vec<std::collections::VecDeque<Vec<u8>>> = vec![Default::default(); 3];
+            let mut expected: Vec<Vec<Vec<u8>>> = vec![Vec::new(); 3];
+            let mut cut = 0;
+            for (sequence, (cpu, bytes, complete)) in packets.iter().enumerate() {
+                let mut records = chunks_of(*cpu, sequence as u32, bytes, chunk_size);
+                if !complete && records.len() > 1 {
+                    records.truncate(records.len() - 1);
+                    cut += 1;
+                } else {
+                    expected[*cpu as usize].push(bytes.clone());
+                }
+                queues[*cpu as usize].extend(records);
+            }
+            let mut r = Reassembler::default();
+            let mut lost = 0;
+            let mut got: Vec<Vec<Vec<u8>>> = vec![Vec::new(); 3];
+            let mut take = |record: Vec<u8>| {
+                if let Record::Packet { header, bytes } = r.push(&record, || lost += 1) {
+                    got[header.cpu as usize].push(bytes.to_vec());
+                    r.release(header.cpu);
+                }
+            };
+            for cpu in &interleave {
+                if let Some(record) = queues[*cpu as usize].pop_front() {
+                    take(record);
+                }
+            }
+            for queue in &mut queues {
+                while let Some(record) = queue.pop_front() {
+                    take(record);
+                }
+            }
+            // A cut packet is only known lost when its CPU's next packet starts.
+            let trailing_cut = packets
+                .iter()
+                .enumerate()
+                .filter(|(i, (cpu, bytes, complete))| {
+                    !complete
+                        && bytes.len() > chunk_size
+                        && !packets[i + 1..].iter().any(|(c, _, _)| c == cpu)
+                })
+                .count();
+            proptest::prop_assert_eq!(got, expected);
+            proptest::prop_assert_eq!(lost + trailing_cut as i32, cut);
+        }
+    }
 }
