@@ -303,6 +303,9 @@ keep-alive. Scenarios, each on freshly started servers, alternated A B C A B C �
   with its default output: the TC program copies packets into a BPF ring buffer.
 - **B mirror** (saturated throughput, pinned, only) — the same with `--capture-output
   mirror`: the TC program clones packets onto the `shadow0` veth, read with an AF_PACKET ring.
+- **B idle** (saturated throughput, pinned, only) — shadowd attached with `--capture-port
+  81`, which nothing uses: the program runs on every production packet and copies none,
+  which is what being in the TC path costs by itself.
 - **C** — an nginx proxy with `mirror /mirror;` in front of production, mirroring to the
   shadow (through a loopback hop in the same nginx, see the settings below).
 

@@ -57,6 +57,9 @@ pub enum Scenario {
     /// shadowd with `--capture-output mirror`: clones onto a mirror veth (throughput only,
     /// to show what the default output saves).
     BMirror,
+    /// shadowd attached with a capture port nothing uses: the program runs on every packet
+    /// and copies none (throughput only: the cost of being in the TC path at all).
+    BIdle,
     /// An nginx proxy with `mirror` in the production path.
     C,
 }
@@ -69,6 +72,7 @@ impl Scenario {
             Scenario::A => "A",
             Scenario::B => "B",
             Scenario::BMirror => "B mirror",
+            Scenario::BIdle => "B idle",
             Scenario::C => "C",
         }
     }
@@ -77,6 +81,7 @@ impl Scenario {
     pub fn slug(self) -> &'static str {
         match self {
             Scenario::BMirror => "B-mirror",
+            Scenario::BIdle => "B-idle",
             other => other.name(),
         }
     }
@@ -84,14 +89,24 @@ impl Scenario {
     /// shadowd's `--capture-output`, for the scenarios that run it.
     pub fn capture_output(self) -> Option<&'static str> {
         match self {
-            Scenario::B => Some("ringbuf"),
+            Scenario::B | Scenario::BIdle => Some("ringbuf"),
             Scenario::BMirror => Some("mirror"),
             Scenario::A | Scenario::C => None,
+        }
+    }
+
+    /// shadowd's `--capture-port`: production's port, or one no traffic uses.
+    pub fn capture_port(self) -> &'static str {
+        match self {
+            Scenario::BIdle => IDLE_CAPTURE_PORT,
+            _ => "80",
         }
     }
 }
 
 const PRODUCTION_BEHIND_PROXY: &str = "127.0.0.1:8080";
+/// B idle's capture port: nothing in the topology uses it.
+pub const IDLE_CAPTURE_PORT: &str = "81";
 
 /// What a finished run counted.
 #[derive(Debug, Default)]
@@ -184,6 +199,7 @@ impl<'t> Stack<'t> {
                     &topology.production,
                     placement.shadow_cpu(),
                     output,
+                    scenario.capture_port(),
                     &dir.join("shadowd"),
                 )?;
                 if output == "mirror" && placement == Placement::Pinned {

@@ -58,12 +58,13 @@ pub struct Shadowd<'ns> {
 }
 
 impl<'ns> Shadowd<'ns> {
-    /// Starts shadowd in `ns` on `cpu` (if given) with `--capture-output output` and waits
-    /// for `/readyz`.
+    /// Starts shadowd in `ns` on `cpu` (if given) with `--capture-output output` and
+    /// `--capture-port port`, and waits for `/readyz`.
     pub fn start(
         ns: &'ns Netns,
         cpu: Option<usize>,
         output: &'static str,
+        port: &str,
         dir: &Path,
     ) -> Result<Shadowd<'ns>> {
         std::fs::create_dir_all(dir)?;
@@ -77,7 +78,7 @@ impl<'ns> Shadowd<'ns> {
                 .args(["run", "--interface", Topology::PRODUCTION_IF])
                 .args([
                     "--capture-port",
-                    "80",
+                    port,
                     "--capture-output",
                     output,
                     "--config",

@@ -31,7 +31,13 @@ impl Report {
         for (placement, scenarios) in [
             (
                 Placement::Pinned,
-                &[Scenario::A, Scenario::B, Scenario::BMirror, Scenario::C][..],
+                &[
+                    Scenario::A,
+                    Scenario::B,
+                    Scenario::BMirror,
+                    Scenario::BIdle,
+                    Scenario::C,
+                ][..],
             ),
             (Placement::Unpinned, &Scenario::ALL[..]),
         ] {

@@ -72,11 +72,13 @@ pub fn run(bench: &mut Bench) -> Result<Throughput> {
         rps_settings: Vec::new(),
     };
     // shadowd's mirror output pinned too, right after the default output, to show what the
-    // ring buffer saves the production CPU.
+    // ring buffer saves the production CPU; and shadowd copying nothing, to show what being
+    // in the TC path costs by itself.
     let order = [
         (Placement::Pinned, Scenario::A),
         (Placement::Pinned, Scenario::B),
         (Placement::Pinned, Scenario::BMirror),
+        (Placement::Pinned, Scenario::BIdle),
         (Placement::Pinned, Scenario::C),
         (Placement::Unpinned, Scenario::A),
         (Placement::Unpinned, Scenario::B),
@@ -152,10 +154,16 @@ fn one(
     let cpus = stack.cpu_shares();
     let background = stack.background;
     let outcome = stack.finish()?;
-    let verdict = outcome
-        .ledger
-        .as_ref()
-        .map(|_| fidelity::account("GET", 0, RateResult::default(), &outcome, false).verdict);
+    let verdict = match scenario {
+        Scenario::BIdle => Some(format!(
+            "copies nothing by design (capture port {})",
+            super::scenario::IDLE_CAPTURE_PORT
+        )),
+        _ => outcome
+            .ledger
+            .as_ref()
+            .map(|_| fidelity::account("GET", 0, RateResult::default(), &outcome, false).verdict),
+    };
     Ok(Sample {
         round,
         placement,
