@@ -74,7 +74,9 @@ impl Reassembler {
                     bytes: data,
                 };
             }
-            let mut bytes = Vec::with_capacity(header.frame_len as usize);
+            // Never more than the program copies, whatever length the packet claims.
+            let mut bytes =
+                Vec::with_capacity((header.frame_len as usize).min(MAX_RINGBUF_FRAME as usize));
             bytes.extend_from_slice(data);
             *slot = Some(Assembly { header, bytes });
             return Record::Partial;
