@@ -7,6 +7,7 @@ use std::{
 };
 
 use crate::{
+    clients::{Piece, exchange},
     http_server::{Behaviour, HttpServer},
     netns::{ShadowHost, Topology},
     shadowd::Shadowd,
@@ -18,6 +19,18 @@ pub const PRODUCTION: &str = "198.18.0.2:80";
 pub const SHADOW_MAPPING: &str = "myservice-shadow-mapping";
 
 static NEXT_FILE: AtomicU32 = AtomicU32::new(0);
+
+/// `GET path` from the client namespace to production on a connection of its own, with the
+/// user's example's Host; the response status.
+pub fn production_get(topo: &Topology, path: &str) -> u16 {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: myservice\r\n\r\n");
+    exchange(
+        &topo.client,
+        PRODUCTION,
+        &[Piece::now(request.as_bytes())],
+        1,
+    )[0]
+}
 
 /// A Mapping file, removed on drop.
 pub struct MappingFile(PathBuf);

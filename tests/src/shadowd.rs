@@ -86,7 +86,7 @@ impl<'ns> Shadowd<'ns> {
 
     /// `GET path` on the admin server: (status, body), or None when it does not answer.
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
-        self.ns.enter(|| admin_get(&self.admin, path))
+        self.ns.enter(|| http_get(&self.admin, path))
     }
 
     /// The current `/metrics`.
@@ -154,7 +154,9 @@ impl Drop for Shadowd<'_> {
     }
 }
 
-fn admin_get(admin: &str, path: &str) -> Option<(u16, String)> {
+/// `GET path` on `addr` (in the current namespace) on a connection of its own: (status,
+/// body), or None when nothing answers. Also the bench's reader of admin endpoints.
+pub fn http_get(admin: &str, path: &str) -> Option<(u16, String)> {
     let mut stream =
         TcpStream::connect_timeout(&admin.parse().ok()?, Duration::from_secs(2)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;

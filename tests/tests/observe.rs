@@ -6,11 +6,9 @@
 use std::time::Duration;
 
 use shadowd_tests::{
-    clients::{Piece, exchange},
     eventually,
-    fixtures::{MappingFile, PRODUCTION, SHADOW_MAPPING, ShadowSetup, user_example},
+    fixtures::{MappingFile, SHADOW_MAPPING, ShadowSetup, production_get, user_example},
     http_server::Behaviour,
-    netns::Topology,
     shadowd::binary,
 };
 
@@ -29,27 +27,20 @@ fn setup(extra: &str) -> (ShadowSetup, MappingFile) {
     )
 }
 
-fn get(topo: &Topology, path: &str) -> u16 {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: myservice\r\n\r\n");
-    exchange(
-        &topo.client,
-        PRODUCTION,
-        &[Piece::now(request.as_bytes())],
-        1,
-    )[0]
-}
-
 #[test]
 fn metrics_diag_and_status_show_both_sides_and_a_balanced_ledger() {
     let (s, mappings) = setup("");
     let daemon = s.start(&mappings);
     for i in 0..12 {
-        assert_eq!(get(&s.topo, &format!("/myservice/ok/{i}")), 200);
+        assert_eq!(production_get(&s.topo, &format!("/myservice/ok/{i}")), 200);
     }
     for i in 0..4 {
-        assert_eq!(get(&s.topo, &format!("/myservice/fail/{i}")), 500);
+        assert_eq!(
+            production_get(&s.topo, &format!("/myservice/fail/{i}")),
+            500
+        );
     }
-    assert_eq!(get(&s.topo, "/elsewhere"), 200);
+    assert_eq!(production_get(&s.topo, "/elsewhere"), 200);
 
     let shadowed = 16u64;
     let scrape = daemon.settled_scrape(
@@ -155,7 +146,7 @@ fn a_second_shadow_error_reaches_diag_ambassador_and_the_gauge() {
 fn the_diag_page_renders_in_a_browser() {
     let (s, mappings) = setup("");
     let daemon = s.start(&mappings);
-    assert_eq!(get(&s.topo, "/myservice/page"), 200);
+    assert_eq!(production_get(&s.topo, "/myservice/page"), 200);
     eventually(Duration::from_secs(10), "a comparison row", || {
         (daemon
             .scrape()

@@ -7,7 +7,7 @@ use std::{path::PathBuf, time::Duration};
 use shadowd_tests::{
     clients::{Piece, curl_ok, exchange},
     eventually,
-    fixtures::{MappingFile, PRODUCTION, ShadowSetup, user_example},
+    fixtures::{MappingFile, PRODUCTION, ShadowSetup, production_get, user_example},
     http_server::{Behaviour, HttpServer},
     metrics::Scrape,
     netns::{ShadowHost, Topology},
@@ -297,16 +297,7 @@ fn weight_30_copies_about_30_percent_each_exact() {
 /// Runs `count` GETs under the prefix, each on its own connection; every one must succeed.
 fn production_gets(topo: &Topology, tag: &str, count: usize) {
     for i in 0..count {
-        let request = format!("GET /myservice/{tag}/{i} HTTP/1.1\r\nHost: myservice\r\n\r\n");
-        assert_eq!(
-            exchange(
-                &topo.client,
-                PRODUCTION,
-                &[Piece::now(request.as_bytes())],
-                1
-            ),
-            [200]
-        );
+        assert_eq!(production_get(topo, &format!("/myservice/{tag}/{i}")), 200);
     }
 }
 
@@ -449,16 +440,7 @@ fn two_groups_to_two_shadows_and_a_shadow_only_group_copies_nothing() {
     );
 
     for path in ["/a/1", "/a/2", "/b/1", "/c/1", "/d/1"] {
-        let request = format!("GET {path} HTTP/1.1\r\nHost: myservice\r\n\r\n");
-        assert_eq!(
-            exchange(
-                &topo.client,
-                PRODUCTION,
-                &[Piece::now(request.as_bytes())],
-                1
-            ),
-            [200]
-        );
+        assert_eq!(production_get(&topo, path), 200);
     }
     eventually(
         Duration::from_secs(15),
@@ -650,17 +632,7 @@ fn more_client_connections_than_pooled_upstreams_lose_nothing() {
         for i in 0..40 {
             let topo = &setup.topo;
             scope.spawn(move || {
-                let request =
-                    format!("GET /myservice/many/{i} HTTP/1.1\r\nHost: myservice\r\n\r\n");
-                assert_eq!(
-                    exchange(
-                        &topo.client,
-                        PRODUCTION,
-                        &[Piece::now(request.as_bytes())],
-                        1
-                    ),
-                    [200]
-                );
+                assert_eq!(production_get(topo, &format!("/myservice/many/{i}")), 200);
             });
         }
     });

@@ -70,6 +70,8 @@ pub enum CaptureError {
     Program(#[from] ProgramLoadError),
     #[error("ring buffer size {size} must be a power of two of at least 4096 bytes")]
     RingBufSize { size: u32 },
+    #[error("mapping the ring buffer into memory")]
+    RingBufMap(#[source] std::io::Error),
 }
 
 /// A running capture: stop it with [`Capture::shutdown`].
@@ -168,17 +170,14 @@ impl Capture {
                 what: "map",
                 name: shadow_common::MAP_FRAMES,
             })?;
-            capture.reader = Some(
-                ringbuf::spawn(
-                    frames,
-                    config.ringbuf,
-                    capture.ports.clone(),
-                    sink,
-                    ring_stats,
-                    capture.stop.clone(),
-                )
-                .map_err(CaptureError::Thread)?,
-            );
+            capture.reader = Some(ringbuf::spawn(
+                frames,
+                config.ringbuf,
+                capture.ports.clone(),
+                sink,
+                ring_stats,
+                capture.stop.clone(),
+            )?);
             Ok::<(), CaptureError>(())
         })();
         capture.started(started).await

@@ -4,7 +4,6 @@
 
 use std::{
     fs::File,
-    io::{Read as _, Write as _},
     net::{SocketAddr, TcpStream},
     os::fd::AsRawFd as _,
     process::Command,
@@ -83,23 +82,9 @@ impl Netns {
     /// `GET path` on `addr` inside the namespace: (status, body), or None if it does not
     /// answer.
     pub fn http_get(&self, addr: &str, path: &str) -> Option<(u16, String)> {
-        let addr: SocketAddr = addr.parse().ok()?;
-        self.enter(|| {
-            let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-            stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-            write!(
-                stream,
-                "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-            )
-            .ok()?;
-            let mut response = String::new();
-            stream.read_to_string(&mut response).ok()?;
-            let status = response.split(' ').nth(1)?.parse().ok()?;
-            let body = response.split_once("\r\n\r\n")?.1.to_string();
-            Some((status, body))
-        })
-        .ok()
-        .flatten()
+        self.enter(|| shadowd_tests::shadowd::http_get(addr, path))
+            .ok()
+            .flatten()
     }
 
     /// Whether something accepts TCP connections on `addr` inside the namespace.

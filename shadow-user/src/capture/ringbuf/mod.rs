@@ -26,6 +26,7 @@ use self::{
     consumer::Consumer,
 };
 use super::{
+    CaptureError,
     frame::{FrameSink, hand_on},
     ports::SharedPorts,
     program::RingBufMaps,
@@ -206,12 +207,12 @@ pub fn spawn(
     mut sink: Box<dyn FrameSink>,
     stats: Arc<RingStats>,
     stop: Arc<AtomicBool>,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
+) -> Result<std::thread::JoinHandle<()>, CaptureError> {
     let RingBufMaps {
         frames,
         reader_state,
     } = maps;
-    let frames = Consumer::new(frames, config.size)?;
+    let frames = Consumer::new(frames, config.size).map_err(CaptureError::RingBufMap)?;
     std::thread::Builder::new()
         .name("shadowd-capture".into())
         .spawn(move || {
@@ -225,4 +226,5 @@ pub fn spawn(
                 &stop,
             )
         })
+        .map_err(CaptureError::Thread)
 }
