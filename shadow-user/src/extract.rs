@@ -10,6 +10,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+use base64::Engine;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -74,9 +75,10 @@ pub struct RequestRecord {
     pub client: String,
     pub server: String,
     pub method: String,
-    pub target: String,
+    pub target: WireText,
     pub version: String,
-    pub headers: Vec<[String; 2]>,
+    /// Names are tokens, so always text; values are [`WireText`].
+    pub headers: Vec<(String, WireText)>,
     pub body_len: usize,
     pub body_sha256: String,
     /// With `--config`: the shadow Mapping that would copy this request (null if none).
@@ -87,19 +89,46 @@ pub struct RequestRecord {
     pub shadow_host: Option<Option<String>>,
 }
 
+/// Wire bytes in JSON, losslessly: a string when they are UTF-8 (as almost all are), else
+/// `{"base64": "…"}` of the exact bytes (a header value may hold any obs-text byte, which
+/// a JSON string cannot carry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum WireText {
+    Text(String),
+    Bytes { base64: String },
+}
+
+impl WireText {
+    pub fn of(bytes: &[u8]) -> WireText {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => WireText::Text(text.to_string()),
+            Err(_) => WireText::Bytes {
+                base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+            },
+        }
+    }
+}
+
 impl RequestRecord {
     pub fn new(flow: &FlowKey, request: &Request, routes: Option<&RouteTable>) -> RequestRecord {
-        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        // Methods and field names are tokens: ASCII by the parser's checks.
+        let token = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
         let body = request.body();
         let mut record = RequestRecord {
             ts: seconds(request.first_byte),
             client: flow.client.to_string(),
             server: flow.server.to_string(),
-            method: text(request.method_bytes()),
-            target: text(request.target_bytes()),
+            method: token(request.method_bytes()),
+            target: WireText::of(request.target_bytes()),
             version: format!("HTTP/1.{}", request.version),
             headers: (0..request.headers.len())
-                .map(|i| [text(request.header_name(i)), text(request.header_value(i))])
+                .map(|i| {
+                    (
+                        token(request.header_name(i)),
+                        WireText::of(request.header_value(i)),
+                    )
+                })
                 .collect(),
             body_len: body.len(),
             body_sha256: hex(&Sha256::digest(body)),
@@ -227,6 +256,19 @@ impl Summary {
             );
         }
         line("flows evicted".into(), self.reassembly.flows_evicted.get());
+        for reason in [
+            crate::reassembly::RejectReason::NoAck,
+            crate::reassembly::RejectReason::UnacceptableAck,
+        ] {
+            line(
+                format!("client segments production drops ({})", reason.as_str()),
+                self.reassembly.rejected_of(reason),
+            );
+        }
+        line(
+            "flows begun without a handshake seen complete".into(),
+            self.reassembly.unverified_flows.get(),
+        );
         for direction in [Direction::Request, Direction::Response] {
             let dir = direction.as_str();
             let totals = &self.totals;
@@ -255,6 +297,9 @@ impl Summary {
 fn event_name(event: &HttpEvent) -> Option<String> {
     match event {
         HttpEvent::Request(_) | HttpEvent::Response(_) => None,
+        HttpEvent::Unconfirmed(_) => {
+            Some("requests never confirmed by production (not extracted)".into())
+        }
         HttpEvent::Dropped { direction, reason } => Some(format!(
             "dropped {} ({})",
             direction.as_str(),

@@ -7,11 +7,15 @@
 //! Every byte string is a valid script; one that runs out mid-operation just stops.
 //! - `http_flow`: a settings byte (bit 0: tight limits), then operations. Bit 0 of an
 //!   operation byte picks the direction (request, response), bits 1–2 the action: 0 or 1
-//!   push (a length byte, then that many bytes), 2 gap, 3 end.
+//!   push (a length byte, then that many bytes), 2 gap (a byte: how many bytes were lost),
+//!   3 end. Bit 3: then the peer acknowledges the direction up to where it stands; bit 4 with
+//!   it: that many bytes less, a byte giving how many.
 //! - `reassembly`: a settings byte (bit 0: tight HTTP limits, bit 1: tight table limits),
 //!   then segments: a bits byte (0: direction; 1, 2, 3: FIN, SYN, RST; 4: ACK; 5–6:
 //!   connection; 7: an idle pause and `expire` before it), a little-endian `u16` offset from
-//!   the direction's initial sequence number, a length byte and the payload. Then `flush`.
+//!   the direction's initial sequence number, a length byte and the payload. A segment with
+//!   ACK acknowledges everything the other direction of its connection sent so far. Then
+//!   `flush`.
 //! - `packet`: the frame itself, under every link type.
 
 use std::{
@@ -29,7 +33,7 @@ use crate::{
 /// Limits small enough that short inputs reach them: the default ones need megabytes.
 const TIGHT_HTTP: http::Limits = http::Limits {
     max_head_bytes: 256,
-    max_headers: 8,
+    max_headers: Some(8),
     max_body_bytes: 512,
 };
 
@@ -117,19 +121,37 @@ fn drive_http_flow(data: &[u8]) -> usize {
     let mut order = Order::default();
     let mut out = Vec::new();
     let mut events = 0;
+    // Stream offsets, as the reassembler counts them.
+    let mut position = [0u64; 2];
     // The clock only moves forward, so every message's first byte is no later than its last.
     let mut ts = SystemTime::UNIX_EPOCH;
     while let Some(op) = script.byte() {
         ts += Duration::from_millis(1);
         let was_finished = flow.is_finished();
         let side = direction(op);
+        let at = &mut position[usize::from(op & 1)];
         match (op >> 1) & 3 {
             0 | 1 => {
                 let len = script.byte().unwrap_or(0);
-                flow.push(side, script.bytes(len), ts, &mut out);
+                let bytes = script.bytes(len);
+                flow.push(side, bytes, ts, &mut out);
+                *at += bytes.len() as u64;
             }
-            2 => flow.gap(side, &mut out),
+            2 => {
+                *at += u64::from(script.byte().unwrap_or(0));
+                flow.gap(side, *at, &mut out);
+                order.gap(side);
+            }
             _ => flow.end(side, ts, &mut out),
+        }
+        if op & 0x08 != 0 {
+            let back = if op & 0x10 != 0 {
+                u64::from(script.byte().unwrap_or(0))
+            } else {
+                0
+            };
+            flow.acked(side, at.saturating_sub(back), &mut out);
+            order.acked(side);
         }
         assert!(
             !was_finished || out.is_empty(),
@@ -149,16 +171,31 @@ fn drive_http_flow(data: &[u8]) -> usize {
 struct Order {
     last_request: Option<u64>,
     last_paired: Option<u64>,
+    /// Request bytes were lost and production has acknowledged nothing since: no request
+    /// may be let out, as nothing shows where production's parser stands.
+    unconfirmed: bool,
 }
 
 impl Order {
+    fn gap(&mut self, direction: Direction) {
+        self.unconfirmed |= direction == Direction::Request;
+    }
+
+    fn acked(&mut self, direction: Direction) {
+        self.unconfirmed &= direction != Direction::Request;
+    }
+
     fn check(&mut self, event: &HttpEvent) {
         match event {
-            HttpEvent::Request(request) => {
+            HttpEvent::Request(request) | HttpEvent::Unconfirmed(request) => {
                 assert!(request.first_byte <= request.last_byte, "{request:?}");
                 let sequence = Some(request.sequence);
                 assert!(self.last_request < sequence, "request numbers went back");
                 self.last_request = sequence;
+                assert!(
+                    !(self.unconfirmed && matches!(event, HttpEvent::Request(_))),
+                    "a request after lost bytes came out unconfirmed: {request:?}"
+                );
             }
             HttpEvent::Response(response) => {
                 assert!(response.first_byte <= response.last_byte, "{response:?}");
@@ -194,6 +231,8 @@ fn drive_reassembly(data: &[u8]) -> usize {
     let mut out = Vec::new();
     let mut events = 0;
     let mut ts = SystemTime::UNIX_EPOCH;
+    // Per connection and direction: one past the highest sequence number sent, from the ISN.
+    let mut sent = [[0u32; 2]; 4];
     while let Some(bits) = script.byte() {
         ts += Duration::from_millis(1);
         if bits & 0x80 != 0 {
@@ -209,16 +248,27 @@ fn drive_reassembly(data: &[u8]) -> usize {
             Direction::Request => (client, server, REQUEST_ISN),
             Direction::Response => (server, client, RESPONSE_ISN),
         };
-        let seq = isn.wrapping_add(u32::from(script.u16()));
+        let offset = u32::from(script.u16());
+        let seq = isn.wrapping_add(offset);
         let len = script.byte().unwrap_or(0);
+        let payload = script.bytes(len);
+        let connection = usize::from((bits >> 5) & 3);
+        let own = usize::from(side == Direction::Response);
+        let control = u32::from(bits & 0x06 != 0);
+        let end = offset + payload.len() as u32 + control;
+        sent[connection][own] = sent[connection][own].max(end);
+        let (other_isn, other_sent) = match side {
+            Direction::Request => (RESPONSE_ISN, sent[connection][1]),
+            Direction::Response => (REQUEST_ISN, sent[connection][0]),
+        };
         let segment = Segment {
             src,
             dst,
             seq,
-            ack: 0,
+            ack: other_isn.wrapping_add(other_sent),
             // Bits 1–3 shifted down are FIN, SYN, RST; bit 4 is already ACK.
             flags: ((bits >> 1) & 0x07) | (bits & packet::tcp_flags::ACK),
-            payload: script.bytes(len),
+            payload,
         };
         table.segment(side, &segment, ts, &mut out);
         events += out.len();
@@ -255,7 +305,7 @@ fn parse_every_link(data: &[u8]) -> usize {
 
 fn check_event(event: &HttpEvent) {
     match event {
-        HttpEvent::Request(request) => check_request(request),
+        HttpEvent::Request(request) | HttpEvent::Unconfirmed(request) => check_request(request),
         HttpEvent::Response(response) => assert!(response.head_len > 0, "{response:?}"),
         _ => {}
     }

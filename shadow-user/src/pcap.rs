@@ -102,6 +102,7 @@ pub fn read_segments(
                             .copied()
                             .unwrap_or((1, 1_000_000, 0));
                         let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                        let units = units.max(1);
                         let ts = timestamp(raw / units, raw % units, units, offset_s);
                         deliver(
                             link,
@@ -166,18 +167,18 @@ fn deliver(
     }
 }
 
+/// The capture time a file records, clamped to what a `SystemTime` after the epoch holds:
+/// every field comes from the file, so any value must give a time, never a panic.
 fn timestamp(seconds: u64, fraction: u64, units_per_second: u64, offset_s: i64) -> SystemTime {
-    let nanos = if units_per_second == 0 {
+    const NANOS: i128 = 1_000_000_000;
+    let fraction_ns = if units_per_second == 0 {
         0
     } else {
-        (u128::from(fraction) * 1_000_000_000 / u128::from(units_per_second)) as u64
+        i128::from(fraction) * NANOS / i128::from(units_per_second)
     };
-    let base = SystemTime::UNIX_EPOCH + Duration::from_secs(seconds) + Duration::from_nanos(nanos);
-    if offset_s >= 0 {
-        base + Duration::from_secs(offset_s as u64)
-    } else {
-        base - Duration::from_secs(offset_s.unsigned_abs())
-    }
+    let total = (i128::from(seconds) + i128::from(offset_s)) * NANOS + fraction_ns;
+    let nanos = u64::try_from(total.max(0)).unwrap_or(u64::MAX);
+    SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos)
 }
 
 #[cfg(test)]
@@ -254,5 +255,19 @@ mod tests {
         let err = read_segments(&path, |_, _| {}).unwrap_err();
         std::fs::remove_file(&path).ok();
         assert!(matches!(err, PcapReadError::Format { .. }), "{err}");
+    }
+
+    #[test]
+    fn any_recorded_time_gives_a_time() {
+        let at = |s: u64, ns: u64| SystemTime::UNIX_EPOCH + Duration::new(s, ns as u32);
+        assert_eq!(timestamp(10, 6, 1_000_000, 0), at(10, 6_000));
+        assert_eq!(timestamp(10, 0, 1_000_000, -4), at(6, 0));
+        // Offsets a crafted if_tsoffset may hold, either way, and a zero resolution.
+        assert_eq!(
+            timestamp(10, 0, 1_000_000, i64::MIN),
+            SystemTime::UNIX_EPOCH
+        );
+        assert!(timestamp(u64::MAX, u64::MAX, 1, i64::MAX) > at(1 << 33, 0));
+        assert_eq!(timestamp(5, 7, 0, 0), at(5, 0));
     }
 }

@@ -23,6 +23,14 @@ impl Direction {
             Direction::Response => "response",
         }
     }
+
+    /// The direction the peer's segments travel.
+    pub fn other(self) -> Direction {
+        match self {
+            Direction::Request => Direction::Response,
+            Direction::Response => Direction::Request,
+        }
+    }
 }
 
 /// One cloned TCP segment, valid only during the call that receives it: its bytes live in

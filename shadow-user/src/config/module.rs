@@ -58,7 +58,7 @@ pub struct LimitSettings {
     pub hole_timeout_ms: Option<u64>,
     /// Largest request or response head (default 64 KiB).
     pub max_head_bytes: Option<usize>,
-    /// Most header fields in a head (default 100).
+    /// Most header fields in a head (default: as many as fit in `max_head_bytes`).
     pub max_headers: Option<usize>,
     /// Largest request body kept for replay (default 16 MiB).
     pub max_body_bytes: Option<usize>,
@@ -86,7 +86,7 @@ impl LimitSettings {
         let default = crate::http::Limits::default();
         crate::http::Limits {
             max_head_bytes: self.max_head_bytes.unwrap_or(default.max_head_bytes),
-            max_headers: self.max_headers.unwrap_or(default.max_headers),
+            max_headers: self.max_headers.or(default.max_headers),
             max_body_bytes: self.max_body_bytes.unwrap_or(default.max_body_bytes),
         }
     }

@@ -19,8 +19,14 @@ pub(crate) enum Framing {
 /// Progress through one body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Body {
-    Length { remaining: u64 },
-    Chunked(Chunk),
+    Length {
+        remaining: u64,
+    },
+    /// `strict`: chunk lines as the strictest mainstream server reads them (requests).
+    Chunked {
+        chunk: Chunk,
+        strict: bool,
+    },
     UntilClose,
 }
 
@@ -41,8 +47,12 @@ pub(crate) struct BadChunk {
     pub what: &'static str,
 }
 
-/// Where a chunked body reader stands. Lines end in CRLF or, leniently, a bare LF, as the
-/// heads do.
+/// Where a chunked body reader stands. Leniently (responses) lines end in CRLF or a bare
+/// LF, as the heads do, and whitespace may follow the size. Strictly (requests) lines end in
+/// CRLF, and a size line holds no whitespace nor control byte: nginx, Go and llhttp refuse a
+/// bare LF there, Go and llhttp whitespace around `;`, llhttp whitespace after the size, and
+/// where they disagree production may have framed the body otherwise. A size of more than
+/// 16 digits (leading zeros counted, as Go counts them) is refused either way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Chunk {
     /// In the hexadecimal size (`digits` read so far).
@@ -72,12 +82,28 @@ pub(crate) enum Chunk {
     Done,
 }
 
+/// Most hexadecimal digits in a chunk size.
+const MAX_SIZE_DIGITS: u8 = 16;
+
 impl Body {
+    /// A body read leniently (responses).
     pub fn new(framing: Framing) -> Body {
+        Body::framed(framing, false)
+    }
+
+    /// A body read strictly (requests).
+    pub fn strict(framing: Framing) -> Body {
+        Body::framed(framing, true)
+    }
+
+    fn framed(framing: Framing, strict: bool) -> Body {
         match framing {
             Framing::None => Body::Length { remaining: 0 },
             Framing::Length(n) => Body::Length { remaining: n },
-            Framing::Chunked => Body::Chunked(Chunk::Size { size: 0, digits: 0 }),
+            Framing::Chunked => Body::Chunked {
+                chunk: Chunk::Size { size: 0, digits: 0 },
+                strict,
+            },
             Framing::UntilClose => Body::UntilClose,
         }
     }
@@ -96,7 +122,7 @@ impl Body {
                     done: *remaining == 0,
                 })
             }
-            Body::Chunked(chunk) => chunk.feed(bytes),
+            Body::Chunked { chunk, strict } => chunk.feed(bytes, *strict),
             Body::UntilClose => Ok(Fed {
                 used: bytes.len(),
                 done: false,
@@ -106,7 +132,7 @@ impl Body {
 }
 
 impl Chunk {
-    fn feed(&mut self, bytes: &[u8]) -> Result<Fed, BadChunk> {
+    fn feed(&mut self, bytes: &[u8], strict: bool) -> Result<Fed, BadChunk> {
         let mut at = 0;
         while at < bytes.len() {
             if let Chunk::Data { remaining } = self {
@@ -121,7 +147,9 @@ impl Chunk {
                 }
                 continue;
             }
-            *self = self.step(bytes[at]).map_err(|what| BadChunk { at, what })?;
+            *self = self
+                .step(bytes[at], strict)
+                .map_err(|what| BadChunk { at, what })?;
             at += 1;
             if *self == Chunk::Done {
                 break;
@@ -134,7 +162,7 @@ impl Chunk {
     }
 
     /// The state after framing byte `b`, or what `b` breaks.
-    fn step(self, b: u8) -> Result<Chunk, &'static str> {
+    fn step(self, b: u8, strict: bool) -> Result<Chunk, &'static str> {
         let line_end = |size: u64| {
             if size == 0 {
                 Chunk::TrailerStart
@@ -142,17 +170,19 @@ impl Chunk {
                 Chunk::Data { remaining: size }
             }
         };
+        if strict {
+            self.strict_check(b)?;
+        }
         Ok(match (self, b) {
             (Chunk::Size { size, digits }, _) if b.is_ascii_hexdigit() => {
+                if digits >= MAX_SIZE_DIGITS {
+                    return Err("chunk size too large");
+                }
                 // `to_digit(16)` cannot fail on a hex digit; the error keeps this panic-free.
                 let digit = (b as char).to_digit(16).ok_or("chunk size line")?;
-                let size = size
-                    .checked_mul(16)
-                    .and_then(|s| s.checked_add(u64::from(digit)))
-                    .ok_or("chunk size too large")?;
                 Chunk::Size {
-                    size,
-                    digits: digits.saturating_add(1),
+                    size: (size << 4) | u64::from(digit),
+                    digits: digits + 1,
                 }
             }
             (Chunk::Size { digits: 0, .. }, _) => return Err("chunk size missing"),
@@ -180,6 +210,23 @@ impl Chunk {
             (Chunk::DataCr | Chunk::DataLf, _) => return Err("no line end after data"),
             _ => return Err("line ending"),
         })
+    }
+
+    /// What the strict reading refuses that the lenient one takes.
+    fn strict_check(self, b: u8) -> Result<(), &'static str> {
+        let in_size_line = matches!(self, Chunk::Size { .. } | Chunk::Extension { .. });
+        let bare_lf_allowed = matches!(
+            self,
+            Chunk::SizeLf { .. } | Chunk::DataLf | Chunk::TrailerLf | Chunk::EndLf
+        );
+        match b {
+            b'\n' if !bare_lf_allowed => Err("line ending without CR"),
+            b' ' | b'\t' if in_size_line => Err("whitespace in chunk size line"),
+            _ if in_size_line && b != b'\r' && (b < 0x20 || b == 0x7F) => {
+                Err("control byte in chunk size line")
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -213,8 +260,35 @@ mod tests {
     }
 
     #[test]
-    fn bare_lf_lines_are_accepted() {
+    fn bare_lf_lines_are_accepted_leniently() {
         assert_eq!(run(b"3\nabc\n0\n\n", 64), Ok((9, true)));
+    }
+
+    #[test]
+    fn strict_chunk_lines_refuse_what_servers_disagree_on() {
+        let strict = |wire: &[u8]| Body::strict(Framing::Chunked).feed(wire).map(|f| f.done);
+        assert_eq!(
+            strict(b"4;name=\"v\"\r\nWiki\r\n0\r\nT: 1\r\n\r\n"),
+            Ok(true)
+        );
+        assert_eq!(strict(b"00000A\r\n0123456789\r\n0\r\n\r\n"), Ok(true));
+        for (bad, at) in [
+            (&b"3\nabc\r\n"[..], 1),
+            (b"3\r\nabc\n", 6),
+            (b"3 \r\nabc\r\n", 1),
+            (b"3 ; x\r\n", 1),
+            (b"3; x\r\n", 2),
+            (b"3;x\x01\r\n", 3),
+            (b"0\r\nT: 1\n", 7),
+            (b"0\r\n\n", 3),
+        ] {
+            assert_eq!(
+                Body::strict(Framing::Chunked).feed(bad).map_err(|b| b.at),
+                Err(at),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]
@@ -224,6 +298,7 @@ mod tests {
         assert_eq!(run(b"3x\r\n", 64), Err(1));
         assert_eq!(run(b"3\rx", 64), Err(2));
         assert_eq!(run(b"FFFFFFFFFFFFFFFFF\r\n", 64), Err(16));
+        assert_eq!(run(b"00000000000000001\r\n", 64), Err(16));
         assert_eq!(run(b"0\r\nT: 1\rx", 64), Err(8));
     }
 

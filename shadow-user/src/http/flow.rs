@@ -1,6 +1,7 @@
 //! [`HttpFlow`]: both directions of one connection. It interprets the heads its readers
-//! delimit, frames bodies, pairs responses with requests, and stops when the connection
-//! leaves HTTP/1.
+//! delimit, frames bodies, pairs responses with requests, lets requests out only where
+//! production's parser is known to stand (see `sync`), and stops when the connection leaves
+//! HTTP/1.
 
 use std::time::SystemTime;
 
@@ -10,6 +11,7 @@ use super::{
     hold::Hold,
     pairing::{Pairing, Pending},
     reader::{Message, Reader, Step},
+    sync::Sync,
 };
 use crate::capture::Direction;
 
@@ -26,6 +28,8 @@ pub struct HttpFlow {
     current_response: Option<ResponseStart>,
     /// Request bytes waiting for the answer to a request that may switch protocols.
     hold: Option<Hold>,
+    /// Where production's parser stands on the request stream.
+    sync: Sync,
     finished: bool,
 }
 
@@ -50,6 +54,7 @@ impl HttpFlow {
             current_request: None,
             current_response: None,
             hold: None,
+            sync: Sync::synced(),
             finished: false,
         }
     }
@@ -68,9 +73,11 @@ impl HttpFlow {
         }
     }
 
-    /// Bytes of `direction` were lost for good: drops the message in progress (counted),
-    /// then resumes at the next message start.
-    pub fn gap(&mut self, direction: Direction, out: &mut Vec<HttpEvent>) {
+    /// What follows in `direction` resumes at stream offset `resume_at`, not known to
+    /// continue what came before (lost bytes, or a start production was not seen to
+    /// accept): drops the message in progress (counted), then resumes at the next message
+    /// start — for requests, only one production is shown to have seen.
+    pub fn gap(&mut self, direction: Direction, resume_at: u64, out: &mut Vec<HttpEvent>) {
         if self.finished {
             return;
         }
@@ -78,16 +85,38 @@ impl HttpFlow {
             // Held bytes came before the loss.
             self.release(out);
         }
+        let synced = self.sync.is_synced();
         let reader = match direction {
             Direction::Request => &mut self.request,
             Direction::Response => &mut self.response,
         };
-        if let Some(reason) = reader.gap() {
+        if let Some(reason) = reader.gap(resume_at)
+            && (direction == Direction::Response || synced)
+        {
             out.push(HttpEvent::Dropped { direction, reason });
         }
         match direction {
-            Direction::Request => self.request_lost(),
+            Direction::Request => {
+                self.sync.lose(out);
+                self.request_lost();
+            }
             Direction::Response => self.response_lost(out),
+        }
+    }
+
+    /// Production's side acknowledged every byte of `direction` before `offset`. On a
+    /// request stream whose place is not known, that is either a candidate start (the
+    /// reader stands exactly there) or the confirmation of the requests parsed since one.
+    pub fn acked(&mut self, direction: Direction, offset: u64, out: &mut Vec<HttpEvent>) {
+        if self.finished || direction == Direction::Response || self.sync.is_synced() {
+            return;
+        }
+        if self.request.is_lost() {
+            if offset == self.request.position() {
+                self.request.resume();
+            }
+        } else {
+            self.sync.acked(offset, out);
         }
     }
 
@@ -106,13 +135,16 @@ impl HttpFlow {
             Direction::Request => &mut self.request,
             Direction::Response => &mut self.response,
         };
+        let synced = self.sync.is_synced();
         match reader.end() {
             Some(Ok(message)) => match direction {
                 Direction::Request => self.request_complete(message, out),
                 Direction::Response => self.response_complete(message, out),
             },
-            Some(Err(reason)) => out.push(HttpEvent::Dropped { direction, reason }),
-            None => {}
+            Some(Err(reason)) if direction == Direction::Response || synced => {
+                out.push(HttpEvent::Dropped { direction, reason })
+            }
+            _ => {}
         }
         match direction {
             Direction::Request => {
@@ -122,8 +154,9 @@ impl HttpFlow {
             }
             Direction::Response => {
                 self.current_response = None;
-                // No answer will come to say what held bytes are.
+                // No answer will come to say what held bytes are, nor to confirm requests.
                 self.release(out);
+                self.sync.close(out);
             }
         }
     }
@@ -147,7 +180,10 @@ impl HttpFlow {
     /// Bytes held by the flow, both directions.
     #[cfg(test)]
     pub(crate) fn buffered(&self) -> usize {
-        self.request.buffered() + self.response.buffered() + self.hold.as_ref().map_or(0, Hold::len)
+        self.request.buffered()
+            + self.response.buffered()
+            + self.hold.as_ref().map_or(0, Hold::len)
+            + self.sync.held_bytes()
     }
 
     fn read_requests(&mut self, data: &[u8], ts: SystemTime, out: &mut Vec<HttpEvent>) {
@@ -165,20 +201,17 @@ impl HttpFlow {
                 Step::Idle => return,
                 Step::Head => self.request_head(out),
                 Step::Complete(message) => self.request_complete(message, out),
-                Step::Dropped(reason) => {
+                Step::Dropped(reason) if reason == DropReason::BodyTooLarge => {
                     out.push(HttpEvent::Dropped {
                         direction: Direction::Request,
                         reason,
                     });
-                    if reason == DropReason::BodyTooLarge {
-                        // Skipped exactly: the order of requests is intact.
-                        if let Some((_, sequence)) = self.current_request.take() {
-                            self.pairing.forget(sequence);
-                        }
-                    } else {
-                        self.request_lost();
+                    // Skipped exactly: the order of requests is intact.
+                    if let Some((_, sequence)) = self.current_request.take() {
+                        self.pairing.forget(sequence);
                     }
                 }
+                Step::Dropped(reason) => self.request_refused(reason, out),
                 Step::Http2 => self.finish(UnsupportedReason::Http2, out),
             }
         }
@@ -191,19 +224,10 @@ impl HttpFlow {
             Ok(parsed) => parsed,
             Err(reason) => {
                 self.request.reject();
-                out.push(HttpEvent::Dropped {
-                    direction: Direction::Request,
-                    reason,
-                });
-                self.request_lost();
+                self.request_refused(reason, out);
                 return;
             }
         };
-        if head::length_with_chunked(head.fields, framing) {
-            out.push(HttpEvent::Notice {
-                what: Notice::ContentLengthWithChunked,
-            });
-        }
         let sequence = self.next_sequence;
         self.next_sequence += 1;
         let pending = Pending {
@@ -229,7 +253,11 @@ impl HttpFlow {
             return;
         };
         let switches = head.kind == MethodKind::Connect || head.upgrade;
-        out.push(HttpEvent::Request(Request {
+        if &raw[head.method.0..head.method.1] == b"POST" {
+            // What every server skips after a POST: a stray CRLF ending its body.
+            self.request.allow_blank_lines(4);
+        }
+        let request = Request {
             body: (message.head_len.min(raw.len()), raw.len()),
             raw,
             head_len: message.head_len,
@@ -241,10 +269,35 @@ impl HttpFlow {
             first_byte: message.first_byte,
             last_byte: message.last_byte,
             sequence,
-        }));
+        };
+        let limit = self.limits.max_head_bytes + self.limits.max_body_bytes;
+        if !self
+            .sync
+            .request(self.request.position(), request, limit, out)
+        {
+            self.request.lose();
+            self.request_lost();
+            return;
+        }
         if switches && self.pairing.contains(sequence) {
             self.hold = Some(Hold::new(sequence));
         }
+    }
+
+    /// The request in progress is one production would refuse (malformed, or beyond the
+    /// limits): servers answer 400 and close, so nothing after it on the connection is
+    /// known to be a request. The reader has lost its place; only production can show
+    /// where the next request starts. Counted only where the stream was known to be at a
+    /// message start: otherwise it was no message.
+    fn request_refused(&mut self, reason: DropReason, out: &mut Vec<HttpEvent>) {
+        if self.sync.is_synced() {
+            out.push(HttpEvent::Dropped {
+                direction: Direction::Request,
+                reason,
+            });
+        }
+        self.sync.lose(out);
+        self.request_lost();
     }
 
     fn request_lost(&mut self) {
@@ -361,6 +414,7 @@ impl HttpFlow {
     }
 
     fn finish(&mut self, reason: UnsupportedReason, out: &mut Vec<HttpEvent>) {
+        self.sync.close(out);
         out.push(HttpEvent::Unsupported { reason });
         self.finished = true;
         self.request.stop();

@@ -3,7 +3,7 @@
 
 use super::{DropReason, body::Framing, request::HeaderPos};
 
-/// Header slots kept on the stack; a larger `max_headers` limit uses the heap.
+/// Header slots kept on the stack; a head with more lines uses the heap.
 const INLINE_HEADERS: usize = 128;
 
 /// What the request method means for framing and for the response.
@@ -65,16 +65,23 @@ pub(crate) struct ResponseHead {
 }
 
 impl RequestHead {
-    /// How the body is delimited (RFC 9112 §6.3); a framing the server must reject as 400
-    /// is malformed.
+    /// How the body is delimited (RFC 9112 §6.3). Where servers would answer 400 or 501,
+    /// or where the mainstream ones disagree (so production may have read something else),
+    /// the request is malformed: see [`request_fields`] for the field rules.
     pub fn framing(&self) -> Result<Framing, DropReason> {
+        // The request ends at its head, whatever it says of a body: what follows is the
+        // tunnel if the answer is 2xx (as llhttp reads it).
+        if self.kind == MethodKind::Connect {
+            return Ok(Framing::None);
+        }
         match (self.fields.transfer, self.fields.length) {
             // A server treats Transfer-Encoding in HTTP/1.0 as faulty framing (§6.1).
             (Transfer::Chunked | Transfer::Other, _) if self.version == 0 => {
                 Err(malformed("transfer-encoding in HTTP/1.0"))
             }
-            (Transfer::Chunked, _) => Ok(Framing::Chunked),
-            (Transfer::Other, _) => Err(malformed("transfer-encoding not ending in chunked")),
+            (Transfer::Chunked, ContentLength::Absent) => Ok(Framing::Chunked),
+            (Transfer::Chunked, _) => Err(malformed("content-length with transfer-encoding")),
+            (Transfer::Other, _) => Err(malformed("transfer-encoding other than chunked")),
             (Transfer::Absent, ContentLength::Valid(0) | ContentLength::Absent) => {
                 Ok(Framing::None)
             }
@@ -124,15 +131,32 @@ pub(crate) fn length_with_chunked(fields: BodyFields, framing: Framing) -> bool 
     framing == Framing::Chunked && fields.length != ContentLength::Absent
 }
 
-/// Parses a complete request head (`head` ends with its blank line).
-pub(crate) fn parse_request(head: &[u8], max_headers: usize) -> Result<RequestHead, DropReason> {
-    with_slots(max_headers, |slots| {
+/// Parses a complete request head (`head` ends with its blank line), as strictly as the
+/// strictest mainstream server where they disagree: line endings must be CRLF (nginx, Envoy
+/// and Go take a bare LF, llhttp refuses it), the target must be ASCII (nginx takes
+/// bytes above 0x7F, Envoy and llhttp refuse them); httparse itself refuses obs-fold, a
+/// bare CR, whitespace before a colon and more than one space between the parts of the
+/// request line. `max_headers`, if set, is a policy limit on the number of fields.
+pub(crate) fn parse_request(
+    head: &[u8],
+    max_headers: Option<usize>,
+) -> Result<RequestHead, DropReason> {
+    if has_bare_lf(head) {
+        return Err(malformed("line ending without CR"));
+    }
+    with_slots(head, |slots| {
         let mut request = httparse::Request::new(slots);
         check(request.parse(head), head.len())?;
         let bad = || malformed("request line");
         let method = span(head, request.method.ok_or_else(bad)?.as_bytes()).ok_or_else(bad)?;
         let target = span(head, request.path.ok_or_else(bad)?.as_bytes()).ok_or_else(bad)?;
+        if !head[target.0..target.1].is_ascii() {
+            return Err(malformed("request target not ASCII"));
+        }
         let version = request.version.ok_or_else(bad)?;
+        if max_headers.is_some_and(|max| request.headers.len() > max) {
+            return Err(DropReason::TooManyHeaders);
+        }
         let mut headers = Vec::with_capacity(request.headers.len());
         let mut host = None;
         let mut upgrade = false;
@@ -156,22 +180,35 @@ pub(crate) fn parse_request(head: &[u8], max_headers: usize) -> Result<RequestHe
             headers,
             host,
             kind,
-            fields: body_fields(request.headers),
+            fields: request_fields(request.headers),
             upgrade,
         })
     })
 }
 
+/// True if a line of `head` ends in LF without CR before it.
+fn has_bare_lf(head: &[u8]) -> bool {
+    head.iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
+}
+
 /// Parses a complete response head, leniently where framing cannot be affected (obsolete
 /// line folding, whitespace before a field's colon): only status and framing are used.
-pub(crate) fn parse_response(head: &[u8], max_headers: usize) -> Result<ResponseHead, DropReason> {
+pub(crate) fn parse_response(
+    head: &[u8],
+    max_headers: Option<usize>,
+) -> Result<ResponseHead, DropReason> {
     let mut config = httparse::ParserConfig::default();
     config
         .allow_obsolete_multiline_headers_in_responses(true)
         .allow_spaces_after_header_name_in_responses(true);
-    with_slots(max_headers, |slots| {
+    with_slots(head, |slots| {
         let mut response = httparse::Response::new(slots);
         check(config.parse_response(&mut response, head), head.len())?;
+        if max_headers.is_some_and(|max| response.headers.len() > max) {
+            return Err(DropReason::TooManyHeaders);
+        }
         let bad = || malformed("status line");
         Ok(ResponseHead {
             status: response.code.ok_or_else(bad)?,
@@ -181,12 +218,16 @@ pub(crate) fn parse_response(head: &[u8], max_headers: usize) -> Result<Response
     })
 }
 
-fn with_slots<'b, R>(max: usize, parse: impl FnOnce(&mut [httparse::Header<'b>]) -> R) -> R {
-    if max <= INLINE_HEADERS {
+/// Runs `parse` with a header slot for every line of `head`: the head byte limit is then the
+/// only bound on how many fields a head may have, as for the servers production runs
+/// (nginx and Go limit bytes; Node and Envoy counts go to thousands when configured).
+fn with_slots<'b, R>(head: &[u8], parse: impl FnOnce(&mut [httparse::Header<'b>]) -> R) -> R {
+    let lines = head.iter().filter(|&&b| b == b'\n').count();
+    if lines <= INLINE_HEADERS {
         let mut slots = [httparse::EMPTY_HEADER; INLINE_HEADERS];
-        parse(&mut slots[..max])
+        parse(&mut slots[..lines])
     } else {
-        parse(&mut vec![httparse::EMPTY_HEADER; max])
+        parse(&mut vec![httparse::EMPTY_HEADER; lines])
     }
 }
 
@@ -227,6 +268,34 @@ fn header_position(head: &[u8], header: &httparse::Header<'_>) -> Option<HeaderP
     })
 }
 
+/// The framing fields of a request, read as strictly as the strictest mainstream server
+/// reads them, since a request framed differently by production would be copied wrong:
+/// `Content-Length` once, digits only (a repeat, even an equal one or a list, is refused by
+/// nginx, Envoy and llhttp); `Transfer-Encoding` once and exactly `chunked` (nginx and Go
+/// answer 501 to anything else, nginx 400 to a repeat).
+fn request_fields(headers: &[httparse::Header<'_>]) -> BodyFields {
+    let mut length = ContentLength::Absent;
+    let mut transfer = Transfer::Absent;
+    for header in headers {
+        if header.name.eq_ignore_ascii_case("content-length") {
+            length = match (length, parse_length(trim(header.value))) {
+                (ContentLength::Absent, Some(n)) => ContentLength::Valid(n),
+                _ => ContentLength::Invalid,
+            };
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            let chunked = trim(header.value).eq_ignore_ascii_case(b"chunked");
+            transfer = match transfer {
+                Transfer::Absent if chunked => Transfer::Chunked,
+                _ => Transfer::Other,
+            };
+        }
+    }
+    BodyFields { length, transfer }
+}
+
+/// The framing fields of a response, read leniently (RFC 9110 §8.6 list repeats, codings
+/// before `chunked`): responses are measured, never copied, and production's clients read
+/// them as they are.
 fn body_fields(headers: &[httparse::Header<'_>]) -> BodyFields {
     let mut length = ContentLength::Absent;
     let mut transfer = Transfer::Absent;
@@ -286,17 +355,24 @@ fn trim(bytes: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
 
+    /// Framing fields of a response with `head`'s fields.
     fn fields(head: &str) -> BodyFields {
-        let wire = format!("POST / HTTP/1.1\r\n{head}\r\n");
-        parse_request(wire.as_bytes(), 100)
+        let wire = format!("HTTP/1.1 200 OK\r\n{head}\r\n");
+        parse_response(wire.as_bytes(), None)
             .map(|h| h.fields)
             .unwrap()
+    }
+
+    /// Framing of a request with `head`'s fields.
+    fn request_framing(head: &str) -> Result<Framing, DropReason> {
+        let wire = format!("POST / HTTP/1.1\r\n{head}\r\n");
+        parse_request(wire.as_bytes(), None)?.framing()
     }
 
     #[test]
     fn positions_point_into_the_head() {
         let wire = b"GET /a?b HTTP/1.1\r\nHost: example.com \r\nX-Empty:\r\nhost: second\r\n\r\n";
-        let head = parse_request(wire, 100).unwrap();
+        let head = parse_request(wire, None).unwrap();
         let text = |(a, b): (usize, usize)| &wire[a..b];
         assert_eq!(text(head.method), b"GET");
         assert_eq!(text(head.target), b"/a?b");
@@ -311,7 +387,7 @@ mod tests {
     }
 
     #[test]
-    fn content_length_repeats_must_agree() {
+    fn response_content_length_repeats_must_agree() {
         let length = |head: &str| fields(head).length;
         assert_eq!(
             length("Content-Length: 5, 5\r\nContent-Length: 5\r\n"),
@@ -333,7 +409,7 @@ mod tests {
     }
 
     #[test]
-    fn chunked_must_be_last_and_once() {
+    fn response_chunked_must_be_last_and_once() {
         let te = |v: &str| fields(&format!("Transfer-Encoding: {v}\r\n")).transfer;
         assert_eq!(te("gzip, Chunked"), Transfer::Chunked);
         assert_eq!(te("chunked;x=1"), Transfer::Chunked);
@@ -346,11 +422,88 @@ mod tests {
     #[test]
     fn limits_and_errors_map_to_reasons() {
         let wire = b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n";
-        assert_eq!(parse_request(wire, 1), Err(DropReason::TooManyHeaders));
-        assert!(parse_request(&wire[..wire.len() - 2], 100).is_err());
+        assert_eq!(
+            parse_request(wire, Some(1)),
+            Err(DropReason::TooManyHeaders)
+        );
+        assert!(parse_request(wire, Some(2)).is_ok());
+        assert!(parse_request(&wire[..wire.len() - 2], None).is_err());
         let folded = b"HTTP/1.1 200 OK\r\nA : 1\r\nB: x\r\n y\r\n\r\n";
-        assert_eq!(parse_response(folded, 100).map(|h| h.status), Ok(200));
-        assert!(parse_response(b"HTTP/1.1 2000 OK\r\n\r\n", 100).is_err());
-        assert!(parse_request(b"GET / HTTP/1.1\r\n\r\n", 1000).is_ok());
+        assert_eq!(parse_response(folded, None).map(|h| h.status), Ok(200));
+        assert!(parse_response(b"HTTP/1.1 2000 OK\r\n\r\n", None).is_err());
+    }
+
+    #[test]
+    fn any_number_of_fields_fits_without_a_count_limit() {
+        let mut wire = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..5000 {
+            wire.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        wire.extend_from_slice(b"\r\n");
+        assert_eq!(parse_request(&wire, None).unwrap().headers.len(), 5000);
+    }
+
+    /// Where servers disagree, the request is refused: production may have read it
+    /// differently, or not at all.
+    #[test]
+    fn request_heads_servers_disagree_on_are_malformed() {
+        for bad in [
+            &b"GET / HTTP/1.1\nHost: h\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nDummy: x\nContent-Length: 23\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\n\n",
+            b"GET / HTTP/1.1\r\nA: x\ry\r\n\r\n",
+            b"POST / HTTP/1.1\r\nA: 1\r\n Content-Length: 38\r\n\r\n",
+            b"GET / HTTP/1.1\r\nContent-Length : 5\r\n\r\n",
+            b"GET  / HTTP/1.1\r\n\r\n",
+            b"GET /caf\xc3\xa9 HTTP/1.1\r\n\r\n",
+            b"GET /foo bar/ HTTP/1.1\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parse_request(bad, None), Err(DropReason::Malformed { .. })),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let method = |wire: &[u8]| {
+            let head = parse_request(wire, None).unwrap();
+            wire[head.method.0..head.method.1].to_vec()
+        };
+        assert_eq!(method(b"M-SEARCH * HTTP/1.1\r\n\r\n"), b"M-SEARCH");
+        assert_eq!(method(b"MKCOL /d HTTP/1.1\r\n\r\n"), b"MKCOL");
+    }
+
+    #[test]
+    fn request_framing_is_read_as_the_strictest_server_reads_it() {
+        assert_eq!(
+            request_framing("Content-Length: 5\r\n"),
+            Ok(Framing::Length(5))
+        );
+        assert_eq!(
+            request_framing("Content-Length: 007\r\n"),
+            Ok(Framing::Length(7))
+        );
+        assert_eq!(
+            request_framing("Transfer-Encoding: Chunked\r\n"),
+            Ok(Framing::Chunked)
+        );
+        for bad in [
+            "Content-Length: 5, 5\r\n",
+            "Content-Length: 5\r\nContent-Length: 5\r\n",
+            "Content-Length: +5\r\n",
+            "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n",
+            "Transfer-Encoding: gzip, chunked\r\n",
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+            "Transfer-Encoding: chunked;x=1\r\n",
+        ] {
+            assert!(
+                matches!(request_framing(bad), Err(DropReason::Malformed { .. })),
+                "{bad}"
+            );
+        }
+        let connect = b"CONNECT h:443 HTTP/1.0\r\nContent-Length: 5\r\n\r\n";
+        assert_eq!(
+            parse_request(connect, None).unwrap().framing(),
+            Ok(Framing::None)
+        );
     }
 }

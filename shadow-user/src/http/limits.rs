@@ -8,8 +8,9 @@ pub struct Limits {
     /// Largest head (start line, header fields and the blank line) kept; larger ones are
     /// dropped as `HeadTooLarge`.
     pub max_head_bytes: usize,
-    /// Most header fields in one head; more are dropped as `TooManyHeaders`.
-    pub max_headers: usize,
+    /// Most header fields in one head, as a policy; more are dropped as `TooManyHeaders`.
+    /// None (the default): as many as fit in `max_head_bytes`, as nginx and Go allow.
+    pub max_headers: Option<usize>,
     /// Largest request body kept, chunk framing and trailers included. A larger body is
     /// dropped as `BodyTooLarge` and passed over without being buffered. Response bodies
     /// are never buffered, so they are not limited.
@@ -20,7 +21,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_head_bytes: 64 * 1024,
-            max_headers: 100,
+            max_headers: None,
             max_body_bytes: 16 * 1024 * 1024,
         }
     }

@@ -16,6 +16,7 @@ mod reader;
 mod request;
 mod response;
 mod resync;
+mod sync;
 
 #[cfg(test)]
 mod tests;
@@ -34,8 +35,12 @@ use crate::capture::Direction;
 /// What a flow produced from the bytes it was given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HttpEvent {
-    /// A complete request, as on the wire.
+    /// A complete request, as on the wire, that production is known to have read as one.
     Request(Request),
+    /// A complete request that production was never shown to have read as one: its
+    /// connection was not seen established and no answer of production's acknowledged its
+    /// last byte (see `flow`'s "Where production's parser stands"). Never copied.
+    Unconfirmed(Request),
     /// A complete response (interim 1xx ones included).
     Response(Response),
     /// A message that will never be produced.

@@ -117,7 +117,7 @@ mod tests {
     #[test]
     fn accessors_slice_raw() {
         let wire = b"PUT /x HTTP/1.0\r\nhost: h\r\nX: y\r\n\r\nbody";
-        let head = parse_request(&wire[..wire.len() - 4], 100).unwrap();
+        let head = parse_request(&wire[..wire.len() - 4], None).unwrap();
         let request = Request {
             raw: Bytes::from_static(wire),
             head_len: wire.len() - 4,

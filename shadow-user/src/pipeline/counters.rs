@@ -24,6 +24,8 @@ pub struct ReasonLabel {
 #[derive(Debug, Default, Clone)]
 pub struct HttpCounters {
     pub requests: Counter,
+    /// Complete requests production was never shown to have read as requests.
+    pub unconfirmed: Counter,
     pub responses: Counter,
     pub dropped: Family<DropLabels, Counter>,
     pub unsupported: Family<ReasonLabel, Counter>,
@@ -38,6 +40,9 @@ impl HttpCounters {
         match event {
             HttpEvent::Request(_) => {
                 self.requests.inc();
+            }
+            HttpEvent::Unconfirmed(_) => {
+                self.unconfirmed.inc();
             }
             HttpEvent::Response(_) => {
                 self.responses.inc();
@@ -73,6 +78,11 @@ impl HttpCounters {
             "requests",
             "Complete requests extracted",
             self.requests.clone(),
+        );
+        http.register(
+            "unconfirmed_requests",
+            "Complete requests never copied: production was not shown to read them as requests (no handshake seen, no answer acknowledging them)",
+            self.unconfirmed.clone(),
         );
         http.register(
             "responses",

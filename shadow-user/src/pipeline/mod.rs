@@ -38,8 +38,12 @@ impl StreamHandler for HttpFlow {
         self.push(direction, data, ts, out);
     }
 
-    fn gap(&mut self, direction: Direction, out: &mut Vec<HttpEvent>) {
-        HttpFlow::gap(self, direction, out);
+    fn gap(&mut self, direction: Direction, resume_at: u64, out: &mut Vec<HttpEvent>) {
+        HttpFlow::gap(self, direction, resume_at, out);
+    }
+
+    fn acked(&mut self, direction: Direction, offset: u64, out: &mut Vec<HttpEvent>) {
+        HttpFlow::acked(self, direction, offset, out);
     }
 
     fn end(&mut self, direction: Direction, ts: SystemTime, out: &mut Vec<HttpEvent>) {
@@ -134,6 +138,17 @@ impl HttpSink {
             self.counters.count(&event);
             if let HttpEvent::Response(response) = &event {
                 self.production_response(flow, response);
+            }
+            if let HttpEvent::Unconfirmed(request) = &event {
+                let shadowed = self.offerer.unconfirmed(&config, request);
+                tracing::debug!(
+                    shadowed,
+                    client = %flow.client,
+                    server = %flow.server,
+                    method = request.method_str(),
+                    target = request.target_str(),
+                    "request never confirmed by production, not copied"
+                );
             }
             if let HttpEvent::Request(request) = &event {
                 let (offered, shadowed) = self.offerer.offer(flow, &config, request);

@@ -121,8 +121,12 @@ impl StreamHandler for CountedFlow {
         self.flow.push(direction, data, ts, out);
     }
 
-    fn gap(&mut self, direction: Direction, out: &mut Vec<HttpEvent>) {
-        self.flow.gap(direction, out);
+    fn gap(&mut self, direction: Direction, resume_at: u64, out: &mut Vec<HttpEvent>) {
+        self.flow.gap(direction, resume_at, out);
+    }
+
+    fn acked(&mut self, direction: Direction, offset: u64, out: &mut Vec<HttpEvent>) {
+        self.flow.acked(direction, offset, out);
     }
 
     fn end(&mut self, direction: Direction, ts: SystemTime, out: &mut Vec<HttpEvent>) {

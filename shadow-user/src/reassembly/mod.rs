@@ -3,6 +3,7 @@
 //! into in-order bytes for a per-flow [`StreamHandler`] (the HTTP parser), and telling it
 //! where bytes were lost so it never builds a message across a gap.
 
+mod acceptance;
 mod stats;
 mod stream;
 mod table;
@@ -12,6 +13,7 @@ pub(crate) mod tests;
 
 use std::{net::SocketAddr, time::SystemTime};
 
+pub use acceptance::RejectReason;
 pub use stats::{GapReason, ReassemblyStats};
 pub use table::{FlowTable, Limits};
 
@@ -53,8 +55,17 @@ pub trait StreamHandler {
         ts: SystemTime,
         out: &mut Vec<Self::Event>,
     );
-    /// Bytes of `direction` before what follows are lost for good.
-    fn gap(&mut self, direction: Direction, out: &mut Vec<Self::Event>);
+    /// What follows in `direction` resumes at stream offset `resume_at` and is not known to
+    /// continue what came before: bytes before it were lost for good, or (at a stream's start)
+    /// the stream was picked up mid-way or its connection was not seen established, so
+    /// nothing says where the receiver's parser stands.
+    fn gap(&mut self, direction: Direction, resume_at: u64, out: &mut Vec<Self::Event>);
+    /// The receiving side's TCP stack acknowledged every byte of `direction` before stream
+    /// offset `offset` (the ACK of a segment travelling the other way): production had
+    /// received exactly that much when it sent the segment.
+    fn acked(&mut self, direction: Direction, offset: u64, out: &mut Vec<Self::Event>) {
+        let _ = (direction, offset, out);
+    }
     /// `direction` ended: FIN reached, RST, or the flow expired or was evicted.
     fn end(&mut self, direction: Direction, ts: SystemTime, out: &mut Vec<Self::Event>);
     /// True when nothing more of this flow is of interest (e.g. it upgraded to another

@@ -1,5 +1,6 @@
 //! Counters of the reassembler, registered as `shadowd_reassembly_*`.
 
+use super::acceptance::RejectReason;
 use crate::capture::Direction;
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -67,6 +68,11 @@ pub struct ReassemblyStats {
     /// look labels up.
     delivered_by_direction: [Counter; 2],
     pub gaps: Family<ReasonLabel, Counter>,
+    /// Client segments production's stack drops, by reason: never reassembled.
+    pub rejected_segments: Family<ReasonLabel, Counter>,
+    /// Connections whose client bytes began without a handshake the capture saw complete:
+    /// their requests wait for production's answers to confirm them.
+    pub unverified_flows: Counter,
 }
 
 impl Default for ReassemblyStats {
@@ -94,6 +100,8 @@ impl Default for ReassemblyStats {
             delivered_bytes,
             delivered_by_direction,
             gaps: Family::default(),
+            rejected_segments: Family::default(),
+            unverified_flows: Counter::default(),
         }
     }
 }
@@ -113,6 +121,22 @@ impl ReassemblyStats {
                 reason: reason.as_str(),
             })
             .inc();
+    }
+
+    pub fn rejected(&self, reason: RejectReason) {
+        self.rejected_segments
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            })
+            .inc();
+    }
+
+    pub fn rejected_of(&self, reason: RejectReason) -> u64 {
+        self.rejected_segments
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            })
+            .get()
     }
 
     pub fn gaps_of(&self, reason: GapReason) -> u64 {
@@ -180,6 +204,16 @@ impl ReassemblyStats {
             "gaps",
             "Stream bytes given up as lost, by reason",
             self.gaps.clone(),
+        );
+        r.register(
+            "rejected_segments",
+            "Client segments production's TCP stack drops (no ACK, or one no real peer could send), by reason",
+            self.rejected_segments.clone(),
+        );
+        r.register(
+            "unverified_flows",
+            "Connections whose client bytes began without a handshake seen complete",
+            self.unverified_flows.clone(),
         );
     }
 }

@@ -34,6 +34,8 @@ pub struct Stream {
     waiting_since: Option<SystemTime>,
     /// Offset one past the last byte, once a FIN was seen.
     fin_at: Option<u64>,
+    /// Offset one past the highest byte seen, delivered or held.
+    high: u64,
     /// True once `end` was reported to the consumer.
     pub ended: bool,
     /// True when the stream was picked up without its SYN.
@@ -55,6 +57,48 @@ impl Stream {
         self.anchor.is_some()
     }
 
+    /// True when offset 0 is the byte after the sender's SYN: the stream is known from its
+    /// first byte.
+    pub fn is_from_syn(&self) -> bool {
+        self.anchor.is_some() && !self.midstream
+    }
+
+    /// Where `seq` lies, as a signed offset from the stream's start (negative: before the
+    /// first byte of a stream picked up mid-way), if the stream is anchored.
+    pub fn position(&self, seq: u32) -> Option<i64> {
+        let anchor = self.anchor?;
+        let expected = anchor.wrapping_add(self.next as u32);
+        Some(self.next as i64 + i64::from(seq.wrapping_sub(expected) as i32))
+    }
+
+    /// The sequence space the sender has used so far, as an offset: one past the highest
+    /// byte seen, plus one for a FIN.
+    pub fn sent_end(&self) -> u64 {
+        match self.fin_at {
+            Some(fin) => fin.max(self.high) + 1,
+            None => self.high,
+        }
+    }
+
+    /// The stream offset an acknowledgement number `ack` from the peer stands for: every
+    /// byte before it was received. A FIN's own sequence number is not a byte, so an ACK of
+    /// it stands for the end of the stream.
+    pub fn acked_offset(&self, ack: u32) -> Option<u64> {
+        let at = u64::try_from(self.position(ack)?).ok()?;
+        Some(self.fin_at.map_or(at, |fin| at.min(fin)))
+    }
+
+    /// Where reading resumes when the hole before it is given up: the first held byte, or
+    /// the end of the stream when only a FIN is held.
+    pub fn resume_offset(&self) -> u64 {
+        self.pending
+            .first_key_value()
+            .map(|(&start, _)| start)
+            .or(self.fin_at)
+            .unwrap_or(self.next)
+            .max(self.next)
+    }
+
     /// Anchors the stream at a SYN's sequence number (data starts one later).
     pub fn syn(&mut self, seq: u32) {
         if self.anchor.is_none() {
@@ -64,14 +108,11 @@ impl Stream {
 
     /// Offset of sequence number `seq`, or None when it is implausibly far from the stream.
     fn offset(&self, seq: u32) -> Option<u64> {
-        let anchor = self.anchor?;
-        // Distance from the expected byte, in serial-number arithmetic (RFC 1982).
-        let expected = anchor.wrapping_add(self.next as u32);
-        let distance = i64::from(seq.wrapping_sub(expected) as i32);
-        if distance.abs() > MAX_SEQ_DISTANCE {
+        let at = self.position(seq)?;
+        if (at - self.next as i64).abs() > MAX_SEQ_DISTANCE {
             return None;
         }
-        u64::try_from(self.next as i64 + distance).ok()
+        u64::try_from(at).ok()
     }
 
     /// Takes in one segment's payload (and FIN). In-order bytes go to `deliver` right away,
@@ -101,6 +142,7 @@ impl Stream {
         if fin && self.fin_at.is_none() {
             self.fin_at = Some(end);
         }
+        self.high = self.high.max(end);
         if end <= self.next {
             outcome.duplicate_bytes = payload.len() as u64;
             return outcome;

@@ -9,6 +9,7 @@ use std::{
 
 use super::{
     FlowKey, StreamHandler,
+    acceptance::{self, AckCheck, RejectReason},
     stats::{GapReason, ReassemblyStats},
     stream::Stream,
 };
@@ -55,11 +56,41 @@ struct Flow<H> {
     handler: H,
     last_seen: SystemTime,
     finished: bool,
+    /// The client acknowledged the server's SYN-ACK as captured: production's stack
+    /// established this connection.
+    established: bool,
+    /// The handler was told how the client's bytes begin (see [`Flow::announce`]).
+    announced: bool,
 }
 
 impl<H> Flow<H> {
+    fn new(handler: H, ts: SystemTime) -> Self {
+        Flow {
+            request: Stream::default(),
+            response: Stream::default(),
+            handler,
+            last_seen: ts,
+            finished: false,
+            established: false,
+            announced: false,
+        }
+    }
+
     fn pending_bytes(&self) -> usize {
         self.request.pending_bytes() + self.response.pending_bytes()
+    }
+
+    fn stream_mut(&mut self, direction: Direction) -> &mut Stream {
+        match direction {
+            Direction::Request => &mut self.request,
+            Direction::Response => &mut self.response,
+        }
+    }
+
+    /// True when the client's stream is known from its first byte, in a connection
+    /// production's stack established: the first byte then begins the first request.
+    fn verified_start(&self) -> bool {
+        self.established && self.request.is_from_syn()
     }
 }
 
@@ -106,46 +137,18 @@ impl<H: StreamHandler> FlowTable<H> {
         out: &mut Vec<(FlowKey, H::Event)>,
     ) {
         let key = FlowKey::of(direction, segment.src, segment.dst);
-        let syn = segment.has(tcp_flags::SYN);
-        let rst = segment.has(tcp_flags::RST);
-        let fin = segment.has(tcp_flags::FIN);
-
-        // A new connection reusing the ports of an old one that never closed cleanly.
-        if syn
-            && !segment.has(tcp_flags::ACK)
-            && self
-                .flows
-                .get(&key)
-                .is_some_and(|f| f.request.is_anchored())
-        {
-            self.close(key, ts, GapReason::Closed, out);
+        if direction == Direction::Request && acceptance::lacks_ack(segment) {
+            self.stats.rejected(RejectReason::NoAck);
+            return;
         }
-        if !self.flows.contains_key(&key) {
-            if rst || (segment.payload.is_empty() && !syn && !fin) {
-                // Nothing to reassemble from a bare ACK or RST of an unknown connection.
-                return;
-            }
-            if self.flows.len() >= self.limits.max_flows {
-                self.evict(ts, out);
-            }
-            let handler = (self.new_handler)(&key);
-            self.flows.insert(
-                key,
-                Flow {
-                    request: Stream::default(),
-                    response: Stream::default(),
-                    handler,
-                    last_seen: ts,
-                    finished: false,
-                },
-            );
-            self.stats.flows_created.inc();
-            self.stats.flows.set(self.flows.len() as i64);
+        if !self.find_or_create(key, direction, segment, ts, out) {
+            return;
         }
         let Some(flow) = self.flows.get_mut(&key) else {
             return;
         };
         flow.last_seen = ts;
+        let rst = segment.has(tcp_flags::RST);
         if flow.finished {
             // Only counted from here; idle expiry removes it if no RST does.
             if rst {
@@ -153,8 +156,33 @@ impl<H: StreamHandler> FlowTable<H> {
             }
             return;
         }
+        if direction == Direction::Request && !accept_client_segment(flow, segment, &self.stats) {
+            return;
+        }
 
         let before = flow.pending_bytes();
+        let scratch = &mut self.scratch;
+        if segment.has(tcp_flags::ACK) && !rst {
+            // What the segment acknowledges of the other side, before its own bytes: an
+            // answer's ACK comes before the answer.
+            let other = direction.other();
+            if let Some(offset) = flow.stream_mut(other).acked_offset(segment.ack) {
+                flow.handler.acked(other, offset, scratch);
+            }
+        }
+        let syn = segment.has(tcp_flags::SYN);
+        let fin = segment.has(tcp_flags::FIN);
+        if syn {
+            flow.stream_mut(direction).syn(segment.seq);
+        }
+        if !segment.payload.is_empty() {
+            announce(flow, direction, &self.stats, scratch);
+        }
+        let data_seq = if syn {
+            segment.seq.wrapping_add(1)
+        } else {
+            segment.seq
+        };
         let Flow {
             request,
             response,
@@ -165,20 +193,6 @@ impl<H: StreamHandler> FlowTable<H> {
             Direction::Request => &mut *request,
             Direction::Response => &mut *response,
         };
-        let scratch = &mut self.scratch;
-        if syn {
-            stream.syn(segment.seq);
-        }
-        let data_seq = if syn {
-            segment.seq.wrapping_add(1)
-        } else {
-            segment.seq
-        };
-        if !stream.is_anchored() && !segment.payload.is_empty() {
-            // Picked up mid-stream: the parser must look for a message start.
-            handler.gap(direction, scratch);
-            self.stats.gap(GapReason::Midstream);
-        }
         let mut delivered = 0u64;
         let outcome = stream.segment(data_seq, segment.payload, fin, ts, &mut |data, at| {
             delivered += data.len() as u64;
@@ -244,6 +258,46 @@ impl<H: StreamHandler> FlowTable<H> {
         } else if finished {
             self.finish(key);
         }
+    }
+
+    /// Makes sure `key` has a flow if `segment` can start or continue one; false when the
+    /// segment is of no use (a bare ACK or RST of an unknown connection).
+    fn find_or_create(
+        &mut self,
+        key: FlowKey,
+        direction: Direction,
+        segment: &Segment<'_>,
+        ts: SystemTime,
+        out: &mut Vec<(FlowKey, H::Event)>,
+    ) -> bool {
+        let syn = segment.has(tcp_flags::SYN);
+        // A new connection reusing the ports of an old one that never closed cleanly.
+        if syn
+            && direction == Direction::Request
+            && !segment.has(tcp_flags::ACK)
+            && self
+                .flows
+                .get(&key)
+                .is_some_and(|f| f.request.is_anchored())
+        {
+            self.close(key, ts, GapReason::Closed, out);
+        }
+        if self.flows.contains_key(&key) {
+            return true;
+        }
+        let rst = segment.has(tcp_flags::RST);
+        let fin = segment.has(tcp_flags::FIN);
+        if rst || (segment.payload.is_empty() && !syn && !fin) {
+            return false;
+        }
+        if self.flows.len() >= self.limits.max_flows {
+            self.evict(ts, out);
+        }
+        let handler = (self.new_handler)(&key);
+        self.flows.insert(key, Flow::new(handler, ts));
+        self.stats.flows_created.inc();
+        self.stats.flows.set(self.flows.len() as i64);
+        true
     }
 
     /// Ends flows idle for longer than the limit, and gives up holes older than the hole
@@ -329,7 +383,9 @@ impl<H: StreamHandler> FlowTable<H> {
             .flows
             .iter()
             .take(EVICTION_SAMPLE)
-            .min_by_key(|(_, flow)| flow.last_seen)
+            // Connections production was never seen to accept go first: a flood of forged
+            // segments must not push out real connections.
+            .min_by_key(|(_, flow)| (flow.established, flow.last_seen))
             .map(|(key, _)| *key);
         if let Some(key) = oldest {
             self.close(key, now, GapReason::Expired, out);
@@ -409,7 +465,7 @@ impl<H: StreamHandler> FlowTable<H> {
     }
 }
 
-/// Gives up every hole of `stream`, telling the handler before each jump.
+/// Gives up every hole of `stream`, telling the handler where each jump lands before it.
 fn skip_holes<H: StreamHandler>(
     stream: &mut Stream,
     direction: Direction,
@@ -420,7 +476,7 @@ fn skip_holes<H: StreamHandler>(
     reason: GapReason,
 ) {
     loop {
-        handler.gap(direction, scratch);
+        handler.gap(direction, stream.resume_offset(), scratch);
         stats.gap(reason);
         let skipped = stream.skip_hole(&mut |data, at| {
             *delivered += data.len() as u64;
@@ -429,5 +485,60 @@ fn skip_holes<H: StreamHandler>(
         if !skipped || !stream.has_hole() || stream.pending_bytes() == 0 {
             break;
         }
+    }
+}
+
+/// Judges a client segment by its ACK (see [`acceptance`]); false when production's stack
+/// drops it, which is then counted and goes no further.
+fn accept_client_segment<H>(
+    flow: &mut Flow<H>,
+    segment: &Segment<'_>,
+    stats: &ReassemblyStats,
+) -> bool {
+    let syn = segment.has(tcp_flags::SYN);
+    let carries = !segment.payload.is_empty() || segment.has(tcp_flags::FIN);
+    if syn || !carries {
+        return true;
+    }
+    match acceptance::check_ack(segment, &flow.response) {
+        AckCheck::Rejected(reason) => {
+            stats.rejected(reason);
+            false
+        }
+        AckCheck::Acceptable => {
+            // Only the server's own SYN-ACK, seen from its start, proves the handshake.
+            flow.established |= flow.response.is_from_syn();
+            true
+        }
+        AckCheck::Unknown => true,
+    }
+}
+
+/// Before the first bytes of a direction: tells the handler when it cannot know that they
+/// begin a message (see [`StreamHandler::gap`]) — a stream picked up mid-way, or client
+/// bytes not preceded by a handshake the capture saw complete.
+fn announce<H: StreamHandler>(
+    flow: &mut Flow<H>,
+    direction: Direction,
+    stats: &ReassemblyStats,
+    scratch: &mut Vec<H::Event>,
+) {
+    let midstream = !flow.stream_mut(direction).is_anchored();
+    match direction {
+        Direction::Request if !flow.announced => {
+            flow.announced = true;
+            if midstream {
+                stats.gap(GapReason::Midstream);
+            }
+            if !flow.verified_start() {
+                stats.unverified_flows.inc();
+                flow.handler.gap(direction, 0, scratch);
+            }
+        }
+        Direction::Response if midstream => {
+            stats.gap(GapReason::Midstream);
+            flow.handler.gap(direction, 0, scratch);
+        }
+        _ => {}
     }
 }

@@ -13,6 +13,9 @@ use crate::packet::{Segment, tcp_flags};
 enum Seen {
     Data(Direction, Vec<u8>),
     Gap(Direction),
+    /// Where a gap said reading resumes.
+    ResumeAt(Direction, u64),
+    Acked(Direction, u64),
     End(Direction),
 }
 
@@ -24,13 +27,20 @@ impl StreamHandler for Recorder {
     fn data(&mut self, direction: Direction, data: &[u8], _: SystemTime, out: &mut Vec<Seen>) {
         out.push(Seen::Data(direction, data.to_vec()));
     }
-    fn gap(&mut self, direction: Direction, out: &mut Vec<Seen>) {
+    fn gap(&mut self, direction: Direction, resume_at: u64, out: &mut Vec<Seen>) {
         out.push(Seen::Gap(direction));
+        out.push(Seen::ResumeAt(direction, resume_at));
+    }
+    fn acked(&mut self, direction: Direction, offset: u64, out: &mut Vec<Seen>) {
+        out.push(Seen::Acked(direction, offset));
     }
     fn end(&mut self, direction: Direction, _: SystemTime, out: &mut Vec<Seen>) {
         out.push(Seen::End(direction));
     }
 }
+
+/// The server's initial sequence number in the handshakes of these tests.
+const SERVER_ISN: u32 = 0x8000_0000;
 
 const CLIENT: &str = "198.18.0.1:40000";
 const SERVER: &str = "198.18.0.2:80";
@@ -44,7 +54,8 @@ fn at(ms: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
 }
 
-/// Feeds one request-direction segment.
+/// Feeds one request-direction segment, acknowledging the server's SYN-ACK if it carries
+/// ACK.
 fn feed(
     table: &mut FlowTable<Recorder>,
     seq: u32,
@@ -52,17 +63,64 @@ fn feed(
     payload: &[u8],
     ms: u64,
 ) -> Vec<Seen> {
-    let segment = Segment {
-        src: CLIENT.parse().unwrap(),
-        dst: SERVER.parse().unwrap(),
+    send(
+        table,
+        Direction::Request,
         seq,
-        ack: 0,
+        SERVER_ISN.wrapping_add(1),
+        flags,
+        payload,
+        ms,
+    )
+}
+
+/// Feeds one segment travelling `direction`.
+fn send(
+    table: &mut FlowTable<Recorder>,
+    direction: Direction,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    payload: &[u8],
+    ms: u64,
+) -> Vec<Seen> {
+    let (src, dst) = match direction {
+        Direction::Request => (CLIENT, SERVER),
+        Direction::Response => (SERVER, CLIENT),
+    };
+    let segment = Segment {
+        src: src.parse().unwrap(),
+        dst: dst.parse().unwrap(),
+        seq,
+        ack,
         flags,
         payload,
     };
     let mut out = Vec::new();
-    table.segment(Direction::Request, &segment, at(ms), &mut out);
+    table.segment(direction, &segment, at(ms), &mut out);
     out.into_iter().map(|(_, seen)| seen).collect()
+}
+
+/// The client's SYN with initial sequence number `isn`, and the server's SYN-ACK.
+fn handshake(table: &mut FlowTable<Recorder>, isn: u32) -> Vec<Seen> {
+    let mut seen = send(table, Direction::Request, isn, 0, tcp_flags::SYN, b"", 0);
+    seen.extend(send(
+        table,
+        Direction::Response,
+        SERVER_ISN,
+        isn.wrapping_add(1),
+        tcp_flags::SYN | tcp_flags::ACK,
+        b"",
+        0,
+    ));
+    seen
+}
+
+/// The events that are not acknowledgements.
+fn without_acks(seen: Vec<Seen>) -> Vec<Seen> {
+    seen.into_iter()
+        .filter(|s| !matches!(s, Seen::Acked(..)))
+        .collect()
 }
 
 /// Concatenates the data events of a direction.
@@ -82,7 +140,7 @@ fn bytes_of(events: &[Seen]) -> Vec<u8> {
 fn in_order_with_syn_and_fin() {
     let (mut t, stats) = table(Limits::default());
     let isn = u32::MAX - 2;
-    let mut seen = feed(&mut t, isn, tcp_flags::SYN, b"", 0);
+    let mut seen = handshake(&mut t, isn);
     seen.extend(feed(
         &mut t,
         isn.wrapping_add(1),
@@ -106,7 +164,7 @@ fn in_order_with_syn_and_fin() {
 #[test]
 fn reordered_duplicated_and_overlapping_segments() {
     let (mut t, stats) = table(Limits::default());
-    let mut seen = feed(&mut t, 100, tcp_flags::SYN, b"", 0);
+    let mut seen = handshake(&mut t, 100);
     seen.extend(feed(&mut t, 107, tcp_flags::ACK, b"GHIJ", 1)); // ahead
     seen.extend(feed(&mut t, 101, tcp_flags::ACK, b"ABC", 2));
     seen.extend(feed(&mut t, 101, tcp_flags::ACK, b"ABC", 3)); // retransmission
@@ -120,9 +178,16 @@ fn reordered_duplicated_and_overlapping_segments() {
 fn midstream_pickup_starts_with_a_gap() {
     let (mut t, stats) = table(Limits::default());
     let seen = feed(&mut t, 5000, tcp_flags::ACK, b"tail of something", 0);
-    assert_eq!(seen[0], Seen::Gap(Direction::Request));
+    assert_eq!(
+        seen[..2],
+        [
+            Seen::Gap(Direction::Request),
+            Seen::ResumeAt(Direction::Request, 0)
+        ]
+    );
     assert_eq!(bytes_of(&seen), b"tail of something");
     assert_eq!(stats.gaps_of(GapReason::Midstream), 1);
+    assert_eq!(stats.unverified_flows.get(), 1);
     // A bare ACK of an unknown flow creates nothing.
     let (mut t, _) = table(Limits::default());
     assert!(feed(&mut t, 1, tcp_flags::ACK, b"", 0).is_empty());
@@ -136,7 +201,7 @@ fn a_hole_past_the_flow_buffer_limit_becomes_a_gap() {
         ..Limits::default()
     };
     let (mut t, stats) = table(limits);
-    let mut seen = feed(&mut t, 0, tcp_flags::SYN, b"", 0);
+    let mut seen = handshake(&mut t, 0);
     seen.extend(feed(&mut t, 1, tcp_flags::ACK, b"AB", 1));
     seen.extend(feed(&mut t, 5, tcp_flags::ACK, b"EFGH", 2)); // "CD" lost
     assert_eq!(bytes_of(&seen), b"AB");
@@ -151,6 +216,7 @@ fn a_hole_past_the_flow_buffer_limit_becomes_a_gap() {
         b"AB",
         "the gap comes before the bytes after it"
     );
+    assert_eq!(seen[gap + 1], Seen::ResumeAt(Direction::Request, 4));
     assert_eq!(stats.gaps_of(GapReason::FlowBufferFull), 1);
     assert_eq!(stats.out_of_order_bytes.get(), 0);
 }
@@ -158,13 +224,13 @@ fn a_hole_past_the_flow_buffer_limit_becomes_a_gap() {
 #[test]
 fn rst_with_a_hole_reports_the_gap_then_ends_both_directions() {
     let (mut t, stats) = table(Limits::default());
-    let mut seen = feed(&mut t, 0, tcp_flags::SYN, b"", 0);
+    let mut seen = handshake(&mut t, 0);
     seen.extend(feed(&mut t, 1, tcp_flags::ACK, b"AB", 1));
     seen.extend(feed(&mut t, 5, tcp_flags::ACK, b"EF", 2));
     seen.extend(feed(&mut t, 7, tcp_flags::RST, b"", 3));
     assert_eq!(bytes_of(&seen), b"ABEF");
     assert!(seen.contains(&Seen::Gap(Direction::Request)));
-    assert!(seen.ends_with(&[
+    assert!(without_acks(seen).ends_with(&[
         Seen::End(Direction::Request),
         Seen::End(Direction::Response)
     ]));
@@ -238,7 +304,7 @@ proptest! {
             segments.push((start, stream[start..end].to_vec()));
         }
         let (mut t, stats) = table(Limits::default());
-        let mut seen = feed(&mut t, isn, tcp_flags::SYN, b"", 0);
+        let mut seen = handshake(&mut t, isn);
         for (offset, bytes) in &segments {
             seen.extend(feed(&mut t, isn.wrapping_add(1).wrapping_add(*offset as u32), tcp_flags::ACK, bytes, 1));
         }
@@ -258,7 +324,7 @@ proptest! {
         let lost = 1 + lose % (segments.len() - 2); // never the first or last
         let (mut t, _) = table(Limits::default());
         let isn = u32::MAX - 7;
-        let mut seen = feed(&mut t, isn, tcp_flags::SYN, b"", 0);
+        let mut seen = handshake(&mut t, isn);
         for (i, (offset, bytes)) in segments.iter().enumerate() {
             if i != lost {
                 seen.extend(feed(&mut t, isn.wrapping_add(1).wrapping_add(*offset as u32), tcp_flags::ACK, bytes, 1));
@@ -283,7 +349,7 @@ fn a_hole_that_waits_past_the_timeout_is_given_up() {
         ..Limits::default()
     };
     let (mut t, stats) = table(limits);
-    let mut seen = feed(&mut t, 0, tcp_flags::SYN, b"", 0);
+    let mut seen = handshake(&mut t, 0);
     seen.extend(feed(&mut t, 1, tcp_flags::ACK, b"AB", 1));
     seen.extend(feed(&mut t, 5, tcp_flags::ACK, b"EF", 2)); // "CD" lost
     seen.extend(feed(&mut t, 7, tcp_flags::ACK, b"GH", 300));
@@ -305,9 +371,154 @@ fn a_hole_that_waits_past_the_timeout_is_given_up() {
         swept,
         [
             Seen::Gap(Direction::Request),
+            Seen::ResumeAt(Direction::Request, 12),
             Seen::Data(Direction::Request, b"MN".to_vec())
         ]
     );
     assert_eq!(stats.gaps_of(GapReason::HoleTimeout), 2);
     assert_eq!(stats.out_of_order_bytes.get(), 0);
+}
+
+#[test]
+fn a_handshake_seen_complete_verifies_the_start() {
+    let (mut t, stats) = table(Limits::default());
+    let mut seen = handshake(&mut t, 7);
+    seen.extend(feed(&mut t, 8, tcp_flags::ACK, b"GET", 1));
+    assert_eq!(
+        without_acks(seen),
+        [Seen::Data(Direction::Request, b"GET".to_vec())]
+    );
+    assert_eq!(stats.unverified_flows.get(), 0);
+}
+
+#[test]
+fn without_the_syn_ack_the_start_is_not_verified() {
+    let (mut t, stats) = table(Limits::default());
+    let mut seen = send(&mut t, Direction::Request, 7, 0, tcp_flags::SYN, b"", 0);
+    seen.extend(feed(&mut t, 8, tcp_flags::ACK, b"GET", 1));
+    assert_eq!(
+        seen,
+        [
+            Seen::Gap(Direction::Request),
+            Seen::ResumeAt(Direction::Request, 0),
+            Seen::Data(Direction::Request, b"GET".to_vec())
+        ]
+    );
+    assert_eq!(stats.unverified_flows.get(), 1);
+    assert_eq!(stats.gaps_of(GapReason::Midstream), 0);
+}
+
+#[test]
+fn segments_production_drops_are_counted_and_go_no_further() {
+    let (mut t, stats) = table(Limits::default());
+    // No ACK at all: no flow is even created.
+    assert!(feed(&mut t, 1, 0, b"POST /x HTTP/1.1\r\n\r\n", 0).is_empty());
+    assert!(t.is_empty());
+    assert_eq!(stats.rejected_of(RejectReason::NoAck), 1);
+    // An ACK of server bytes never sent: what a sender that never saw the SYN-ACK writes.
+    handshake(&mut t, 100);
+    let forged = send(
+        &mut t,
+        Direction::Request,
+        101,
+        SERVER_ISN.wrapping_add(1 << 30),
+        tcp_flags::ACK,
+        b"POST /x HTTP/1.1\r\n\r\n",
+        1,
+    );
+    assert!(forged.is_empty(), "{forged:?}");
+    assert_eq!(stats.rejected_of(RejectReason::UnacceptableAck), 1);
+    // The real client's bytes at the same place still come through.
+    let real = feed(&mut t, 101, tcp_flags::ACK, b"GET / HTTP/1.1\r\n\r\n", 2);
+    assert_eq!(bytes_of(&real), b"GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(stats.unverified_flows.get(), 0);
+}
+
+#[test]
+fn acknowledgements_are_reported_as_offsets_of_the_other_stream() {
+    let (mut t, _) = table(Limits::default());
+    let isn = u32::MAX - 1;
+    handshake(&mut t, isn);
+    feed(
+        &mut t,
+        isn.wrapping_add(1),
+        tcp_flags::ACK,
+        b"GET / HTTP/1.1\r\n\r\n",
+        1,
+    );
+    let answer = send(
+        &mut t,
+        Direction::Response,
+        SERVER_ISN.wrapping_add(1),
+        isn.wrapping_add(1 + 18),
+        tcp_flags::ACK,
+        b"HTTP/1.1 200 OK\r\n",
+        2,
+    );
+    assert_eq!(answer[0], Seen::Acked(Direction::Request, 18));
+    // The FIN takes a sequence number but is no byte: its ACK stands for the end.
+    feed(
+        &mut t,
+        isn.wrapping_add(19),
+        tcp_flags::ACK | tcp_flags::FIN,
+        b"",
+        3,
+    );
+    let answer = send(
+        &mut t,
+        Direction::Response,
+        SERVER_ISN.wrapping_add(18),
+        isn.wrapping_add(1 + 19),
+        tcp_flags::ACK,
+        b"more",
+        4,
+    );
+    assert_eq!(answer[0], Seen::Acked(Direction::Request, 18));
+    // A server RST acknowledges nothing: it answers bytes it refused too.
+    let rst = send(
+        &mut t,
+        Direction::Response,
+        SERVER_ISN.wrapping_add(22),
+        isn.wrapping_add(1 + 19),
+        tcp_flags::ACK | tcp_flags::RST,
+        b"",
+        5,
+    );
+    assert!(!rst.iter().any(|s| matches!(s, Seen::Acked(..))), "{rst:?}");
+}
+
+#[test]
+fn a_full_table_evicts_connections_never_established_first() {
+    let limits = Limits {
+        max_flows: 2,
+        ..Limits::default()
+    };
+    let stats = ReassemblyStats::default();
+    let mut t: FlowTable<Recorder> = FlowTable::new(limits, stats.clone(), |_| Recorder);
+    // An established connection, idle since, then a forged one, then another.
+    handshake(&mut t, 100);
+    feed(&mut t, 101, tcp_flags::ACK, b"GET", 1);
+    for port in [2u16, 3] {
+        let segment = Segment {
+            src: format!("198.18.0.9:{port}").parse().unwrap(),
+            dst: SERVER.parse().unwrap(),
+            seq: 0,
+            ack: 1,
+            flags: tcp_flags::ACK,
+            payload: b"forged",
+        };
+        t.segment(
+            Direction::Request,
+            &segment,
+            at(10 + u64::from(port)),
+            &mut Vec::new(),
+        );
+    }
+    assert_eq!(stats.flows_evicted.get(), 1);
+    // The established connection is still there: its next bytes are no pickup.
+    let next = feed(&mut t, 104, tcp_flags::ACK, b" /", 20);
+    assert_eq!(
+        without_acks(next),
+        [Seen::Data(Direction::Request, b" /".to_vec())]
+    );
 }

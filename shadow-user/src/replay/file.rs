@@ -44,8 +44,14 @@ pub async fn replay_file(
         let mut last = std::time::SystemTime::UNIX_EPOCH;
         let handle = |events: &mut Vec<_>, offerer: &mut Offerer| {
             for (flow, event) in events.drain(..) {
-                if let HttpEvent::Request(request) = event {
-                    offerer.offer(flow, &config, &request);
+                match event {
+                    HttpEvent::Request(request) => {
+                        offerer.offer(flow, &config, &request);
+                    }
+                    HttpEvent::Unconfirmed(request) => {
+                        offerer.unconfirmed(&config, &request);
+                    }
+                    _ => {}
                 }
             }
         };

@@ -111,6 +111,21 @@ impl Offerer {
         }
     }
 
+    /// Counts `request`, which production was never shown to read, in the ledger of the
+    /// shadow Mapping it would have been copied to, if any: observed, and dropped as
+    /// `unconfirmed`. Returns whether a group with a shadow won it.
+    pub fn unconfirmed(&mut self, config: &Arc<ActiveConfig>, request: &Request) -> bool {
+        let plan = config
+            .table
+            .route_position(request)
+            .and_then(|group| config.table.groups()[group].shadow.as_ref());
+        if let Some(plan) = plan {
+            self.stats.observed(&plan.name);
+            self.stats.dropped(&plan.name, reason::UNCONFIRMED, false);
+        }
+        plan.is_some()
+    }
+
     /// True with probability `weight`/100.
     fn sample(&mut self, weight: u8) -> bool {
         weight >= 100 || (weight > 0 && self.rng.u8(0..100) < weight)

@@ -29,10 +29,14 @@ pub mod reason {
     pub const QUEUE_FULL: &str = "queue_full";
     /// shadowd is shutting down.
     pub const SHUTDOWN: &str = "shutdown";
+    /// Never copied: production was not shown to have read it as a request (its connection
+    /// was not seen established, and no answer acknowledged its last byte).
+    pub const UNCONFIRMED: &str = "unconfirmed";
 
     /// Every reason a copy can be dropped for (the upstream ones come from
     /// `UpstreamError::reason`), in report order.
     pub const ALL: &[&str] = &[
+        UNCONFIRMED,
         QUEUE_FULL,
         "pool_exhausted",
         "connect_failed",

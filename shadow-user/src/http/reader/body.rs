@@ -6,9 +6,12 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 use super::{BodyRead, Message, Reader, State, Step, malformed};
-use crate::http::{
-    DropReason,
-    body::{Body, Framing},
+use crate::{
+    capture::Direction,
+    http::{
+        DropReason,
+        body::{Body, Framing},
+    },
 };
 
 impl Reader {
@@ -20,7 +23,10 @@ impl Reader {
         };
         let mut read = BodyRead {
             head_len,
-            body: Body::new(framing),
+            body: match self.side {
+                Direction::Request => Body::strict(framing),
+                Direction::Response => Body::new(framing),
+            },
             read: 0,
             keep,
             dropped: false,
@@ -60,7 +66,7 @@ impl Reader {
             Err(bad) => {
                 self.skip(self.buf.len());
                 self.skip_input(input, bad.at, ts);
-                self.enter_resync();
+                self.lose_place();
                 return Some(Step::Dropped(malformed("chunked framing")));
             }
         };
@@ -99,7 +105,7 @@ impl Reader {
             Ok(fed) => fed,
             Err(bad) => {
                 self.skip_input(input, bad.at, ts);
-                self.enter_resync();
+                self.lose_place();
                 return (!read.dropped).then_some(Step::Dropped(malformed("chunked framing")));
             }
         };

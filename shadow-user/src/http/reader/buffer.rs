@@ -5,14 +5,20 @@ use std::time::SystemTime;
 use bytes::{Buf, BytesMut};
 
 use super::{KEEP_CAPACITY, Reader, State};
+use crate::capture::Direction;
 
 impl Reader {
-    /// Searches for the next message from a point that may be inside one.
-    pub(super) fn enter_resync(&mut self) {
+    /// The reader no longer knows where it stands in the stream (nothing is buffered): a
+    /// request reader passes over input until told where a message starts, a response
+    /// reader searches for one from a point that may be inside a message.
+    pub(super) fn lose_place(&mut self) {
         self.counters.resyncs += 1;
         self.pristine = false;
         self.suspect = true;
-        self.state = State::Resync;
+        self.state = match self.side {
+            Direction::Request => State::Lost,
+            Direction::Response => State::Resync,
+        };
         self.compact();
     }
 

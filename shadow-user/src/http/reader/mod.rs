@@ -3,8 +3,15 @@
 //!
 //! The buffer only ever holds the current message (or, while resynchronising, the current
 //! line): each state takes from the input exactly the bytes it needs, so a completed
-//! message is `split_to(len).freeze()` of the buffer and every byte is copied once. Bytes
-//! that must be looked at again after a dropped head are replayed as input.
+//! message is `split_to(len).freeze()` of the buffer and every byte is copied once. No byte
+//! is ever read twice: a rejected head is passed over whole, so parsing stays linear in the
+//! input whatever it holds.
+//!
+//! The two sides lose their place differently. A request stream only ever starts a message
+//! where it is told to ([`Reader::gap`], [`Reader::resume`]): a copy must begin where
+//! production's parser began one, so it never searches bytes for something that looks like
+//! a request line. A response stream (measured, never copied) searches line by line for the
+//! next status line.
 
 use std::time::SystemTime;
 
@@ -48,8 +55,11 @@ pub(crate) enum Step {
 
 #[derive(Debug, Clone, Copy)]
 enum State {
-    /// Searching for a message start, one line at a time.
+    /// Responses: searching for a message start, one line at a time.
     Resync,
+    /// Requests: where the next message starts is unknown; input is passed over until the
+    /// reader is told ([`Reader::resume`]).
+    Lost,
     /// In a head; `line_checked` once its first line was confirmed.
     Head {
         line_checked: bool,
@@ -79,9 +89,8 @@ pub(crate) struct Reader {
     limits: Limits,
     buf: BytesMut,
     state: State,
-    /// Bytes to read again before the next input (the tail of a dropped head).
-    replay: Bytes,
-    replay_ts: SystemTime,
+    /// Stream offset of the next input byte.
+    position: u64,
     /// Capture time of the push that delivered the oldest buffered byte.
     buf_ts: SystemTime,
     /// Buffer offset from which bytes came with the latest push (at `last_ts`).
@@ -91,7 +100,10 @@ pub(crate) struct Reader {
     message_ts: SystemTime,
     /// Nothing has been read yet: a start that needs skipping is a mid-stream pickup.
     pristine: bool,
-    /// The line being searched may begin inside a message (see [`resync::line_start`]).
+    /// Requests: CR or LF bytes that may still come before the next request line.
+    blank_allowance: u8,
+    /// The line being searched may begin inside a message: a partial line is then no
+    /// message in progress.
     suspect: bool,
     counters: StreamCounters,
 }
@@ -102,14 +114,19 @@ impl Reader {
             side,
             limits,
             buf: BytesMut::new(),
-            state: State::Resync,
-            replay: Bytes::new(),
-            replay_ts: SystemTime::UNIX_EPOCH,
+            state: match side {
+                Direction::Request => State::Head {
+                    line_checked: false,
+                },
+                Direction::Response => State::Resync,
+            },
+            position: 0,
             buf_ts: SystemTime::UNIX_EPOCH,
             fresh_from: 0,
             last_ts: SystemTime::UNIX_EPOCH,
             message_ts: SystemTime::UNIX_EPOCH,
             pristine: true,
+            blank_allowance: 0,
             suspect: false,
             counters: StreamCounters::default(),
         }
@@ -121,17 +138,26 @@ impl Reader {
 
     /// True between messages: nothing of a message is buffered.
     pub fn is_idle(&self) -> bool {
-        self.replay.is_empty()
-            && match self.state {
-                State::Resync | State::Head { .. } => !self.in_progress(),
-                State::HeadReady { .. } | State::Body(_) | State::Stopped => false,
-            }
+        match self.state {
+            State::Resync | State::Lost | State::Head { .. } => !self.in_progress(),
+            State::HeadReady { .. } | State::Body(_) | State::Stopped => false,
+        }
     }
 
-    /// Bytes held: the buffer and what waits to be replayed.
+    /// True while passing over input until told where a message starts.
+    pub fn is_lost(&self) -> bool {
+        matches!(self.state, State::Lost)
+    }
+
+    /// Stream offset of the next input byte: after a complete message, where it ended.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Bytes held in the buffer.
     #[cfg(test)]
     pub fn buffered(&self) -> usize {
-        self.buf.len() + self.replay.len()
+        self.buf.len()
     }
 
     /// Capture time of the first byte of the message in progress.
@@ -149,34 +175,23 @@ impl Reader {
 
     /// Advances through `input` (consuming what it reads) until something happens.
     pub fn next(&mut self, input: &mut &[u8], ts: SystemTime) -> Step {
-        while !self.replay.is_empty() {
-            let replay = std::mem::take(&mut self.replay);
-            let mut rest: &[u8] = &replay;
-            let step = self.step(&mut rest, self.replay_ts);
-            let used = replay.len() - rest.len();
-            let rest = replay.slice(used..);
-            // A drop during the replay queued its own replay, which comes first.
-            self.replay = if matches!(self.state, State::Stopped) {
-                Bytes::new()
-            } else if self.replay.is_empty() {
-                rest
-            } else {
-                [self.replay.as_ref(), rest.as_ref()].concat().into()
-            };
-            if !matches!(step, Step::Idle) {
-                return step;
-            }
-        }
-        self.step(input, ts)
+        let before = input.len();
+        let step = self.step(input, ts);
+        self.position += (before - input.len()) as u64;
+        step
     }
 
     fn step(&mut self, input: &mut &[u8], ts: SystemTime) -> Step {
         loop {
             let step = match self.state {
                 State::Resync => self.resync(input, ts),
+                State::Lost => {
+                    self.skip_input(input, input.len(), ts);
+                    Some(Step::Idle)
+                }
                 State::Head { line_checked } => self.read_head(line_checked, input, ts),
                 State::HeadReady { .. } => {
-                    self.drop_head();
+                    self.reject();
                     Some(Step::Dropped(malformed("head left unanswered")))
                 }
                 State::Body(read) if read.keep => self.keep_body(read, input, ts),
@@ -192,20 +207,43 @@ impl Reader {
         }
     }
 
-    /// Bytes were lost: drops the message in progress (returns `Gap` if there was one) and
-    /// resynchronises.
-    pub fn gap(&mut self) -> Option<DropReason> {
-        let in_progress = self.in_progress();
+    /// What follows resumes at stream offset `resume_at`, not known to continue what came
+    /// before: drops the message in progress (returns `Gap` if there was one). A request
+    /// reader then takes the next byte as the start of a message, a response reader searches
+    /// for one.
+    pub fn gap(&mut self, resume_at: u64) -> Option<DropReason> {
         if matches!(self.state, State::Stopped) {
             return None;
         }
+        let in_progress = self.in_progress();
         // The resync is counted once, below, even for a stream that was just picked up.
         self.pristine = false;
         self.skip(self.buf.len());
-        self.counters.bytes_skipped += self.replay.len() as u64;
-        self.replay = Bytes::new();
-        self.enter_resync();
+        self.position = resume_at;
+        self.lose_place();
+        if self.side == Direction::Request {
+            self.resume();
+        }
         in_progress.then_some(DropReason::Gap)
+    }
+
+    /// Requests: the next input byte begins a message (leading empty lines aside).
+    pub fn resume(&mut self) {
+        if matches!(self.state, State::Lost) {
+            self.state = State::Head {
+                line_checked: false,
+            };
+        }
+    }
+
+    /// Requests: passes over everything from here (and drops what is buffered) until
+    /// [`Reader::resume`].
+    pub fn lose(&mut self) {
+        if !matches!(self.state, State::Stopped | State::Lost) {
+            self.pristine = false;
+            self.skip(self.buf.len());
+            self.lose_place();
+        }
     }
 
     /// The stream ended: completes a body delimited by close, or drops the message in
@@ -220,7 +258,7 @@ impl Reader {
             _ => None,
         };
         if outcome.is_none() {
-            self.counters.bytes_skipped += (self.buf.len() + self.replay.len()) as u64;
+            self.counters.bytes_skipped += self.buf.len() as u64;
         }
         self.stop();
         outcome
@@ -230,20 +268,19 @@ impl Reader {
     pub fn stop(&mut self) {
         self.state = State::Stopped;
         self.buf = BytesMut::new();
-        self.replay = Bytes::new();
     }
 
     /// A message has begun and not been reported. While searching, that is a line begun
-    /// at a line start (or at the stream's start) that can still become a start line.
+    /// at a line start (or at the stream's start) that can still become a status line.
     fn in_progress(&self) -> bool {
         match self.state {
             State::Resync => {
-                !self.suspect && !self.buf.is_empty() && resync::viable_line(self.side, &self.buf)
+                !self.suspect && !self.buf.is_empty() && resync::viable_status_line(&self.buf)
             }
             State::Head { .. } => !self.buf.is_empty(),
             State::HeadReady { .. } => true,
             State::Body(read) => !read.dropped,
-            State::Stopped => false,
+            State::Lost | State::Stopped => false,
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Where messages start: the line-by-line search after lost or dropped bytes, and the
-//! incremental reading of a head up to its blank line.
+//! Where messages start: the line-by-line search for a status line after lost or dropped
+//! response bytes, and the incremental reading of a head up to its blank line.
 
 use std::time::SystemTime;
 
@@ -13,7 +13,7 @@ use crate::{
 };
 
 impl Reader {
-    /// Takes input one line at a time until a line holds a start line.
+    /// Responses: takes input one line at a time until a line holds a status line.
     pub(super) fn resync(&mut self, input: &mut &[u8], ts: SystemTime) -> Option<Step> {
         if self.pristine && self.buf.is_empty() {
             // Empty lines before the first message are allowed, not a sign of pickup.
@@ -44,12 +44,8 @@ impl Reader {
         if line_end.is_none() {
             return Some(Step::Idle);
         }
-        if self.side == Direction::Request && self.pristine && self.buf[..] == *H2_PREFACE_LINE {
-            self.stop();
-            return Some(Step::Http2);
-        }
-        let suspect = std::mem::take(&mut self.suspect);
-        match resync::line_start(self.side, &self.buf, suspect) {
+        self.suspect = false;
+        match resync::status_line_start(&self.buf) {
             Some(start) => {
                 self.skip(start);
                 self.message_ts = self.ts_at(0);
@@ -69,15 +65,25 @@ impl Reader {
     ) -> Option<Step> {
         let max = self.limits.max_head_bytes;
         if self.buf.is_empty() {
-            // Empty lines before a message are allowed and ignored (RFC 9112 §2.2).
+            // Empty lines before a message are ignored (RFC 9112 §2.2): before a response
+            // always; before a request only within its allowance (see `allow_blank_lines`).
             let blank = input
                 .iter()
                 .take_while(|&&b| b == b'\r' || b == b'\n')
                 .count();
-            *input = &input[blank..];
+            let skip = match self.side {
+                Direction::Request => blank.min(usize::from(self.blank_allowance)),
+                Direction::Response => blank,
+            };
+            self.blank_allowance -= skip.min(usize::from(self.blank_allowance)) as u8;
+            *input = &input[skip..];
+            if blank > skip {
+                return Some(self.drop_start(input, ts, malformed("empty line before request")));
+            }
             if input.is_empty() {
                 return Some(Step::Idle);
             }
+            self.blank_allowance = 0;
             self.message_ts = ts;
         }
         if !line_checked {
@@ -123,6 +129,13 @@ impl Reader {
         Some(Step::Head)
     }
 
+    /// Requests: up to `bytes` CR or LF bytes may come before the next request line. nginx,
+    /// Envoy and llhttp skip any number; Go skips up to 4 and only after a POST (clients
+    /// that end a body with an extra CRLF), and answers 400 otherwise.
+    pub fn allow_blank_lines(&mut self, bytes: u8) {
+        self.blank_allowance = bytes;
+    }
+
     /// True if the buffered start of a message followed by `more` can begin a start line.
     pub(super) fn plausible(&self, more: &[u8]) -> bool {
         let mut start = [0u8; 32];
@@ -133,32 +146,32 @@ impl Reader {
         resync::plausible_start(self.side, &start[..from_buf + from_input])
     }
 
-    /// Drops the message starting the buffer, or `input` if nothing is buffered, and
-    /// resynchronises after its first byte.
+    /// Drops the message starting the buffer, or `input` if nothing is buffered. A response
+    /// reader searches on from the next byte (a status line may begin inside the rejected
+    /// one); a request reader waits to be told where the next message starts.
     pub(super) fn drop_start(
         &mut self,
         input: &mut &[u8],
         ts: SystemTime,
         reason: DropReason,
     ) -> Step {
-        if self.buf.is_empty() {
+        if self.buf.is_empty() && self.side == Direction::Response {
             self.skip_input(input, 1, ts);
-            self.enter_resync();
-        } else {
-            self.drop_head();
         }
+        self.drop_head();
         Step::Dropped(reason)
     }
 
-    /// Resynchronises from the second byte of the buffered head, replaying the rest.
+    /// Passes over the buffered head whole: searching inside it again could make parsing
+    /// quadratic in hostile input.
     pub(super) fn drop_head(&mut self) {
-        self.skip(self.buf.len().min(1));
-        self.replay_ts = self.buf_ts;
-        self.replay = self.buf.split().freeze();
-        self.enter_resync();
+        // The resync is counted once, by `lose_place`, even for a stream just picked up.
+        self.pristine = false;
+        self.skip(self.buf.len());
+        self.lose_place();
     }
 
-    /// Drops the ready head (the caller reports why) and resynchronises after its first byte.
+    /// Drops the ready head (the caller reports why) and loses the reader's place.
     pub fn reject(&mut self) {
         if matches!(self.state, State::HeadReady { .. }) {
             self.drop_head();

@@ -18,9 +18,17 @@ pub(super) const RESP: Direction = Direction::Response;
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Op {
     Push(Direction, &'static [u8]),
+    /// Bytes lost (as many as [`LOST`]), or the stream picked up after its start.
     Gap(Direction),
+    /// The peer acknowledges every byte of the direction pushed so far.
+    Ack(Direction),
+    /// The peer acknowledges all but the last this many bytes pushed so far.
+    AckBefore(Direction, u64),
     End(Direction),
 }
+
+/// Bytes an [`Op::Gap`] stands for.
+pub(super) const LOST: u64 = 1000;
 
 /// Capture time of the `i`th operation of a fixture.
 pub(super) fn ts(i: usize) -> SystemTime {
@@ -36,7 +44,9 @@ fn run<'a>(
 ) -> (Vec<HttpEvent>, Counters) {
     let mut flow = HttpFlow::new(limits);
     let mut out = Vec::new();
-    let bound = 3 * limits.max_head_bytes + limits.max_body_bytes;
+    let bound = buffer_bound(limits);
+    let mut position = [0u64; 2];
+    let at = |direction: Direction| usize::from(direction == RESP);
     for (i, op) in ops.iter().enumerate() {
         match *op {
             Op::Push(direction, data) => {
@@ -44,12 +54,26 @@ fn run<'a>(
                     flow.push(direction, piece, ts(i), &mut out);
                     assert!(flow.buffered() <= bound, "buffered {}", flow.buffered());
                 }
+                position[at(direction)] += data.len() as u64;
             }
-            Op::Gap(direction) => flow.gap(direction, &mut out),
+            Op::Gap(direction) => {
+                position[at(direction)] += LOST;
+                flow.gap(direction, position[at(direction)], &mut out);
+            }
+            Op::Ack(direction) => flow.acked(direction, position[at(direction)], &mut out),
+            Op::AckBefore(direction, n) => {
+                flow.acked(direction, position[at(direction)] - n, &mut out)
+            }
             Op::End(direction) => flow.end(direction, ts(i), &mut out),
         }
     }
     (out, flow.counters())
+}
+
+/// Most bytes one flow may hold: a request (head and body), a response head, held bytes
+/// of a possible protocol switch, and requests awaiting confirmation.
+pub(super) fn buffer_bound(limits: Limits) -> usize {
+    4 * limits.max_head_bytes + 2 * limits.max_body_bytes
 }
 
 /// Events of `ops` under `limits`, after checking that every way of cutting the pushes
@@ -90,6 +114,13 @@ pub(super) fn summary(events: &[HttpEvent]) -> Vec<String> {
                 r.target_str(),
                 r.body().len()
             ),
+            HttpEvent::Unconfirmed(r) => format!(
+                "unconfirmed {} {} {} body {}",
+                r.sequence,
+                r.method_str(),
+                r.target_str(),
+                r.body().len()
+            ),
             HttpEvent::Response(r) => format!(
                 "response {} to {:?} body {}",
                 r.status, r.request_sequence, r.body_len
@@ -117,7 +148,7 @@ pub(super) fn requests(events: &[HttpEvent]) -> Vec<&Request> {
 pub(super) fn small_limits() -> Limits {
     Limits {
         max_head_bytes: 96,
-        max_headers: 4,
+        max_headers: Some(4),
         max_body_bytes: 32,
     }
 }

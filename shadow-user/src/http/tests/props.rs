@@ -126,12 +126,12 @@ proptest! {
 
     #[test]
     fn arbitrary_input_never_panics_nor_outgrows_the_limits(
-        ops in prop::collection::vec((0u8..8, fragments()), 0..40),
+        ops in prop::collection::vec((0u8..9, fragments()), 0..40),
         points in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
     ) {
         let limits = Limits {
             max_head_bytes: 200,
-            max_headers: 6,
+            max_headers: Some(6),
             max_body_bytes: 64,
         };
         let whole = replay(&ops, limits, &[]);
@@ -271,8 +271,8 @@ fn fragments() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(piece, 0..6).prop_map(|pieces| pieces.concat())
 }
 
-/// Plays `ops` (0–2 push requests, 3–5 push responses, 6 gap, 7 end; the direction from
-/// the fragment length), each push cut at `points`, all at one capture time so that cuts
+/// Plays `ops` (0–2 push requests, 3–5 push responses, 6 gap, 7 acknowledge, 8 end; the
+/// direction from the fragment length), each push cut at `points`, all at one capture time so that cuts
 /// cannot change timestamps; checks the buffer bound throughout.
 fn replay(
     ops: &[(u8, Vec<u8>)],
@@ -281,13 +281,15 @@ fn replay(
 ) -> (Vec<HttpEvent>, Counters) {
     let mut flow = HttpFlow::new(limits);
     let mut out = Vec::new();
-    let bound = 3 * limits.max_head_bytes + limits.max_body_bytes;
+    let bound = buffer_bound(limits);
+    let mut position = [0u64; 2];
     for (kind, data) in ops {
         let direction = if *kind < 3 || (*kind >= 6 && data.len() % 2 == 0) {
             REQ
         } else {
             RESP
         };
+        let at = &mut position[usize::from(direction == RESP)];
         match kind {
             0..=5 => {
                 let mut start = 0;
@@ -295,14 +297,24 @@ fn replay(
                     flow.push(direction, &data[start..end], ts(0), &mut out);
                     start = end;
                 }
+                *at += data.len() as u64;
             }
-            6 => flow.gap(direction, &mut out),
+            6 => {
+                *at += data.len() as u64;
+                flow.gap(direction, *at, &mut out);
+            }
+            // The peer acknowledges all but a few of the bytes so far.
+            7 => flow.acked(
+                direction,
+                at.saturating_sub(data.len() as u64 % 3),
+                &mut out,
+            ),
             _ => flow.end(direction, ts(0), &mut out),
         }
         assert!(flow.buffered() <= bound, "buffered {}", flow.buffered());
     }
     for event in &out {
-        if let HttpEvent::Request(request) = event {
+        if let HttpEvent::Request(request) | HttpEvent::Unconfirmed(request) = event {
             assert!(request.head_len <= request.raw.len());
             assert_eq!(request.body.1, request.raw.len());
             assert!(request.head().ends_with(b"\n"));
