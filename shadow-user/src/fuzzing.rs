@@ -17,6 +17,10 @@
 //!   ACK acknowledges everything the other direction of its connection sent so far. Then
 //!   `flush`.
 //! - `packet`: the frame itself, under every link type.
+//! - `response_reader`: a settings byte (bit 0: the reply answers a HEAD), then pushes (a
+//!   length byte, then that many bytes) into the replay client's reader of a shadow's reply;
+//!   fed whole or piece by piece it must reach the same end.
+//! - `pcap`: the bytes as a capture file (classic pcap or pcapng).
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
@@ -27,7 +31,9 @@ use crate::{
     capture::Direction,
     http::{self, HttpEvent, HttpFlow, Request},
     packet::{self, Segment, linktype},
+    pcap::read_segments_from,
     reassembly::{FlowTable, Limits, ReassemblyStats},
+    replay::upstream::response::ResponseReader,
 };
 
 /// Limits small enough that short inputs reach them: the default ones need megabytes.
@@ -74,6 +80,16 @@ pub fn reassembly(data: &[u8]) {
 /// Parses `data` under every link type.
 pub fn packet(data: &[u8]) {
     parse_every_link(data);
+}
+
+/// Runs `data` as a `response_reader` script.
+pub fn response_reader(data: &[u8]) {
+    drive_response_reader(data);
+}
+
+/// Reads `data` as a capture file.
+pub fn pcap(data: &[u8]) {
+    read_capture(data);
 }
 
 /// A fuzz input read front to back; reads past the end yield nothing.
@@ -303,6 +319,64 @@ fn parse_every_link(data: &[u8]) -> usize {
         .count()
 }
 
+/// How a reply read ended: its status, whether the connection persists and the bytes it
+/// took, or the error that stopped it.
+type ReplyEnd = Result<Option<(u16, bool, usize)>, String>;
+
+/// Returns the bytes of a reply read to its end (the tests check that seeds do something).
+fn drive_response_reader(data: &[u8]) -> usize {
+    let mut script = Script(data);
+    let head_request = script.byte().unwrap_or(0) & 1 != 0;
+    let mut pushes = Vec::new();
+    while let Some(len) = script.byte() {
+        pushes.push(script.bytes(len));
+    }
+    let whole = read_reply(head_request, &[pushes.concat().as_slice()]);
+    let pieces = read_reply(head_request, &pushes);
+    assert_eq!(whole, pieces, "fed whole and piece by piece");
+    whole.ok().flatten().map_or(0, |(_, _, used)| used)
+}
+
+/// Feeds `pushes` to a reader as a connection's receive buffer would.
+fn read_reply(head_request: bool, pushes: &[&[u8]]) -> ReplyEnd {
+    let mut reader = ResponseReader::new(head_request);
+    let mut buffered = Vec::new();
+    let mut used = 0;
+    for push in pushes {
+        buffered.extend_from_slice(push);
+        let decoded = reader.decode(&buffered).map_err(|e| e.to_string())?;
+        assert!(decoded.consumed <= buffered.len());
+        buffered.drain(..decoded.consumed);
+        used += decoded.consumed;
+        if let Some(complete) = decoded.complete {
+            return Ok(Some((complete.status, complete.persists, used)));
+        }
+    }
+    Ok(reader
+        .end_of_stream()
+        .map(|complete| (complete.status, complete.persists, used + buffered.len())))
+}
+
+/// Returns the packets read from a readable capture.
+fn read_capture(data: &[u8]) -> usize {
+    let mut segments = 0;
+    // A block never holds more than the input: a buffer that size reads any of them.
+    let buffer = data.len().max(64);
+    let counts = read_segments_from(data, std::path::Path::new("input"), buffer, |_, segment| {
+        assert!(segment.payload.len() + 20 <= data.len(), "{segment:?}");
+        segments += 1;
+    });
+    let Ok(counts) = counts else {
+        return 0;
+    };
+    assert_eq!(counts.segments, segments);
+    assert_eq!(
+        counts.packets,
+        counts.segments + counts.skipped + counts.truncated
+    );
+    counts.packets as usize
+}
+
 fn check_event(event: &HttpEvent) {
     match event {
         HttpEvent::Request(request) | HttpEvent::Unconfirmed(request) => check_request(request),
@@ -503,5 +577,25 @@ mod tests {
     #[test]
     fn packet_sweep() {
         sweep("packet", parse_every_link);
+    }
+
+    #[test]
+    fn response_reader_corpus() {
+        corpus("response_reader", drive_response_reader);
+    }
+
+    #[test]
+    fn response_reader_sweep() {
+        sweep("response_reader", drive_response_reader);
+    }
+
+    #[test]
+    fn pcap_corpus() {
+        corpus("pcap", read_capture);
+    }
+
+    #[test]
+    fn pcap_sweep() {
+        sweep("pcap", read_capture);
     }
 }

@@ -43,18 +43,33 @@ pub struct FileCounts {
 /// Reads `path`, calling `each` for every TCP segment in file order.
 pub fn read_segments(
     path: &Path,
-    mut each: impl FnMut(SystemTime, &Segment<'_>),
+    each: impl FnMut(SystemTime, &Segment<'_>),
 ) -> Result<FileCounts, PcapReadError> {
     let file = File::open(path).map_err(|source| PcapReadError::Open {
         path: path.into(),
         source,
     })?;
+    read_segments_from(file, path, READ_BUFFER, each)
+}
+
+/// Bytes of a capture file held while reading it: more than any block (a 64 KiB GSO frame
+/// and its headers, or a 256 KiB snap length).
+const READ_BUFFER: usize = 1 << 20;
+
+/// Reads a capture from `file` (named `path` in errors) through a buffer of `buffer` bytes,
+/// calling `each` for every TCP segment in file order.
+pub fn read_segments_from(
+    file: impl io::Read + Send,
+    path: &Path,
+    buffer: usize,
+    mut each: impl FnMut(SystemTime, &Segment<'_>),
+) -> Result<FileCounts, PcapReadError> {
     let format_error = |offset: usize, detail: String| PcapReadError::Format {
         path: path.into(),
         offset,
         detail,
     };
-    let mut reader = create_reader(1 << 20, file).map_err(|e| format_error(0, format!("{e:?}")))?;
+    let mut reader = create_reader(buffer, file).map_err(|e| format_error(0, format!("{e:?}")))?;
     let mut counts = FileCounts::default();
     // Per pcapng interface: (link type, units per second, offset in seconds).
     let mut interfaces: Vec<(i32, u64, i64)> = Vec::new();

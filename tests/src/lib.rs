@@ -6,6 +6,7 @@
 
 pub mod clients;
 pub mod fixtures;
+pub mod forge;
 pub mod http_server;
 pub mod metrics;
 pub mod netns;

@@ -43,6 +43,29 @@ impl Scrape {
 }
 
 impl Scrape {
+    /// Sum of the replay counter `shadowd_replay_<counter>` of one mapping.
+    pub fn replay(&self, counter: &str, mapping: &str) -> u64 {
+        self.sum(
+            &format!("shadowd_replay_{counter}"),
+            &[("mapping", mapping)],
+        )
+    }
+
+    /// Panics unless the loss ledger of `mapping` balances: observed = copied + sampled out
+    /// + dropped + in flight.
+    pub fn assert_ledger_balances(&self, mapping: &str) {
+        let observed = self.replay("observed_requests_total", mapping);
+        let copied = self.replay("copied_requests_total", mapping);
+        let sampled = self.replay("sampled_out_requests_total", mapping);
+        let dropped = self.replay("dropped_requests_total", mapping);
+        let in_flight = self.replay("in_flight_requests", mapping);
+        assert_eq!(
+            observed,
+            copied + sampled + dropped + in_flight,
+            "ledger of {mapping}: observed {observed} = copied {copied} + sampled out {sampled} + dropped {dropped} + in flight {in_flight}"
+        );
+    }
+
     /// Values of `name` summed by the value of `label`, zeros left out.
     pub fn by_label(&self, name: &str, label: &str) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();

@@ -18,24 +18,12 @@ use shadowd_tests::{
 
 /// Sums of a replay counter for one mapping.
 fn replay(scrape: &Scrape, counter: &str, mapping: &str) -> u64 {
-    scrape.sum(
-        &format!("shadowd_replay_{counter}"),
-        &[("mapping", mapping)],
-    )
+    scrape.replay(counter, mapping)
 }
 
-/// The loss ledger of `mapping`: observed = copied + sampled out + dropped + in flight.
+/// The loss ledger of `mapping` balances.
 fn assert_ledger_balances(scrape: &Scrape, mapping: &str) {
-    let observed = replay(scrape, "observed_requests_total", mapping);
-    let copied = replay(scrape, "copied_requests_total", mapping);
-    let sampled = replay(scrape, "sampled_out_requests_total", mapping);
-    let dropped = replay(scrape, "dropped_requests_total", mapping);
-    let in_flight = replay(scrape, "in_flight_requests", mapping);
-    assert_eq!(
-        observed,
-        copied + sampled + dropped + in_flight,
-        "ledger of {mapping}: observed {observed} = copied {copied} + sampled out {sampled} + dropped {dropped} + in flight {in_flight}"
-    );
+    scrape.assert_ledger_balances(mapping);
 }
 
 /// Request bodies for curl, removed on drop.

@@ -11,7 +11,13 @@ use clap::{Args, builder::PossibleValuesParser};
 use crate::{setup, test};
 
 /// The targets in `fuzz/Cargo.toml`, in the order they run.
-const TARGETS: [&str; 3] = ["http_flow", "reassembly", "packet"];
+const TARGETS: [&str; 5] = [
+    "http_flow",
+    "reassembly",
+    "packet",
+    "response_reader",
+    "pcap",
+];
 
 #[derive(Debug, Args)]
 pub struct FuzzArgs {

@@ -108,7 +108,12 @@ impl HttpFlow {
     /// request stream whose place is not known, that is either a candidate start (the
     /// reader stands exactly there) or the confirmation of the requests parsed since one.
     pub fn acked(&mut self, direction: Direction, offset: u64, out: &mut Vec<HttpEvent>) {
-        if self.finished || direction == Direction::Response || self.sync.is_synced() {
+        if self.finished || direction == Direction::Response {
+            return;
+        }
+        // Ahead of the reader (bytes held behind a lost segment, which may yet be given
+        // up): looked at when it gets there, synced or not by then.
+        if self.request.remember_ack(offset) || self.sync.is_synced() {
             return;
         }
         if self.request.is_lost() {
@@ -271,13 +276,15 @@ impl HttpFlow {
             sequence,
         };
         let limit = self.limits.max_head_bytes + self.limits.max_body_bytes;
-        if !self
-            .sync
-            .request(self.request.position(), request, limit, out)
-        {
+        let end = self.request.position();
+        if !self.sync.request(end, request, limit, out) {
             self.request.lose();
             self.request_lost();
             return;
+        }
+        if !self.sync.is_synced() && self.request.reached_ack() {
+            // Production acknowledged this request's end before the reader got there.
+            self.sync.acked(end, out);
         }
         if switches && self.pairing.contains(sequence) {
             self.hold = Some(Hold::new(sequence));

@@ -11,6 +11,69 @@ use crate::capture::Direction;
 /// First line of the HTTP/2 prior-knowledge preface (RFC 9113 §3.4).
 pub(crate) const H2_PREFACE_LINE: &[u8] = b"PRI * HTTP/2.0\r\n";
 
+/// The methods of the IANA HTTP Method Registry (RFC 9110 §16.1).
+const REGISTERED_METHODS: [&[u8]; 40] = [
+    b"ACL",
+    b"BASELINE-CONTROL",
+    b"BIND",
+    b"CHECKIN",
+    b"CHECKOUT",
+    b"CONNECT",
+    b"COPY",
+    b"DELETE",
+    b"GET",
+    b"HEAD",
+    b"LABEL",
+    b"LINK",
+    b"LOCK",
+    b"MERGE",
+    b"MKACTIVITY",
+    b"MKCALENDAR",
+    b"MKCOL",
+    b"MKREDIRECTREF",
+    b"MKWORKSPACE",
+    b"MOVE",
+    b"OPTIONS",
+    b"ORDERPATCH",
+    b"PATCH",
+    b"POST",
+    b"PRI",
+    b"PROPFIND",
+    b"PROPPATCH",
+    b"PUT",
+    b"QUERY",
+    b"REBIND",
+    b"REPORT",
+    b"SEARCH",
+    b"TRACE",
+    b"UNBIND",
+    b"UNCHECKOUT",
+    b"UNLINK",
+    b"UNLOCK",
+    b"UPDATE",
+    b"UPDATEREDIRECTREF",
+    b"VERSION-CONTROL",
+];
+
+/// Whether a request line whose method is `method` may begin at a candidate start (where
+/// the reader resumed after losing its place), given the byte before it, if known.
+///
+/// In sync any token is a method. At a candidate the start may instead fall inside a
+/// request line: the tail of a method (`T /x HTTP/1.1` of `PUT /x HTTP/1.1`) frames like
+/// the real request, so production's acknowledgement of its end would confirm it. Where the
+/// byte before is known and cannot be part of a token, the candidate cannot be such a tail;
+/// elsewhere only a registered method that is no other registered method's tail can begin
+/// one (`PATCH` is the tail of `PROPPATCH`, so it must wait for a better candidate).
+pub(crate) fn may_start_at_candidate(method: &[u8], before: Option<u8>) -> bool {
+    if before.is_some_and(|b| !is_tchar(b)) {
+        return true;
+    }
+    REGISTERED_METHODS.contains(&method)
+        && !REGISTERED_METHODS
+            .iter()
+            .any(|other| other.len() > method.len() && other.ends_with(method))
+}
+
 /// `tchar` of RFC 9110 §5.6.2.
 fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
@@ -143,6 +206,39 @@ mod tests {
         assert!(!is_start_line(REQ, b"\x00GET / HTTP/1.1\r\n"));
         assert!(!is_start_line(REQ, b" GET / HTTP/1.1\r\n"));
         assert!(!is_start_line(REQ, b"G\x7fT / HTTP/1.1\r\n"));
+    }
+
+    #[test]
+    fn candidates_never_begin_inside_a_method() {
+        // After a line end any token will do.
+        assert!(may_start_at_candidate(b"BREW", Some(b'\n')));
+        assert!(may_start_at_candidate(b"T", Some(b'}')));
+        // After a token byte, or where the byte before is unknown: registered methods that
+        // are no other's tail.
+        for method in [
+            &b"GET"[..],
+            b"POST",
+            b"PUT",
+            b"DELETE",
+            b"OPTIONS",
+            b"SEARCH",
+        ] {
+            assert!(may_start_at_candidate(method, None), "{method:?}");
+            assert!(may_start_at_candidate(method, Some(b'2')), "{method:?}");
+        }
+        for tail in [
+            &b"T"[..],
+            b"ST",
+            b"UT",
+            b"ET",
+            b"LOCK",
+            b"PATCH",
+            b"BIND",
+            b"BREW",
+        ] {
+            assert!(!may_start_at_candidate(tail, None), "{tail:?}");
+            assert!(!may_start_at_candidate(tail, Some(b'U')), "{tail:?}");
+        }
     }
 
     #[test]

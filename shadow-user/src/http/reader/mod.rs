@@ -13,7 +13,7 @@
 //! a request line. A response stream (measured, never copied) searches line by line for the
 //! next status line.
 
-use std::time::SystemTime;
+use std::{collections::VecDeque, time::SystemTime};
 
 use bytes::{Bytes, BytesMut};
 
@@ -27,6 +27,9 @@ mod start;
 /// An empty buffer with more capacity than this is replaced, so an idle flow does not keep
 /// the allocation of its largest message.
 const KEEP_CAPACITY: usize = 64 * 1024;
+
+/// Most acknowledged offsets ahead of the reader remembered (see [`Reader::remember_ack`]).
+const MAX_ACKS_AHEAD: usize = 64;
 
 /// A complete message.
 #[derive(Debug)]
@@ -91,6 +94,14 @@ pub(crate) struct Reader {
     state: State,
     /// Stream offset of the next input byte.
     position: u64,
+    /// Requests: offsets production acknowledged that the reader has not reached yet,
+    /// ascending.
+    acks_ahead: VecDeque<u64>,
+    /// The last byte read, if the reader has read the byte before `position`.
+    last_byte: Option<u8>,
+    /// Requests: the message about to start begins at a candidate start; the byte before
+    /// it, if known.
+    candidate: Option<Option<u8>>,
     /// Capture time of the push that delivered the oldest buffered byte.
     buf_ts: SystemTime,
     /// Buffer offset from which bytes came with the latest push (at `last_ts`).
@@ -121,6 +132,9 @@ impl Reader {
                 Direction::Response => State::Resync,
             },
             position: 0,
+            acks_ahead: VecDeque::new(),
+            last_byte: None,
+            candidate: None,
             buf_ts: SystemTime::UNIX_EPOCH,
             fresh_from: 0,
             last_ts: SystemTime::UNIX_EPOCH,
@@ -175,34 +189,36 @@ impl Reader {
 
     /// Advances through `input` (consuming what it reads) until something happens.
     pub fn next(&mut self, input: &mut &[u8], ts: SystemTime) -> Step {
-        let before = input.len();
-        let step = self.step(input, ts);
-        self.position += (before - input.len()) as u64;
-        step
-    }
-
-    fn step(&mut self, input: &mut &[u8], ts: SystemTime) -> Step {
         loop {
-            let step = match self.state {
-                State::Resync => self.resync(input, ts),
-                State::Lost => {
-                    self.skip_input(input, input.len(), ts);
-                    Some(Step::Idle)
-                }
-                State::Head { line_checked } => self.read_head(line_checked, input, ts),
-                State::HeadReady { .. } => {
-                    self.reject();
-                    Some(Step::Dropped(malformed("head left unanswered")))
-                }
-                State::Body(read) if read.keep => self.keep_body(read, input, ts),
-                State::Body(read) => self.pass_body(read, input, ts),
-                State::Stopped => {
-                    *input = &[];
-                    Some(Step::Idle)
-                }
-            };
+            // `position` stays exact between states: passing over stops at an offset.
+            let start = *input;
+            let step = self.step(input, ts);
+            let used = start.len() - input.len();
+            if used > 0 {
+                self.position += used as u64;
+                self.last_byte = Some(start[used - 1]);
+            }
             if let Some(step) = step {
                 return step;
+            }
+        }
+    }
+
+    /// One state's work on `input`; None to go on with the next state.
+    fn step(&mut self, input: &mut &[u8], ts: SystemTime) -> Option<Step> {
+        match self.state {
+            State::Resync => self.resync(input, ts),
+            State::Lost => self.pass_over(input, ts),
+            State::Head { line_checked } => self.read_head(line_checked, input, ts),
+            State::HeadReady { .. } => {
+                self.reject();
+                Some(Step::Dropped(malformed("head left unanswered")))
+            }
+            State::Body(read) if read.keep => self.keep_body(read, input, ts),
+            State::Body(read) => self.pass_body(read, input, ts),
+            State::Stopped => {
+                *input = &[];
+                Some(Step::Idle)
             }
         }
     }
@@ -220,6 +236,7 @@ impl Reader {
         self.pristine = false;
         self.skip(self.buf.len());
         self.position = resume_at;
+        self.last_byte = None;
         self.lose_place();
         if self.side == Direction::Request {
             self.resume();
@@ -227,13 +244,76 @@ impl Reader {
         in_progress.then_some(DropReason::Gap)
     }
 
-    /// Requests: the next input byte begins a message (leading empty lines aside).
+    /// Requests: the next input byte is a candidate start: a message begins there if a
+    /// request line does (see [`resync::may_start_at_candidate`]).
     pub fn resume(&mut self) {
         if matches!(self.state, State::Lost) {
+            self.candidate = Some(self.last_byte);
             self.state = State::Head {
                 line_checked: false,
             };
         }
+    }
+
+    /// Requests: production acknowledged every byte before `offset`, which the reader has not
+    /// reached yet (the capture holds bytes back while it waits for a lost segment, and
+    /// production's answers keep coming meanwhile). Lost, the reader resumes there; parsing,
+    /// [`Reader::reached_ack`] tells when a message ends there. Returns false (and forgets
+    /// it) when `offset` is not ahead.
+    pub fn remember_ack(&mut self, offset: u64) -> bool {
+        if offset <= self.position {
+            return false;
+        }
+        while self
+            .acks_ahead
+            .front()
+            .is_some_and(|&front| front <= self.position)
+        {
+            self.acks_ahead.pop_front();
+        }
+        if let Err(at) = self.acks_ahead.binary_search(&offset)
+            && self.acks_ahead.len() < MAX_ACKS_AHEAD
+        {
+            self.acks_ahead.insert(at, offset);
+        }
+        true
+    }
+
+    /// True when production acknowledged exactly the bytes up to where the reader stands;
+    /// forgets every remembered offset up to there.
+    pub fn reached_ack(&mut self) -> bool {
+        let mut reached = false;
+        while let Some(&front) = self.acks_ahead.front()
+            && front <= self.position
+        {
+            reached |= front == self.position;
+            self.acks_ahead.pop_front();
+        }
+        reached
+    }
+
+    /// Lost: passes over input up to the next offset production acknowledged, where a
+    /// message may start, or all of it.
+    fn pass_over(&mut self, input: &mut &[u8], ts: SystemTime) -> Option<Step> {
+        while let Some(&front) = self.acks_ahead.front()
+            && front < self.position
+        {
+            self.acks_ahead.pop_front();
+        }
+        let skip = match self.acks_ahead.front() {
+            Some(&at) => ((at - self.position) as usize).min(input.len()),
+            None => input.len(),
+        };
+        if skip > 0 {
+            self.last_byte = Some(input[skip - 1]);
+        }
+        self.skip_input(input, skip, ts);
+        if self.acks_ahead.front() == Some(&(self.position + skip as u64)) {
+            self.acks_ahead.pop_front();
+            self.resume();
+            return None;
+        }
+        Some(Step::Idle)
     }
 
     /// Requests: passes over everything from here (and drops what is buffered) until

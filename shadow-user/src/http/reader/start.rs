@@ -108,6 +108,15 @@ impl Reader {
             if !resync::is_start_line(self.side, &self.buf) {
                 return Some(self.drop_start(input, ts, malformed("start line")));
             }
+            if let Some(before) = self.candidate.take() {
+                let method = self.buf[..]
+                    .split(|&b| b == b' ')
+                    .next()
+                    .unwrap_or_default();
+                if !resync::may_start_at_candidate(method, before) {
+                    return Some(self.drop_start(input, ts, malformed("start line")));
+                }
+            }
             self.pristine = false;
             self.state = State::Head { line_checked: true };
         }

@@ -13,7 +13,7 @@ mod error;
 mod persist;
 mod pool;
 mod resolve;
-mod response;
+pub(crate) mod response;
 mod stream;
 mod tls;
 

@@ -41,7 +41,7 @@ pub enum ResponseError {
 
 /// The final response, read to its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Complete {
+pub(crate) struct Complete {
     pub status: u16,
     /// The response lets the connection carry another request.
     pub persists: bool,
@@ -49,7 +49,7 @@ pub(super) struct Complete {
 
 /// What one call to [`ResponseReader::decode`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Decoded {
+pub(crate) struct Decoded {
     /// Bytes read from the front of the input; the rest must be offered again, with more.
     pub consumed: usize,
     /// The final response ended with the last consumed byte.
@@ -58,7 +58,7 @@ pub(super) struct Decoded {
 
 /// Reads one reply (interim responses and the final one) incrementally.
 #[derive(Debug)]
-pub(super) struct ResponseReader {
+pub(crate) struct ResponseReader {
     head_request: bool,
     interim: usize,
     state: State,
