@@ -25,6 +25,7 @@ struct Captured {
     src: SocketAddr,
     dst: SocketAddr,
     seq: u32,
+    ack: u32,
     flags: u8,
     payload: Vec<u8>,
 }
@@ -47,6 +48,7 @@ fn capture(flows: u16, per_flow: usize, post_every: usize) -> (Vec<Captured>, u6
                 src: client,
                 dst: server,
                 seq: cseq,
+                ack: 0,
                 flags: tcp_flags::SYN,
                 payload: vec![],
             },
@@ -55,6 +57,7 @@ fn capture(flows: u16, per_flow: usize, post_every: usize) -> (Vec<Captured>, u6
                 src: server,
                 dst: client,
                 seq: sseq,
+                ack: cseq.wrapping_add(1),
                 flags: tcp_flags::SYN | tcp_flags::ACK,
                 payload: vec![],
             },
@@ -82,6 +85,7 @@ fn capture(flows: u16, per_flow: usize, post_every: usize) -> (Vec<Captured>, u6
                     src: client,
                     dst: server,
                     seq: cseq,
+                    ack: sseq,
                     flags: tcp_flags::ACK,
                     payload: piece.to_vec(),
                 });
@@ -92,6 +96,7 @@ fn capture(flows: u16, per_flow: usize, post_every: usize) -> (Vec<Captured>, u6
                 src: server,
                 dst: client,
                 seq: sseq,
+                ack: cseq,
                 flags: tcp_flags::ACK,
                 payload: response.to_vec(),
             });
@@ -102,6 +107,7 @@ fn capture(flows: u16, per_flow: usize, post_every: usize) -> (Vec<Captured>, u6
             src: client,
             dst: server,
             seq: cseq,
+            ack: sseq,
             flags: tcp_flags::FIN | tcp_flags::ACK,
             payload: vec![],
         });
@@ -110,6 +116,7 @@ fn capture(flows: u16, per_flow: usize, post_every: usize) -> (Vec<Captured>, u6
             src: server,
             dst: client,
             seq: sseq,
+            ack: cseq.wrapping_add(1),
             flags: tcp_flags::FIN | tcp_flags::ACK,
             payload: vec![],
         });
@@ -150,7 +157,7 @@ fn run(segments: &[Captured]) -> u64 {
             src: c.src,
             dst: c.dst,
             seq: c.seq,
-            ack: 0,
+            ack: c.ack,
             flags: c.flags,
             payload: &c.payload,
         };

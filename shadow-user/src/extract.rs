@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     capture::{Direction, ports::PortSet},
-    http::{HttpEvent, HttpFlow, Limits as HttpLimits, Request},
+    http::{HoldBudget, HttpEvent, HttpFlow, Limits as HttpLimits, Request},
     packet::{Segment, tcp_flags},
     pcap::{FileCounts, PcapReadError, read_segments},
     pipeline::{CountedFlow, FlowTotals},
@@ -179,8 +179,10 @@ pub fn extract(
     let reassembly = ReassemblyStats::default();
     let totals = Arc::new(FlowTotals::default());
     let flow_totals = totals.clone();
+    let budget = HoldBudget::default();
     let mut table = FlowTable::new(Limits::default(), reassembly.clone(), move |_| {
-        CountedFlow::new(HttpFlow::new(HttpLimits::default()), flow_totals.clone())
+        let flow = HttpFlow::with_budget(HttpLimits::default(), budget.clone());
+        CountedFlow::new(flow, flow_totals.clone())
     });
     let mut summary = Summary {
         totals,

@@ -41,6 +41,8 @@ const TIGHT_HTTP: http::Limits = http::Limits {
     max_head_bytes: 256,
     max_headers: Some(8),
     max_body_bytes: 512,
+    max_held_bytes: 768,
+    max_held_total_bytes: 2048,
 };
 
 /// Table limits small enough that a few segments evict flows or give up holes.

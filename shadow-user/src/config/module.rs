@@ -62,6 +62,10 @@ pub struct LimitSettings {
     pub max_headers: Option<usize>,
     /// Largest request body kept for replay (default 16 MiB).
     pub max_body_bytes: Option<usize>,
+    /// Bytes of requests one connection may hold while production has not confirmed them
+    /// (default 1 MiB), and all connections together (default 64 MiB).
+    pub max_held_bytes: Option<usize>,
+    pub max_held_total_bytes: Option<usize>,
 }
 
 impl LimitSettings {
@@ -88,6 +92,10 @@ impl LimitSettings {
             max_head_bytes: self.max_head_bytes.unwrap_or(default.max_head_bytes),
             max_headers: self.max_headers.or(default.max_headers),
             max_body_bytes: self.max_body_bytes.unwrap_or(default.max_body_bytes),
+            max_held_bytes: self.max_held_bytes.unwrap_or(default.max_held_bytes),
+            max_held_total_bytes: self
+                .max_held_total_bytes
+                .unwrap_or(default.max_held_total_bytes),
         }
     }
 }

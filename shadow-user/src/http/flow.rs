@@ -6,7 +6,8 @@
 use std::time::SystemTime;
 
 use super::{
-    Counters, DropReason, HttpEvent, Limits, Notice, Request, Response, UnsupportedReason,
+    Counters, DropReason, HoldBudget, HttpEvent, Limits, Notice, Request, Response,
+    UnsupportedReason,
     head::{self, MethodKind, RequestHead},
     hold::Hold,
     pairing::{Pairing, Pending},
@@ -44,7 +45,14 @@ struct ResponseStart {
 }
 
 impl HttpFlow {
+    /// A flow with a hold budget of its own (see [`HttpFlow::with_budget`]).
     pub fn new(limits: Limits) -> Self {
+        HttpFlow::with_budget(limits, HoldBudget::default())
+    }
+
+    /// A flow whose requests awaiting confirmation are held from `budget`, which the flows
+    /// of one table share.
+    pub fn with_budget(limits: Limits, budget: HoldBudget) -> Self {
         HttpFlow {
             limits,
             request: Reader::new(Direction::Request, limits),
@@ -54,7 +62,7 @@ impl HttpFlow {
             current_request: None,
             current_response: None,
             hold: None,
-            sync: Sync::synced(),
+            sync: Sync::synced(budget),
             finished: false,
         }
     }
@@ -275,9 +283,11 @@ impl HttpFlow {
             last_byte: message.last_byte,
             sequence,
         };
-        let limit = self.limits.max_head_bytes + self.limits.max_body_bytes;
         let end = self.request.position();
-        if !self.sync.request(end, request, limit, out) {
+        if !self
+            .sync
+            .request(end, request, self.limits.max_held_bytes, out)
+        {
             self.request.lose();
             self.request_lost();
             return;

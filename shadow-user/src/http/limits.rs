@@ -15,6 +15,12 @@ pub struct Limits {
     /// dropped as `BodyTooLarge` and passed over without being buffered. Response bodies
     /// are never buffered, so they are not limited.
     pub max_body_bytes: usize,
+    /// Bytes of requests one flow may hold while they wait for production to confirm them
+    /// (see `sync`); more are given up as unconfirmed. Flows of a table also share a
+    /// budget of these ([`HoldBudget`](super::HoldBudget)).
+    pub max_held_bytes: usize,
+    /// Bytes of requests awaiting confirmation all flows of a table may hold together.
+    pub max_held_total_bytes: usize,
 }
 
 impl Default for Limits {
@@ -23,6 +29,8 @@ impl Default for Limits {
             max_head_bytes: 64 * 1024,
             max_headers: None,
             max_body_bytes: 16 * 1024 * 1024,
+            max_held_bytes: 1024 * 1024,
+            max_held_total_bytes: super::HoldBudget::DEFAULT_LIMIT,
         }
     }
 }

@@ -25,6 +25,7 @@ pub use flow::HttpFlow;
 pub use limits::Limits;
 pub use request::{HeaderPos, Request};
 pub use response::Response;
+pub use sync::HoldBudget;
 
 // The replay client reads shadows' replies with the same body framing and length rules.
 pub(crate) use body::{Body, Framing};

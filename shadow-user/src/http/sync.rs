@@ -13,9 +13,60 @@
 //! connection ends, the parse fails, more bytes are lost, the bound is reached) come out as
 //! [`HttpEvent::Unconfirmed`], which is counted and never copied.
 
-use std::collections::VecDeque;
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
 
 use super::{HttpEvent, Request};
+
+/// Bytes of requests awaiting confirmation that all flows of a table may hold together: a
+/// flood of forged segments on connections that never answer (a policy drops production's
+/// RST) must not hold memory without end.
+#[derive(Debug, Clone)]
+pub struct HoldBudget {
+    held: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+impl HoldBudget {
+    /// Default for a flow table: 64 MiB.
+    pub const DEFAULT_LIMIT: usize = 64 << 20;
+
+    pub fn new(limit: usize) -> HoldBudget {
+        HoldBudget {
+            held: Arc::new(AtomicUsize::new(0)),
+            limit,
+        }
+    }
+
+    /// Bytes held now, by every flow sharing the budget.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// Takes `bytes` from the budget; false (and nothing taken) if they do not fit.
+    fn take(&self, bytes: usize) -> bool {
+        self.held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                (held + bytes <= self.limit).then_some(held + bytes)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, bytes: usize) {
+        self.held.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+impl Default for HoldBudget {
+    fn default() -> Self {
+        HoldBudget::new(HoldBudget::DEFAULT_LIMIT)
+    }
+}
 
 /// The sync state of one request stream.
 #[derive(Debug)]
@@ -25,17 +76,20 @@ pub(crate) struct Sync {
     /// past its last byte.
     held: VecDeque<(u64, Request)>,
     held_bytes: usize,
+    /// What `held_bytes` is taken from.
+    budget: HoldBudget,
     /// No acknowledgement can come any more: the server's side of the connection ended.
     closed: bool,
 }
 
 impl Sync {
-    /// A stream known from its first byte.
-    pub fn synced() -> Sync {
+    /// A stream known from its first byte, holding from `budget` when it is not.
+    pub fn synced(budget: HoldBudget) -> Sync {
         Sync {
             synced: true,
             held: VecDeque::new(),
             held_bytes: 0,
+            budget,
             closed: false,
         }
     }
@@ -51,8 +105,9 @@ impl Sync {
     }
 
     /// A complete request that ends at stream offset `end`: out at once on a synced stream,
-    /// held otherwise. Returns false when holding it would hold more than `limit` bytes:
-    /// everything held is then given up, and the caller must lose its place.
+    /// held otherwise. Returns false when holding it would hold more than `limit` bytes on
+    /// this flow, or more than the budget has left: everything held is then given up, and
+    /// the caller must lose its place.
     pub fn request(
         &mut self,
         end: u64,
@@ -68,12 +123,13 @@ impl Sync {
             out.push(HttpEvent::Unconfirmed(request));
             return true;
         }
-        if self.held_bytes + request.raw.len() > limit {
+        let bytes = request.raw.len();
+        if self.held_bytes + bytes > limit || !self.budget.take(bytes) {
             out.push(HttpEvent::Unconfirmed(request));
             self.lose(out);
             return false;
         }
-        self.held_bytes += request.raw.len();
+        self.held_bytes += bytes;
         self.held.push_back((end, request));
         true
     }
@@ -86,7 +142,7 @@ impl Sync {
             return false;
         }
         self.synced = true;
-        self.held_bytes = 0;
+        self.budget.give_back(std::mem::take(&mut self.held_bytes));
         out.extend(
             self.held
                 .drain(..)
@@ -109,11 +165,61 @@ impl Sync {
     }
 
     fn give_up(&mut self, out: &mut Vec<HttpEvent>) {
-        self.held_bytes = 0;
+        self.budget.give_back(std::mem::take(&mut self.held_bytes));
         out.extend(
             self.held
                 .drain(..)
                 .map(|(_, request)| HttpEvent::Unconfirmed(request)),
         );
+    }
+}
+
+impl Drop for Sync {
+    fn drop(&mut self) {
+        self.budget.give_back(self.held_bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn request(len: usize) -> Request {
+        Request {
+            raw: Bytes::from(vec![b'x'; len]),
+            head_len: len,
+            method: (0, 1),
+            target: (0, 1),
+            version: 1,
+            headers: Vec::new(),
+            host: None,
+            body: (len, len),
+            first_byte: SystemTime::UNIX_EPOCH,
+            last_byte: SystemTime::UNIX_EPOCH,
+            sequence: 0,
+        }
+    }
+
+    #[test]
+    fn flows_share_one_budget_and_give_it_back() {
+        let budget = HoldBudget::new(100);
+        let (mut a, mut b) = (Sync::synced(budget.clone()), Sync::synced(budget.clone()));
+        let mut out = Vec::new();
+        a.lose(&mut out);
+        b.lose(&mut out);
+        assert!(a.request(60, request(60), 1000, &mut out));
+        assert_eq!(budget.held(), 60);
+        // The second flow finds the budget short: it gives up what it holds.
+        assert!(!b.request(50, request(50), 1000, &mut out));
+        assert!(matches!(out[..], [HttpEvent::Unconfirmed(_)]));
+        assert!(a.acked(60, &mut out));
+        assert_eq!(budget.held(), 0);
+        assert!(b.request(50, request(50), 1000, &mut out));
+        drop(b);
+        assert_eq!(budget.held(), 0, "a dropped flow gives its bytes back");
     }
 }

@@ -12,7 +12,7 @@ use crate::{
     capture::{Direction, Frame, FrameSink},
     compare::{Comparison, Role},
     http::Response,
-    http::{HttpEvent, HttpFlow, Limits as HttpLimits},
+    http::{HoldBudget, HttpEvent, HttpFlow, Limits as HttpLimits},
     reassembly::{FlowKey, FlowTable, Limits, ReassemblyStats, StreamHandler},
     replay::offer::{Offered, Offerer, Shadowed},
 };
@@ -94,9 +94,13 @@ impl HttpSink {
             offerer,
             pending: PendingResponses::default(),
             comparison,
-            table: FlowTable::new(limits, reassembly, move |_| {
-                CountedFlow::new(HttpFlow::new(http_limits), totals.clone())
-            }),
+            table: {
+                let budget = HoldBudget::new(http_limits.max_held_total_bytes);
+                FlowTable::new(limits, reassembly, move |_| {
+                    let flow = HttpFlow::with_budget(http_limits, budget.clone());
+                    CountedFlow::new(flow, totals.clone())
+                })
+            },
             config,
             counters,
             events: Vec::new(),

@@ -38,7 +38,10 @@ pub async fn replay_file(
         let mut table = FlowTable::new(
             crate::reassembly::Limits::default(),
             ReassemblyStats::default(),
-            |_| HttpFlow::new(crate::http::Limits::default()),
+            {
+                let budget = crate::http::HoldBudget::default();
+                move |_| HttpFlow::with_budget(crate::http::Limits::default(), budget.clone())
+            },
         );
         let mut events = Vec::new();
         let mut last = std::time::SystemTime::UNIX_EPOCH;

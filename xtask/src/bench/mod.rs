@@ -79,6 +79,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             "shadow-user",
             "--bench",
             "pipeline",
+            "--bench",
+            "adversarial",
         ]));
     }
     if !test::is_root() {

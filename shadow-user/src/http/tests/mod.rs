@@ -150,5 +150,7 @@ pub(super) fn small_limits() -> Limits {
         max_head_bytes: 96,
         max_headers: Some(4),
         max_body_bytes: 32,
+        max_held_bytes: 128,
+        max_held_total_bytes: 1 << 20,
     }
 }

@@ -133,6 +133,8 @@ proptest! {
             max_head_bytes: 200,
             max_headers: Some(6),
             max_body_bytes: 64,
+            max_held_bytes: 264,
+            max_held_total_bytes: 1 << 20,
         };
         let whole = replay(&ops, limits, &[]);
         let cut = replay(&ops, limits, &points);
