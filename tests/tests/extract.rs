@@ -157,8 +157,9 @@ fn client_traffic(topo: &Topology, files: &Files) {
         b"POST /pipe/2 HTTP/1.1\r\nHost: myservice\r\nContent-Length: 5\r\n\r\nhello",
     );
     requests.extend_from_slice(b"POST /pipe/3 HTTP/1.1\r\nHost: myservice\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n11\r\n0123456789abcdefg\r\n0\r\nTrailer: x\r\n\r\n");
+    // A value with a byte above 0x7F that is not UTF-8: extract must keep it exactly.
     requests.extend_from_slice(
-        b"GET /pipe/4 HTTP/1.1\r\nHost: myservice:8080\r\nConnection: close\r\n\r\n",
+        b"GET /pipe/4 HTTP/1.1\r\nHost: myservice:8080\r\nX-Latin: caf\xe9\r\nConnection: close\r\n\r\n",
     );
     let responses = pipelined(&topo.client, &requests);
     assert_eq!(
@@ -208,17 +209,21 @@ impl Drop for Files {
 fn describe_raw(raw: &[u8]) -> String {
     let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     let head = String::from_utf8_lossy(&raw[..head_end - 4]);
-    let mut lines = head.split("\r\n");
-    let mut request_line = lines.next().unwrap().split(' ');
+    let mut request_line = head.split("\r\n").next().unwrap().split(' ');
     let (method, target, version) = (
         request_line.next().unwrap().to_string(),
         request_line.next().unwrap().to_string(),
         request_line.next().unwrap().to_string(),
     );
-    let headers: Vec<[String; 2]> = lines
+    let headers: Vec<[String; 2]> = head_lines(&raw[..head_end - 4])
+        .into_iter()
         .map(|line| {
-            let (name, value) = line.split_once(':').unwrap();
-            [name.to_string(), value.trim().to_string()]
+            let colon = line.iter().position(|&b| b == b':').unwrap();
+            let value = line[colon + 1..].trim_ascii();
+            [
+                String::from_utf8_lossy(&line[..colon]).into_owned(),
+                wire_text(value),
+            ]
         })
         .collect();
     let body = &raw[head_end..];
@@ -242,10 +247,19 @@ fn describe_json(line: &str) -> String {
         .expect("headers")
         .iter()
         .map(|pair| {
-            [
-                pair[0].as_str().unwrap().to_string(),
-                pair[1].as_str().unwrap().to_string(),
-            ]
+            // A value that is not UTF-8 comes as {"base64": …} of its exact bytes.
+            let value = match pair[1].as_str() {
+                Some(text) => text.to_string(),
+                None => {
+                    use base64::Engine as _;
+                    let encoded = pair[1]["base64"].as_str().expect("text or base64");
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(encoded)
+                        .expect("valid base64");
+                    wire_text(&bytes)
+                }
+            };
+            [pair[0].as_str().unwrap().to_string(), value]
         })
         .collect();
     for key in ["ts", "client", "server"] {
@@ -259,6 +273,22 @@ fn describe_json(line: &str) -> String {
         value["body_len"],
         text("body_sha256")
     )
+}
+
+/// The lines of a head after its request line, as bytes.
+fn head_lines(head: &[u8]) -> Vec<&[u8]> {
+    head.split(|&b| b == b'\n')
+        .skip(1)
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .collect()
+}
+
+/// Bytes for comparison: the text when UTF-8, else every byte in hex.
+fn wire_text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_string(),
+        Err(_) => bytes.iter().map(|b| format!("\\x{b:02x}")).collect(),
+    }
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -330,6 +360,10 @@ fn extract_lists_exactly_the_requests_the_server_received_and_run_counts_them() 
     let expected = multiset(received.iter().map(|raw| describe_raw(raw)));
     assert_eq!(extracted, expected);
     assert!(summary.contains("requests 9"), "{summary}");
+    assert!(
+        stdout.contains(r#"["X-Latin",{"base64":"Y2Fm6Q=="}]"#),
+        "the non-UTF-8 value, byte for byte: {stdout}"
+    );
     assert!(!summary.contains("dropped"), "{summary}");
     std::fs::remove_file(&pcap).ok();
 }

@@ -112,6 +112,24 @@ impl HttpFlow {
         }
     }
 
+    /// The client's stream continues a request already under way whose start was not read
+    /// (its connection was forgotten mid-message): nothing of it is a candidate start until
+    /// production acknowledges exactly where the reader stands.
+    pub fn lost(&mut self, out: &mut Vec<HttpEvent>) {
+        if self.finished {
+            return;
+        }
+        self.release(out);
+        self.request.lose();
+        self.sync.lose(out);
+        self.request_lost();
+    }
+
+    /// True while a request is under way: read in part, not yet complete.
+    pub fn mid_request(&self) -> bool {
+        !self.finished && !self.request.is_idle() && !self.request.is_lost()
+    }
+
     /// Production's side acknowledged every byte of `direction` before `offset`. On a
     /// request stream whose place is not known, that is either a candidate start (the
     /// reader stands exactly there) or the confirmation of the requests parsed since one.

@@ -46,6 +46,14 @@ impl StreamHandler for HttpFlow {
         HttpFlow::acked(self, direction, offset, out);
     }
 
+    fn lost(&mut self, _: Direction, out: &mut Vec<HttpEvent>) {
+        HttpFlow::lost(self, out);
+    }
+
+    fn mid_message(&self) -> bool {
+        self.mid_request()
+    }
+
     fn end(&mut self, direction: Direction, ts: SystemTime, out: &mut Vec<HttpEvent>) {
         HttpFlow::end(self, direction, ts, out);
     }

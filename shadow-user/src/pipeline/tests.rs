@@ -246,3 +246,105 @@ proptest! {
         prop_assert_eq!(dropped >= 1, broken);
     }
 }
+
+/// Sends one segment through `table`; returns the requests it let out, by target.
+fn feed_one(
+    table: &mut FlowTable<HttpFlow>,
+    direction: Direction,
+    seq: u32,
+    ack: u32,
+    payload: &[u8],
+    ms: u64,
+) -> Vec<String> {
+    let client: std::net::SocketAddr = "198.18.0.1:40000".parse().unwrap();
+    let server: std::net::SocketAddr = "198.18.0.2:80".parse().unwrap();
+    let (src, dst) = match direction {
+        Direction::Request => (client, server),
+        Direction::Response => (server, client),
+    };
+    let flags = if payload.is_empty() {
+        tcp_flags::SYN
+            | if direction == Direction::Response {
+                tcp_flags::ACK
+            } else {
+                0
+            }
+    } else {
+        tcp_flags::ACK
+    };
+    let segment = Segment {
+        src,
+        dst,
+        seq,
+        ack,
+        flags,
+        payload,
+    };
+    let mut out = Vec::new();
+    let at = SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
+    table.segment(direction, &segment, at, &mut out);
+    out.into_iter()
+        .filter_map(|(_, event)| match event {
+            HttpEvent::Request(request) => Some(request.target_str().to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_connection_forgotten_mid_request_does_not_restart_at_its_next_bytes() {
+    let limits = Limits::default();
+    let mut table = FlowTable::new(limits, ReassemblyStats::default(), |_| {
+        HttpFlow::new(HttpLimits::default())
+    });
+    let (c, s) = (1000u32, SERVER_ISN);
+    feed_one(&mut table, Direction::Request, c, 0, b"", 0);
+    feed_one(&mut table, Direction::Response, s, c + 1, b"", 0);
+    let head = b"POST /real HTTP/1.1\r\nHost: myservice\r\nX-Note: ";
+    assert!(feed_one(&mut table, Direction::Request, c + 1, s + 1, head, 1).is_empty());
+    // The client pauses past the idle timeout: the connection is forgotten mid-request.
+    let idle = limits.idle_timeout.as_millis() as u64 + 1000;
+    table.expire(
+        SystemTime::UNIX_EPOCH + Duration::from_millis(idle),
+        &mut Vec::new(),
+    );
+    assert!(table.is_empty());
+    // Its next bytes end that head, and look like a request of their own.
+    let rest = b"GET /admin HTTP/1.1\r\n\r\n";
+    let next = c + 1 + head.len() as u32;
+    assert!(feed_one(&mut table, Direction::Request, next, s + 1, rest, idle + 1).is_empty());
+    let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    let after = next + rest.len() as u32;
+    assert!(
+        feed_one(
+            &mut table,
+            Direction::Response,
+            s + 1,
+            after,
+            answer,
+            idle + 2
+        )
+        .is_empty()
+    );
+    // Production's answer showed where the next request starts.
+    let following = b"GET /next HTTP/1.1\r\nHost: myservice\r\n\r\n";
+    let seen = feed_one(
+        &mut table,
+        Direction::Request,
+        after,
+        s + 1 + answer.len() as u32,
+        following,
+        idle + 3,
+    );
+    assert!(seen.is_empty(), "held until confirmed: {seen:?}");
+    let end = after + following.len() as u32;
+    let confirmed = feed_one(
+        &mut table,
+        Direction::Response,
+        s + 1 + answer.len() as u32,
+        end,
+        answer,
+        idle + 4,
+    );
+    assert_eq!(confirmed, ["/next"]);
+}

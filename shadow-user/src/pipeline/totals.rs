@@ -129,6 +129,14 @@ impl StreamHandler for CountedFlow {
         self.flow.acked(direction, offset, out);
     }
 
+    fn lost(&mut self, _: Direction, out: &mut Vec<HttpEvent>) {
+        self.flow.lost(out);
+    }
+
+    fn mid_message(&self) -> bool {
+        self.flow.mid_request()
+    }
+
     fn end(&mut self, direction: Direction, ts: SystemTime, out: &mut Vec<HttpEvent>) {
         self.flow.end(direction, ts, out);
     }

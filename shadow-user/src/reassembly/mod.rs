@@ -66,6 +66,16 @@ pub trait StreamHandler {
     fn acked(&mut self, direction: Direction, offset: u64, out: &mut Vec<Self::Event>) {
         let _ = (direction, offset, out);
     }
+    /// Like [`StreamHandler::gap`] at a stream's start, but what follows is known to
+    /// continue a message already under way (its connection was forgotten mid-message):
+    /// no byte of it may be taken for a message start until the other side shows one.
+    fn lost(&mut self, direction: Direction, out: &mut Vec<Self::Event>) {
+        self.gap(direction, 0, out);
+    }
+    /// True while a message of the client's stream is under way (read in part).
+    fn mid_message(&self) -> bool {
+        false
+    }
     /// `direction` ended: FIN reached, RST, or the flow expired or was evicted.
     fn end(&mut self, direction: Direction, ts: SystemTime, out: &mut Vec<Self::Event>);
     /// True when nothing more of this flow is of interest (e.g. it upgraded to another

@@ -50,6 +50,9 @@ impl Default for Limits {
 /// without a second index).
 const EVICTION_SAMPLE: usize = 16;
 
+/// Most connections remembered as forgotten mid-message (see [`FlowTable::forgotten`]).
+const MAX_FORGOTTEN: usize = 16_384;
+
 struct Flow<H> {
     request: Stream,
     response: Stream,
@@ -59,8 +62,11 @@ struct Flow<H> {
     /// The client acknowledged the server's SYN-ACK as captured: production's stack
     /// established this connection.
     established: bool,
-    /// The handler was told how the client's bytes begin (see [`Flow::announce`]).
+    /// The handler was told how the client's bytes begin (see `announce`).
     announced: bool,
+    /// The connection was forgotten before, mid-message: its next client bytes continue a
+    /// message, and none may be taken for a start.
+    resumed: bool,
 }
 
 impl<H> Flow<H> {
@@ -73,6 +79,7 @@ impl<H> Flow<H> {
             finished: false,
             established: false,
             announced: false,
+            resumed: false,
         }
     }
 
@@ -102,6 +109,10 @@ pub struct FlowTable<H: StreamHandler> {
     total_buffered: usize,
     new_handler: Box<dyn FnMut(&FlowKey) -> H + Send>,
     scratch: Vec<H::Event>,
+    /// Connections expired or evicted while a client message was under way, with when:
+    /// if they go on, their next bytes are the middle of that message. A sender that pauses
+    /// longer than the idle timeout must not get its next bytes read as a new request.
+    forgotten: HashMap<FlowKey, SystemTime>,
 }
 
 impl<H: StreamHandler> FlowTable<H> {
@@ -117,6 +128,7 @@ impl<H: StreamHandler> FlowTable<H> {
             total_buffered: 0,
             new_handler: Box::new(new_handler),
             scratch: Vec::new(),
+            forgotten: HashMap::new(),
         }
     }
 
@@ -294,7 +306,9 @@ impl<H: StreamHandler> FlowTable<H> {
             self.evict(ts, out);
         }
         let handler = (self.new_handler)(&key);
-        self.flows.insert(key, Flow::new(handler, ts));
+        let mut flow = Flow::new(handler, ts);
+        flow.resumed = self.forgotten.remove(&key).is_some() && !syn;
+        self.flows.insert(key, flow);
         self.stats.flows_created.inc();
         self.stats.flows.set(self.flows.len() as i64);
         true
@@ -305,6 +319,10 @@ impl<H: StreamHandler> FlowTable<H> {
     pub fn expire(&mut self, now: SystemTime, out: &mut Vec<(FlowKey, H::Event)>) {
         self.give_up_stale_holes(now, out);
         let timeout = self.limits.idle_timeout;
+        // A connection idle ten times the timeout after being forgotten is gone for good.
+        self.forgotten.retain(|_, at| {
+            now.duration_since(*at).unwrap_or_default() < timeout.saturating_mul(10)
+        });
         let idle: Vec<FlowKey> = self
             .flows
             .iter()
@@ -405,6 +423,12 @@ impl<H: StreamHandler> FlowTable<H> {
         let Some(mut flow) = self.flows.remove(&key) else {
             return;
         };
+        if reason == GapReason::Expired
+            && flow.handler.mid_message()
+            && self.forgotten.len() < MAX_FORGOTTEN
+        {
+            self.forgotten.insert(key, now);
+        }
         self.total_buffered -= flow.pending_bytes();
         self.stats
             .out_of_order_bytes
@@ -530,7 +554,10 @@ fn announce<H: StreamHandler>(
             if midstream {
                 stats.gap(GapReason::Midstream);
             }
-            if !flow.verified_start() {
+            if flow.resumed {
+                stats.unverified_flows.inc();
+                flow.handler.lost(direction, scratch);
+            } else if !flow.verified_start() {
                 stats.unverified_flows.inc();
                 flow.handler.gap(direction, 0, scratch);
             }
