@@ -1,7 +1,7 @@
 //! Forged TCP segments, written with a raw socket inside a namespace: what an off-path
 //! sender can put on the wire without ever opening a connection (no handshake, guessed
-//! sequence and acknowledgement numbers). The kernel adds the IPv4 header; the TCP header
-//! and its checksum are built here.
+//! sequence and acknowledgement numbers), from any source address. The IPv4 and TCP headers
+//! and their checksums are built here.
 
 use std::net::SocketAddrV4;
 
@@ -11,6 +11,7 @@ use crate::netns::Netns;
 
 /// TCP flag bits.
 pub mod flags {
+    pub const SYN: u8 = 0x02;
     pub const PSH: u8 = 0x08;
     pub const ACK: u8 = 0x10;
 }
@@ -31,14 +32,43 @@ pub fn send(ns: &Netns, segments: &[Forged<'_>]) {
     ns.enter(|| {
         let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::TCP))
             .expect("raw socket (needs CAP_NET_RAW)");
+        // The source address is the forger's choice, not the namespace's.
+        socket.set_header_included_v4(true).expect("IP_HDRINCL");
         for segment in segments {
-            let bytes = tcp_segment(segment);
+            let bytes = ipv4_packet(segment);
             // A raw socket sends to an address; the port is in the header built here.
             let to = SockAddr::from(SocketAddrV4::new(*segment.dst.ip(), 0));
             let sent = socket.send_to(&bytes, &to).expect("send forged segment");
             assert_eq!(sent, bytes.len());
         }
     });
+}
+
+/// The IPv4 header (20 bytes) and TCP segment of `segment`, checksummed.
+fn ipv4_packet(segment: &Forged<'_>) -> Vec<u8> {
+    let tcp = tcp_segment(segment);
+    let mut ip = Vec::with_capacity(20 + tcp.len());
+    ip.extend_from_slice(&[0x45, 0]);
+    ip.extend_from_slice(&((20 + tcp.len()) as u16).to_be_bytes());
+    ip.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0]);
+    ip.extend_from_slice(&segment.src.ip().octets());
+    ip.extend_from_slice(&segment.dst.ip().octets());
+    let sum = !fold(
+        ip.chunks(2)
+            .map(|pair| u32::from(u16::from_be_bytes([pair[0], pair[1]]))),
+    );
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    ip.extend_from_slice(&tcp);
+    ip
+}
+
+/// One's-complement sum of 16-bit words.
+fn fold(words: impl Iterator<Item = u32>) -> u16 {
+    let mut sum: u32 = words.sum();
+    while sum > 0xFFFF {
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    }
+    sum as u16
 }
 
 /// The TCP header (20 bytes, no options) and payload of `segment`, checksummed.
@@ -69,14 +99,11 @@ fn checksum(segment: &Forged<'_>, tcp: &[u8]) -> u16 {
     if pseudo.len() % 2 == 1 {
         pseudo.push(0);
     }
-    let mut sum: u32 = pseudo
-        .chunks(2)
-        .map(|pair| u32::from(u16::from_be_bytes([pair[0], pair[1]])))
-        .sum();
-    while sum > 0xFFFF {
-        sum = (sum & 0xFFFF) + (sum >> 16);
-    }
-    !(sum as u16)
+    !fold(
+        pseudo
+            .chunks(2)
+            .map(|pair| u32::from(u16::from_be_bytes([pair[0], pair[1]]))),
+    )
 }
 
 #[cfg(test)]
@@ -96,5 +123,10 @@ mod tests {
         };
         let bytes = tcp_segment(&segment);
         assert_eq!(checksum(&segment, &bytes), 0);
+        let packet = ipv4_packet(&segment);
+        let header = packet[..20]
+            .chunks(2)
+            .map(|p| u32::from(u16::from_be_bytes([p[0], p[1]])));
+        assert_eq!(!fold(header), 0);
     }
 }

@@ -98,6 +98,69 @@ fn forged_segments_on_connections_never_opened_are_never_copied() {
 }
 
 #[test]
+fn forged_data_after_a_forged_syn_is_dropped_as_production_drops_it() {
+    let setup = ShadowSetup::new(Behaviour::default());
+    let mappings = MappingFile::new(&user_example(""));
+    let daemon = setup.start(&mappings);
+    // A spoofed source nobody answers for: production's SYN-ACKs leave for a hardware
+    // address no host has, and the forger never learns their sequence numbers.
+    let spoofed: Ipv4Addr = "198.18.0.77".parse().unwrap();
+    setup.topo.server.ip(&[
+        "neigh",
+        "add",
+        "198.18.0.77",
+        "lladdr",
+        "02:00:00:00:00:77",
+        "dev",
+        Topology::SERVER_IF,
+    ]);
+    let production: SocketAddrV4 = PRODUCTION.parse().unwrap();
+    let requests: Vec<Vec<u8>> = (0..5).map(forged_request).collect();
+    let mut segments = Vec::new();
+    for (i, payload) in requests.iter().enumerate() {
+        let src = SocketAddrV4::new(spoofed, 52_000 + i as u16);
+        let isn = 0x0A00_0000 * (i as u32 + 1);
+        segments.push(Forged {
+            src,
+            dst: production,
+            seq: isn,
+            ack: 0,
+            flags: flags::SYN,
+            payload: b"",
+        });
+        segments.push(Forged {
+            src,
+            dst: production,
+            seq: isn.wrapping_add(1),
+            // A guess at the SYN-ACK's sequence number.
+            ack: 0x3333_0000 + i as u32,
+            flags: flags::ACK | flags::PSH,
+            payload,
+        });
+    }
+    forge::send(&setup.topo.client, &segments);
+    assert_eq!(production_get(&setup.topo, "/myservice/real"), 200);
+    let scrape = daemon.settled_scrape(
+        Duration::from_secs(15),
+        "the real copy and the forged segments counted",
+        |scrape| {
+            scrape.replay("copied_requests_total", SHADOW_MAPPING) == 1
+                && scrape.sum(
+                    "shadowd_reassembly_rejected_segments_total",
+                    &[("reason", "unacceptable_ack")],
+                ) >= 5
+        },
+    );
+    assert_eq!(setup.shadow.received().len(), 1);
+    assert_eq!(
+        scrape.sum("shadowd_http_unconfirmed_requests_total", &[]),
+        0
+    );
+    assert_eq!(scrape.replay("observed_requests_total", SHADOW_MAPPING), 1);
+    scrape.assert_ledger_balances(SHADOW_MAPPING);
+}
+
+#[test]
 fn a_connection_opened_before_shadowd_started_has_every_later_request_copied() {
     let setup = ShadowSetup::new(Behaviour::default());
     let mappings = MappingFile::new(&user_example(""));

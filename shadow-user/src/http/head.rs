@@ -54,6 +54,8 @@ pub(crate) struct RequestHead {
     pub fields: BodyFields,
     /// An `Upgrade` field asks to switch protocols.
     pub upgrade: bool,
+    /// The connection persists after this request (RFC 9112 §9.3).
+    pub persists: bool,
 }
 
 /// A parsed response head.
@@ -62,6 +64,8 @@ pub(crate) struct ResponseHead {
     pub status: u16,
     pub version: u8,
     pub fields: BodyFields,
+    /// The connection persists after this response (RFC 9112 §9.3).
+    pub persists: bool,
 }
 
 impl RequestHead {
@@ -126,6 +130,29 @@ impl BodyFields {
     }
 }
 
+impl BodyFields {
+    /// A `Content-Length` or `Transfer-Encoding` field is present.
+    pub fn has_body_fields(self) -> bool {
+        self.length != ContentLength::Absent || self.transfer != Transfer::Absent
+    }
+}
+
+/// What a message's version and `Connection` fields say about the connection after it
+/// (RFC 9112 §9.3): HTTP/1.1 persists unless `close`, HTTP/1.0 only with `keep-alive`.
+pub(crate) fn persists(version: u8, headers: &[httparse::Header<'_>]) -> bool {
+    let mut close = false;
+    let mut keep_alive = false;
+    let fields = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"));
+    for option in fields.flat_map(|h| h.value.split(|&b| b == b',')) {
+        let option = option.trim_ascii();
+        close |= option.eq_ignore_ascii_case(b"close");
+        keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+    }
+    !close && (version >= 1 || keep_alive)
+}
+
 /// Both framings were given; chunked was used (RFC 9112 §6.3 rule 3).
 pub(crate) fn length_with_chunked(fields: BodyFields, framing: Framing) -> bool {
     framing == Framing::Chunked && fields.length != ContentLength::Absent
@@ -182,6 +209,7 @@ pub(crate) fn parse_request(
             kind,
             fields: request_fields(request.headers),
             upgrade,
+            persists: persists(version, request.headers),
         })
     })
 }
@@ -210,10 +238,12 @@ pub(crate) fn parse_response(
             return Err(DropReason::TooManyHeaders);
         }
         let bad = || malformed("status line");
+        let version = response.version.ok_or_else(bad)?;
         Ok(ResponseHead {
             status: response.code.ok_or_else(bad)?,
-            version: response.version.ok_or_else(bad)?,
+            version,
             fields: body_fields(response.headers),
+            persists: persists(version, response.headers),
         })
     })
 }

@@ -13,15 +13,19 @@ const MAX_PUSHES: usize = 64;
 pub(crate) struct Hold {
     /// The request whose answer decides.
     pub sequence: u64,
+    /// What follows a refusal is no known request either (a `CONNECT` with a body, which
+    /// servers frame differently).
+    pub ambiguous: bool,
     data: BytesMut,
     /// End offset in `data` and capture time of each push.
     pushes: Vec<(usize, SystemTime)>,
 }
 
 impl Hold {
-    pub fn new(sequence: u64) -> Hold {
+    pub fn new(sequence: u64, ambiguous: bool) -> Hold {
         Hold {
             sequence,
+            ambiguous,
             data: BytesMut::new(),
             pushes: Vec::new(),
         }
@@ -48,7 +52,6 @@ impl Hold {
         true
     }
 
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.data.len()
     }
@@ -75,7 +78,7 @@ mod tests {
     #[test]
     fn pushes_come_back_in_order_within_the_limit() {
         let t = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
-        let mut hold = Hold::new(3);
+        let mut hold = Hold::new(3, false);
         assert!(hold.push(b"ab", t(1), 8));
         assert!(hold.push(b"c", t(1), 8));
         assert!(hold.push(b"", t(2), 8));

@@ -29,7 +29,7 @@ pub use sync::HoldBudget;
 
 // The replay client reads shadows' replies with the same body framing and length rules.
 pub(crate) use body::{Body, Framing};
-pub(crate) use head::{BodyFields, ContentLength, Transfer, parse_length};
+pub(crate) use head::{BodyFields, ContentLength, Transfer, parse_length, persists};
 
 use crate::capture::Direction;
 
@@ -128,10 +128,11 @@ impl Notice {
 /// What one direction of a flow passed over.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StreamCounters {
-    /// Times the direction searched for the next message start (after a gap, a dropped
-    /// message, or a stream picked up mid-message).
+    /// Times the direction lost its place (after a gap, a dropped message, or a stream
+    /// picked up mid-message): a response stream then searches for the next status line,
+    /// a request stream waits for production to show where a request starts.
     pub resyncs: u64,
-    /// Bytes discarded while searching.
+    /// Bytes passed over meanwhile.
     pub bytes_skipped: u64,
     /// Body bytes passed over without buffering after `BodyTooLarge`.
     pub body_bytes_skipped: u64,

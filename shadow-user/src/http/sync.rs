@@ -106,7 +106,7 @@ impl Sync {
 
     /// A complete request that ends at stream offset `end`: out at once on a synced stream,
     /// held otherwise. Returns false when holding it would hold more than `limit` bytes on
-    /// this flow, or more than the budget has left: everything held is then given up, and
+    /// this flow (beyond a first one), or more than the budget has left: everything held is then given up, and
     /// the caller must lose its place.
     pub fn request(
         &mut self,
@@ -124,7 +124,10 @@ impl Sync {
             return true;
         }
         let bytes = request.raw.len();
-        if self.held_bytes + bytes > limit || !self.budget.take(bytes) {
+        // One request is always held, however large (the first after a pickup is often an
+        // upload); the budget shared by all flows still bounds it.
+        let over = !self.held.is_empty() && self.held_bytes + bytes > limit;
+        if over || !self.budget.take(bytes) {
             out.push(HttpEvent::Unconfirmed(request));
             self.lose(out);
             return false;
@@ -138,7 +141,13 @@ impl Sync {
     /// the held requests (one of them ends exactly there): they are released, and the
     /// stream is synced.
     pub fn acked(&mut self, offset: u64, out: &mut Vec<HttpEvent>) -> bool {
-        if self.synced || !self.held.iter().any(|(end, _)| *end == offset) {
+        // Ends ascend: one look finds whether a held request ends exactly there.
+        if self.synced
+            || self
+                .held
+                .binary_search_by_key(&offset, |(end, _)| *end)
+                .is_err()
+        {
             return false;
         }
         self.synced = true;

@@ -1,8 +1,8 @@
 //! What production's TCP stack accepts of a client's segments, judged from what the capture
 //! sees of both directions: the TC program runs before netfilter and the TCP stack, so it
 //! also copies segments that production refuses (forged, out of a connection, or dropped by
-//! a policy). Only the ACK field can be checked this way, and it is what an off-path sender
-//! cannot know: the server's sequence numbers.
+//! a policy). The ACK field is checked, as it is what an off-path sender cannot know (the
+//! server's sequence numbers), and an RST must land where the stream stands (RFC 5961 §3).
 
 use super::stream::Stream;
 use crate::packet::{Segment, tcp_flags};
@@ -12,11 +12,6 @@ use crate::packet::{Segment, tcp_flags};
 /// (`tcp_rmem` tops out well below this).
 const ACK_LAG: i64 = 64 << 20;
 
-/// How far beyond the highest server byte the capture saw a client's ACK may be: server
-/// segments lost by the capture itself (a full ring) must not make the client's later
-/// segments look forged.
-const ACK_LEAD: i64 = 16 << 20;
-
 /// Why a client segment was judged one that production's stack drops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RejectReason {
@@ -24,8 +19,13 @@ pub enum RejectReason {
     /// state, and Linux before even looking at the payload.
     NoAck,
     /// It acknowledges server bytes that were never sent, or far older than any in flight
-    /// (RFC 5961 §5): what a sender that never saw the server's SYN-ACK writes.
+    /// (RFC 5961 §5: SND.UNA − MAX.SND.WND ≤ SEG.ACK ≤ SND.NXT): what a sender that never
+    /// saw the server's SYN-ACK writes. When the capture itself lost the server's latest
+    /// segments, a real client's ACK of them lands here too: its bytes then count as lost.
     UnacceptableAck,
+    /// An RST whose sequence number is not where the client's stream stands: the stack
+    /// ignores it, or answers with a challenge ACK (RFC 5961 §3).
+    RstOutOfWindow,
 }
 
 impl RejectReason {
@@ -33,6 +33,7 @@ impl RejectReason {
         match self {
             RejectReason::NoAck => "no_ack",
             RejectReason::UnacceptableAck => "unacceptable_ack",
+            RejectReason::RstOutOfWindow => "rst_out_of_window",
         }
     }
 }
@@ -45,6 +46,16 @@ pub enum AckCheck {
     /// Nothing of the server's side was seen yet to check it against.
     Unknown,
     Rejected(RejectReason),
+}
+
+/// True if a client RST at `seq` lands where the client's stream stands: from the next
+/// byte to read to one past the highest seen (bytes the capture may not have delivered yet).
+pub fn rst_in_window(seq: u32, client: &Stream) -> bool {
+    let Some(at) = client.position(seq) else {
+        return true;
+    };
+    let next = client.next_offset() as i64;
+    (next..=client.sent_end() as i64).contains(&at)
 }
 
 /// True for segments production's stack drops before looking at anything else.
@@ -67,7 +78,7 @@ pub fn check_ack(segment: &Segment<'_>, server: &Stream) -> AckCheck {
     } else {
         sent - ACK_LAG
     };
-    if at < oldest || at > sent + ACK_LEAD {
+    if at < oldest || at > sent {
         return AckCheck::Rejected(RejectReason::UnacceptableAck);
     }
     AckCheck::Acceptable
@@ -136,15 +147,32 @@ mod tests {
             check(SERVER_ISN.wrapping_add(1 << 31)),
             AckCheck::Rejected(RejectReason::UnacceptableAck)
         );
-        // Server segments the capture lost may be acknowledged, within a bound.
-        assert_eq!(
-            check(SERVER_ISN.wrapping_add(101 + (1 << 20))),
-            AckCheck::Acceptable
+        // Nothing beyond what the server sent: a client that saw the SYN-ACK cannot get
+        // bytes with a made-up ACK past it accepted either.
+        for beyond in [101u32, 1101, 1 << 20] {
+            assert_eq!(
+                check(SERVER_ISN.wrapping_add(1).wrapping_add(beyond)),
+                AckCheck::Rejected(RejectReason::UnacceptableAck),
+                "{beyond}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_rst_must_land_where_the_stream_stands() {
+        let mut client = Stream::default();
+        client.syn(99);
+        client.segment(
+            100,
+            b"GET / HTTP/1.1\r\n",
+            false,
+            SystemTime::UNIX_EPOCH,
+            &mut |_, _| {},
         );
-        assert_eq!(
-            check(SERVER_ISN.wrapping_add(101 + (32 << 20))),
-            AckCheck::Rejected(RejectReason::UnacceptableAck)
-        );
+        assert!(rst_in_window(116, &client));
+        assert!(!rst_in_window(115, &client));
+        assert!(!rst_in_window(100 + (1 << 20), &client));
+        assert!(rst_in_window(5, &Stream::default()), "nothing to tell");
     }
 
     #[test]

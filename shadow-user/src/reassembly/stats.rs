@@ -73,6 +73,9 @@ pub struct ReassemblyStats {
     /// Connections whose client bytes began without a handshake the capture saw complete:
     /// their requests wait for production's answers to confirm them.
     pub unverified_flows: Counter,
+    /// Connections forgotten mid-message that could not be remembered (the list was full):
+    /// their next bytes may be taken for the start of a request.
+    pub forgotten_not_kept: Counter,
 }
 
 impl Default for ReassemblyStats {
@@ -102,6 +105,7 @@ impl Default for ReassemblyStats {
             gaps: Family::default(),
             rejected_segments: Family::default(),
             unverified_flows: Counter::default(),
+            forgotten_not_kept: Counter::default(),
         }
     }
 }
@@ -214,6 +218,11 @@ impl ReassemblyStats {
             "unverified_flows",
             "Connections whose client bytes began without a handshake seen complete",
             self.unverified_flows.clone(),
+        );
+        r.register(
+            "forgotten_not_kept",
+            "Connections expired or evicted mid-message that could not be remembered as such",
+            self.forgotten_not_kept.clone(),
         );
     }
 }

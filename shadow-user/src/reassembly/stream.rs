@@ -63,6 +63,11 @@ impl Stream {
         self.anchor.is_some() && !self.midstream
     }
 
+    /// Offset of the next byte to deliver: where a hole, if any, begins.
+    pub fn next_offset(&self) -> u64 {
+        self.next
+    }
+
     /// Where `seq` lies, as a signed offset from the stream's start (negative: before the
     /// first byte of a stream picked up mid-way), if the stream is anchored.
     pub fn position(&self, seq: u32) -> Option<i64> {

@@ -62,6 +62,12 @@ struct Flow<H> {
     /// The client acknowledged the server's SYN-ACK as captured: production's stack
     /// established this connection.
     established: bool,
+    /// Production was seen to accept the connection: established, or it sent data on it
+    /// (its stack answers segments of connections it does not have with RST only).
+    accepted: bool,
+    /// The highest offset of the client's stream production acknowledged: bytes before it
+    /// reached production, so a hole there is the capture's loss, not the client's.
+    request_acked: u64,
     /// The handler was told how the client's bytes begin (see `announce`).
     announced: bool,
     /// The connection was forgotten before, mid-message: its next client bytes continue a
@@ -78,6 +84,8 @@ impl<H> Flow<H> {
             last_seen: ts,
             finished: false,
             established: false,
+            accepted: false,
+            request_acked: 0,
             announced: false,
             resumed: false,
         }
@@ -171,6 +179,9 @@ impl<H: StreamHandler> FlowTable<H> {
         if direction == Direction::Request && !accept_client_segment(flow, segment, &self.stats) {
             return;
         }
+        if direction == Direction::Response && !segment.payload.is_empty() && !rst {
+            flow.accepted = true;
+        }
 
         let before = flow.pending_bytes();
         let scratch = &mut self.scratch;
@@ -179,6 +190,9 @@ impl<H: StreamHandler> FlowTable<H> {
             // answer's ACK comes before the answer.
             let other = direction.other();
             if let Some(offset) = flow.stream_mut(other).acked_offset(segment.ack) {
+                if other == Direction::Request {
+                    flow.request_acked = flow.request_acked.max(offset);
+                }
                 flow.handler.acked(other, offset, scratch);
             }
         }
@@ -195,6 +209,7 @@ impl<H: StreamHandler> FlowTable<H> {
         } else {
             segment.seq
         };
+        let request_acked = flow.request_acked;
         let Flow {
             request,
             response,
@@ -227,9 +242,13 @@ impl<H: StreamHandler> FlowTable<H> {
             Direction::Request => &mut *request,
             Direction::Response => &mut *response,
         };
-        let stale = stream.waiting_since().is_some_and(|since| {
-            ts.duration_since(since).unwrap_or_default() >= self.limits.hole_timeout
-        });
+        let stale = hole_given_up(
+            stream,
+            direction,
+            request_acked,
+            ts,
+            self.limits.hole_timeout,
+        );
         if over_flow || over_total || stale {
             let reason = if over_flow {
                 GapReason::FlowBufferFull
@@ -339,15 +358,20 @@ impl<H: StreamHandler> FlowTable<H> {
     /// that went quiet (busy flows do it as their segments arrive).
     fn give_up_stale_holes(&mut self, now: SystemTime, out: &mut Vec<(FlowKey, H::Event)>) {
         let timeout = self.limits.hole_timeout;
-        let stale = |stream: &Stream| {
-            stream
-                .waiting_since()
-                .is_some_and(|since| now.duration_since(since).unwrap_or_default() >= timeout)
+        let stale = |flow: &Flow<H>, direction: Direction| {
+            let stream = match direction {
+                Direction::Request => &flow.request,
+                Direction::Response => &flow.response,
+            };
+            hole_given_up(stream, direction, flow.request_acked, now, timeout)
         };
         let keys: Vec<FlowKey> = self
             .flows
             .iter()
-            .filter(|(_, flow)| !flow.finished && (stale(&flow.request) || stale(&flow.response)))
+            .filter(|(_, flow)| {
+                !flow.finished
+                    && (stale(flow, Direction::Request) || stale(flow, Direction::Response))
+            })
             .map(|(key, _)| *key)
             .collect();
         for key in keys {
@@ -356,13 +380,13 @@ impl<H: StreamHandler> FlowTable<H> {
             };
             let before = flow.pending_bytes();
             for direction in [Direction::Request, Direction::Response] {
+                if !stale(flow, direction) {
+                    continue;
+                }
                 let stream = match direction {
                     Direction::Request => &mut flow.request,
                     Direction::Response => &mut flow.response,
                 };
-                if !stale(stream) {
-                    continue;
-                }
                 let mut delivered = 0;
                 skip_holes(
                     stream,
@@ -403,7 +427,7 @@ impl<H: StreamHandler> FlowTable<H> {
             .take(EVICTION_SAMPLE)
             // Connections production was never seen to accept go first: a flood of forged
             // segments must not push out real connections.
-            .min_by_key(|(_, flow)| (flow.established, flow.last_seen))
+            .min_by_key(|(_, flow)| (flow.accepted, flow.last_seen))
             .map(|(key, _)| *key);
         if let Some(key) = oldest {
             self.close(key, now, GapReason::Expired, out);
@@ -423,11 +447,12 @@ impl<H: StreamHandler> FlowTable<H> {
         let Some(mut flow) = self.flows.remove(&key) else {
             return;
         };
-        if reason == GapReason::Expired
-            && flow.handler.mid_message()
-            && self.forgotten.len() < MAX_FORGOTTEN
-        {
-            self.forgotten.insert(key, now);
+        if reason == GapReason::Expired && flow.handler.mid_message() {
+            if self.forgotten.len() < MAX_FORGOTTEN {
+                self.forgotten.insert(key, now);
+            } else {
+                self.stats.forgotten_not_kept.inc();
+            }
         }
         self.total_buffered -= flow.pending_bytes();
         self.stats
@@ -512,6 +537,25 @@ fn skip_holes<H: StreamHandler>(
     }
 }
 
+/// True when the bytes `stream` holds have waited long enough for the hole before them
+/// (by capture time) to be given up. In the client's stream, also only once production
+/// acknowledged bytes past the hole: then they reached production and the capture lost
+/// them. Before that production waits for them too (a client can leave a hole on purpose
+/// and fill it later), and so does the reader; the flow and global buffer limits still
+/// bound what waits.
+fn hole_given_up(
+    stream: &Stream,
+    direction: Direction,
+    request_acked: u64,
+    now: SystemTime,
+    timeout: Duration,
+) -> bool {
+    let waited = stream
+        .waiting_since()
+        .is_some_and(|since| now.duration_since(since).unwrap_or_default() >= timeout);
+    waited && (direction == Direction::Response || request_acked > stream.next_offset())
+}
+
 /// Judges a client segment by its ACK (see [`acceptance`]); false when production's stack
 /// drops it, which is then counted and goes no further.
 fn accept_client_segment<H>(
@@ -520,6 +564,11 @@ fn accept_client_segment<H>(
     stats: &ReassemblyStats,
 ) -> bool {
     let syn = segment.has(tcp_flags::SYN);
+    if segment.has(tcp_flags::RST) && !acceptance::rst_in_window(segment.seq, &flow.request) {
+        // A blind RST must not end a connection production keeps.
+        stats.rejected(RejectReason::RstOutOfWindow);
+        return false;
+    }
     let carries = !segment.payload.is_empty() || segment.has(tcp_flags::FIN);
     if syn || !carries {
         return true;
@@ -532,6 +581,7 @@ fn accept_client_segment<H>(
         AckCheck::Acceptable => {
             // Only the server's own SYN-ACK, seen from its start, proves the handshake.
             flow.established |= flow.response.is_from_syn();
+            flow.accepted |= flow.established;
             true
         }
         AckCheck::Unknown => true,

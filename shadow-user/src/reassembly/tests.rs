@@ -342,8 +342,21 @@ proptest! {
     }
 }
 
+/// Production answers, acknowledging client offsets up to `acked` (ISN 0).
+fn production_answer(table: &mut FlowTable<Recorder>, acked: u32, ms: u64) -> Vec<Seen> {
+    send(
+        table,
+        Direction::Response,
+        SERVER_ISN.wrapping_add(1),
+        1 + acked,
+        tcp_flags::ACK,
+        b"HTTP/1.1 200 OK\r\n",
+        ms,
+    )
+}
+
 #[test]
-fn a_hole_that_waits_past_the_timeout_is_given_up() {
+fn a_hole_that_waits_past_the_timeout_is_given_up_once_production_has_its_bytes() {
     let limits = Limits {
         hole_timeout: Duration::from_millis(500),
         ..Limits::default()
@@ -354,6 +367,8 @@ fn a_hole_that_waits_past_the_timeout_is_given_up() {
     seen.extend(feed(&mut t, 5, tcp_flags::ACK, b"EF", 2)); // "CD" lost
     seen.extend(feed(&mut t, 7, tcp_flags::ACK, b"GH", 300));
     assert_eq!(bytes_of(&seen), b"AB", "still waiting within the timeout");
+    // Production acknowledges bytes past the hole: they reached it, the capture lost them.
+    production_answer(&mut t, 8, 350);
     // A later segment of the same stream notices the wait is over…
     seen.extend(feed(&mut t, 9, tcp_flags::ACK, b"IJ", 600));
     assert_eq!(bytes_of(&seen), b"ABEFGHIJ");
@@ -362,6 +377,7 @@ fn a_hole_that_waits_past_the_timeout_is_given_up() {
 
     // …and so does the periodic sweep when the stream went quiet.
     seen.extend(feed(&mut t, 13, tcp_flags::ACK, b"MN", 700)); // "KL" lost
+    production_answer(&mut t, 14, 800);
     let mut out = Vec::new();
     t.expire(at(1000), &mut out);
     assert!(out.is_empty(), "not yet");
@@ -377,6 +393,53 @@ fn a_hole_that_waits_past_the_timeout_is_given_up() {
     );
     assert_eq!(stats.gaps_of(GapReason::HoleTimeout), 2);
     assert_eq!(stats.out_of_order_bytes.get(), 0);
+}
+
+#[test]
+fn a_hole_production_waits_for_too_is_not_given_up_by_the_timeout() {
+    let limits = Limits {
+        hole_timeout: Duration::from_millis(500),
+        ..Limits::default()
+    };
+    let (mut t, stats) = table(limits);
+    let mut seen = handshake(&mut t, 0);
+    seen.extend(feed(&mut t, 1, tcp_flags::ACK, b"AB", 1));
+    // A client that leaves a hole on purpose, and fills it much later: production waits
+    // for the bytes as well, and reads them in their place.
+    seen.extend(feed(&mut t, 5, tcp_flags::ACK, b"EF", 2));
+    seen.extend(feed(&mut t, 7, tcp_flags::ACK, b"GH", 3000));
+    let mut out = Vec::new();
+    t.expire(at(4000), &mut out);
+    seen.extend(out.into_iter().map(|(_, s)| s));
+    assert_eq!(bytes_of(&seen), b"AB");
+    seen.extend(feed(&mut t, 3, tcp_flags::ACK, b"CD", 5000));
+    assert_eq!(bytes_of(&seen), b"ABCDEFGH");
+    assert!(!seen.contains(&Seen::Gap(Direction::Request)));
+    assert_eq!(stats.gaps_of(GapReason::HoleTimeout), 0);
+}
+
+#[test]
+fn a_blind_rst_does_not_end_the_connection() {
+    let (mut t, stats) = table(Limits::default());
+    handshake(&mut t, 0);
+    feed(&mut t, 1, tcp_flags::ACK, b"GET", 1);
+    let blind = send(
+        &mut t,
+        Direction::Request,
+        1 << 20,
+        0,
+        tcp_flags::RST,
+        b"",
+        2,
+    );
+    assert!(blind.is_empty(), "{blind:?}");
+    assert_eq!(stats.rejected_of(RejectReason::RstOutOfWindow), 1);
+    let next = feed(&mut t, 4, tcp_flags::ACK, b" /", 3);
+    assert_eq!(bytes_of(&next), b" /");
+    // One where the stream stands ends it.
+    let real = send(&mut t, Direction::Request, 6, 0, tcp_flags::RST, b"", 4);
+    assert!(real.contains(&Seen::End(Direction::Request)));
+    assert!(t.is_empty());
 }
 
 #[test]

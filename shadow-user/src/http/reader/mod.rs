@@ -109,6 +109,8 @@ pub(crate) struct Reader {
     last_ts: SystemTime,
     /// Capture time of the first byte of the message in progress.
     message_ts: SystemTime,
+    /// Stream offset of that byte.
+    message_start: u64,
     /// Nothing has been read yet: a start that needs skipping is a mid-stream pickup.
     pristine: bool,
     /// Requests: CR or LF bytes that may still come before the next request line.
@@ -139,6 +141,7 @@ impl Reader {
             fresh_from: 0,
             last_ts: SystemTime::UNIX_EPOCH,
             message_ts: SystemTime::UNIX_EPOCH,
+            message_start: 0,
             pristine: true,
             blank_allowance: 0,
             suspect: false,
@@ -238,10 +241,60 @@ impl Reader {
         self.position = resume_at;
         self.last_byte = None;
         self.lose_place();
-        if self.side == Direction::Request {
-            self.resume();
-        }
         in_progress.then_some(DropReason::Gap)
+    }
+
+    /// Requests: bytes before `resume_at` were lost inside the `Content-Length` body being
+    /// read, which ends at or after it: the body is passed over to its known end, so the
+    /// next request starts where it would have. Returns false, changing nothing, anywhere
+    /// else (the next message's start is then unknown).
+    pub fn skip_body_to(&mut self, resume_at: u64) -> bool {
+        let State::Body(mut read) = self.state else {
+            return false;
+        };
+        let Body::Length { remaining } = read.body else {
+            return false;
+        };
+        let end = self.position + remaining;
+        if resume_at < self.position || resume_at > end {
+            return false;
+        }
+        if read.keep {
+            self.counters.body_bytes_skipped += read.read;
+            self.buf.clear();
+            self.compact();
+        }
+        read.body = Body::Length {
+            remaining: end - resume_at,
+        };
+        read.read += resume_at - self.position;
+        read.keep = false;
+        read.dropped = true;
+        self.state = State::Body(read);
+        self.position = resume_at;
+        self.last_byte = None;
+        true
+    }
+
+    /// Nothing has been read, nor lost: the reader is at the stream's very start.
+    pub fn at_start(&self) -> bool {
+        self.pristine && self.position == 0 && self.buf.is_empty()
+    }
+
+    /// Stream offset of the first byte of the message in progress.
+    pub fn message_start(&self) -> u64 {
+        self.message_start
+    }
+
+    /// Requests: `bytes` held outside the reader (after a request that may switch
+    /// protocols) were given up: they count as passed over, and the reader's position moves
+    /// past them.
+    pub fn pass_over_held(&mut self, bytes: usize) {
+        self.counters.bytes_skipped += bytes as u64;
+        self.position += bytes as u64;
+        if bytes > 0 {
+            self.last_byte = None;
+        }
     }
 
     /// Requests: the next input byte is a candidate start: a message begins there if a
@@ -305,6 +358,7 @@ impl Reader {
             None => input.len(),
         };
         if skip > 0 {
+            // `next` sets it too, but only after `resume` below has taken it.
             self.last_byte = Some(input[skip - 1]);
         }
         self.skip_input(input, skip, ts);

@@ -49,6 +49,9 @@ impl Reader {
             Some(start) => {
                 self.skip(start);
                 self.message_ts = self.ts_at(0);
+                // The buffered line ends with the last input byte taken in this step.
+                self.message_start =
+                    self.position + (from_input + take) as u64 - self.buf.len() as u64;
                 self.pristine = false;
                 self.state = State::Head { line_checked: true };
             }
@@ -85,6 +88,7 @@ impl Reader {
             }
             self.blank_allowance = 0;
             self.message_ts = ts;
+            self.message_start = self.position + skip as u64;
         }
         if !line_checked {
             let line_end = input.iter().position(|&b| b == b'\n');

@@ -18,14 +18,23 @@ pub(super) const RESP: Direction = Direction::Response;
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Op {
     Push(Direction, &'static [u8]),
-    /// Bytes lost (as many as [`LOST`]), or the stream picked up after its start.
+    /// Bytes lost (as many as [`LOST`]).
     Gap(Direction),
-    /// The peer acknowledges every byte of the direction pushed so far.
-    Ack(Direction),
-    /// The peer acknowledges all but the last this many bytes pushed so far.
-    AckBefore(Direction, u64),
+    /// This many bytes lost.
+    Lose(Direction, u64),
+    /// The stream was picked up after its start: a gap before its first byte.
+    Pickup(Direction),
+    /// A bare acknowledgement of every request byte pushed so far (no answer with it).
+    Ack,
+    /// Production answers (`204`), acknowledging every request byte pushed so far.
+    Answer,
+    /// Production answers, acknowledging all but the last this many request bytes.
+    AnswerBefore(u64),
     End(Direction),
 }
+
+/// The answer of [`Op::Answer`].
+pub(super) const ANSWER: &[u8] = b"HTTP/1.1 204 No Content\r\n\r\n";
 
 /// Bytes an [`Op::Gap`] stands for.
 pub(super) const LOST: u64 = 1000;
@@ -56,13 +65,24 @@ fn run<'a>(
                 }
                 position[at(direction)] += data.len() as u64;
             }
-            Op::Gap(direction) => {
-                position[at(direction)] += LOST;
+            Op::Gap(direction) | Op::Lose(direction, _) => {
+                let lost = match *op {
+                    Op::Lose(_, n) => n,
+                    _ => LOST,
+                };
+                position[at(direction)] += lost;
                 flow.gap(direction, position[at(direction)], &mut out);
             }
-            Op::Ack(direction) => flow.acked(direction, position[at(direction)], &mut out),
-            Op::AckBefore(direction, n) => {
-                flow.acked(direction, position[at(direction)] - n, &mut out)
+            Op::Pickup(direction) => flow.gap(direction, 0, &mut out),
+            Op::Ack => flow.acked(REQ, position[0], &mut out),
+            Op::Answer | Op::AnswerBefore(_) => {
+                let before = match *op {
+                    Op::AnswerBefore(n) => n,
+                    _ => 0,
+                };
+                flow.acked(REQ, position[0] - before, &mut out);
+                flow.push(RESP, ANSWER, ts(i), &mut out);
+                position[1] += ANSWER.len() as u64;
             }
             Op::End(direction) => flow.end(direction, ts(i), &mut out),
         }
@@ -73,7 +93,7 @@ fn run<'a>(
 /// Most bytes one flow may hold: a request (head and body), a response head, held bytes
 /// of a possible protocol switch, and requests awaiting confirmation.
 pub(super) fn buffer_bound(limits: Limits) -> usize {
-    4 * limits.max_head_bytes + 2 * limits.max_body_bytes
+    4 * limits.max_head_bytes + 2 * limits.max_body_bytes + limits.max_held_bytes
 }
 
 /// Events of `ops` under `limits`, after checking that every way of cutting the pushes

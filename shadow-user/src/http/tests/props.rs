@@ -126,7 +126,7 @@ proptest! {
 
     #[test]
     fn arbitrary_input_never_panics_nor_outgrows_the_limits(
-        ops in prop::collection::vec((0u8..9, fragments()), 0..40),
+        ops in prop::collection::vec((0u8..10, fragments()), 0..40),
         points in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
     ) {
         let limits = Limits {
@@ -273,8 +273,8 @@ fn fragments() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(piece, 0..6).prop_map(|pieces| pieces.concat())
 }
 
-/// Plays `ops` (0–2 push requests, 3–5 push responses, 6 gap, 7 acknowledge, 8 end; the
-/// direction from the fragment length), each push cut at `points`, all at one capture time so that cuts
+/// Plays `ops` (0–2 push requests, 3–5 push responses, 6 gap, 7 acknowledge, 8 pickup at
+/// the start (or end), 9 end; the direction from the fragment length), each push cut at `points`, all at one capture time so that cuts
 /// cannot change timestamps; checks the buffer bound throughout.
 fn replay(
     ops: &[(u8, Vec<u8>)],

@@ -116,15 +116,17 @@ fn a_refused_request_loses_the_place_until_production_shows_it() {
         // that request's end confirms it.
         let ops = [
             Op::Push(REQ, bad),
-            Op::Ack(REQ),
+            Op::Answer,
             Op::Push(REQ, GET),
-            Op::Ack(REQ),
+            Op::Answer,
         ];
         assert_eq!(
             summary(&events_with(&ops, Limits::default()).0),
             [
                 "dropped request malformed",
-                "request 0 GET /index.html?q=1 body 0"
+                "response 204 to None body 0",
+                "request 0 GET /index.html?q=1 body 0",
+                "response 204 to Some(0) body 0"
             ],
             "{name}"
         );
@@ -133,15 +135,17 @@ fn a_refused_request_loses_the_place_until_production_shows_it() {
     let bad = b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
     let ops = [
         Op::Push(REQ, bad),
-        Op::Ack(REQ),
+        Op::Answer,
         Op::Push(REQ, GET),
-        Op::Ack(REQ),
+        Op::Answer,
     ];
     assert_eq!(
         summary(&events(&ops)),
         [
             "dropped request malformed",
-            "request 1 GET /index.html?q=1 body 0"
+            "response 204 to None body 0",
+            "request 1 GET /index.html?q=1 body 0",
+            "response 204 to Some(1) body 0"
         ]
     );
 }
@@ -152,9 +156,9 @@ fn head_too_large_and_too_many_headers_lose_the_place() {
     let small = b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n";
     let ops = [
         Op::Push(REQ, big),
-        Op::Ack(REQ),
+        Op::Answer,
         Op::Push(REQ, small),
-        Op::Ack(REQ),
+        Op::Answer,
         Op::Push(REQ, many),
         Op::Push(REQ, small),
     ];
@@ -163,7 +167,9 @@ fn head_too_large_and_too_many_headers_lose_the_place() {
         summary(&events),
         [
             "dropped request head_too_large",
+            "response 204 to None body 0",
             "request 0 GET /a body 0",
+            "response 204 to Some(0) body 0",
             "dropped request too_many_headers",
         ]
     );
@@ -203,7 +209,7 @@ fn body_too_large_is_skipped_and_the_next_request_parsed() {
 fn gap_in_a_body_drops_the_request_and_production_shows_where_the_next_starts() {
     let tail = b"lost tail of the body\r\n";
     let next = b"GET /next HTTP/1.1\r\nHost: h\r\n\r\n";
-    // Bytes that may have been body are never taken for a request…
+    // Bytes that may have been body are never taken for a request, however request-like…
     let ops = [
         Op::Push(REQ, &POST[..POST.len() - 6]),
         Op::Gap(REQ),
@@ -218,16 +224,58 @@ fn gap_in_a_body_drops_the_request_and_production_shows_where_the_next_starts() 
         Op::Push(REQ, &POST[..POST.len() - 6]),
         Op::Gap(REQ),
         Op::Push(REQ, tail),
-        Op::Ack(REQ),
+        Op::Answer,
         Op::Push(REQ, next),
-        Op::Ack(REQ),
+        Op::Answer,
     ];
-    let events = events(&ops);
+    let found = events(&ops);
     assert_eq!(
-        summary(&events),
-        ["dropped request gap", "request 1 GET /next body 0"]
+        summary(&found),
+        [
+            "dropped request gap",
+            "response 204 to None body 0",
+            "request 1 GET /next body 0",
+            "response 204 to Some(1) body 0"
+        ]
     );
-    assert_eq!(requests(&events)[0].first_byte, ts(4));
+    assert_eq!(requests(&found)[0].first_byte, ts(4));
+    // A bare ACK is no answer: it only says what arrived.
+    let ops = [
+        Op::Push(REQ, &POST[..POST.len() - 6]),
+        Op::Gap(REQ),
+        Op::Push(REQ, tail),
+        Op::Ack,
+        Op::Push(REQ, next),
+        Op::Ack,
+    ];
+    assert_eq!(summary(&events(&ops)), ["dropped request gap"]);
+}
+
+#[test]
+fn a_loss_that_ends_inside_a_length_body_keeps_the_place() {
+    // 4 of the body's 11 bytes lost, and what follows them: the body's end is known, so is
+    // where the next request starts.
+    let ops = [
+        Op::Push(REQ, &POST[..POST.len() - 6]),
+        Op::Lose(REQ, 4),
+        Op::Push(REQ, join(&[b"ld", GET])),
+    ];
+    let (found, counters) = events_with(&ops, Limits::default());
+    assert_eq!(
+        summary(&found),
+        [
+            "dropped request gap",
+            "request 1 GET /index.html?q=1 body 0"
+        ]
+    );
+    assert_eq!(counters.request.resyncs, 0);
+    // A loss past the body's end: unknown again.
+    let ops = [
+        Op::Push(REQ, &POST[..POST.len() - 6]),
+        Op::Lose(REQ, 7),
+        Op::Push(REQ, GET),
+    ];
+    assert_eq!(summary(&events(&ops)), ["dropped request gap"]);
 }
 #[test]
 fn a_gap_or_end_in_the_first_request_line_drops_it() {
@@ -245,27 +293,18 @@ fn a_gap_or_end_in_the_first_request_line_drops_it() {
     assert_eq!(summary(&events(&ops)), ["dropped request malformed"]);
 }
 #[test]
-fn what_follows_a_gap_is_held_until_production_confirms_it() {
-    // Right after lost bytes, a request line may be the tail of another one: `ST /broken`
-    // ends a `POST` whose start was lost, so it is no candidate at all…
+fn what_follows_a_candidate_is_held_until_production_confirms_it() {
+    // On a stream picked up mid-way, a request line may be the tail of another one:
+    // `ST /broken` ends a `POST` whose start the capture missed, so it is no candidate…
     let tail = b"ST /broken HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
-    let ops = [
-        Op::Push(REQ, GET),
-        Op::Gap(REQ),
-        Op::Push(REQ, tail),
-        Op::Ack(REQ),
-    ];
-    assert_eq!(
-        summary(&events(&ops)),
-        ["request 0 GET /index.html?q=1 body 0"]
-    );
-    // …and a registered method begins one, whose requests are held until production
-    // acknowledges the last byte of one of them, and given up if it never does.
+    let ops = [Op::Pickup(REQ), Op::Push(REQ, tail), Op::Answer];
+    assert_eq!(summary(&events(&ops)), ["response 204 to None body 0"]);
+    // …and a registered method begins one, whose requests are held until production's
+    // answer acknowledges the last byte of one of them, and given up if none does.
     let after = b"PUT /maybe HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
     let ok = b"GET /ok HTTP/1.1\r\n\r\n";
     let unconfirmed = [
-        Op::Push(REQ, GET),
-        Op::Gap(REQ),
+        Op::Pickup(REQ),
         Op::Push(REQ, join(&[after, ok])),
         Op::End(REQ),
         Op::End(RESP),
@@ -273,52 +312,49 @@ fn what_follows_a_gap_is_held_until_production_confirms_it() {
     assert_eq!(
         summary(&events(&unconfirmed)),
         [
-            "request 0 GET /index.html?q=1 body 0",
-            "unconfirmed 1 PUT /maybe body 0",
-            "unconfirmed 2 GET /ok body 0"
+            "unconfirmed 0 PUT /maybe body 0",
+            "unconfirmed 1 GET /ok body 0"
         ]
     );
-    // An acknowledgement inside a held request confirms nothing; one of a held request's
-    // last byte confirms it and what was parsed with it.
+    // An answer acknowledging bytes inside a held request confirms nothing; one that
+    // acknowledges a held request's last byte confirms it and what was parsed with it.
     let confirmed = [
-        Op::Push(REQ, GET),
-        Op::Gap(REQ),
+        Op::Pickup(REQ),
         Op::Push(REQ, join(&[after, ok])),
-        Op::AckBefore(REQ, 3),
-        Op::AckBefore(REQ, ok.len() as u64),
+        Op::AnswerBefore(3),
+        Op::AnswerBefore(ok.len() as u64),
     ];
     assert_eq!(
         summary(&events(&confirmed)),
         [
-            "request 0 GET /index.html?q=1 body 0",
-            "request 1 PUT /maybe body 0",
-            "request 2 GET /ok body 0"
+            "response 204 to Some(0) body 0",
+            "request 0 PUT /maybe body 0",
+            "request 1 GET /ok body 0",
+            "response 204 to Some(1) body 0"
         ]
     );
-    // More bytes lost before the confirmation: what was held is given up.
+    // Bytes lost before the confirmation: what was held is given up.
     let lost_again = [
-        Op::Gap(REQ),
+        Op::Pickup(REQ),
         Op::Push(REQ, ok),
         Op::Gap(REQ),
         Op::Push(REQ, ok),
-        Op::Ack(REQ),
+        Op::Answer,
     ];
     assert_eq!(
         summary(&events(&lost_again)),
-        ["unconfirmed 0 GET /ok body 0", "request 1 GET /ok body 0"]
+        [
+            "unconfirmed 0 GET /ok body 0",
+            "response 204 to Some(0) body 0"
+        ]
     );
 }
-
 #[test]
 fn a_stream_picked_up_mid_way_is_read_only_where_production_shows_a_start() {
     let garbage = b"tail of some body\r\n\x00\x01binary\xff{\"json\": 1}";
     // The first byte is a candidate; bytes that do not begin a request there are passed
     // over whole, never searched for something that looks like one.
-    let ops = [
-        Op::Gap(REQ),
-        Op::Push(REQ, join(&[garbage, GET])),
-        Op::Ack(REQ),
-    ];
+    let ops = [Op::Pickup(REQ), Op::Push(REQ, join(&[garbage, GET]))];
     let (found, counters) = events_with(&ops, Limits::default());
     assert_eq!(summary(&found), Vec::<String>::new());
     // Two places lost: at the pickup, and where the candidate began no request.
@@ -330,23 +366,33 @@ fn a_stream_picked_up_mid_way_is_read_only_where_production_shows_a_start() {
             body_bytes_skipped: 0
         }
     );
-    // Production's acknowledgement where the reader stands makes the next byte a
-    // candidate.
+    // Production's answer acknowledging exactly where the reader stands makes the next
+    // byte a candidate.
     let ops = [
-        Op::Gap(REQ),
+        Op::Pickup(REQ),
         Op::Push(REQ, garbage),
-        Op::Ack(REQ),
+        Op::Answer,
         Op::Push(REQ, GET),
-        Op::Ack(REQ),
+        Op::Answer,
     ];
     let found = events(&ops);
-    assert_eq!(summary(&found), ["request 0 GET /index.html?q=1 body 0"]);
+    assert_eq!(
+        summary(&found),
+        [
+            "response 204 to None body 0",
+            "request 0 GET /index.html?q=1 body 0",
+            "response 204 to Some(0) body 0"
+        ]
+    );
     assert_eq!(requests(&found)[0].raw, GET);
     // The common case: an idle keep-alive connection's next request.
-    let ops = [Op::Gap(REQ), Op::Push(REQ, GET), Op::Ack(REQ)];
+    let ops = [Op::Pickup(REQ), Op::Push(REQ, GET), Op::Answer];
     assert_eq!(
         summary(&events(&ops)),
-        ["request 0 GET /index.html?q=1 body 0"]
+        [
+            "request 0 GET /index.html?q=1 body 0",
+            "response 204 to Some(0) body 0"
+        ]
     );
 }
 #[test]
@@ -482,14 +528,22 @@ fn gap_and_end_with_nothing_in_progress_drop_nothing() {
 #[test]
 fn held_requests_wait_for_the_answer_to_a_fin_and_not_past_the_server_side() {
     // The client sends its request and closes; production answers after the FIN.
-    let ops = [Op::Gap(REQ), Op::Push(REQ, GET), Op::End(REQ), Op::Ack(REQ)];
+    let ops = [
+        Op::Pickup(REQ),
+        Op::Push(REQ, GET),
+        Op::End(REQ),
+        Op::Answer,
+    ];
     assert_eq!(
         summary(&events(&ops)),
-        ["request 0 GET /index.html?q=1 body 0"]
+        [
+            "request 0 GET /index.html?q=1 body 0",
+            "response 204 to Some(0) body 0"
+        ]
     );
     // The server side ended without acknowledging it: it never will.
     let ops = [
-        Op::Gap(REQ),
+        Op::Pickup(REQ),
         Op::Push(REQ, GET),
         Op::End(RESP),
         Op::Push(REQ, GET),
@@ -502,16 +556,14 @@ fn held_requests_wait_for_the_answer_to_a_fin_and_not_past_the_server_side() {
         ]
     );
 }
-
 #[test]
 fn held_requests_are_bounded() {
     // Small limits hold 96 + 32 bytes of requests awaiting confirmation.
     let small = b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n";
     let ops = [
-        Op::Gap(REQ),
+        Op::Pickup(REQ),
         Op::Push(REQ, join(&[small, small, small, small, small])),
         Op::Push(REQ, small),
-        Op::Ack(REQ),
     ];
     let (events, _) = events_with(&ops, small_limits());
     let summary = summary(&events);

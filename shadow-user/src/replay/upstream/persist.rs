@@ -1,24 +1,11 @@
 //! Whether a connection persists after a message (RFC 9112 §9.3): HTTP/1.1 unless
 //! `Connection: close`, HTTP/1.0 only with `Connection: keep-alive`.
 
+pub(super) use crate::http::persists;
+
 /// Header slots for parsing the copy's head; a head with more fields is still sent, on a
 /// connection that is then not reused.
 const REQUEST_HEADERS: usize = 128;
-
-/// What a message's version and `Connection` fields say about the connection after it.
-pub(super) fn persists(version: u8, headers: &[httparse::Header<'_>]) -> bool {
-    let mut close = false;
-    let mut keep_alive = false;
-    let fields = headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("connection"));
-    for option in fields.flat_map(|h| h.value.split(|&b| b == b',')) {
-        let option = option.trim_ascii();
-        close |= option.eq_ignore_ascii_case(b"close");
-        keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
-    }
-    !close && (version >= 1 || keep_alive)
-}
 
 /// Whether the copy's head lets the connection persist after its response. A head this
 /// client cannot parse counts as `close`: the shadow may not keep the connection either.

@@ -1,9 +1,11 @@
 //! [`HttpFlow`]: both directions of one connection. It interprets the heads its readers
 //! delimit, frames bodies, pairs responses with requests, lets requests out only where
-//! production's parser is known to stand (see `sync`), and stops when the connection leaves
-//! HTTP/1.
+//! production's parser is known to stand (`place`, with `sync`), and stops when the
+//! connection leaves HTTP/1.
 
-use std::time::SystemTime;
+mod place;
+
+use std::{collections::VecDeque, time::SystemTime};
 
 use super::{
     Counters, DropReason, HoldBudget, HttpEvent, Limits, Notice, Request, Response,
@@ -31,6 +33,12 @@ pub struct HttpFlow {
     hold: Option<Hold>,
     /// Where production's parser stands on the request stream.
     sync: Sync,
+    /// Production's latest acknowledgements of the request stream, each with the offset of
+    /// the response stream where the bytes of the segment that carried it begin.
+    answer_acks: VecDeque<(u64, u64)>,
+    /// Requests after this one are never read by production: it, or its answer, closes the
+    /// connection.
+    closes_after: Option<u64>,
     finished: bool,
 }
 
@@ -63,6 +71,8 @@ impl HttpFlow {
             current_response: None,
             hold: None,
             sync: Sync::synced(budget),
+            answer_acks: VecDeque::new(),
+            closes_after: None,
             finished: false,
         }
     }
@@ -81,76 +91,6 @@ impl HttpFlow {
         }
     }
 
-    /// What follows in `direction` resumes at stream offset `resume_at`, not known to
-    /// continue what came before (lost bytes, or a start production was not seen to
-    /// accept): drops the message in progress (counted), then resumes at the next message
-    /// start — for requests, only one production is shown to have seen.
-    pub fn gap(&mut self, direction: Direction, resume_at: u64, out: &mut Vec<HttpEvent>) {
-        if self.finished {
-            return;
-        }
-        if direction == Direction::Request {
-            // Held bytes came before the loss.
-            self.release(out);
-        }
-        let synced = self.sync.is_synced();
-        let reader = match direction {
-            Direction::Request => &mut self.request,
-            Direction::Response => &mut self.response,
-        };
-        if let Some(reason) = reader.gap(resume_at)
-            && (direction == Direction::Response || synced)
-        {
-            out.push(HttpEvent::Dropped { direction, reason });
-        }
-        match direction {
-            Direction::Request => {
-                self.sync.lose(out);
-                self.request_lost();
-            }
-            Direction::Response => self.response_lost(out),
-        }
-    }
-
-    /// The client's stream continues a request already under way whose start was not read
-    /// (its connection was forgotten mid-message): nothing of it is a candidate start until
-    /// production acknowledges exactly where the reader stands.
-    pub fn lost(&mut self, out: &mut Vec<HttpEvent>) {
-        if self.finished {
-            return;
-        }
-        self.release(out);
-        self.request.lose();
-        self.sync.lose(out);
-        self.request_lost();
-    }
-
-    /// True while a request is under way: read in part, not yet complete.
-    pub fn mid_request(&self) -> bool {
-        !self.finished && !self.request.is_idle() && !self.request.is_lost()
-    }
-
-    /// Production's side acknowledged every byte of `direction` before `offset`. On a
-    /// request stream whose place is not known, that is either a candidate start (the
-    /// reader stands exactly there) or the confirmation of the requests parsed since one.
-    pub fn acked(&mut self, direction: Direction, offset: u64, out: &mut Vec<HttpEvent>) {
-        if self.finished || direction == Direction::Response {
-            return;
-        }
-        // Ahead of the reader (bytes held behind a lost segment, which may yet be given
-        // up): looked at when it gets there, synced or not by then.
-        if self.request.remember_ack(offset) || self.sync.is_synced() {
-            return;
-        }
-        if self.request.is_lost() {
-            if offset == self.request.position() {
-                self.request.resume();
-            }
-        } else {
-            self.sync.acked(offset, out);
-        }
-    }
-
     /// `direction` ended (FIN, RST or expiry): a response delimited by close completes
     /// here; any other partial message is dropped as `Truncated`. A close-delimited
     /// response's `last_byte` is its last data byte, not `_ts`, which for an expiry would
@@ -159,9 +99,9 @@ impl HttpFlow {
         if self.finished {
             return;
         }
-        if direction == Direction::Request {
-            self.release(out);
-        }
+        // Held bytes after a request that may switch protocols: nothing will decide what
+        // they are now.
+        self.discard_hold(out);
         let reader = match direction {
             Direction::Request => &mut self.request,
             Direction::Response => &mut self.response,
@@ -185,8 +125,7 @@ impl HttpFlow {
             }
             Direction::Response => {
                 self.current_response = None;
-                // No answer will come to say what held bytes are, nor to confirm requests.
-                self.release(out);
+                // No answer will come to confirm requests.
                 self.sync.close(out);
             }
         }
@@ -224,8 +163,8 @@ impl HttpFlow {
                 if hold.push(input, ts, self.limits.max_head_bytes) {
                     return;
                 }
-                // The answer is long in coming: take what follows for HTTP/1 after all.
-                self.release(out);
+                // The answer is long in coming: what follows may be the other protocol.
+                self.discard_hold(out);
                 continue;
             }
             match self.request.next(&mut input, ts) {
@@ -301,6 +240,14 @@ impl HttpFlow {
             last_byte: message.last_byte,
             sequence,
         };
+        if self.closes_after.is_some_and(|last| sequence > last) {
+            // Production closes the connection before reading it.
+            out.push(HttpEvent::Unconfirmed(request));
+            return;
+        }
+        if !head.persists {
+            self.closes_after = Some(sequence);
+        }
         let end = self.request.position();
         if !self
             .sync
@@ -311,28 +258,15 @@ impl HttpFlow {
             return;
         }
         if !self.sync.is_synced() && self.request.reached_ack() {
-            // Production acknowledged this request's end before the reader got there.
+            // Production answered this request's end before the reader got there.
             self.sync.acked(end, out);
         }
         if switches && self.pairing.contains(sequence) {
-            self.hold = Some(Hold::new(sequence));
+            // A CONNECT with a body is framed one way by Go and another by llhttp: after a
+            // refusal, what follows is no known request.
+            let ambiguous = head.kind == MethodKind::Connect && head.fields.has_body_fields();
+            self.hold = Some(Hold::new(sequence, ambiguous));
         }
-    }
-
-    /// The request in progress is one production would refuse (malformed, or beyond the
-    /// limits): servers answer 400 and close, so nothing after it on the connection is
-    /// known to be a request. The reader has lost its place; only production can show
-    /// where the next request starts. Counted only where the stream was known to be at a
-    /// message start: otherwise it was no message.
-    fn request_refused(&mut self, reason: DropReason, out: &mut Vec<HttpEvent>) {
-        if self.sync.is_synced() {
-            out.push(HttpEvent::Dropped {
-                direction: Direction::Request,
-                reason,
-            });
-        }
-        self.sync.lose(out);
-        self.request_lost();
     }
 
     fn request_lost(&mut self) {
@@ -342,7 +276,7 @@ impl HttpFlow {
         }
     }
 
-    /// Parses held request bytes now that their fate is known (or will never be).
+    /// Parses held request bytes: the answer said the connection stays HTTP/1.
     fn release(&mut self, out: &mut Vec<HttpEvent>) {
         if let Some(hold) = self.hold.take() {
             for (part, ts) in hold.into_pushes() {
@@ -395,6 +329,17 @@ impl HttpFlow {
         }
         let status = head.status;
         let interim = (100..200).contains(&status) && status != 101;
+        if !interim {
+            // Production began a final answer: its stack had then received exactly the
+            // request bytes this segment acknowledges.
+            self.answered(self.response.message_start(), out);
+            if !head.persists
+                && let Some(p) = pending
+            {
+                let last = self.closes_after.map_or(p.sequence, |l| l.min(p.sequence));
+                self.closes_after = Some(last);
+            }
+        }
         let connect = pending.is_some_and(|p| p.kind == MethodKind::Connect);
         let then = if status == 101 {
             Some(UnsupportedReason::Upgrade)
@@ -413,11 +358,22 @@ impl HttpFlow {
             then,
         });
         self.response.start_body(framing, false);
-        let decided =
-            pending.is_some_and(|p| self.hold.as_ref().is_some_and(|h| h.sequence == p.sequence));
-        if decided && !interim && then.is_none() {
-            // Not switching after all: what the client sent meanwhile is HTTP/1.
-            self.release(out);
+        let decided = pending.and_then(|p| {
+            self.hold
+                .as_ref()
+                .filter(|h| h.sequence == p.sequence)
+                .map(|h| h.ambiguous)
+        });
+        if let Some(ambiguous) = decided
+            && !interim
+            && then.is_none()
+        {
+            if ambiguous {
+                self.discard_hold(out);
+            } else {
+                // Not switching after all: what the client sent meanwhile is HTTP/1.
+                self.release(out);
+            }
         }
     }
 
@@ -445,7 +401,7 @@ impl HttpFlow {
         self.current_response = None;
         self.pairing.response_lost();
         // The answer that would decide about held bytes may have been lost.
-        self.release(out);
+        self.discard_hold(out);
     }
 
     fn finish(&mut self, reason: UnsupportedReason, out: &mut Vec<HttpEvent>) {
