@@ -77,24 +77,9 @@ fn run_flow(
     let mut table = FlowTable::new(Limits::default(), stats, |_| {
         HttpFlow::new(HttpLimits::default())
     });
-    let client = "198.18.0.1:40000".parse().unwrap();
-    let server = "198.18.0.2:80".parse().unwrap();
-    let at = |ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
     let mut out = Vec::new();
     let mut send = |direction, seq, ack, flags, payload: &[u8], ms, out: &mut Vec<_>| {
-        let (src, dst) = match direction {
-            Direction::Request => (client, server),
-            Direction::Response => (server, client),
-        };
-        let segment = Segment {
-            src,
-            dst,
-            seq,
-            ack,
-            flags,
-            payload,
-        };
-        table.segment(direction, &segment, at(ms), out);
+        send_segment(&mut table, direction, (seq, ack, flags), payload, ms, out);
     };
     send(Direction::Request, isn, 0, tcp_flags::SYN, b"", 0, &mut out);
     let syn_ack = tcp_flags::SYN | tcp_flags::ACK;
@@ -139,7 +124,7 @@ fn run_flow(
             answered += answer_bytes.len() as u32;
         }
     }
-    table.flush(at(100_000), &mut out);
+    table.flush(SystemTime::UNIX_EPOCH + Duration::from_secs(100), &mut out);
     out.into_iter().map(|(_, event)| event).collect()
 }
 
@@ -249,30 +234,21 @@ proptest! {
     }
 }
 
-/// Sends one segment through `table`; returns the requests it let out, by target.
-fn feed_one(
-    table: &mut FlowTable<HttpFlow>,
+/// One segment of the connection these tests use, travelling `direction`, with
+/// `(seq, ack, flags)`, captured at `ms`.
+fn send_segment<H: StreamHandler>(
+    table: &mut FlowTable<H>,
     direction: Direction,
-    seq: u32,
-    ack: u32,
+    (seq, ack, flags): (u32, u32, u8),
     payload: &[u8],
     ms: u64,
-) -> Vec<String> {
+    out: &mut Vec<(FlowKey, H::Event)>,
+) {
     let client: std::net::SocketAddr = "198.18.0.1:40000".parse().unwrap();
     let server: std::net::SocketAddr = "198.18.0.2:80".parse().unwrap();
     let (src, dst) = match direction {
         Direction::Request => (client, server),
         Direction::Response => (server, client),
-    };
-    let flags = if payload.is_empty() {
-        tcp_flags::SYN
-            | if direction == Direction::Response {
-                tcp_flags::ACK
-            } else {
-                0
-            }
-    } else {
-        tcp_flags::ACK
     };
     let segment = Segment {
         src,
@@ -282,9 +258,27 @@ fn feed_one(
         flags,
         payload,
     };
-    let mut out = Vec::new();
     let at = SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
-    table.segment(direction, &segment, at, &mut out);
+    table.segment(direction, &segment, at, out);
+}
+
+/// Sends one segment through `table` (SYN or SYN-ACK when `payload` is empty); returns
+/// the requests it let out, by target.
+fn feed_one(
+    table: &mut FlowTable<HttpFlow>,
+    direction: Direction,
+    seq: u32,
+    ack: u32,
+    payload: &[u8],
+    ms: u64,
+) -> Vec<String> {
+    let flags = match (payload.is_empty(), direction) {
+        (true, Direction::Request) => tcp_flags::SYN,
+        (true, Direction::Response) => tcp_flags::SYN | tcp_flags::ACK,
+        (false, _) => tcp_flags::ACK,
+    };
+    let mut out = Vec::new();
+    send_segment(table, direction, (seq, ack, flags), payload, ms, &mut out);
     out.into_iter()
         .filter_map(|(_, event)| match event {
             HttpEvent::Request(request) => Some(request.target_str().to_string()),
