@@ -148,6 +148,10 @@ pub struct Stats {
     pub loop_guarded: u64,
     /// Capture-port packets seen while no mirror interface is configured.
     pub mirror_unset: u64,
+    /// To a capture port but leaving (egress), or from one but arriving (ingress): not a
+    /// request production received nor an answer it sent — its own calls to other
+    /// services, the answers to them, or packets forged to look like production's.
+    pub wrong_direction: u64,
     /// Request-direction packets cloned or copied (destination port is a capture port).
     pub cloned_request: u64,
     /// Response-direction packets cloned or copied (source port is a capture port).
@@ -158,7 +162,7 @@ pub struct Stats {
     /// Bytes of cloned or copied packets, including L2–L4 headers.
     pub cloned_bytes: u64,
 }
-const _: () = assert!(core::mem::size_of::<Stats>() == 13 * 8);
+const _: () = assert!(core::mem::size_of::<Stats>() == 14 * 8);
 
 impl Stats {
     /// Sum of the outcome counters: equals `seen` when every packet was accounted for.
@@ -171,6 +175,7 @@ impl Stats {
             + self.bare_ack
             + self.loop_guarded
             + self.mirror_unset
+            + self.wrong_direction
             + self.cloned_request
             + self.cloned_response
             + self.clone_failed
@@ -187,6 +192,7 @@ impl Stats {
         self.bare_ack += other.bare_ack;
         self.loop_guarded += other.loop_guarded;
         self.mirror_unset += other.mirror_unset;
+        self.wrong_direction += other.wrong_direction;
         self.cloned_request += other.cloned_request;
         self.cloned_response += other.cloned_response;
         self.clone_failed += other.clone_failed;

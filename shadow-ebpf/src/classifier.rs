@@ -96,6 +96,11 @@ fn observe(ctx: &TcContext, hook: u32) {
     if config.loop_guard_mark != 0 && mark == config.loop_guard_mark {
         return stats.loop_guarded += 1;
     }
+    // Production receives requests and sends answers: a request leaving or an answer
+    // arriving is someone else's (or forged to pass for production's own).
+    if (is_request && hook != HOOK_INGRESS) || (is_response && hook != HOOK_EGRESS) {
+        return stats.wrong_direction += 1;
+    }
 
     let handed_over = if config.output == OUTPUT_RINGBUF {
         ringbuf::copy(ctx).is_ok()

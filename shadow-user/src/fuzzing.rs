@@ -7,9 +7,10 @@
 //! Every byte string is a valid script; one that runs out mid-operation just stops.
 //! - `http_flow`: a settings byte (bit 0: tight limits), then operations. Bit 0 of an
 //!   operation byte picks the direction (request, response), bits 1–2 the action: 0 or 1
-//!   push (a length byte, then that many bytes), 2 gap (a byte: how many bytes were lost),
-//!   3 end. Bit 3: then the peer acknowledges the direction up to where it stands; bit 4 with
-//!   it: that many bytes less, a byte giving how many.
+//!   push (a length byte, then that many bytes), 2 gap (a byte: how many bytes were lost,
+//!   its low two bits the kind of gap), 3 end. Bit 3: first, production acknowledges the
+//!   request bytes so far, with the segment carrying this operation's response bytes (if
+//!   any); bit 4 with it: that many bytes less, a byte giving how many.
 //! - `reassembly`: a settings byte (bit 0: tight HTTP limits, bit 1: tight table limits),
 //!   then segments: a bits byte (0: direction; 1, 2, 3: FIN, SYN, RST; 4: ACK; 5–6:
 //!   connection; 7: an idle pause and `expire` before it), a little-endian `u16` offset from
@@ -32,7 +33,7 @@ use crate::{
     http::{self, HttpEvent, HttpFlow, Request},
     packet::{self, Segment, linktype},
     pcap::read_segments_from,
-    reassembly::{FlowTable, Limits, ReassemblyStats},
+    reassembly::{FlowTable, GapKind, Limits, ReassemblyStats},
     replay::upstream::response::ResponseReader,
 };
 
@@ -147,29 +148,48 @@ fn drive_http_flow(data: &[u8]) -> usize {
         ts += Duration::from_millis(1);
         let was_finished = flow.is_finished();
         let side = direction(op);
-        let at = &mut position[usize::from(op & 1)];
-        match (op >> 1) & 3 {
-            0 | 1 => {
-                let len = script.byte().unwrap_or(0);
-                let bytes = script.bytes(len);
-                flow.push(side, bytes, ts, &mut out);
-                *at += bytes.len() as u64;
-            }
-            2 => {
-                *at += u64::from(script.byte().unwrap_or(0));
-                flow.gap(side, *at, &mut out);
-                order.gap(side);
-            }
-            _ => flow.end(side, ts, &mut out),
-        }
+        let action = (op >> 1) & 3;
+        let len = if action < 2 {
+            script.byte().unwrap_or(0)
+        } else {
+            0
+        };
         if op & 0x08 != 0 {
             let back = if op & 0x10 != 0 {
                 u64::from(script.byte().unwrap_or(0))
             } else {
                 0
             };
-            flow.acked(side, at.saturating_sub(back), &mut out);
-            order.acked(side);
+            let carried = if side == Direction::Response {
+                u64::from(len)
+            } else {
+                0
+            };
+            let from = position[1];
+            let acked = position[0].saturating_sub(back);
+            flow.acked(Direction::Request, acked, from..from + carried, &mut out);
+            order.acked();
+        }
+        let at = &mut position[usize::from(op & 1)];
+        match action {
+            0 | 1 => {
+                let bytes = script.bytes(len);
+                flow.push(side, bytes, ts, &mut out);
+                *at += bytes.len() as u64;
+            }
+            2 => {
+                let lost = script.byte().unwrap_or(0);
+                let kind = [
+                    GapKind::Pickup,
+                    GapKind::CaptureLoss,
+                    GapKind::Unacknowledged,
+                    GapKind::Resumed,
+                ][usize::from(lost & 3)];
+                *at += u64::from(lost);
+                flow.gap(side, *at, kind, &mut out);
+                order.gap(side, kind);
+            }
+            _ => flow.end(side, ts, &mut out),
         }
         assert!(
             !was_finished || out.is_empty(),
@@ -195,12 +215,14 @@ struct Order {
 }
 
 impl Order {
-    fn gap(&mut self, direction: Direction) {
-        self.unconfirmed |= direction == Direction::Request;
+    /// A gap after which only production can show where requests start (a loss inside a
+    /// Content-Length body the capture lost keeps the place).
+    fn gap(&mut self, direction: Direction, kind: GapKind) {
+        self.unconfirmed |= direction == Direction::Request && kind != GapKind::CaptureLoss;
     }
 
-    fn acked(&mut self, direction: Direction) {
-        self.unconfirmed &= direction != Direction::Request;
+    fn acked(&mut self) {
+        self.unconfirmed = false;
     }
 
     fn check(&mut self, event: &HttpEvent) {

@@ -2,7 +2,8 @@
 //! numbers, flags and payload, borrowing the frame's bytes.
 //!
 //! Checksums are never validated: clones taken before the NIC (or veth) finalises them carry
-//! partial checksums under offload, and the production host already accepted the packet.
+//! partial checksums under offload. So a segment production's stack drops for a bad
+//! checksum is taken as sent; reassembly keeps the first copy of any byte.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -17,6 +18,7 @@ pub mod tcp_flags {
     pub const SYN: u8 = 0x02;
     pub const RST: u8 = 0x04;
     pub const ACK: u8 = 0x10;
+    pub const URG: u8 = 0x20;
 }
 
 /// One TCP segment, borrowing its payload from the captured frame.

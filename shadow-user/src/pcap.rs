@@ -75,7 +75,12 @@ pub fn read_segments_from(
     let mut interfaces: Vec<(i32, u64, i64)> = Vec::new();
     let mut legacy = (1i32, 1_000_000u64);
     let mut consumed = 0usize;
+    // Byte order of the pcapng section being read, once its header was seen.
+    let mut section_big_endian = None;
     loop {
+        if let Some(detail) = short_pcapng_block(reader.data(), &mut section_big_endian) {
+            return Err(format_error(consumed, detail.into()));
+        }
         match reader.next() {
             Ok((offset, block)) => {
                 match block {
@@ -182,6 +187,29 @@ fn deliver(
     }
 }
 
+/// pcapng's section header block type, the same in either byte order.
+const PCAPNG_SECTION_HEADER: [u8; 4] = [0x0A, 0x0D, 0x0D, 0x0A];
+
+/// Why the pcapng block at the front of `data` cannot be read, if its length is shorter
+/// than its own framing (type, length, trailing length: 12 bytes). pcap-parser 0.17
+/// subtracts the framing from such a length without checking and panics, so these are
+/// refused here first. `big_endian` follows the section headers as they come.
+fn short_pcapng_block(data: &[u8], big_endian: &mut Option<bool>) -> Option<&'static str> {
+    let (Some(kind), Some(len)) = (data.get(..4), data.get(4..8)) else {
+        return None;
+    };
+    if kind == PCAPNG_SECTION_HEADER {
+        // The byte-order magic 0x1A2B3C4D follows the length.
+        *big_endian = Some(data.get(8..12)? == [0x1A, 0x2B, 0x3C, 0x4D]);
+    }
+    let len: [u8; 4] = len.try_into().ok()?;
+    let len = match (*big_endian)? {
+        true => u32::from_be_bytes(len),
+        false => u32::from_le_bytes(len),
+    };
+    (len < 12).then_some("a pcapng block shorter than its framing")
+}
+
 /// The capture time a file records, clamped to what a `SystemTime` after the epoch holds:
 /// every field comes from the file, so any value must give a time, never a panic.
 fn timestamp(seconds: u64, fraction: u64, units_per_second: u64, offset_s: i64) -> SystemTime {
@@ -284,5 +312,16 @@ mod tests {
         );
         assert!(timestamp(u64::MAX, u64::MAX, 1, i64::MAX) > at(1 << 33, 0));
         assert_eq!(timestamp(5, 7, 0, 0), at(5, 0));
+    }
+
+    #[test]
+    fn a_pcapng_block_shorter_than_its_framing_is_a_format_error() {
+        let mut file = vec![0x0A, 0x0D, 0x0D, 0x0A, 28, 0, 0, 0, 0x4D, 0x3C, 0x2B, 0x1A];
+        file.extend_from_slice(&[1, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]);
+        file.extend_from_slice(&[28, 0, 0, 0]);
+        file.extend_from_slice(&[1, 0, 0, 0x80, 5, 0, 0, 0]);
+        file.extend_from_slice(&[0; 64]);
+        let err = read_segments_from(&file[..], Path::new("short"), 4096, |_, _| {}).unwrap_err();
+        assert!(matches!(err, PcapReadError::Format { .. }), "{err}");
     }
 }

@@ -11,7 +11,7 @@ use shadow_common::Stats;
 use super::program::StatsReader;
 
 /// Every outcome counter with its label value; each packet lands in exactly one.
-fn outcomes(stats: &Stats) -> [(&'static str, u64); 11] {
+fn outcomes(stats: &Stats) -> [(&'static str, u64); 12] {
     [
         ("not_ip", stats.not_ip),
         ("not_tcp", stats.not_tcp),
@@ -21,6 +21,7 @@ fn outcomes(stats: &Stats) -> [(&'static str, u64); 11] {
         ("bare_ack", stats.bare_ack),
         ("loop_guarded", stats.loop_guarded),
         ("mirror_unset", stats.mirror_unset),
+        ("wrong_direction", stats.wrong_direction),
         ("cloned_request", stats.cloned_request),
         ("cloned_response", stats.cloned_response),
         ("clone_failed", stats.clone_failed),

@@ -4,9 +4,9 @@
 //! only where that is known: from the first byte of a connection production's stack was
 //! seen to establish, and on from there message by message. After lost bytes, at a stream
 //! picked up mid-way, or after a message production would have refused, it is not known:
-//! the reader then takes a *candidate* start (the first byte after the loss, or an offset
-//! production acknowledged while the reader stood exactly there) and the requests it parses
-//! from it are held. An acknowledgement from production of exactly the last byte of one of
+//! the reader then takes a *candidate* start (the first byte of a stream picked up mid-way,
+//! or the offset production's answer acknowledged while the reader stood exactly there) and
+//! the requests it parses from it are held. An acknowledgement from production of exactly the last byte of one of
 //! them confirms the parse: production's TCP stack had received that request and not a byte
 //! more when it answered, so the candidate was a real start. The held requests are then
 //! released and the stream is synced again. Held requests that are never confirmed (the
@@ -73,8 +73,9 @@ impl Default for HoldBudget {
 pub(crate) struct Sync {
     synced: bool,
     /// Complete requests parsed from a candidate start, each with the stream offset just
-    /// past its last byte.
-    held: VecDeque<(u64, Request)>,
+    /// past its last byte, and whether production never reads it however it is confirmed
+    /// (it follows one that closes the connection).
+    held: VecDeque<(u64, Request, bool)>,
     held_bytes: usize,
     /// What `held_bytes` is taken from.
     budget: HoldBudget,
@@ -112,14 +113,15 @@ impl Sync {
         &mut self,
         end: u64,
         request: Request,
+        unread: bool,
         limit: usize,
         out: &mut Vec<HttpEvent>,
     ) -> bool {
-        if self.synced {
+        if self.synced && !unread {
             out.push(HttpEvent::Request(request));
             return true;
         }
-        if self.closed {
+        if self.closed || (self.synced && unread) {
             out.push(HttpEvent::Unconfirmed(request));
             return true;
         }
@@ -133,30 +135,33 @@ impl Sync {
             return false;
         }
         self.held_bytes += bytes;
-        self.held.push_back((end, request));
+        self.held.push_back((end, request, unread));
         true
     }
 
     /// Production acknowledged every byte before `offset`. Returns true when that confirms
     /// the held requests (one of them ends exactly there): they are released, and the
-    /// stream is synced.
-    pub fn acked(&mut self, offset: u64, out: &mut Vec<HttpEvent>) -> bool {
+    /// stream is synced. Requests numbered after `last_read` (production closes the
+    /// connection before them) come out unconfirmed.
+    pub fn acked(&mut self, offset: u64, last_read: Option<u64>, out: &mut Vec<HttpEvent>) -> bool {
         // Ends ascend: one look finds whether a held request ends exactly there.
         if self.synced
             || self
                 .held
-                .binary_search_by_key(&offset, |(end, _)| *end)
+                .binary_search_by_key(&offset, |(end, _, _)| *end)
                 .is_err()
         {
             return false;
         }
         self.synced = true;
         self.budget.give_back(std::mem::take(&mut self.held_bytes));
-        out.extend(
-            self.held
-                .drain(..)
-                .map(|(_, request)| HttpEvent::Request(request)),
-        );
+        out.extend(self.held.drain(..).map(|(_, request, unread)| {
+            if unread || last_read.is_some_and(|last| request.sequence > last) {
+                HttpEvent::Unconfirmed(request)
+            } else {
+                HttpEvent::Request(request)
+            }
+        }));
         true
     }
 
@@ -178,7 +183,7 @@ impl Sync {
         out.extend(
             self.held
                 .drain(..)
-                .map(|(_, request)| HttpEvent::Unconfirmed(request)),
+                .map(|(_, request, _)| HttpEvent::Unconfirmed(request)),
         );
     }
 }
@@ -220,14 +225,14 @@ mod tests {
         let mut out = Vec::new();
         a.lose(&mut out);
         b.lose(&mut out);
-        assert!(a.request(60, request(60), 1000, &mut out));
+        assert!(a.request(60, request(60), false, 1000, &mut out));
         assert_eq!(budget.held(), 60);
         // The second flow finds the budget short: it gives up what it holds.
-        assert!(!b.request(50, request(50), 1000, &mut out));
+        assert!(!b.request(50, request(50), false, 1000, &mut out));
         assert!(matches!(out[..], [HttpEvent::Unconfirmed(_)]));
-        assert!(a.acked(60, &mut out));
+        assert!(a.acked(60, None, &mut out));
         assert_eq!(budget.held(), 0);
-        assert!(b.request(50, request(50), 1000, &mut out));
+        assert!(b.request(50, request(50), false, 1000, &mut out));
         drop(b);
         assert_eq!(budget.held(), 0, "a dropped flow gives its bytes back");
     }

@@ -3,6 +3,7 @@
 //! uses the same table and counters.
 
 use std::{
+    ops::Range,
     sync::Arc,
     time::{Duration, SystemTime},
 };
@@ -13,7 +14,7 @@ use crate::{
     compare::{Comparison, Role},
     http::Response,
     http::{HoldBudget, HttpEvent, HttpFlow, Limits as HttpLimits},
-    reassembly::{FlowKey, FlowTable, Limits, ReassemblyStats, StreamHandler},
+    reassembly::{FlowKey, FlowTable, GapKind, Limits, ReassemblyStats, StreamHandler},
     replay::offer::{Offered, Offerer, Shadowed},
 };
 
@@ -38,16 +39,24 @@ impl StreamHandler for HttpFlow {
         self.push(direction, data, ts, out);
     }
 
-    fn gap(&mut self, direction: Direction, resume_at: u64, out: &mut Vec<HttpEvent>) {
-        HttpFlow::gap(self, direction, resume_at, out);
+    fn gap(
+        &mut self,
+        direction: Direction,
+        resume_at: u64,
+        kind: GapKind,
+        out: &mut Vec<HttpEvent>,
+    ) {
+        HttpFlow::gap(self, direction, resume_at, kind, out);
     }
 
-    fn acked(&mut self, direction: Direction, offset: u64, out: &mut Vec<HttpEvent>) {
-        HttpFlow::acked(self, direction, offset, out);
-    }
-
-    fn lost(&mut self, _: Direction, out: &mut Vec<HttpEvent>) {
-        HttpFlow::lost(self, out);
+    fn acked(
+        &mut self,
+        direction: Direction,
+        offset: u64,
+        carrier: Range<u64>,
+        out: &mut Vec<HttpEvent>,
+    ) {
+        HttpFlow::acked(self, direction, offset, carrier, out);
     }
 
     fn mid_message(&self) -> bool {

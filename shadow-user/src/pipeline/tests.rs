@@ -288,7 +288,7 @@ fn feed_one(
 }
 
 #[test]
-fn a_connection_forgotten_mid_request_does_not_restart_at_its_next_bytes() {
+fn a_connection_forgotten_mid_request_is_copied_no_more() {
     let limits = Limits::default();
     let mut table = FlowTable::new(limits, ReassemblyStats::default(), |_| {
         HttpFlow::new(HttpLimits::default())
@@ -322,7 +322,8 @@ fn a_connection_forgotten_mid_request_does_not_restart_at_its_next_bytes() {
         )
         .is_empty()
     );
-    // Production's answer showed where the next request starts.
+    // Nothing of the connection is copied any more: a client that pauses on purpose
+    // chooses where shadowd loses its place.
     let following = b"GET /next HTTP/1.1\r\nHost: myservice\r\n\r\n";
     let seen = feed_one(
         &mut table,
@@ -332,7 +333,7 @@ fn a_connection_forgotten_mid_request_does_not_restart_at_its_next_bytes() {
         following,
         idle + 3,
     );
-    assert!(seen.is_empty(), "held until confirmed: {seen:?}");
+    assert!(seen.is_empty(), "{seen:?}");
     let end = after + following.len() as u32;
     let confirmed = feed_one(
         &mut table,
@@ -342,5 +343,5 @@ fn a_connection_forgotten_mid_request_does_not_restart_at_its_next_bytes() {
         answer,
         idle + 4,
     );
-    assert_eq!(confirmed, ["/next"]);
+    assert!(confirmed.is_empty(), "{confirmed:?}");
 }

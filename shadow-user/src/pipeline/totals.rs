@@ -1,7 +1,7 @@
 //! Counters each [`HttpFlow`] keeps for itself (resyncs, bytes skipped, unpaired responses),
 //! added to process-wide totals when the flow leaves the table — however it leaves.
 
-use std::{sync::Arc, time::SystemTime};
+use std::{ops::Range, sync::Arc, time::SystemTime};
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -12,7 +12,7 @@ use prometheus_client::{
 use crate::{
     capture::Direction,
     http::{HttpEvent, HttpFlow, StreamCounters},
-    reassembly::StreamHandler,
+    reassembly::{GapKind, StreamHandler},
 };
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -121,16 +121,24 @@ impl StreamHandler for CountedFlow {
         self.flow.push(direction, data, ts, out);
     }
 
-    fn gap(&mut self, direction: Direction, resume_at: u64, out: &mut Vec<HttpEvent>) {
-        self.flow.gap(direction, resume_at, out);
+    fn gap(
+        &mut self,
+        direction: Direction,
+        resume_at: u64,
+        kind: GapKind,
+        out: &mut Vec<HttpEvent>,
+    ) {
+        self.flow.gap(direction, resume_at, kind, out);
     }
 
-    fn acked(&mut self, direction: Direction, offset: u64, out: &mut Vec<HttpEvent>) {
-        self.flow.acked(direction, offset, out);
-    }
-
-    fn lost(&mut self, _: Direction, out: &mut Vec<HttpEvent>) {
-        self.flow.lost(out);
+    fn acked(
+        &mut self,
+        direction: Direction,
+        offset: u64,
+        carrier: Range<u64>,
+        out: &mut Vec<HttpEvent>,
+    ) {
+        self.flow.acked(direction, offset, carrier, out);
     }
 
     fn mid_message(&self) -> bool {

@@ -26,6 +26,9 @@ pub enum RejectReason {
     /// An RST whose sequence number is not where the client's stream stands: the stack
     /// ignores it, or answers with a challenge ACK (RFC 5961 §3).
     RstOutOfWindow,
+    /// Data with the URG flag: the stack takes the urgent byte out of the stream (unless
+    /// the server set SO_OOBINLINE), so the bytes it reads differ from the segment's.
+    Urgent,
 }
 
 impl RejectReason {
@@ -34,6 +37,7 @@ impl RejectReason {
             RejectReason::NoAck => "no_ack",
             RejectReason::UnacceptableAck => "unacceptable_ack",
             RejectReason::RstOutOfWindow => "rst_out_of_window",
+            RejectReason::Urgent => "urgent",
         }
     }
 }
@@ -48,14 +52,15 @@ pub enum AckCheck {
     Rejected(RejectReason),
 }
 
-/// True if a client RST at `seq` lands where the client's stream stands: from the next
-/// byte to read to one past the highest seen (bytes the capture may not have delivered yet).
+/// True if a client RST at `seq` lands exactly where the client's stream stands (the
+/// next byte, or past a FIN), with nothing missing before it: only then does the stack
+/// reset the connection (RFC 5961 §3).
 pub fn rst_in_window(seq: u32, client: &Stream) -> bool {
     let Some(at) = client.position(seq) else {
         return true;
     };
     let next = client.next_offset() as i64;
-    (next..=client.sent_end() as i64).contains(&at)
+    client.pending_bytes() == 0 && (at == next || at == client.sent_end() as i64)
 }
 
 /// True for segments production's stack drops before looking at anything else.
@@ -171,6 +176,7 @@ mod tests {
         );
         assert!(rst_in_window(116, &client));
         assert!(!rst_in_window(115, &client));
+        assert!(!rst_in_window(117, &client));
         assert!(!rst_in_window(100 + (1 << 20), &client));
         assert!(rst_in_window(5, &Stream::default()), "nothing to tell");
     }

@@ -42,6 +42,23 @@ impl FlowKey {
     }
 }
 
+/// What is known about a break in a stream (see [`StreamHandler::gap`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GapKind {
+    /// The stream's first bytes, of a connection picked up after its start or not seen
+    /// established: production's parser stands wherever the stream began.
+    Pickup,
+    /// Bytes the capture lost: the receiver acknowledged past them, so it read on.
+    CaptureLoss,
+    /// Bytes the receiver may never have had either: a hole given up at a buffer limit, a
+    /// close or an expiry before the receiver acknowledged past it. The sender may have left
+    /// it on purpose.
+    Unacknowledged,
+    /// The stream of a connection forgotten mid-message goes on: its first bytes are the
+    /// middle of that message.
+    Resumed,
+}
+
 /// Consumer of one flow's reassembled streams (one value per flow).
 pub trait StreamHandler {
     /// What the handler produces (requests, responses, drop notices).
@@ -56,21 +73,26 @@ pub trait StreamHandler {
         out: &mut Vec<Self::Event>,
     );
     /// What follows in `direction` resumes at stream offset `resume_at` and is not known to
-    /// continue what came before: bytes before it were lost for good, or (at a stream's start)
-    /// the stream was picked up mid-way or its connection was not seen established, so
-    /// nothing says where the receiver's parser stands.
-    fn gap(&mut self, direction: Direction, resume_at: u64, out: &mut Vec<Self::Event>);
+    /// continue what came before; `kind` says what is known about the break.
+    fn gap(
+        &mut self,
+        direction: Direction,
+        resume_at: u64,
+        kind: GapKind,
+        out: &mut Vec<Self::Event>,
+    );
     /// The receiving side's TCP stack acknowledged every byte of `direction` before stream
-    /// offset `offset` (the ACK of a segment travelling the other way): production had
-    /// received exactly that much when it sent the segment.
-    fn acked(&mut self, direction: Direction, offset: u64, out: &mut Vec<Self::Event>) {
-        let _ = (direction, offset, out);
-    }
-    /// Like [`StreamHandler::gap`] at a stream's start, but what follows is known to
-    /// continue a message already under way (its connection was forgotten mid-message):
-    /// no byte of it may be taken for a message start until the other side shows one.
-    fn lost(&mut self, direction: Direction, out: &mut Vec<Self::Event>) {
-        self.gap(direction, 0, out);
+    /// offset `offset`: the ACK of a segment travelling the other way whose payload is
+    /// `carrier` of its own stream. Production had received exactly that much when it sent
+    /// the segment.
+    fn acked(
+        &mut self,
+        direction: Direction,
+        offset: u64,
+        carrier: std::ops::Range<u64>,
+        out: &mut Vec<Self::Event>,
+    ) {
+        let _ = (direction, offset, carrier, out);
     }
     /// True while a message of the client's stream is under way (read in part).
     fn mid_message(&self) -> bool {

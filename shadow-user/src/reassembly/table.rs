@@ -8,7 +8,7 @@ use std::{
 };
 
 use super::{
-    FlowKey, StreamHandler,
+    FlowKey, GapKind, StreamHandler,
     acceptance::{self, AckCheck, RejectReason},
     stats::{GapReason, ReassemblyStats},
     stream::Stream,
@@ -73,6 +73,10 @@ struct Flow<H> {
     /// The connection was forgotten before, mid-message: its next client bytes continue a
     /// message, and none may be taken for a start.
     resumed: bool,
+    /// A client SYN on this established connection: a new connection on the same ports, or a
+    /// forgery the stack answers with a challenge ACK. Only the server's SYN-ACK of it says
+    /// which.
+    pending_syn: Option<u32>,
 }
 
 impl<H> Flow<H> {
@@ -88,6 +92,7 @@ impl<H> Flow<H> {
             request_acked: 0,
             announced: false,
             resumed: false,
+            pending_syn: None,
         }
     }
 
@@ -121,6 +126,9 @@ pub struct FlowTable<H: StreamHandler> {
     /// if they go on, their next bytes are the middle of that message. A sender that pauses
     /// longer than the idle timeout must not get its next bytes read as a new request.
     forgotten: HashMap<FlowKey, SystemTime>,
+    /// `forgotten` ran full: until it has room again, every connection picked up mid-way
+    /// is taken as one forgotten mid-message.
+    forgotten_full: bool,
 }
 
 impl<H: StreamHandler> FlowTable<H> {
@@ -137,6 +145,7 @@ impl<H: StreamHandler> FlowTable<H> {
             new_handler: Box::new(new_handler),
             scratch: Vec::new(),
             forgotten: HashMap::new(),
+            forgotten_full: false,
         }
     }
 
@@ -169,14 +178,14 @@ impl<H: StreamHandler> FlowTable<H> {
         };
         flow.last_seen = ts;
         let rst = segment.has(tcp_flags::RST);
+        if direction == Direction::Request && !accept_client_segment(flow, segment, &self.stats) {
+            return;
+        }
         if flow.finished {
             // Only counted from here; idle expiry removes it if no RST does.
             if rst {
                 self.remove(key);
             }
-            return;
-        }
-        if direction == Direction::Request && !accept_client_segment(flow, segment, &self.stats) {
             return;
         }
         if direction == Direction::Response && !segment.payload.is_empty() && !rst {
@@ -185,6 +194,19 @@ impl<H: StreamHandler> FlowTable<H> {
 
         let before = flow.pending_bytes();
         let scratch = &mut self.scratch;
+        let syn = segment.has(tcp_flags::SYN);
+        let fin = segment.has(tcp_flags::FIN);
+        if syn {
+            flow.stream_mut(direction).syn(segment.seq);
+        }
+        let data_seq = if syn {
+            segment.seq.wrapping_add(1)
+        } else {
+            segment.seq
+        };
+        // The stack never reads data on an RST, nor on a SYN (TCP Fast Open aside, which
+        // is not followed).
+        let payload = if rst || syn { &[][..] } else { segment.payload };
         if segment.has(tcp_flags::ACK) && !rst {
             // What the segment acknowledges of the other side, before its own bytes: an
             // answer's ACK comes before the answer.
@@ -193,22 +215,18 @@ impl<H: StreamHandler> FlowTable<H> {
                 if other == Direction::Request {
                     flow.request_acked = flow.request_acked.max(offset);
                 }
-                flow.handler.acked(other, offset, scratch);
+                if !payload.is_empty() {
+                    // Picked up mid-way, the segment's first byte is about to be offset 0.
+                    let from = flow.stream_mut(direction).position(data_seq).unwrap_or(0);
+                    let from = u64::try_from(from).unwrap_or(0);
+                    let carrier = from..from + payload.len() as u64;
+                    flow.handler.acked(other, offset, carrier, scratch);
+                }
             }
         }
-        let syn = segment.has(tcp_flags::SYN);
-        let fin = segment.has(tcp_flags::FIN);
-        if syn {
-            flow.stream_mut(direction).syn(segment.seq);
-        }
-        if !segment.payload.is_empty() {
+        if !payload.is_empty() {
             announce(flow, direction, &self.stats, scratch);
         }
-        let data_seq = if syn {
-            segment.seq.wrapping_add(1)
-        } else {
-            segment.seq
-        };
         let request_acked = flow.request_acked;
         let Flow {
             request,
@@ -221,7 +239,7 @@ impl<H: StreamHandler> FlowTable<H> {
             Direction::Response => &mut *response,
         };
         let mut delivered = 0u64;
-        let outcome = stream.segment(data_seq, segment.payload, fin, ts, &mut |data, at| {
+        let outcome = stream.segment(data_seq, payload, fin, ts, &mut |data, at| {
             delivered += data.len() as u64;
             handler.data(direction, data, at, scratch);
         });
@@ -264,7 +282,7 @@ impl<H: StreamHandler> FlowTable<H> {
                 scratch,
                 &mut delivered,
                 &self.stats,
-                reason,
+                (reason, request_acked),
             );
         }
         self.stats.delivered(direction).inc_by(delivered);
@@ -302,16 +320,25 @@ impl<H: StreamHandler> FlowTable<H> {
         out: &mut Vec<(FlowKey, H::Event)>,
     ) -> bool {
         let syn = segment.has(tcp_flags::SYN);
-        // A new connection reusing the ports of an old one that never closed cleanly.
-        if syn
-            && direction == Direction::Request
-            && !segment.has(tcp_flags::ACK)
-            && self
-                .flows
-                .get(&key)
-                .is_some_and(|f| f.request.is_anchored())
-        {
-            self.close(key, ts, GapReason::Closed, out);
+        let ack = segment.has(tcp_flags::ACK);
+        if let Some(flow) = self.flows.get_mut(&key) {
+            if syn && !ack && direction == Direction::Request && flow.request.is_anchored() {
+                // A new connection on the ports of one that never closed cleanly, or a
+                // forged SYN: the server's SYN-ACK of it decides.
+                flow.pending_syn = Some(segment.seq);
+            } else if syn
+                && ack
+                && direction == Direction::Response
+                && let Some(isn) = flow.pending_syn
+                && segment.ack == isn.wrapping_add(1)
+            {
+                self.close(key, ts, GapReason::Closed, out);
+                self.create(key, ts, out);
+                if let Some(flow) = self.flows.get_mut(&key) {
+                    flow.request.syn(isn);
+                }
+            }
+            return true;
         }
         if self.flows.contains_key(&key) {
             return true;
@@ -321,16 +348,23 @@ impl<H: StreamHandler> FlowTable<H> {
         if rst || (segment.payload.is_empty() && !syn && !fin) {
             return false;
         }
+        self.create(key, ts, out);
+        if let Some(flow) = self.flows.get_mut(&key) {
+            let forgotten = self.forgotten.remove(&key).is_some() || self.forgotten_full;
+            flow.resumed = forgotten && !syn;
+        }
+        true
+    }
+
+    /// A new flow for `key`, evicting one if the table is full.
+    fn create(&mut self, key: FlowKey, ts: SystemTime, out: &mut Vec<(FlowKey, H::Event)>) {
         if self.flows.len() >= self.limits.max_flows {
             self.evict(ts, out);
         }
         let handler = (self.new_handler)(&key);
-        let mut flow = Flow::new(handler, ts);
-        flow.resumed = self.forgotten.remove(&key).is_some() && !syn;
-        self.flows.insert(key, flow);
+        self.flows.insert(key, Flow::new(handler, ts));
         self.stats.flows_created.inc();
         self.stats.flows.set(self.flows.len() as i64);
-        true
     }
 
     /// Ends flows idle for longer than the limit, and gives up holes older than the hole
@@ -342,6 +376,7 @@ impl<H: StreamHandler> FlowTable<H> {
         self.forgotten.retain(|_, at| {
             now.duration_since(*at).unwrap_or_default() < timeout.saturating_mul(10)
         });
+        self.forgotten_full &= self.forgotten.len() >= MAX_FORGOTTEN / 2;
         let idle: Vec<FlowKey> = self
             .flows
             .iter()
@@ -395,7 +430,7 @@ impl<H: StreamHandler> FlowTable<H> {
                     &mut self.scratch,
                     &mut delivered,
                     &self.stats,
-                    GapReason::HoleTimeout,
+                    (GapReason::HoleTimeout, flow.request_acked),
                 );
                 self.stats.delivered(direction).inc_by(delivered);
                 if stream.complete() && !stream.ended {
@@ -447,10 +482,12 @@ impl<H: StreamHandler> FlowTable<H> {
         let Some(mut flow) = self.flows.remove(&key) else {
             return;
         };
-        if reason == GapReason::Expired && flow.handler.mid_message() {
+        // A connection that goes on after this was mid-message, or spoke another protocol.
+        if reason == GapReason::Expired && (flow.finished || flow.handler.mid_message()) {
             if self.forgotten.len() < MAX_FORGOTTEN {
                 self.forgotten.insert(key, now);
             } else {
+                self.forgotten_full = true;
                 self.stats.forgotten_not_kept.inc();
             }
         }
@@ -479,7 +516,7 @@ impl<H: StreamHandler> FlowTable<H> {
                     &mut self.scratch,
                     &mut delivered,
                     &self.stats,
-                    reason,
+                    (reason, flow.request_acked),
                 );
             }
             self.stats.delivered(direction).inc_by(delivered);
@@ -514,7 +551,9 @@ impl<H: StreamHandler> FlowTable<H> {
     }
 }
 
-/// Gives up every hole of `stream`, telling the handler where each jump lands before it.
+/// Gives up every hole of `stream`, telling the handler where each jump lands before it,
+/// and whether the receiver had those bytes (it acknowledged up to `request_acked` of the
+/// client's stream).
 fn skip_holes<H: StreamHandler>(
     stream: &mut Stream,
     direction: Direction,
@@ -522,10 +561,16 @@ fn skip_holes<H: StreamHandler>(
     scratch: &mut Vec<H::Event>,
     delivered: &mut u64,
     stats: &ReassemblyStats,
-    reason: GapReason,
+    (reason, request_acked): (GapReason, u64),
 ) {
     loop {
-        handler.gap(direction, stream.resume_offset(), scratch);
+        let resume_at = stream.resume_offset();
+        let kind = if direction == Direction::Response || request_acked >= resume_at {
+            GapKind::CaptureLoss
+        } else {
+            GapKind::Unacknowledged
+        };
+        handler.gap(direction, resume_at, kind, scratch);
         stats.gap(reason);
         let skipped = stream.skip_hole(&mut |data, at| {
             *delivered += data.len() as u64;
@@ -553,7 +598,7 @@ fn hole_given_up(
     let waited = stream
         .waiting_since()
         .is_some_and(|since| now.duration_since(since).unwrap_or_default() >= timeout);
-    waited && (direction == Direction::Response || request_acked > stream.next_offset())
+    waited && (direction == Direction::Response || request_acked >= stream.resume_offset())
 }
 
 /// Judges a client segment by its ACK (see [`acceptance`]); false when production's stack
@@ -567,6 +612,11 @@ fn accept_client_segment<H>(
     if segment.has(tcp_flags::RST) && !acceptance::rst_in_window(segment.seq, &flow.request) {
         // A blind RST must not end a connection production keeps.
         stats.rejected(RejectReason::RstOutOfWindow);
+        return false;
+    }
+    if segment.has(tcp_flags::URG) && !segment.payload.is_empty() {
+        // Production reads these bytes without their urgent one: a hole, never a copy.
+        stats.rejected(RejectReason::Urgent);
         return false;
     }
     let carries = !segment.payload.is_empty() || segment.has(tcp_flags::FIN);
@@ -606,15 +656,15 @@ fn announce<H: StreamHandler>(
             }
             if flow.resumed {
                 stats.unverified_flows.inc();
-                flow.handler.lost(direction, scratch);
+                flow.handler.gap(direction, 0, GapKind::Resumed, scratch);
             } else if !flow.verified_start() {
                 stats.unverified_flows.inc();
-                flow.handler.gap(direction, 0, scratch);
+                flow.handler.gap(direction, 0, GapKind::Pickup, scratch);
             }
         }
         Direction::Response if midstream => {
             stats.gap(GapReason::Midstream);
-            flow.handler.gap(direction, 0, scratch);
+            flow.handler.gap(direction, 0, GapKind::Pickup, scratch);
         }
         _ => {}
     }

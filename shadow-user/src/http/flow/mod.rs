@@ -5,7 +5,7 @@
 
 mod place;
 
-use std::{collections::VecDeque, time::SystemTime};
+use std::{collections::VecDeque, ops::Range, time::SystemTime};
 
 use super::{
     Counters, DropReason, HoldBudget, HttpEvent, Limits, Notice, Request, Response,
@@ -33,9 +33,9 @@ pub struct HttpFlow {
     hold: Option<Hold>,
     /// Where production's parser stands on the request stream.
     sync: Sync,
-    /// Production's latest acknowledgements of the request stream, each with the offset of
-    /// the response stream where the bytes of the segment that carried it begin.
-    answer_acks: VecDeque<(u64, u64)>,
+    /// Production's latest acknowledgements of the request stream, each with the payload of
+    /// the response-stream segment that carried it.
+    answer_acks: VecDeque<(Range<u64>, u64)>,
     /// Requests after this one are never read by production: it, or its answer, closes the
     /// connection.
     closes_after: Option<u64>,
@@ -181,7 +181,8 @@ impl HttpFlow {
                         self.pairing.forget(sequence);
                     }
                 }
-                Step::Dropped(reason) => self.request_refused(reason, out),
+                Step::Dropped(reason) => self.request_refused(Some(reason), out),
+                Step::LostPlace => self.request_refused(None, out),
                 Step::Http2 => self.finish(UnsupportedReason::Http2, out),
             }
         }
@@ -194,7 +195,7 @@ impl HttpFlow {
             Ok(parsed) => parsed,
             Err(reason) => {
                 self.request.reject();
-                self.request_refused(reason, out);
+                self.request_refused(Some(reason), out);
                 return;
             }
         };
@@ -240,18 +241,15 @@ impl HttpFlow {
             last_byte: message.last_byte,
             sequence,
         };
-        if self.closes_after.is_some_and(|last| sequence > last) {
-            // Production closes the connection before reading it.
-            out.push(HttpEvent::Unconfirmed(request));
-            return;
-        }
-        if !head.persists {
+        // Production closes the connection before reading it.
+        let unread = self.closes_after.is_some_and(|last| sequence > last);
+        if !head.persists && !unread {
             self.closes_after = Some(sequence);
         }
         let end = self.request.position();
         if !self
             .sync
-            .request(end, request, self.limits.max_held_bytes, out)
+            .request(end, request, unread, self.limits.max_held_bytes, out)
         {
             self.request.lose();
             self.request_lost();
@@ -259,7 +257,7 @@ impl HttpFlow {
         }
         if !self.sync.is_synced() && self.request.reached_ack() {
             // Production answered this request's end before the reader got there.
-            self.sync.acked(end, out);
+            self.sync.acked(end, self.closes_after, out);
         }
         if switches && self.pairing.contains(sequence) {
             // A CONNECT with a body is framed one way by Go and another by llhttp: after a
@@ -290,6 +288,8 @@ impl HttpFlow {
         while !self.finished {
             match self.response.next(&mut input, ts) {
                 Step::Idle | Step::Http2 => return,
+                // Only request bodies are dropped, so only they can lose the place so.
+                Step::LostPlace => self.response_lost(out),
                 Step::Head => self.response_head(out),
                 Step::Complete(message) => self.response_complete(message, out),
                 Step::Dropped(reason) => {
@@ -330,15 +330,16 @@ impl HttpFlow {
         let status = head.status;
         let interim = (100..200).contains(&status) && status != 101;
         if !interim {
-            // Production began a final answer: its stack had then received exactly the
-            // request bytes this segment acknowledges.
-            self.answered(self.response.message_start(), out);
+            // An answer that closes the connection: nothing sent after its request is read.
             if !head.persists
                 && let Some(p) = pending
             {
                 let last = self.closes_after.map_or(p.sequence, |l| l.min(p.sequence));
                 self.closes_after = Some(last);
             }
+            // Production began a final answer: its stack had then received exactly the
+            // request bytes this segment acknowledges.
+            self.answered(self.response.message_start(), out);
         }
         let connect = pending.is_some_and(|p| p.kind == MethodKind::Connect);
         let then = if status == 101 {

@@ -1,15 +1,25 @@
 //! Where the request reader stands relative to production's parser (see `sync`): what a
-//! loss does to it, and how production's answers show it again.
+//! break in the stream does to it, and how production's answers show it again.
+//!
+//! Only two breaks are followed by reading on: a connection picked up mid-way (its first
+//! byte may begin a request) and bytes the capture lost (production acknowledged past them,
+//! so it read on). After anything the client can cause — a request production would refuse,
+//! a hole it left on purpose, a pause past the idle timeout, bytes after a protocol switch
+//! nothing decided — no request of the connection is copied any more (those parsed are
+//! counted unconfirmed): a client that chooses where shadowd loses its place can also
+//! choose what a resumed parse finds there.
 //!
 //! Production's acknowledgements count only when they come with the first segment of a
 //! final answer: production had then read a whole request, and its stack had received
-//! exactly the bytes acknowledged. Any other segment's ACK only says what arrived (a client
-//! controls where its segments end), and bare ACKs are not even captured live.
+//! exactly the bytes acknowledged. Any other segment's ACK only says what arrived.
+
+use std::ops::Range;
 
 use super::HttpFlow;
 use crate::{
     capture::Direction,
     http::{DropReason, HttpEvent},
+    reassembly::GapKind,
 };
 
 /// Answer acknowledgements remembered per flow: a response head spans few segments.
@@ -17,13 +27,16 @@ const ANSWER_ACKS: usize = 8;
 
 impl HttpFlow {
     /// What follows in `direction` resumes at stream offset `resume_at`, not known to
-    /// continue what came before: drops the message in progress (counted). A response
-    /// reader searches for the next status line. A request reader knows where it stands
-    /// only in two cases: at the very start of a stream picked up mid-way (its first byte is
-    /// a candidate start), and inside a `Content-Length` body that the loss ends within (the
-    /// next request starts where the body ends). Anywhere else it waits for production's
-    /// answer to show where a request starts: bytes after a loss may be a body.
-    pub fn gap(&mut self, direction: Direction, resume_at: u64, out: &mut Vec<HttpEvent>) {
+    /// continue what came before (`kind` says why): drops the message in progress
+    /// (counted). A response reader searches for the next status line; a request reader
+    /// reads on only as the module's rules allow.
+    pub fn gap(
+        &mut self,
+        direction: Direction,
+        resume_at: u64,
+        kind: GapKind,
+        out: &mut Vec<HttpEvent>,
+    ) {
         if self.finished {
             return;
         }
@@ -38,7 +51,9 @@ impl HttpFlow {
         // was lost.
         self.discard_hold(out);
         let synced = self.sync.is_synced();
-        if synced && self.request.skip_body_to(resume_at) {
+        if kind == GapKind::CaptureLoss && synced && self.request.skip_body_to(resume_at) {
+            // The loss ends inside the Content-Length body being read: its known end is
+            // where the next request starts.
             out.push(HttpEvent::Dropped {
                 direction,
                 reason: DropReason::Gap,
@@ -48,28 +63,17 @@ impl HttpFlow {
             }
             return;
         }
-        let pickup = resume_at == 0 && self.request.at_start();
+        let pickup = kind == GapKind::Pickup && resume_at == 0 && self.request.at_start();
         if let Some(reason) = self.request.gap(resume_at)
             && synced
         {
             out.push(HttpEvent::Dropped { direction, reason });
         }
-        if pickup {
-            self.request.resume();
+        match kind {
+            GapKind::Pickup if pickup => self.request.resume(),
+            GapKind::Pickup | GapKind::CaptureLoss => {}
+            GapKind::Unacknowledged | GapKind::Resumed => self.sync.close(out),
         }
-        self.sync.lose(out);
-        self.request_lost();
-    }
-
-    /// The client's stream continues a request already under way whose start was not read
-    /// (its connection was forgotten mid-message): nothing of it is a candidate start until
-    /// production's answer shows where the reader stands.
-    pub fn lost(&mut self, out: &mut Vec<HttpEvent>) {
-        if self.finished {
-            return;
-        }
-        self.discard_hold(out);
-        self.request.lose();
         self.sync.lose(out);
         self.request_lost();
     }
@@ -81,36 +85,40 @@ impl HttpFlow {
     }
 
     /// Production's side acknowledged every byte of `direction` before `offset`, with a
-    /// segment whose bytes begin where the response reader stands: kept until a response
+    /// segment whose payload is `carrier` of the response stream: kept until a response
     /// head says whether that segment began an answer.
-    pub fn acked(&mut self, direction: Direction, offset: u64, _out: &mut Vec<HttpEvent>) {
+    pub fn acked(
+        &mut self,
+        direction: Direction,
+        offset: u64,
+        carrier: Range<u64>,
+        _out: &mut Vec<HttpEvent>,
+    ) {
         if self.finished || direction == Direction::Response {
             return;
         }
         if self.answer_acks.len() == ANSWER_ACKS {
             self.answer_acks.pop_front();
         }
-        self.answer_acks
-            .push_back((self.response.position(), offset));
+        self.answer_acks.push_back((carrier, offset));
     }
 
     /// A final answer began at response offset `start`. The acknowledgement of the segment
-    /// that carried its first byte is where production's parser stood: a candidate start
+    /// that carried its first byte is where production's stack stood: a candidate start
     /// for a reader that lost its place and stands exactly there, or the confirmation of
-    /// held requests if one of them ends there. Ahead of the reader (client bytes held back
-    /// behind a lost segment), it is kept for when the reader gets there.
+    /// held requests if one of them ends there (requests after `closes_after` are released
+    /// as unconfirmed: production does not read them). Ahead of the reader (client bytes
+    /// held back behind a lost segment), it is kept for when the reader gets there.
     pub(super) fn answered(&mut self, start: u64, out: &mut Vec<HttpEvent>) {
-        // The segment holding the answer's first byte is the last one starting at or before
-        // it; it stays for answers pipelined behind this one in the same segment.
-        let Some(at) = self
+        let Some(ack) = self
             .answer_acks
             .iter()
-            .rposition(|(from, _)| *from <= start)
+            .rev()
+            .find(|(carrier, _)| carrier.contains(&start))
+            .map(|(_, ack)| *ack)
         else {
             return;
         };
-        self.answer_acks.drain(..at);
-        let ack = self.answer_acks[0].1;
         if self.request.remember_ack(ack) || self.sync.is_synced() {
             return;
         }
@@ -118,34 +126,47 @@ impl HttpFlow {
             if ack == self.request.position() {
                 self.request.resume();
             }
+            return;
+        }
+        // A POST may be followed by a stray CRLF production read too.
+        let blanks = if ack == self.request.position() {
+            self.request.trailing_blanks()
         } else {
-            self.sync.acked(ack, out);
+            0
+        };
+        if !self.sync.acked(ack, self.closes_after, out) && blanks > 0 {
+            self.sync.acked(ack - blanks, self.closes_after, out);
         }
     }
 
     /// The request in progress is one production would refuse (malformed, or beyond the
     /// limits): servers answer 400 and close, so nothing after it on the connection is
-    /// known to be a request. The reader has lost its place; only production can show
-    /// where the next request starts. Counted only where the stream was known to be at a
-    /// message start: otherwise it was no message.
-    pub(super) fn request_refused(&mut self, reason: DropReason, out: &mut Vec<HttpEvent>) {
+    /// known to be a request, and nothing more of it is copied. Counted only where the
+    /// stream was known to be at a message start: otherwise it was no message, and the
+    /// reader waits for the next candidate.
+    pub(super) fn request_refused(&mut self, reason: Option<DropReason>, out: &mut Vec<HttpEvent>) {
         if self.sync.is_synced() {
-            out.push(HttpEvent::Dropped {
-                direction: Direction::Request,
-                reason,
-            });
+            if let Some(reason) = reason {
+                out.push(HttpEvent::Dropped {
+                    direction: Direction::Request,
+                    reason,
+                });
+            }
+            self.sync.close(out);
         }
+        // From a candidate, bytes that begin no request only say the candidate was wrong.
         self.sync.lose(out);
         self.request_lost();
     }
 
     /// Drops bytes held after a request that may switch protocols when nothing (or an
     /// ambiguous answer) decides what they are: parsed as HTTP/1 they could be a tunnel's
-    /// plaintext. The reader then waits for production to show where a request starts.
+    /// plaintext. Nothing more of the connection is copied.
     pub(super) fn discard_hold(&mut self, out: &mut Vec<HttpEvent>) {
         if let Some(hold) = self.hold.take() {
             self.request.pass_over_held(hold.len());
             self.request.lose();
+            self.sync.close(out);
             self.sync.lose(out);
             self.request_lost();
         }

@@ -106,7 +106,11 @@ impl Reader {
             Err(bad) => {
                 self.skip_input(input, bad.at, ts);
                 self.lose_place();
-                return (!read.dropped).then_some(Step::Dropped(malformed("chunked framing")));
+                return Some(if read.dropped {
+                    Step::LostPlace
+                } else {
+                    Step::Dropped(malformed("chunked framing"))
+                });
             }
         };
         read.read += fed.used as u64;

@@ -52,6 +52,9 @@ pub(crate) enum Step {
     Head,
     Complete(Message),
     Dropped(DropReason),
+    /// The reader lost its place with no message to report (one already reported as
+    /// dropped turned out malformed further on).
+    LostPlace,
     /// The client opened with the HTTP/2 preface; the reader stopped.
     Http2,
 }
@@ -115,6 +118,8 @@ pub(crate) struct Reader {
     pristine: bool,
     /// Requests: CR or LF bytes that may still come before the next request line.
     blank_allowance: u8,
+    /// Requests: CR or LF bytes skipped since the last message ended.
+    trailing_blanks: u8,
     /// The line being searched may begin inside a message: a partial line is then no
     /// message in progress.
     suspect: bool,
@@ -144,6 +149,7 @@ impl Reader {
             message_start: 0,
             pristine: true,
             blank_allowance: 0,
+            trailing_blanks: 0,
             suspect: false,
             counters: StreamCounters::default(),
         }
@@ -279,6 +285,12 @@ impl Reader {
     /// Nothing has been read, nor lost: the reader is at the stream's very start.
     pub fn at_start(&self) -> bool {
         self.pristine && self.position == 0 && self.buf.is_empty()
+    }
+
+    /// Requests: CR or LF bytes skipped since the last message ended (a stray CRLF after a
+    /// POST), which production's acknowledgement of that message may include.
+    pub fn trailing_blanks(&self) -> u64 {
+        u64::from(self.trailing_blanks)
     }
 
     /// Stream offset of the first byte of the message in progress.

@@ -79,6 +79,9 @@ impl Reader {
                 Direction::Response => blank,
             };
             self.blank_allowance -= skip.min(usize::from(self.blank_allowance)) as u8;
+            if self.side == Direction::Request {
+                self.trailing_blanks += skip as u8;
+            }
             *input = &input[skip..];
             if blank > skip {
                 return Some(self.drop_start(input, ts, malformed("empty line before request")));
@@ -87,6 +90,7 @@ impl Reader {
                 return Some(Step::Idle);
             }
             self.blank_allowance = 0;
+            self.trailing_blanks = 0;
             self.message_ts = ts;
             self.message_start = self.position + skip as u64;
         }

@@ -9,7 +9,7 @@ mod responses;
 use std::time::{Duration, SystemTime};
 
 use super::{Counters, HttpEvent, HttpFlow, Limits, Request};
-use crate::capture::Direction;
+use crate::{capture::Direction, reassembly::GapKind};
 
 pub(super) const REQ: Direction = Direction::Request;
 pub(super) const RESP: Direction = Direction::Response;
@@ -18,16 +18,20 @@ pub(super) const RESP: Direction = Direction::Response;
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Op {
     Push(Direction, &'static [u8]),
-    /// Bytes lost (as many as [`LOST`]).
+    /// Bytes lost by the capture (as many as [`LOST`]): production acknowledged past them.
     Gap(Direction),
-    /// This many bytes lost.
+    /// This many bytes lost by the capture.
     Lose(Direction, u64),
+    /// This many bytes lost that production was never seen to have either.
+    Unacknowledged(Direction, u64),
     /// The stream was picked up after its start: a gap before its first byte.
     Pickup(Direction),
     /// A bare acknowledgement of every request byte pushed so far (no answer with it).
     Ack,
     /// Production answers (`204`), acknowledging every request byte pushed so far.
     Answer,
+    /// Production sends these response bytes, acknowledging every request byte so far.
+    Reply(&'static [u8]),
     /// Production answers, acknowledging all but the last this many request bytes.
     AnswerBefore(u64),
     End(Direction),
@@ -65,24 +69,30 @@ fn run<'a>(
                 }
                 position[at(direction)] += data.len() as u64;
             }
-            Op::Gap(direction) | Op::Lose(direction, _) => {
-                let lost = match *op {
-                    Op::Lose(_, n) => n,
-                    _ => LOST,
+            Op::Gap(direction) | Op::Lose(direction, _) | Op::Unacknowledged(direction, _) => {
+                let (lost, kind) = match *op {
+                    Op::Lose(_, n) => (n, GapKind::CaptureLoss),
+                    Op::Unacknowledged(_, n) => (n, GapKind::Unacknowledged),
+                    _ => (LOST, GapKind::CaptureLoss),
                 };
                 position[at(direction)] += lost;
-                flow.gap(direction, position[at(direction)], &mut out);
+                flow.gap(direction, position[at(direction)], kind, &mut out);
             }
-            Op::Pickup(direction) => flow.gap(direction, 0, &mut out),
-            Op::Ack => flow.acked(REQ, position[0], &mut out),
-            Op::Answer | Op::AnswerBefore(_) => {
-                let before = match *op {
-                    Op::AnswerBefore(n) => n,
-                    _ => 0,
+            Op::Pickup(direction) => flow.gap(direction, 0, GapKind::Pickup, &mut out),
+            Op::Ack => {
+                let here = position[1];
+                flow.acked(REQ, position[0], here..here, &mut out)
+            }
+            Op::Answer | Op::AnswerBefore(_) | Op::Reply(_) => {
+                let (before, answer) = match *op {
+                    Op::AnswerBefore(n) => (n, ANSWER),
+                    Op::Reply(bytes) => (0, bytes),
+                    _ => (0, ANSWER),
                 };
-                flow.acked(REQ, position[0] - before, &mut out);
-                flow.push(RESP, ANSWER, ts(i), &mut out);
-                position[1] += ANSWER.len() as u64;
+                let carrier = position[1]..position[1] + answer.len() as u64;
+                flow.acked(REQ, position[0] - before, carrier, &mut out);
+                flow.push(RESP, answer, ts(i), &mut out);
+                position[1] += answer.len() as u64;
             }
             Op::End(direction) => flow.end(direction, ts(i), &mut out),
         }

@@ -5,6 +5,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::reassembly::GapKind;
 
 #[derive(Debug, Clone)]
 enum Spec {
@@ -291,6 +292,7 @@ fn replay(
         } else {
             RESP
         };
+        let next_response = position[1];
         let at = &mut position[usize::from(direction == RESP)];
         match kind {
             0..=5 => {
@@ -303,14 +305,22 @@ fn replay(
             }
             6 => {
                 *at += data.len() as u64;
-                flow.gap(direction, *at, &mut out);
+                let kind = [GapKind::CaptureLoss, GapKind::Unacknowledged][data.len() % 2];
+                flow.gap(direction, *at, kind, &mut out);
             }
-            // The peer acknowledges all but a few of the bytes so far.
-            7 => flow.acked(
-                direction,
-                at.saturating_sub(data.len() as u64 % 3),
-                &mut out,
-            ),
+            // The peer acknowledges all but a few of the bytes so far, with a segment
+            // carrying the next response bytes.
+            7 => {
+                let acked = at.saturating_sub(data.len() as u64 % 3);
+                flow.acked(
+                    direction,
+                    acked,
+                    next_response..next_response + 64,
+                    &mut out,
+                )
+            }
+            // A stream picked up at its start.
+            8 if *at == 0 => flow.gap(direction, 0, GapKind::Pickup, &mut out),
             _ => flow.end(direction, ts(0), &mut out),
         }
         assert!(flow.buffered() <= bound, "buffered {}", flow.buffered());

@@ -316,6 +316,38 @@ fn requests_after_one_that_closes_the_connection_are_never_read() {
 }
 
 #[test]
+fn requests_production_closes_before_come_out_in_order_with_held_ones() {
+    let wire = b"GET /a HTTP/1.0\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
+    let ops = [Op::Pickup(REQ), Op::Push(REQ, wire), Op::End(RESP)];
+    assert_eq!(
+        summary(&events(&ops)),
+        ["unconfirmed 0 GET /a body 0", "unconfirmed 1 GET /b body 0"]
+    );
+    // Production answers /a, having received both: /a is confirmed, /b it never reads.
+    let ops = [Op::Pickup(REQ), Op::Push(REQ, wire), Op::AnswerBefore(19)];
+    assert_eq!(
+        summary(&events(&ops)),
+        [
+            "request 0 GET /a body 0",
+            "unconfirmed 1 GET /b body 0",
+            "response 204 to Some(0) body 0"
+        ]
+    );
+    // The same when it is the answer that closes.
+    let answer = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+    let ops = [
+        Op::Pickup(REQ),
+        Op::Push(REQ, b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n"),
+        Op::Reply(answer),
+    ];
+    let found = summary(&events(&ops));
+    assert_eq!(
+        found[..2],
+        ["request 0 GET /a body 0", "unconfirmed 1 GET /b body 0"]
+    );
+}
+
+#[test]
 fn response_gap_withholds_pairing_until_idle() {
     let ops = [
         Op::Push(REQ, GET_A),
@@ -348,15 +380,10 @@ fn request_gap_withholds_pairing_until_idle() {
         Op::Gap(REQ),
         Op::Push(REQ, b"more\r\nGET /c HTTP/1.1\r\n\r\n"),
         // Production answers both, acknowledging every byte so far.
-        Op::Ack,
-        Op::Push(
-            RESP,
-            b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
-        ),
-        Op::Push(RESP, OK_EMPTY),
+        Op::Reply(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"),
+        Op::Reply(OK_EMPTY),
         Op::Push(REQ, b"GET /d HTTP/1.1\r\n\r\n"),
-        Op::Ack,
-        Op::Push(RESP, OK_EMPTY),
+        Op::Reply(OK_EMPTY),
     ];
     let (events, counters) = events_with(&ops, Limits::default());
     assert_eq!(
