@@ -130,8 +130,9 @@ impl Sync {
         // upload); the budget shared by all flows still bounds it.
         let over = !self.held.is_empty() && self.held_bytes + bytes > limit;
         if over || !self.budget.take(bytes) {
-            out.push(HttpEvent::Unconfirmed(request));
+            // Those held before it come out first: events keep the requests' order.
             self.lose(out);
+            out.push(HttpEvent::Unconfirmed(request));
             return false;
         }
         self.held_bytes += bytes;
@@ -233,6 +234,19 @@ mod tests {
         assert!(a.acked(60, None, &mut out));
         assert_eq!(budget.held(), 0);
         assert!(b.request(50, request(50), false, 1000, &mut out));
+        // Over the flow's own bound: what it held comes out first, in order.
+        let mut second = request(20);
+        second.sequence = 1;
+        out.clear();
+        assert!(!b.request(70, second, false, 60, &mut out));
+        let order: Vec<u64> = out
+            .iter()
+            .map(|e| match e {
+                HttpEvent::Unconfirmed(r) => r.sequence,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(order, [0, 1]);
         drop(b);
         assert_eq!(budget.held(), 0, "a dropped flow gives its bytes back");
     }
