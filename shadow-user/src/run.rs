@@ -97,8 +97,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     replay_stats.register(&mut registry);
     replay_stats.comparison.register(&mut registry);
     let comparison = replay_stats.comparison.clone();
-    let replay_settings = ReplaySettings::new(settings.shadow.upstream(settings.loop_guard_mark)?);
-    let max_queued_bytes = replay_settings.max_queued_bytes;
+    let replay_settings = ReplaySettings {
+        max_bytes: settings.replay_bytes,
+        ..ReplaySettings::new(settings.shadow.upstream(settings.loop_guard_mark)?)
+    };
+    let max_replay_bytes = replay_settings.max_bytes;
     let (replay_sender, replay_engine) = replay::start(replay_settings, replay_stats.clone());
     let in_flight = replay_stats.in_flight_total.clone();
 
@@ -123,7 +126,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             comparison,
         },
         shared.clone(),
-        Offerer::new(replay_stats.clone(), replay_sender, max_queued_bytes),
+        Offerer::new(replay_stats.clone(), replay_sender, max_replay_bytes),
     ));
     let mut capture = Capture::start(&capture_config, sink, ring_stats).await?;
     let mut program_stats = None;

@@ -29,6 +29,8 @@ pub struct Settings {
     pub ringbuf: RingBufConfig,
     pub reassembly: crate::reassembly::Limits,
     pub http: crate::http::Limits,
+    /// Bytes of the replay budget (`limits.max_replay_bytes`).
+    pub replay_bytes: usize,
     pub shadow: ShadowSettings,
 }
 
@@ -157,6 +159,7 @@ impl Settings {
             },
             reassembly: limits.reassembly(),
             http: limits.http(),
+            replay_bytes: limits.replay_bytes(),
             shadow,
         })
     }

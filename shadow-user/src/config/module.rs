@@ -66,6 +66,9 @@ pub struct LimitSettings {
     /// (default 1 MiB), and all connections together (default 64 MiB).
     pub max_held_bytes: Option<usize>,
     pub max_held_total_bytes: Option<usize>,
+    /// Bytes copies waiting for or being sent to their shadows may hold together, each
+    /// counted with a fixed overhead (default 256 MiB); it bounds replay's connections too.
+    pub max_replay_bytes: Option<usize>,
 }
 
 impl LimitSettings {
@@ -83,6 +86,12 @@ impl LimitSettings {
                 .hole_timeout_ms
                 .map_or(default.hole_timeout, std::time::Duration::from_millis),
         }
+    }
+
+    /// The replay byte budget with this override.
+    pub fn replay_bytes(&self) -> usize {
+        self.max_replay_bytes
+            .unwrap_or(crate::replay::ReplaySettings::DEFAULT_MAX_BYTES)
     }
 
     /// HTTP limits with these overrides.

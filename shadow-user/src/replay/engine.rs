@@ -1,18 +1,19 @@
-//! The replay engine: takes copies from the capture side through a bounded queue (the
-//! capture thread never waits), keeps one worker per captured client connection so its
-//! copies reach the shadow in their original order on one upstream connection, and counts
-//! how every copy ended. Nothing is retried: a retry could repeat a write to a persistent
-//! service.
+//! The replay engine: takes copies from the capture side (the capture thread never waits),
+//! sends each captured client connection's copies in their original order, one at a time,
+//! and counts how every copy ended. A connection has replay state only while one of its
+//! copies is waiting or being sent: idle or closed connections cost nothing, so there is no
+//! connection limit, only the byte budget every copy holds until it is done. Nothing is
+//! retried: a retry could repeat a write to a persistent service.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque, hash_map::Entry},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use tokio::{
-    sync::mpsc::{self, error::TrySendError},
-    task::JoinSet,
+    sync::mpsc,
+    task::{self, JoinSet},
 };
 
 use super::{
@@ -23,33 +24,19 @@ use super::{
 };
 use crate::{config::Service, reassembly::FlowKey};
 
-/// The capture side's handle: never blocks.
+/// The capture side's handle: never blocks. The channel has no count bound of its own:
+/// every job in it holds a share of the replay byte budget (see `job`), which bounds it.
 #[derive(Clone)]
 pub struct ReplaySender {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::UnboundedSender<Job>,
     stats: ReplayStats,
 }
 
 impl ReplaySender {
-    /// Queues `job`, or counts it dropped when the queue is full.
+    /// Hands `job` to the engine, or counts it dropped when the engine has stopped.
     pub fn submit(&self, job: Job) {
         self.stats.queued(job.mapping());
-        match self.tx.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(job)) => {
-                self.stats.dropped(job.mapping(), reason::QUEUE_FULL, true)
-            }
-            Err(TrySendError::Closed(job)) => {
-                self.stats.dropped(job.mapping(), reason::SHUTDOWN, true)
-            }
-        }
-    }
-
-    /// Queues `job`, waiting for room (from a blocking thread): for offline replay from a
-    /// capture file, where waiting harms nobody.
-    pub fn submit_waiting(&self, job: Job) {
-        self.stats.queued(job.mapping());
-        if let Err(mpsc::error::SendError(job)) = self.tx.blocking_send(job) {
+        if let Err(mpsc::error::SendError(job)) = self.tx.send(job) {
             self.stats.dropped(job.mapping(), reason::SHUTDOWN, true);
         }
     }
@@ -71,12 +58,12 @@ impl Upstreams {
 }
 
 /// Starts the engine on the current tokio runtime. It runs until every sender is dropped and
-/// the queued copies are done; the returned task ends then.
+/// the copies handed to it are done; the returned task ends then.
 pub fn start(
     settings: ReplaySettings,
     stats: ReplayStats,
 ) -> (ReplaySender, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = mpsc::channel(settings.queue_capacity);
+    let (tx, rx) = mpsc::unbounded_channel();
     let sender = ReplaySender {
         tx,
         stats: stats.clone(),
@@ -85,116 +72,160 @@ pub fn start(
     (sender, task)
 }
 
-async fn dispatch(mut rx: mpsc::Receiver<Job>, settings: ReplaySettings, stats: ReplayStats) {
-    let upstreams = Arc::new(Upstreams::default());
-    let upstream_config = Arc::new(settings.upstream.clone());
-    let mut flows: HashMap<FlowKey, mpsc::Sender<Job>> = HashMap::new();
-    let mut workers = JoinSet::new();
-    while let Some(mut job) = rx.recv().await {
-        // Reap finished workers so the set does not grow.
-        while workers.try_join_next().is_some() {}
-        for _ in 0..2 {
-            let sender = match flows.get(&job.flow) {
-                Some(tx) if !tx.is_closed() => tx.clone(),
-                _ => {
-                    if flows.len() >= settings.max_flows {
-                        flows.retain(|_, tx| !tx.is_closed());
-                    }
-                    if flows.len() >= settings.max_flows {
-                        stats.dropped(job.mapping(), reason::QUEUE_FULL, true);
-                        break;
-                    }
-                    let (tx, rx) = mpsc::channel(settings.per_flow_queue);
-                    workers.spawn(worker(
-                        rx,
-                        upstreams.clone(),
-                        upstream_config.clone(),
-                        stats.clone(),
-                        settings.flow_idle,
-                    ));
-                    flows.insert(job.flow, tx.clone());
-                    tx
-                }
-            };
-            match sender.try_send(job) {
-                Ok(()) => break,
-                Err(TrySendError::Full(full)) => {
-                    stats.dropped(full.mapping(), reason::QUEUE_FULL, true);
-                    break;
-                }
-                // The worker went idle and ended just now: start another (once).
-                Err(TrySendError::Closed(closed)) => {
-                    flows.remove(&closed.flow);
-                    job = closed;
-                }
+/// An upstream connection kept for the next copy of the same client connection.
+type Kept = Option<(Arc<Upstream>, Connection)>;
+
+/// What a finished copy hands back to the dispatcher.
+struct Sent {
+    flow: FlowKey,
+    kept: Kept,
+}
+
+/// The client connections with a copy being sent, and the copies waiting behind it.
+struct Dispatcher {
+    /// One entry per client connection with a copy being sent: the copies queued after it.
+    flows: HashMap<FlowKey, VecDeque<Job>>,
+    sending: JoinSet<Sent>,
+    /// Which connection each sending task serves, to carry on after a task panicked.
+    tasks: HashMap<task::Id, FlowKey>,
+    upstreams: Arc<Upstreams>,
+    upstream_config: Arc<UpstreamConfig>,
+    stats: ReplayStats,
+}
+
+async fn dispatch(
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    settings: ReplaySettings,
+    stats: ReplayStats,
+) {
+    let mut dispatcher = Dispatcher {
+        flows: HashMap::new(),
+        sending: JoinSet::new(),
+        tasks: HashMap::new(),
+        upstreams: Arc::new(Upstreams::default()),
+        upstream_config: Arc::new(settings.upstream),
+        stats,
+    };
+    let mut open = true;
+    loop {
+        tokio::select! {
+            job = rx.recv(), if open => match job {
+                Some(job) => dispatcher.admit(job),
+                None => open = false,
+            },
+            Some(done) = dispatcher.sending.join_next_with_id() => dispatcher.finished(done),
+            else => break,
+        }
+    }
+}
+
+impl Dispatcher {
+    /// Sends `job` now, or after the copies of its connection handed over before it.
+    fn admit(&mut self, job: Job) {
+        match self.flows.entry(job.flow) {
+            Entry::Occupied(mut waiting) => waiting.get_mut().push_back(job),
+            Entry::Vacant(entry) => {
+                entry.insert(VecDeque::new());
+                self.stats.active_flows.inc();
+                self.spawn(job, None);
             }
         }
     }
-    drop(flows);
-    while workers.join_next().await.is_some() {}
-}
 
-/// Sends the copies of one client connection, in order.
-async fn worker(
-    mut rx: mpsc::Receiver<Job>,
-    upstreams: Arc<Upstreams>,
-    config: Arc<UpstreamConfig>,
-    stats: ReplayStats,
-    idle: Duration,
-) {
-    let mut current: Option<(Arc<Upstream>, Connection)> = None;
-    loop {
-        let job = match tokio::time::timeout(idle, rx.recv()).await {
-            Ok(Some(job)) => job,
-            // Closed, or idle: give the connection back.
-            _ => break,
-        };
-        let plan = job.plan();
-        let upstream = upstreams.get(&plan.service, &config);
-        let mut connection = match current.take() {
-            Some((held, connection)) if Arc::ptr_eq(&held, &upstream) => connection,
-            other => {
-                if let Some((held, connection)) = other {
-                    held.put_back(connection);
-                }
-                match upstream.connection().await {
-                    Ok(connection) => connection,
-                    Err(err) => {
-                        stats.dropped(job.mapping(), err.reason(), true);
-                        log_drop(job.mapping(), &err);
-                        continue;
-                    }
+    /// A copy is done: the next of its connection goes out (on the same upstream connection
+    /// when it can), or the connection's state ends and the upstream connection returns to
+    /// its pool.
+    fn finished(&mut self, done: Result<(task::Id, Sent), task::JoinError>) {
+        let (flow, kept) = match done {
+            Ok((id, sent)) => {
+                self.tasks.remove(&id);
+                (sent.flow, sent.kept)
+            }
+            Err(err) => {
+                // The job (and its budget) went with the task; its ledger entry cannot be
+                // closed, but the connection's later copies still go out.
+                tracing::error!(error = %err, "a replay task failed");
+                match self.tasks.remove(&err.id()) {
+                    Some(flow) => (flow, None),
+                    None => return,
                 }
             }
         };
-        match connection
-            .exchange(
-                &job.copy.head,
-                &job.copy.body,
-                job.copy.head_request,
-                plan.timeout,
-            )
-            .await
-        {
-            Ok(exchange) => {
-                stats.copied(job.mapping(), exchange.status, exchange.latency, job.id);
-                // Keep the connection while this client connection has more copies waiting
-                // (its sequence stays on one upstream connection); when it goes quiet, give
-                // it back so a thousand idle clients do not hold a thousand upstreams.
-                if exchange.reusable && !rx.is_empty() {
-                    current = Some((upstream, connection));
-                } else {
+        let next = self.flows.get_mut(&flow).and_then(VecDeque::pop_front);
+        match next {
+            Some(job) => self.spawn(job, kept),
+            None => {
+                self.flows.remove(&flow);
+                self.stats.active_flows.dec();
+                if let Some((upstream, connection)) = kept {
                     upstream.put_back(connection);
                 }
             }
-            Err(err) => {
-                stats.dropped(job.mapping(), err.reason(), true);
-                log_drop(job.mapping(), &err);
-            }
         }
     }
-    if let Some((upstream, connection)) = current {
-        upstream.put_back(connection);
+
+    fn spawn(&mut self, job: Job, kept: Kept) {
+        let flow = job.flow;
+        let handle = self.sending.spawn(send(
+            job,
+            kept,
+            self.upstreams.clone(),
+            self.upstream_config.clone(),
+            self.stats.clone(),
+        ));
+        self.tasks.insert(handle.id(), flow);
+    }
+}
+
+/// Sends one copy on `kept` if it reaches the same service, else on a pooled connection,
+/// and hands the connection back when it can carry another exchange.
+async fn send(
+    job: Job,
+    kept: Kept,
+    upstreams: Arc<Upstreams>,
+    config: Arc<UpstreamConfig>,
+    stats: ReplayStats,
+) -> Sent {
+    let flow = job.flow;
+    let plan = job.plan();
+    let upstream = upstreams.get(&plan.service, &config);
+    let connection = match kept {
+        Some((held, connection)) if Arc::ptr_eq(&held, &upstream) => Ok(connection),
+        other => {
+            if let Some((held, connection)) = other {
+                held.put_back(connection);
+            }
+            upstream.connection().await
+        }
+    };
+    let mut connection = match connection {
+        Ok(connection) => connection,
+        Err(err) => {
+            stats.dropped(job.mapping(), err.reason(), true);
+            log_drop(job.mapping(), &err);
+            return Sent { flow, kept: None };
+        }
+    };
+    // Boxed, so a task waiting its turn stays small: only those sending (at most the
+    // pool's bound) hold the exchange's larger state.
+    let exchange = Box::pin(connection.exchange(
+        &job.copy.head,
+        &job.copy.body,
+        job.copy.head_request,
+        plan.timeout,
+    ))
+    .await;
+    match exchange {
+        Ok(exchange) => {
+            stats.copied(job.mapping(), exchange.status, exchange.latency, job.id);
+            let kept = exchange.reusable.then_some((upstream, connection));
+            Sent { flow, kept }
+        }
+        Err(err) => {
+            stats.dropped(job.mapping(), err.reason(), true);
+            log_drop(job.mapping(), &err);
+            Sent { flow, kept: None }
+        }
     }
 }
 
@@ -217,3 +248,6 @@ fn log_drop(mapping: &str, err: &UpstreamError) {
 }
 
 const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests;

@@ -30,11 +30,11 @@ pub async fn replay_file(
     settings: ReplaySettings,
     stats: ReplayStats,
 ) -> Result<FileCounts, ReplayFileError> {
-    let max_queued_bytes = settings.max_queued_bytes;
+    let max_bytes = settings.max_bytes;
     let (sender, engine) = start(settings, stats.clone());
     let path = path.to_path_buf();
     let reader = tokio::task::spawn_blocking(move || {
-        let mut offerer = Offerer::new(stats, sender, max_queued_bytes).waiting();
+        let mut offerer = Offerer::new(stats, sender, max_bytes).waiting();
         let mut table = FlowTable::new(
             crate::reassembly::Limits::default(),
             ReassemblyStats::default(),

@@ -1,5 +1,6 @@
-//! One copy on its way to a shadow, and the byte budget it holds while it waits: the replay
-//! queues are bounded in count and in bytes.
+//! One copy on its way to a shadow, and the share of the replay byte budget it holds until
+//! it is done: its bytes and a fixed overhead, so the budget bounds the number of copies
+//! (and of client connections with copies) as well as their bytes.
 
 use std::sync::{
     Arc,
@@ -40,7 +41,16 @@ impl Job {
     }
 }
 
-/// Bytes of copies waiting, bounded.
+/// What replay keeps per copy besides its bytes, at most: the job, its connection's queue
+/// entry and the task that sends it (a test checks these fit).
+pub const COPY_OVERHEAD: usize = 3072;
+
+/// The budget a copy of `copy` takes.
+pub fn cost(copy: &Copy) -> usize {
+    copy.len().saturating_add(COPY_OVERHEAD)
+}
+
+/// Bytes of copies waiting or being sent, bounded.
 #[derive(Debug, Clone)]
 pub struct Budget {
     used: Arc<AtomicUsize>,
@@ -128,7 +138,7 @@ pub fn make(
     {
         return Err(NoJob::NoShadow);
     }
-    let Some(reservation) = budget.reserve(copy.len()) else {
+    let Some(reservation) = budget.reserve(cost(&copy)) else {
         return Err(NoJob::NoRoom(copy));
     };
     Ok(Job {

@@ -1,6 +1,7 @@
 //! Replay: copies of matched requests go to their shadow services, byte-exact but for the
 //! shadow Mapping's edits, in per-connection order, with the replies read and discarded.
-//! Production never waits: the capture thread only ever `try_send`s into bounded queues.
+//! Production never waits: the capture thread hands copies over without blocking, and a
+//! copy that finds the replay byte budget full is dropped and counted.
 
 pub mod copy;
 mod engine;
@@ -11,8 +12,6 @@ pub mod stats;
 pub mod summary;
 pub mod upstream;
 
-use std::time::Duration;
-
 pub use engine::{ReplaySender, start};
 pub use stats::ReplayStats;
 use upstream::UpstreamConfig;
@@ -20,27 +19,20 @@ use upstream::UpstreamConfig;
 /// Bounds of the replay path.
 #[derive(Debug, Clone)]
 pub struct ReplaySettings {
-    /// Copies waiting for a worker (all connections together).
-    pub queue_capacity: usize,
-    /// Bytes of copies waiting (all queues together).
-    pub max_queued_bytes: usize,
-    /// Copies waiting per captured client connection.
-    pub per_flow_queue: usize,
-    /// Captured client connections with a worker at once.
-    pub max_flows: usize,
-    /// A connection's worker ends after this long without a copy.
-    pub flow_idle: Duration,
+    /// Bytes every copy waiting or being sent holds together, each with a fixed overhead
+    /// ([`job::COPY_OVERHEAD`]): the only bound on how many copies and client connections
+    /// replay keeps at once.
+    pub max_bytes: usize,
     pub upstream: UpstreamConfig,
 }
 
 impl ReplaySettings {
+    /// Default of [`ReplaySettings::max_bytes`].
+    pub const DEFAULT_MAX_BYTES: usize = 256 << 20;
+
     pub fn new(upstream: UpstreamConfig) -> Self {
         ReplaySettings {
-            queue_capacity: 8192,
-            max_queued_bytes: 256 << 20,
-            per_flow_queue: 256,
-            max_flows: 4096,
-            flow_idle: Duration::from_secs(5),
+            max_bytes: Self::DEFAULT_MAX_BYTES,
             upstream,
         }
     }

@@ -41,8 +41,8 @@ pub struct Offerer {
 }
 
 impl Offerer {
-    pub fn new(stats: ReplayStats, sender: ReplaySender, max_queued_bytes: usize) -> Self {
-        let budget = Budget::new(max_queued_bytes, stats.queued_bytes.clone());
+    pub fn new(stats: ReplayStats, sender: ReplaySender, max_bytes: usize) -> Self {
+        let budget = Budget::new(max_bytes, stats.queued_bytes.clone());
         Offerer {
             stats,
             sender,
@@ -53,7 +53,7 @@ impl Offerer {
         }
     }
 
-    /// An offerer that waits for room in the queue (called from a blocking thread).
+    /// An offerer that waits for room in the budget (called from a blocking thread).
     pub fn waiting(mut self) -> Self {
         self.wait_for_room = true;
         self
@@ -88,10 +88,6 @@ impl Offerer {
         let mut copy = copy::build(request, plan);
         loop {
             match job::make(flow, shadowed.id, config.clone(), group, copy, &self.budget) {
-                Ok(job) if self.wait_for_room => {
-                    self.sender.submit_waiting(job);
-                    return (Offered::Queued, Some(shadowed));
-                }
                 Ok(job) => {
                     self.sender.submit(job);
                     return (Offered::Queued, Some(shadowed));
@@ -135,5 +131,5 @@ impl Offerer {
 /// Whether `copy` could ever fit in the budget (a copy larger than the whole budget never
 /// will: waiting for it would wait forever).
 fn copy_fits(copy: &super::copy::Copy, budget: &Budget) -> bool {
-    copy.len() <= budget.limit()
+    job::cost(copy) <= budget.limit()
 }

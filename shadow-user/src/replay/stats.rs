@@ -25,7 +25,7 @@ pub struct DropLabels {
 
 /// Why a copy was not delivered.
 pub mod reason {
-    /// The replay queue (or its byte budget, or the per-connection queue) was full.
+    /// The replay byte budget was full: copies waiting or being sent hold all of it.
     pub const QUEUE_FULL: &str = "queue_full";
     /// shadowd is shutting down.
     pub const SHUTDOWN: &str = "shutdown";
@@ -38,7 +38,6 @@ pub mod reason {
     pub const ALL: &[&str] = &[
         UNCONFIRMED,
         QUEUE_FULL,
-        "pool_exhausted",
         "connect_failed",
         "timeout",
         "reset",
@@ -58,8 +57,11 @@ pub struct ReplayStats {
     pub in_flight: Family<MappingLabel, Gauge>,
     /// Where shadow answers go to be compared with production's.
     pub comparison: Arc<Comparison>,
-    /// Bytes of copies waiting in the queues.
+    /// Budget bytes held by copies waiting or being sent (their bytes and overhead).
     pub queued_bytes: Gauge,
+    /// Captured client connections with a copy waiting or being sent: the only ones replay
+    /// keeps anything for.
+    pub active_flows: Gauge,
     /// Copies in flight over every Mapping: what shutdown abandons if it cannot wait longer.
     pub in_flight_total: Gauge,
 }
@@ -138,8 +140,13 @@ impl ReplayStats {
         );
         r.register(
             "queued_bytes",
-            "Bytes of copies waiting to be sent",
+            "Replay budget bytes held by copies waiting or being sent",
             self.queued_bytes.clone(),
+        );
+        r.register(
+            "active_connections",
+            "Captured client connections with a copy waiting or being sent",
+            self.active_flows.clone(),
         );
     }
 }

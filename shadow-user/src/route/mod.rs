@@ -16,7 +16,7 @@ mod prefilter;
 mod request;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::BTreeSet;
 

@@ -1,13 +1,13 @@
 //! The copy changes exactly what the shadow Mapping asks for and nothing else.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use super::*;
 use crate::{
     capture::Direction,
-    config::{Diagnostics, HeaderMatch, Mapping, Origin, Scheme, Service},
+    config::{Diagnostics, Mapping},
     http::{HttpEvent, HttpFlow, Limits},
-    route::RouteTable,
+    route::{self, RouteTable},
 };
 
 /// Parses `wire` as one request.
@@ -21,47 +21,15 @@ fn request(wire: &[u8]) -> Request {
     }
 }
 
-fn mapping(name: &str, shadow: bool) -> Mapping {
-    Mapping {
-        name: name.into(),
-        namespace: "default".into(),
-        rkey: format!("{name}.default.1"),
-        origin: Origin {
-            file: "t.yaml".into(),
-            document: 1,
-            line: 1,
-        },
-        prefix: "/myservice/".into(),
-        prefix_regex: false,
-        case_sensitive: true,
-        method: None,
-        host: None,
-        host_regex: false,
-        headers: Vec::<(String, HeaderMatch)>::new(),
-        regex_headers: Vec::new(),
-        precedence: 0,
-        service: Service {
-            scheme: Scheme::Http,
-            host: format!("{name}.default"),
-            port: 80,
-        },
-        shadow,
-        weight: 100,
-        rewrite: None,
-        host_rewrite: None,
-        add_request_headers: Vec::new(),
-        remove_request_headers: Vec::new(),
-        timeout: Duration::from_secs(3),
-        disable_shadow_host_suffix_append: false,
-    }
-}
-
 /// The plan of a shadow Mapping changed by `edit`.
 fn plan(edit: impl FnOnce(&mut Mapping)) -> ShadowPlan {
-    let mut shadow = mapping("myservice-shadow", true);
+    let mut shadow = route::tests::shadow("myservice-shadow", "/myservice/", "myservice-shadow");
     edit(&mut shadow);
     let table = RouteTable::build(
-        &[mapping("myservice", false), shadow],
+        &[
+            route::tests::mapping("myservice", "/myservice/", "myservice"),
+            shadow,
+        ],
         &mut Diagnostics::default(),
     );
     table.groups()[0].shadow.clone().expect("a shadow")

@@ -12,9 +12,9 @@ pub struct UpstreamConfig {
     /// captured and copied again.
     pub loop_guard_mark: u32,
     /// Connections open at once to one service, idle ones included (at least 1). A caller
-    /// that finds none free waits up to `connect_timeout`, then gets `PoolExhausted`.
+    /// that finds none free waits its turn.
     pub max_connections_per_service: usize,
-    /// Longest wait for a pool slot and a new connection together (resolve, TCP, TLS).
+    /// Longest wait for a new connection (resolve, TCP, TLS).
     pub connect_timeout: Duration,
     /// How long resolved addresses are used before resolving again. A failed connect
     /// forgets them at once.

@@ -20,16 +20,6 @@ pub enum UpstreamError {
         #[source]
         source: io::Error,
     },
-    /// Every connection to the service stayed in use for `connect_timeout`.
-    #[error("all {max} connections to shadow service {service} stayed busy for {waited:?}")]
-    PoolExhausted {
-        /// The service, as `[https://]host:port`.
-        service: String,
-        /// The pool's bound.
-        max: usize,
-        /// How long the caller waited.
-        waited: Duration,
-    },
     /// The exchange (writing the copy and reading the whole reply) took longer than the
     /// copy's timeout. The connection is not reused.
     #[error("no complete shadow response within {after:?}")]
@@ -67,12 +57,11 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
-    /// A stable metric label: `connect_failed`, `pool_exhausted`, `timeout`, `reset`,
+    /// A stable metric label: `connect_failed`, `timeout`, `reset`,
     /// `bad_response` or `io`.
     pub fn reason(&self) -> &'static str {
         match self {
             UpstreamError::ConnectFailed { .. } => "connect_failed",
-            UpstreamError::PoolExhausted { .. } => "pool_exhausted",
             UpstreamError::Timeout { .. } => "timeout",
             UpstreamError::Reset { .. } => "reset",
             UpstreamError::BadResponse { .. } => "bad_response",

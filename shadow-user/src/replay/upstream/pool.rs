@@ -7,8 +7,8 @@ use std::{
 };
 
 use tokio::{
-    sync::{Notify, Semaphore},
-    time::{Instant, sleep_until},
+    sync::{Notify, OwnedSemaphorePermit, Semaphore},
+    time::Instant,
 };
 
 use super::{
@@ -16,6 +16,12 @@ use super::{
     resolve::AddressCache,
 };
 use crate::config::Service;
+
+/// What a caller's turn brings: a connection to reuse, or room to open one.
+enum Turn {
+    Idle(Connection),
+    Slot(OwnedSemaphorePermit),
+}
 
 /// A shadow service (`scheme://host:port`) and its connections: at most
 /// `max_connections_per_service` open at once, busy and idle together.
@@ -62,39 +68,47 @@ impl Upstream {
         self.max - self.slots.available_permits()
     }
 
-    /// An idle connection, or a new one (TLS for `https://`). Waits at most
-    /// `connect_timeout`, for a free slot and the connect together.
+    /// An idle connection, or a new one (TLS for `https://`). Waits, first come first
+    /// served, for a connection given back or a free slot, as long as it takes: what waits
+    /// is bounded by the replay budget, and a burst of copies is better sent late than
+    /// dropped. The connect itself (resolve, TCP, TLS) may take `connect_timeout`.
     pub async fn connection(&self) -> Result<Connection, UpstreamError> {
-        let started = Instant::now();
-        let timeout = self.config.connect_timeout;
-        // A timeout too large to add waits as long as a year: for all purposes, forever.
-        let deadline = started
-            .checked_add(timeout)
-            .unwrap_or_else(|| started + Duration::from_secs(365 * 24 * 3600));
-        let exhausted = || UpstreamError::PoolExhausted {
-            service: self.service.to_string(),
-            max: self.max,
-            waited: started.elapsed(),
-        };
-        let slot = loop {
+        match self.turn().await {
+            Turn::Idle(connection) => Ok(connection),
+            // Boxed: a caller waiting its turn stays small, and only those connecting (at
+            // most the pool's bound) hold the connect's larger state.
+            Turn::Slot(slot) => Box::pin(self.open(slot)).await,
+        }
+    }
+
+    /// Waits for an idle connection or a free slot.
+    async fn turn(&self) -> Turn {
+        loop {
             // Registered before looking at the idle list, so a connection given back in
             // between still wakes this caller.
             let returned = self.returned.notified();
             tokio::pin!(returned);
             returned.as_mut().enable();
             if let Some(connection) = self.take_idle() {
-                return Ok(connection);
+                return Turn::Idle(connection);
             }
             tokio::select! {
                 slot = self.slots.clone().acquire_owned() => match slot {
-                    Ok(slot) => break slot,
-                    // The semaphore is never closed.
-                    Err(_) => return Err(exhausted()),
+                    Ok(slot) => return Turn::Slot(slot),
+                    Err(_) => unreachable!("the pool's semaphore is never closed"),
                 },
                 () = &mut returned => continue,
-                () = sleep_until(deadline) => return Err(exhausted()),
             }
-        };
+        }
+    }
+
+    /// Opens a new connection in `slot`.
+    async fn open(&self, slot: OwnedSemaphorePermit) -> Result<Connection, UpstreamError> {
+        let started = Instant::now();
+        // A timeout too large to add waits as long as a year: for all purposes, forever.
+        let deadline = started
+            .checked_add(self.config.connect_timeout)
+            .unwrap_or_else(|| started + Duration::from_secs(365 * 24 * 3600));
         let stream = connect::open(&self.service, &self.config, &self.addresses, deadline)
             .await
             .map_err(|(stage, source)| UpstreamError::ConnectFailed {

@@ -13,7 +13,7 @@ use crate::config::{Diagnostics, HeaderMatch, Mapping, Origin, Scheme, Service};
 
 /// A production Mapping with every optional field at its default; rkey
 /// `<name>.default.1`. `service` is `host[:port]`.
-pub(super) fn mapping(name: &str, prefix: &str, service: &str) -> Mapping {
+pub(crate) fn mapping(name: &str, prefix: &str, service: &str) -> Mapping {
     let (host, port) = match service.rsplit_once(':') {
         Some((host, port)) => (host, port.parse().unwrap()),
         None => (service, 80),
@@ -53,7 +53,7 @@ pub(super) fn mapping(name: &str, prefix: &str, service: &str) -> Mapping {
 }
 
 /// The same Mapping as a shadow.
-pub(super) fn shadow(name: &str, prefix: &str, service: &str) -> Mapping {
+pub(crate) fn shadow(name: &str, prefix: &str, service: &str) -> Mapping {
     Mapping {
         shadow: true,
         ..mapping(name, prefix, service)

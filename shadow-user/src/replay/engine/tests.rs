@@ -1,0 +1,259 @@
+//! The engine against a recording server on 127.0.0.1: every copy of any number of client
+//! connections is delivered, each connection's copies in their order on one upstream
+//! connection while they queue, and nothing stays behind once they are done.
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+};
+
+use super::*;
+use crate::{
+    active::ActiveConfig,
+    config::Diagnostics,
+    replay::{
+        copy::Copy,
+        job::{self, Budget},
+    },
+    route::{self, RouteTable},
+};
+
+/// What the server read: (its connection number, the request's first line).
+type Seen = Arc<Mutex<Vec<(usize, String)>>>;
+
+/// A server that answers every GET with an empty 200 after `delay`, and records it.
+async fn server(delay: Duration) -> (SocketAddr, Seen) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Seen = Arc::default();
+    let record = seen.clone();
+    tokio::spawn(async move {
+        for number in 0.. {
+            let Ok((mut tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let record = record.clone();
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head: Vec<u8> = buffer.drain(..end + 4).collect();
+                        let line = String::from_utf8_lossy(&head);
+                        let line = line.lines().next().unwrap_or_default().to_string();
+                        record.lock().unwrap().push((number, line));
+                        tokio::time::sleep(delay).await;
+                        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+                        if tcp.write_all(ok).await.is_err() {
+                            return;
+                        }
+                    }
+                    match tcp.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// A configuration whose one group shadows everything to `addr`.
+fn config(addr: SocketAddr) -> Arc<ActiveConfig> {
+    let production = route::tests::mapping("production", "/", "production");
+    let shadow = route::tests::shadow("shadow", "/", &addr.to_string());
+    let table = RouteTable::build(&[production, shadow], &mut Diagnostics::default());
+    Arc::new(ActiveConfig {
+        table,
+        ..ActiveConfig::default()
+    })
+}
+
+fn flow(n: u32) -> FlowKey {
+    FlowKey {
+        client: SocketAddr::from((
+            [198, 18, (n >> 16) as u8, (n >> 8) as u8],
+            (n & 0xff) as u16 + 1024,
+        )),
+        server: "198.19.0.1:80".parse().unwrap(),
+    }
+}
+
+/// The copy of `GET /<flow>/<n>`.
+fn copy(flow: u32, n: usize) -> Copy {
+    Copy {
+        head: Bytes::from(format!("GET /{flow}/{n} HTTP/1.1\r\nHost: s\r\n\r\n")),
+        body: Bytes::new(),
+        head_request: false,
+    }
+}
+
+struct Engine {
+    sender: ReplaySender,
+    task: tokio::task::JoinHandle<()>,
+    stats: ReplayStats,
+    budget: Budget,
+    config: Arc<ActiveConfig>,
+}
+
+impl Engine {
+    fn start(addr: SocketAddr, max_connections: usize) -> Engine {
+        let mut upstream = UpstreamConfig::new(
+            crate::replay::upstream::TlsClient::new(&Default::default()).unwrap(),
+        );
+        upstream.max_connections_per_service = max_connections;
+        let stats = ReplayStats::default();
+        let (sender, task) = start(ReplaySettings::new(upstream), stats.clone());
+        Engine {
+            sender,
+            task,
+            budget: Budget::new(256 << 20, Gauge::default()),
+            stats,
+            config: config(addr),
+        }
+    }
+
+    fn submit(&self, flow_number: u32, n: usize) {
+        let id = u64::from(flow_number) << 32 | n as u64;
+        let job = job::make(
+            flow(flow_number),
+            id,
+            self.config.clone(),
+            0,
+            copy(flow_number, n),
+            &self.budget,
+        )
+        .unwrap_or_else(|_| panic!("room for the copy"));
+        self.sender.submit(job);
+    }
+
+    /// Waits for every copy handed over to be done.
+    async fn finish(self) -> ReplayStats {
+        drop(self.sender);
+        tokio::time::timeout(Duration::from_secs(60), self.task)
+            .await
+            .expect("the engine drains")
+            .unwrap();
+        assert_eq!(self.budget.used(), 0, "every copy gave its bytes back");
+        self.stats
+    }
+}
+
+fn copied(stats: &ReplayStats) -> u64 {
+    stats
+        .copied
+        .get_or_create(&crate::replay::stats::MappingLabel {
+            mapping: "shadow".into(),
+        })
+        .get()
+}
+
+#[tokio::test]
+async fn thousands_of_client_connections_each_with_one_copy_are_all_delivered() {
+    let (addr, seen) = server(Duration::ZERO).await;
+    let engine = Engine::start(addr, 8);
+    // More connections than a connection limit would hold, all at once, through 8 upstream
+    // connections: each waits its turn instead of being turned away.
+    for flow in 0..6000 {
+        engine.submit(flow, 0);
+    }
+    let stats = engine.finish().await;
+    assert_eq!(copied(&stats), 6000);
+    assert_eq!(seen.lock().unwrap().len(), 6000);
+    assert_eq!(stats.in_flight_total.get(), 0);
+    assert_eq!(stats.active_flows.get(), 0, "no state outlives its copies");
+}
+
+#[tokio::test]
+async fn each_connections_copies_go_in_order_on_one_upstream_connection() {
+    let (addr, seen) = server(Duration::from_millis(1)).await;
+    let engine = Engine::start(addr, 64);
+    // Interleaved as captured: copy n of every connection, then copy n+1.
+    for n in 0..40 {
+        for flow in 0..20 {
+            engine.submit(flow, n);
+        }
+    }
+    let stats = engine.finish().await;
+    assert_eq!(copied(&stats), 800);
+    let seen = seen.lock().unwrap();
+    for flow in 0..20 {
+        let prefix = format!("GET /{flow}/");
+        let mine: Vec<&(usize, String)> = seen
+            .iter()
+            .filter(|(_, l)| l.starts_with(&prefix))
+            .collect();
+        let order: Vec<String> = mine.iter().map(|(_, line)| line.clone()).collect();
+        let expected: Vec<String> = (0..40)
+            .map(|n| format!("GET /{flow}/{n} HTTP/1.1"))
+            .collect();
+        assert_eq!(order, expected, "connection {flow}'s copies in order");
+        // Its copies queued behind each other, so they shared one upstream connection.
+        assert!(
+            mine.iter().all(|(c, _)| *c == mine[0].0),
+            "connection {flow} on one upstream"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_connection_that_comes_back_later_starts_afresh() {
+    let (addr, seen) = server(Duration::ZERO).await;
+    let engine = Engine::start(addr, 4);
+    engine.submit(1, 0);
+    // Done and forgotten before its next copy: nothing of it waits in between.
+    while copied(&engine.stats) < 1 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(engine.stats.active_flows.get(), 0);
+    engine.submit(1, 1);
+    let stats = engine.finish().await;
+    assert_eq!(copied(&stats), 2);
+    let lines: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, l)| l.clone())
+        .collect();
+    assert_eq!(lines, ["GET /1/0 HTTP/1.1", "GET /1/1 HTTP/1.1"]);
+}
+
+#[tokio::test]
+async fn what_replay_keeps_per_copy_fits_its_overhead() {
+    let (addr, _) = server(Duration::ZERO).await;
+    let engine = Engine::start(addr, 1);
+    let job = job::make(
+        flow(0),
+        1,
+        engine.config.clone(),
+        0,
+        copy(0, 0),
+        &engine.budget,
+    )
+    .unwrap_or_else(|_| panic!("room for the copy"));
+    let upstream = Arc::new(UpstreamConfig::new(
+        crate::replay::upstream::TlsClient::new(&Default::default()).unwrap(),
+    ));
+    // A copy whose turn came is its task (the future holds the job); one waiting behind it
+    // is a queue entry; its connection has a map entry either way. The task's own header
+    // and the allocator's rounding are the last 512 bytes. (Connecting and sending box
+    // their state, which the pool's bound limits.)
+    let task = send(job, None, Arc::default(), upstream, engine.stats.clone());
+    let task_bytes = std::mem::size_of_val(&task);
+    let entries = std::mem::size_of::<(FlowKey, VecDeque<Job>)>()
+        + std::mem::size_of::<(task::Id, FlowKey)>();
+    assert!(
+        task_bytes + entries + 512 <= job::COPY_OVERHEAD,
+        "task {task_bytes} B + entries {entries} B"
+    );
+    drop(task);
+}
