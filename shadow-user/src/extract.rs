@@ -181,7 +181,7 @@ pub fn extract(
     let flow_totals = totals.clone();
     let budget = HoldBudget::default();
     let mut table = FlowTable::new(Limits::default(), reassembly.clone(), move |_| {
-        let flow = HttpFlow::with_budget(HttpLimits::default(), budget.clone());
+        let flow = HttpFlow::with_budget(HttpLimits::whole_bodies(), budget.clone());
         CountedFlow::new(flow, flow_totals.clone())
     });
     let mut summary = Summary {
@@ -299,6 +299,11 @@ impl Summary {
 fn event_name(event: &HttpEvent) -> Option<String> {
     match event {
         HttpEvent::Request(_) | HttpEvent::Response(_) => None,
+        // The offline tools keep bodies whole: nothing streams here.
+        HttpEvent::RequestStreaming(_)
+        | HttpEvent::RequestBody { .. }
+        | HttpEvent::RequestEnd { .. }
+        | HttpEvent::RequestBroken { .. } => None,
         HttpEvent::Unconfirmed(_) => {
             Some("requests never confirmed by production (not extracted)".into())
         }

@@ -41,7 +41,8 @@ use crate::{
 const TIGHT_HTTP: http::Limits = http::Limits {
     max_head_bytes: 256,
     max_headers: Some(8),
-    max_body_bytes: 512,
+    max_body_bytes: Some(512),
+    stream_body_after: Some(64),
     max_held_bytes: 768,
     max_held_total_bytes: 2048,
 };
@@ -118,10 +119,18 @@ impl<'a> Script<'a> {
 }
 
 fn http_limits(settings: u8) -> http::Limits {
-    if settings & 1 != 0 {
+    let limits = if settings & 1 != 0 {
         TIGHT_HTTP
     } else {
         http::Limits::default()
+    };
+    // Whole bodies as the offline tools keep them, or streamed as live capture does.
+    match settings & 2 != 0 {
+        true => http::Limits {
+            stream_body_after: None,
+            ..limits
+        },
+        false => limits,
     }
 }
 
@@ -136,8 +145,12 @@ fn direction(bit: u8) -> Direction {
 /// Returns how many events the script produced (the tests check that seeds do something).
 fn drive_http_flow(data: &[u8]) -> usize {
     let mut script = Script(data);
-    let mut flow = HttpFlow::new(http_limits(script.byte().unwrap_or(0)));
-    let mut order = Order::default();
+    let limits = http_limits(script.byte().unwrap_or(0));
+    let mut flow = HttpFlow::new(limits);
+    let mut order = Order {
+        max_body: limits.max_body_bytes,
+        ..Order::default()
+    };
     let mut out = Vec::new();
     let mut events = 0;
     // Stream offsets, as the reassembler counts them.
@@ -200,6 +213,10 @@ fn drive_http_flow(data: &[u8]) -> usize {
             check_event(&event);
             order.check(&event);
         }
+        assert!(
+            !flow.is_finished() || order.streaming.is_none(),
+            "a finished flow left a request streaming"
+        );
     }
     events
 }
@@ -212,6 +229,10 @@ struct Order {
     /// Request bytes were lost and production has acknowledged nothing since: no request
     /// may be let out, as nothing shows where production's parser stands.
     unconfirmed: bool,
+    /// The streaming request, with its bytes joined so far.
+    streaming: Option<(Request, Vec<u8>)>,
+    /// The policy limit on a request body, streamed ones included.
+    max_body: Option<usize>,
 }
 
 impl Order {
@@ -227,15 +248,51 @@ impl Order {
 
     fn check(&mut self, event: &HttpEvent) {
         match event {
-            HttpEvent::Request(request) | HttpEvent::Unconfirmed(request) => {
+            HttpEvent::Request(request)
+            | HttpEvent::Unconfirmed(request)
+            | HttpEvent::RequestStreaming(request) => {
+                assert!(
+                    self.streaming.is_none(),
+                    "a request came out while one was streaming: {request:?}"
+                );
                 assert!(request.first_byte <= request.last_byte, "{request:?}");
                 let sequence = Some(request.sequence);
                 assert!(self.last_request < sequence, "request numbers went back");
                 self.last_request = sequence;
                 assert!(
-                    !(self.unconfirmed && matches!(event, HttpEvent::Request(_))),
+                    !self.unconfirmed || matches!(event, HttpEvent::Unconfirmed(_)),
                     "a request after lost bytes came out unconfirmed: {request:?}"
                 );
+                if let HttpEvent::RequestStreaming(request) = event {
+                    self.streaming = Some((request.clone(), request.raw.to_vec()));
+                }
+            }
+            HttpEvent::RequestBody { sequence, bytes } => {
+                let (request, raw) = self.streaming.as_mut().expect("a piece after its start");
+                assert_eq!(request.sequence, *sequence);
+                assert!(!bytes.is_empty(), "an empty piece");
+                raw.extend_from_slice(bytes);
+            }
+            HttpEvent::RequestEnd {
+                sequence,
+                last_byte,
+            } => {
+                let (mut request, raw) = self.streaming.take().expect("an end after its start");
+                assert_eq!(request.sequence, *sequence);
+                assert!(request.first_byte <= *last_byte, "{request:?}");
+                request.raw = raw.into();
+                request.body.1 = request.raw.len();
+                // The joined request is one the parser could have emitted whole.
+                check_request(&request);
+                let body = request.body.1 - request.body.0;
+                assert!(
+                    self.max_body.is_none_or(|max| body <= max),
+                    "a {body} B body passed the limit"
+                );
+            }
+            HttpEvent::RequestBroken { sequence, .. } => {
+                let (request, _) = self.streaming.take().expect("a break after its start");
+                assert_eq!(request.sequence, *sequence);
             }
             HttpEvent::Response(response) => {
                 assert!(response.first_byte <= response.last_byte, "{response:?}");
@@ -403,7 +460,9 @@ fn read_capture(data: &[u8]) -> usize {
 
 fn check_event(event: &HttpEvent) {
     match event {
-        HttpEvent::Request(request) | HttpEvent::Unconfirmed(request) => check_request(request),
+        HttpEvent::Request(request)
+        | HttpEvent::Unconfirmed(request)
+        | HttpEvent::RequestStreaming(request) => check_request(request),
         HttpEvent::Response(response) => assert!(response.head_len > 0, "{response:?}"),
         _ => {}
     }

@@ -119,6 +119,34 @@ impl<'ns> Shadowd<'ns> {
         })
     }
 
+    /// The daemon's peak resident memory so far (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let child = self.child.as_ref().expect("running");
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+            .expect("the daemon's status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|value| value.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())
+            .expect("VmHWM in status")
+    }
+
+    /// The scrape once `observed` requests of `mapping` are accounted for with nothing in
+    /// flight, after checking that its ledger balances.
+    pub fn accounted_for(&self, mapping: &str, observed: u64, timeout: Duration) -> Scrape {
+        let scrape = self.settled_scrape(
+            timeout,
+            &format!("{observed} requests of {mapping} to be accounted for"),
+            |scrape| {
+                scrape.replay("observed_requests_total", mapping) == observed
+                    && scrape.replay("in_flight_requests", mapping) == 0
+            },
+        );
+        scrape.assert_ledger_balances(mapping);
+        scrape
+    }
+
     /// Sends `signal` to the running daemon.
     pub fn signal(&self, signal: i32) {
         let child = self.child.as_ref().expect("running");

@@ -52,16 +52,7 @@ fn connect() -> TcpStream {
 /// Waits until every request a group with a shadow won is accounted for and nothing is in
 /// flight; checks the ledger.
 fn settled(daemon: &shadowd_tests::shadowd::Shadowd<'_>, observed: u64) -> Scrape {
-    let scrape = daemon.settled_scrape(
-        Duration::from_secs(60),
-        "every copy to be accounted for",
-        |scrape| {
-            scrape.replay("observed_requests_total", SHADOW_MAPPING) == observed
-                && scrape.replay("in_flight_requests", SHADOW_MAPPING) == 0
-        },
-    );
-    scrape.assert_ledger_balances(SHADOW_MAPPING);
-    scrape
+    daemon.accounted_for(SHADOW_MAPPING, observed, Duration::from_secs(60))
 }
 
 /// The copies `sent` should have produced, against what the shadow received.

@@ -60,7 +60,8 @@ pub struct LimitSettings {
     pub max_head_bytes: Option<usize>,
     /// Most header fields in a head (default: as many as fit in `max_head_bytes`).
     pub max_headers: Option<usize>,
-    /// Largest request body kept for replay (default 16 MiB).
+    /// Largest request body copied, as a policy (default: no limit; bodies stream to
+    /// the shadow as they arrive, so their size costs no memory).
     pub max_body_bytes: Option<usize>,
     /// Bytes of requests one connection may hold while production has not confirmed them
     /// (default 1 MiB), and all connections together (default 64 MiB).
@@ -100,7 +101,8 @@ impl LimitSettings {
         crate::http::Limits {
             max_head_bytes: self.max_head_bytes.unwrap_or(default.max_head_bytes),
             max_headers: self.max_headers.or(default.max_headers),
-            max_body_bytes: self.max_body_bytes.unwrap_or(default.max_body_bytes),
+            max_body_bytes: self.max_body_bytes.or(default.max_body_bytes),
+            stream_body_after: default.stream_body_after,
             max_held_bytes: self.max_held_bytes.unwrap_or(default.max_held_bytes),
             max_held_total_bytes: self
                 .max_held_total_bytes

@@ -237,7 +237,7 @@ fn the_shadowd_module_carries_daemon_settings() {
     let module = loaded.module.expect("module");
     assert_eq!(module.interfaces, Some(vec!["eth0".to_string()]));
     assert_eq!(module.capture_ports, Some(vec![80, 8080]));
-    assert_eq!(module.limits.unwrap().http().max_body_bytes, 1 << 20);
+    assert_eq!(module.limits.unwrap().http().max_body_bytes, Some(1 << 20));
     assert!(
         loaded.diagnostics.notices[0]
             .1

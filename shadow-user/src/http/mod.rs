@@ -42,6 +42,21 @@ pub enum HttpEvent {
     /// connection was not seen established and no answer of production's acknowledged its
     /// last byte (see `flow`'s "Where production's parser stands"). Never copied.
     Unconfirmed(Request),
+    /// The head and first body bytes of a request production is known to be reading, whose
+    /// body is too long to wait for (`Limits::stream_body_after`): `raw` and `body` hold
+    /// what arrived so far. The rest follows as [`HttpEvent::RequestBody`] pieces, then
+    /// [`HttpEvent::RequestEnd`], or [`HttpEvent::RequestBroken`] if it does not complete.
+    RequestStreaming(Request),
+    /// The next bytes of a streaming request's body, exactly as on the wire.
+    RequestBody { sequence: u64, bytes: bytes::Bytes },
+    /// A streaming request is complete; `last_byte` is the capture time of its last byte.
+    RequestEnd {
+        sequence: u64,
+        last_byte: std::time::SystemTime,
+    },
+    /// A streaming request will not complete (its loss is also reported as `Dropped`), or
+    /// production will not read it (`unread`: an earlier answer closes the connection).
+    RequestBroken { sequence: u64, unread: bool },
     /// A complete response (interim 1xx ones included).
     Response(Response),
     /// A message that will never be produced.

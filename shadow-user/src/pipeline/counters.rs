@@ -38,9 +38,17 @@ impl HttpCounters {
     /// Counts one event.
     pub fn count(&self, event: &HttpEvent) {
         match event {
-            HttpEvent::Request(_) => {
+            // A streamed request counts once, when it is complete.
+            HttpEvent::Request(_) | HttpEvent::RequestEnd { .. } => {
                 self.requests.inc();
             }
+            HttpEvent::RequestBroken { unread: true, .. } => {
+                self.unconfirmed.inc();
+            }
+            // Its loss is counted by the `Dropped` that comes with it.
+            HttpEvent::RequestStreaming(_)
+            | HttpEvent::RequestBody { .. }
+            | HttpEvent::RequestBroken { .. } => {}
             HttpEvent::Unconfirmed(_) => {
                 self.unconfirmed.inc();
             }

@@ -3,6 +3,7 @@
 //! uses the same table and counters.
 
 use std::{
+    collections::HashMap,
     ops::Range,
     sync::Arc,
     time::{Duration, SystemTime},
@@ -15,7 +16,11 @@ use crate::{
     http::Response,
     http::{HoldBudget, HttpEvent, HttpFlow, Limits as HttpLimits},
     reassembly::{FlowKey, FlowTable, GapKind, Limits, ReassemblyStats, StreamHandler},
-    replay::offer::{Offered, Offerer, Shadowed},
+    replay::{
+        body::BodySender,
+        offer::{Offered, Offerer, Shadowed},
+        stats::reason,
+    },
 };
 
 mod counters;
@@ -81,6 +86,9 @@ pub struct HttpSink {
     config: SharedConfig,
     counters: HttpCounters,
     events: Vec<(FlowKey, HttpEvent)>,
+    /// The body senders of copies whose request is still streaming: at most one per
+    /// tracked connection.
+    streams: HashMap<FlowKey, BodySender>,
     last_expiry: SystemTime,
 }
 
@@ -121,6 +129,7 @@ impl HttpSink {
             config,
             counters,
             events: Vec::new(),
+            streams: HashMap::new(),
             last_expiry: SystemTime::UNIX_EPOCH,
         }
     }
@@ -148,6 +157,36 @@ impl HttpSink {
         }
     }
 
+    /// Remembers a request offered for its production response, and logs it.
+    fn offered(
+        &mut self,
+        flow: FlowKey,
+        request: &crate::http::Request,
+        offered: Offered,
+        shadowed: Option<Shadowed>,
+    ) {
+        if offered == Offered::NotShadowed {
+            self.counters.not_shadowed.inc();
+        }
+        if let Some(Shadowed { mapping, id }) = shadowed {
+            let pending = Pending {
+                mapping,
+                last_byte: request.last_byte,
+                id,
+            };
+            self.pending.insert(flow, request.sequence, pending);
+        }
+        tracing::debug!(
+            ?offered,
+            client = %flow.client,
+            server = %flow.server,
+            method = request.method_str(),
+            target = request.target_str(),
+            bytes = request.raw.len(),
+            "request"
+        );
+    }
+
     fn handle_events(&mut self) {
         if self.events.is_empty() {
             return;
@@ -171,28 +210,46 @@ impl HttpSink {
                     "request never confirmed by production, not copied"
                 );
             }
-            if let HttpEvent::Request(request) = &event {
-                let (offered, shadowed) = self.offerer.offer(flow, &config, request);
-                if offered == Offered::NotShadowed {
-                    self.counters.not_shadowed.inc();
+            match &event {
+                HttpEvent::Request(request) => {
+                    let (offered, shadowed) = self.offerer.offer(flow, &config, request);
+                    self.offered(flow, request, offered, shadowed);
                 }
-                if let Some(Shadowed { mapping, id }) = shadowed {
-                    let pending = Pending {
-                        mapping,
-                        last_byte: request.last_byte,
-                        id,
-                    };
-                    self.pending.insert(flow, request.sequence, pending);
+                HttpEvent::RequestStreaming(request) => {
+                    let (offered, shadowed, body) =
+                        self.offerer.offer_streamed(flow, &config, request);
+                    self.offered(flow, request, offered, shadowed);
+                    if let Some(body) = body {
+                        self.streams.insert(flow, body);
+                    }
                 }
-                tracing::debug!(
-                    ?offered,
-                    client = %flow.client,
-                    server = %flow.server,
-                    method = request.method_str(),
-                    target = request.target_str(),
-                    bytes = request.raw.len(),
-                    "request"
-                );
+                HttpEvent::RequestBody { bytes, .. } => {
+                    if let Some(body) = self.streams.get_mut(&flow)
+                        && !body.push(bytes.clone())
+                    {
+                        self.streams.remove(&flow);
+                    }
+                }
+                HttpEvent::RequestEnd {
+                    sequence,
+                    last_byte,
+                } => {
+                    if let Some(body) = self.streams.remove(&flow) {
+                        body.end();
+                    }
+                    self.pending.ended(flow, *sequence, *last_byte);
+                }
+                HttpEvent::RequestBroken { sequence, unread } => {
+                    if let Some(mut body) = self.streams.remove(&flow) {
+                        body.abandon(match unread {
+                            true => reason::UNCONFIRMED,
+                            false => reason::INCOMPLETE,
+                        });
+                    }
+                    // Nothing to compare: the copy was not completed.
+                    self.pending.take(flow, *sequence);
+                }
+                _ => {}
             }
         }
         // Keep the buffer's capacity for the next batch.
@@ -220,6 +277,10 @@ impl FrameSink for HttpSink {
         self.last_expiry = now;
         self.table.expire(now, &mut self.events);
         self.handle_events();
+        // Every flow ends its stream before it goes; this only guards against one that
+        // did not, which would keep its copy waiting for ever.
+        let table = &self.table;
+        self.streams.retain(|flow, _| table.contains(flow));
     }
 }
 

@@ -53,6 +53,13 @@ impl PendingResponses {
         }
     }
 
+    /// A streamed request's last byte came at `at`.
+    pub fn ended(&mut self, flow: FlowKey, sequence: u64, at: SystemTime) {
+        if let Some(pending) = self.waiting.get_mut(&(flow, sequence)) {
+            pending.last_byte = at;
+        }
+    }
+
     pub fn take(&mut self, flow: FlowKey, sequence: u64) -> Option<Pending> {
         self.waiting.remove(&(flow, sequence))
     }

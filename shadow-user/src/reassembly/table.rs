@@ -153,6 +153,11 @@ impl<H: StreamHandler> FlowTable<H> {
         self.flows.len()
     }
 
+    /// Whether connection `key` is tracked.
+    pub fn contains(&self, key: &FlowKey) -> bool {
+        self.flows.contains_key(key)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.flows.is_empty()
     }

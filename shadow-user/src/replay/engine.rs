@@ -180,13 +180,14 @@ impl Dispatcher {
 /// Sends one copy on `kept` if it reaches the same service, else on a pooled connection,
 /// and hands the connection back when it can carry another exchange.
 async fn send(
-    job: Job,
+    mut job: Job,
     kept: Kept,
     upstreams: Arc<Upstreams>,
     config: Arc<UpstreamConfig>,
     stats: ReplayStats,
 ) -> Sent {
     let flow = job.flow;
+    let mut rest = job.rest.take();
     let plan = job.plan();
     let upstream = upstreams.get(&plan.service, &config);
     let connection = match kept {
@@ -211,6 +212,7 @@ async fn send(
     let exchange = Box::pin(connection.exchange(
         &job.copy.head,
         &job.copy.body,
+        rest.as_mut(),
         job.copy.head_request,
         plan.timeout,
     ))

@@ -40,7 +40,7 @@ pub async fn replay_file(
             ReassemblyStats::default(),
             {
                 let budget = crate::http::HoldBudget::default();
-                move |_| HttpFlow::with_budget(crate::http::Limits::default(), budget.clone())
+                move |_| HttpFlow::with_budget(crate::http::Limits::whole_bodies(), budget.clone())
             },
         );
         let mut events = Vec::new();

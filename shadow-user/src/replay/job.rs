@@ -9,7 +9,7 @@ use std::sync::{
 
 use prometheus_client::metrics::gauge::Gauge;
 
-use super::copy::Copy;
+use super::{body::BodyStream, copy::Copy};
 use crate::{active::ActiveConfig, reassembly::FlowKey, route::ShadowPlan};
 
 /// A copy and where it goes.
@@ -23,6 +23,8 @@ pub struct Job {
     config: Arc<ActiveConfig>,
     group: usize,
     pub copy: Copy,
+    /// The rest of the body, for a copy sent while its request is still being captured.
+    pub rest: Option<BodyStream>,
     _budget: Reservation,
 }
 
@@ -68,7 +70,7 @@ impl Budget {
     }
 
     /// Takes `bytes` of the budget, or `None` when that would exceed it.
-    fn reserve(&self, bytes: usize) -> Option<Reservation> {
+    pub(super) fn reserve(&self, bytes: usize) -> Option<Reservation> {
         let mut used = self.used.load(Ordering::Relaxed);
         loop {
             let next = used.checked_add(bytes).filter(|n| *n <= self.limit)?;
@@ -97,8 +99,9 @@ impl Budget {
     }
 }
 
-/// Bytes held until the job is done or dropped.
-struct Reservation {
+/// Bytes held until the job (or a body piece) is done or dropped.
+#[derive(Debug)]
+pub struct Reservation {
     budget: Budget,
     bytes: usize,
 }
@@ -114,19 +117,20 @@ impl Drop for Reservation {
 #[derive(Debug)]
 pub enum NoJob {
     /// The byte budget has no room now; the copy is handed back.
-    NoRoom(Copy),
+    NoRoom(Copy, Option<BodyStream>),
     /// The group has no shadow.
     NoShadow,
 }
 
 /// Makes a job for a request routed to `group` of `config`, if the group has a shadow and the
-/// budget has room.
+/// budget has room; `rest` brings the body's remainder when it is still being captured.
 pub fn make(
     flow: FlowKey,
     id: u64,
     config: Arc<ActiveConfig>,
     group: usize,
     copy: Copy,
+    rest: Option<BodyStream>,
     budget: &Budget,
 ) -> Result<Job, NoJob> {
     if config
@@ -139,7 +143,7 @@ pub fn make(
         return Err(NoJob::NoShadow);
     }
     let Some(reservation) = budget.reserve(cost(&copy)) else {
-        return Err(NoJob::NoRoom(copy));
+        return Err(NoJob::NoRoom(copy, rest));
     };
     Ok(Job {
         flow,
@@ -147,6 +151,7 @@ pub fn make(
         config,
         group,
         copy,
+        rest,
         _budget: reservation,
     })
 }

@@ -3,6 +3,7 @@
 //! Production never waits: the capture thread hands copies over without blocking, and a
 //! copy that finds the replay byte budget full is dropped and counted.
 
+pub mod body;
 pub mod copy;
 mod engine;
 pub mod file;

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use super::{
-    ReplaySender, copy,
+    ReplaySender,
+    body::{self, BodySender},
+    copy,
     job::{self, Budget, NoJob},
     stats::{ReplayStats, reason},
 };
@@ -68,11 +70,34 @@ impl Offerer {
         config: &Arc<ActiveConfig>,
         request: &Request,
     ) -> (Offered, Option<Shadowed>) {
+        let (offered, shadowed, _) = self.offer_with(flow, config, request, false);
+        (offered, shadowed)
+    }
+
+    /// [`Offerer::offer`] for a request whose body is still being captured (`request` holds
+    /// its head and the body so far): a queued copy comes with the sender its remaining
+    /// body goes through.
+    pub fn offer_streamed(
+        &mut self,
+        flow: FlowKey,
+        config: &Arc<ActiveConfig>,
+        request: &Request,
+    ) -> (Offered, Option<Shadowed>, Option<BodySender>) {
+        self.offer_with(flow, config, request, true)
+    }
+
+    fn offer_with(
+        &mut self,
+        flow: FlowKey,
+        config: &Arc<ActiveConfig>,
+        request: &Request,
+        streamed: bool,
+    ) -> (Offered, Option<Shadowed>, Option<BodySender>) {
         let Some(group) = config.table.route_position(request) else {
-            return (Offered::NotShadowed, None);
+            return (Offered::NotShadowed, None, None);
         };
         let Some(plan) = config.table.groups()[group].shadow.as_ref() else {
-            return (Offered::NotShadowed, None);
+            return (Offered::NotShadowed, None, None);
         };
         self.stats.observed(&plan.name);
         let mut shadowed = Shadowed {
@@ -81,27 +106,39 @@ impl Offerer {
         };
         if !self.sample(plan.weight) {
             self.stats.sampled_out(&plan.name);
-            return (Offered::SampledOut, Some(shadowed));
+            return (Offered::SampledOut, Some(shadowed), None);
         }
         self.next_id += 1;
         shadowed.id = self.next_id;
         let mut copy = copy::build(request, plan);
+        let (mut body, mut rest) = match streamed {
+            true => {
+                let (tx, rx) = body::channel(self.budget.clone());
+                (Some(tx), Some(rx))
+            }
+            false => (None, None),
+        };
         loop {
-            match job::make(flow, shadowed.id, config.clone(), group, copy, &self.budget) {
+            let id = shadowed.id;
+            match job::make(flow, id, config.clone(), group, copy, rest, &self.budget) {
                 Ok(job) => {
                     self.sender.submit(job);
-                    return (Offered::Queued, Some(shadowed));
+                    return (Offered::Queued, Some(shadowed), body);
                 }
                 // Offline only: wait for copies in flight to free their bytes.
-                Err(NoJob::NoRoom(back))
+                Err(NoJob::NoRoom(back, back_rest))
                     if self.wait_for_room && copy_fits(&back, &self.budget) =>
                 {
-                    copy = back;
+                    (copy, rest) = (back, back_rest);
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }
                 Err(_) => {
+                    // Nobody will read the body: its sender must not count anything.
+                    if let Some(mut sender) = body.take() {
+                        sender.abandon(reason::QUEUE_FULL);
+                    }
                     self.stats.dropped(&plan.name, reason::QUEUE_FULL, false);
-                    return (Offered::Dropped, Some(shadowed));
+                    return (Offered::Dropped, Some(shadowed), None);
                 }
             }
         }

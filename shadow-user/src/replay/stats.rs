@@ -32,11 +32,17 @@ pub mod reason {
     /// Never copied: production was not shown to have read it as a request (its connection
     /// was not seen established, and no answer acknowledged its last byte).
     pub const UNCONFIRMED: &str = "unconfirmed";
+    /// A copy sent while its request was still being captured did not get the rest of
+    /// it (capture lost bytes of the body, the client's connection ended in it, or its
+    /// framing broke): its shadow connection was reset, so the shadow never took it for a
+    /// complete request.
+    pub const INCOMPLETE: &str = "incomplete";
 
     /// Every reason a copy can be dropped for (the upstream ones come from
     /// `UpstreamError::reason`), in report order.
     pub const ALL: &[&str] = &[
         UNCONFIRMED,
+        INCOMPLETE,
         QUEUE_FULL,
         "connect_failed",
         "timeout",

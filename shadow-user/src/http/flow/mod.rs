@@ -13,7 +13,7 @@ use super::{
     head::{self, MethodKind, RequestHead},
     hold::Hold,
     pairing::{Pairing, Pending},
-    reader::{Message, Reader, Step},
+    reader::{BodyMode, Message, Reader, Step},
     sync::Sync,
 };
 use crate::capture::Direction;
@@ -27,6 +27,8 @@ pub struct HttpFlow {
     next_sequence: u64,
     /// The request whose body is being read, and its sequence.
     current_request: Option<(RequestHead, u64)>,
+    /// That request's body is coming out in pieces.
+    streaming: Option<Streaming>,
     /// The response whose body is being read.
     current_response: Option<ResponseStart>,
     /// Request bytes waiting for the answer to a request that may switch protocols.
@@ -40,6 +42,14 @@ pub struct HttpFlow {
     /// connection.
     closes_after: Option<u64>,
     finished: bool,
+}
+
+/// A request whose body is coming out in pieces.
+#[derive(Debug, Clone, Copy)]
+struct Streaming {
+    sequence: u64,
+    /// It is a POST (a stray CRLF may follow it).
+    post: bool,
 }
 
 /// What a response head said, kept until its body ends.
@@ -68,6 +78,7 @@ impl HttpFlow {
             pairing: Pairing::default(),
             next_sequence: 0,
             current_request: None,
+            streaming: None,
             current_response: None,
             hold: None,
             sync: Sync::synced(budget),
@@ -122,6 +133,7 @@ impl HttpFlow {
                 if let Some((_, sequence)) = self.current_request.take() {
                     self.pairing.forget(sequence);
                 }
+                self.break_stream(false, out);
             }
             Direction::Response => {
                 self.current_response = None;
@@ -170,7 +182,17 @@ impl HttpFlow {
             match self.request.next(&mut input, ts) {
                 Step::Idle => return,
                 Step::Head => self.request_head(out),
+                Step::Complete(message) if message.streamed => self.stream_end(message, out),
                 Step::Complete(message) => self.request_complete(message, out),
+                Step::StreamStart { start, head_len } => {
+                    self.stream_start(start, head_len, ts, out)
+                }
+                Step::StreamPiece(bytes) => {
+                    if let Some(streaming) = self.streaming {
+                        let sequence = streaming.sequence;
+                        out.push(HttpEvent::RequestBody { sequence, bytes });
+                    }
+                }
                 Step::Dropped(reason) if reason == DropReason::BodyTooLarge => {
                     out.push(HttpEvent::Dropped {
                         direction: Direction::Request,
@@ -180,6 +202,7 @@ impl HttpFlow {
                     if let Some((_, sequence)) = self.current_request.take() {
                         self.pairing.forget(sequence);
                     }
+                    self.break_stream(false, out);
                 }
                 Step::Dropped(reason) => self.request_refused(Some(reason), out),
                 Step::LostPlace => self.request_refused(None, out),
@@ -208,7 +231,20 @@ impl HttpFlow {
             paired: true,
         };
         self.pairing.push(pending, self.response.is_idle());
-        if let Some(reason) = self.request.start_body(framing, true) {
+        // A long body streams where production's parser is known to stand and will read
+        // this request; anywhere else it is kept whole, as a held request must be.
+        let unread = self.closes_after.is_some_and(|last| sequence > last);
+        let mode = match self.limits.stream_body_after {
+            Some(after) if self.sync.is_synced() && !unread => BodyMode::Stream {
+                after: after as u64,
+                limit: self.limits.max_body_bytes.map(|limit| limit as u64),
+                started: false,
+            },
+            _ => BodyMode::Keep {
+                limit: self.limits.kept_body_limit(),
+            },
+        };
+        if let Some(reason) = self.request.start_body(framing, mode) {
             out.push(HttpEvent::Dropped {
                 direction: Direction::Request,
                 reason,
@@ -220,7 +256,8 @@ impl HttpFlow {
     }
 
     fn request_complete(&mut self, message: Message, out: &mut Vec<HttpEvent>) {
-        let (Some((head, sequence)), Some(raw)) = (self.current_request.take(), message.raw) else {
+        let (Some((mut head, sequence)), Some(raw)) = (self.current_request.take(), message.raw)
+        else {
             return;
         };
         let switches = head.kind == MethodKind::Connect || head.upgrade;
@@ -235,7 +272,7 @@ impl HttpFlow {
             method: head.method,
             target: head.target,
             version: head.version,
-            headers: head.headers,
+            headers: std::mem::take(&mut head.headers),
             host: head.host,
             first_byte: message.first_byte,
             last_byte: message.last_byte,
@@ -252,14 +289,22 @@ impl HttpFlow {
             .request(end, request, unread, self.limits.max_held_bytes, out)
         {
             self.request.lose();
-            self.request_lost();
+            self.request_lost(out);
             return;
         }
         if !self.sync.is_synced() && self.request.reached_ack() {
             // Production answered this request's end before the reader got there.
             self.sync.acked(end, self.closes_after, out);
         }
-        if switches && self.pairing.contains(sequence) {
+        if switches {
+            self.may_switch(&head, sequence);
+        }
+    }
+
+    /// A request that may switch protocols ended: what the client sends next waits for
+    /// production's answer.
+    fn may_switch(&mut self, head: &RequestHead, sequence: u64) {
+        if self.pairing.contains(sequence) {
             // A CONNECT with a body is framed one way by Go and another by llhttp: after a
             // refusal, what follows is no known request.
             let ambiguous = head.kind == MethodKind::Connect && head.fields.has_body_fields();
@@ -267,11 +312,81 @@ impl HttpFlow {
         }
     }
 
-    fn request_lost(&mut self) {
+    /// The request in progress passed its buffered part: it comes out now, its body so far
+    /// with it, and the rest in pieces.
+    fn stream_start(
+        &mut self,
+        start: bytes::Bytes,
+        head_len: usize,
+        ts: SystemTime,
+        out: &mut Vec<HttpEvent>,
+    ) {
+        let Some((head, sequence)) = &self.current_request else {
+            return;
+        };
+        let post = start.get(head.method.0..head.method.1) == Some(b"POST".as_slice());
+        self.streaming = Some(Streaming {
+            sequence: *sequence,
+            post,
+        });
+        out.push(HttpEvent::RequestStreaming(Request {
+            body: (head_len.min(start.len()), start.len()),
+            raw: start,
+            head_len,
+            method: head.method,
+            target: head.target,
+            version: head.version,
+            headers: head.headers.clone(),
+            host: head.host,
+            first_byte: self.request.message_ts(),
+            last_byte: ts,
+            sequence: *sequence,
+        }));
+    }
+
+    /// A streaming request's body ended with `message`'s last piece.
+    fn stream_end(&mut self, message: Message, out: &mut Vec<HttpEvent>) {
+        let (Some((head, sequence)), Some(streaming)) =
+            (self.current_request.take(), self.streaming.take())
+        else {
+            return;
+        };
+        if let Some(bytes) = message.raw.filter(|piece| !piece.is_empty()) {
+            out.push(HttpEvent::RequestBody { sequence, bytes });
+        }
+        out.push(HttpEvent::RequestEnd {
+            sequence,
+            last_byte: message.last_byte,
+        });
+        if streaming.post {
+            self.request.allow_blank_lines(4);
+        }
+        // It streamed only because production reads it: nothing closed before it.
+        if !head.persists {
+            self.closes_after = Some(sequence);
+        }
+        if head.kind == MethodKind::Connect || head.upgrade {
+            self.may_switch(&head, sequence);
+        }
+    }
+
+    /// The streaming request, if any, will not complete (or, `unread`, will not be read by
+    /// production): its copy is abandoned.
+    fn break_stream(&mut self, unread: bool, out: &mut Vec<HttpEvent>) {
+        if let Some(streaming) = self.streaming.take() {
+            out.push(HttpEvent::RequestBroken {
+                sequence: streaming.sequence,
+                unread,
+            });
+        }
+    }
+
+    fn request_lost(&mut self, out: &mut Vec<HttpEvent>) {
         self.pairing.request_lost();
         if let Some((_, sequence)) = self.current_request.take() {
             self.pairing.forget(sequence);
         }
+        self.break_stream(false, out);
     }
 
     /// Parses held request bytes: the answer said the connection stays HTTP/1.
@@ -287,7 +402,10 @@ impl HttpFlow {
         let mut input = data;
         while !self.finished {
             match self.response.next(&mut input, ts) {
-                Step::Idle | Step::Http2 => return,
+                // Response bodies are never streamed.
+                Step::Idle | Step::Http2 | Step::StreamStart { .. } | Step::StreamPiece(_) => {
+                    return;
+                }
                 // Only request bodies are dropped, so only they can lose the place so.
                 Step::LostPlace => self.response_lost(out),
                 Step::Head => self.response_head(out),
@@ -336,6 +454,10 @@ impl HttpFlow {
             {
                 let last = self.closes_after.map_or(p.sequence, |l| l.min(p.sequence));
                 self.closes_after = Some(last);
+                // Production closes before reading the request still streaming.
+                if self.streaming.is_some_and(|s| s.sequence > last) {
+                    self.break_stream(true, out);
+                }
             }
             // Production began a final answer: its stack had then received exactly the
             // request bytes this segment acknowledges.
@@ -358,7 +480,7 @@ impl HttpFlow {
             interim,
             then,
         });
-        self.response.start_body(framing, false);
+        self.response.start_body(framing, BodyMode::Pass);
         let decided = pending.and_then(|p| {
             self.hold
                 .as_ref()
@@ -413,6 +535,7 @@ impl HttpFlow {
         self.response.stop();
         self.hold = None;
         self.current_request = None;
+        self.break_stream(false, out);
         self.current_response = None;
         self.pairing.clear();
     }

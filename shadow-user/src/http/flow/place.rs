@@ -61,6 +61,7 @@ impl HttpFlow {
             if let Some((_, sequence)) = self.current_request.take() {
                 self.pairing.forget(sequence);
             }
+            self.break_stream(false, out);
             return;
         }
         let pickup = kind == GapKind::Pickup && resume_at == 0 && self.request.at_start();
@@ -75,7 +76,7 @@ impl HttpFlow {
             GapKind::Unacknowledged | GapKind::Resumed => self.sync.close(out),
         }
         self.sync.lose(out);
-        self.request_lost();
+        self.request_lost(out);
     }
 
     /// True while the reader does not stand between requests: one is under way, or the
@@ -156,7 +157,7 @@ impl HttpFlow {
         }
         // From a candidate, bytes that begin no request only say the candidate was wrong.
         self.sync.lose(out);
-        self.request_lost();
+        self.request_lost(out);
     }
 
     /// Drops bytes held after a request that may switch protocols when nothing (or an
@@ -168,7 +169,7 @@ impl HttpFlow {
             self.request.lose();
             self.sync.close(out);
             self.sync.lose(out);
-            self.request_lost();
+            self.request_lost(out);
         }
     }
 }

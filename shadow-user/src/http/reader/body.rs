@@ -1,11 +1,12 @@
-//! Bodies: kept in the buffer up to the limit (requests), or passed over unbuffered
-//! (responses, and bodies dropped as too large).
+//! Bodies: kept in the buffer up to the limit (requests), kept up to a point and then given
+//! out in pieces (requests whose copy is sent while they are captured), or passed over
+//! unbuffered (responses, and bodies dropped as too large).
 
 use std::time::SystemTime;
 
 use bytes::Bytes;
 
-use super::{BodyRead, Message, Reader, State, Step, malformed};
+use super::{BodyMode, BodyRead, Message, Reader, State, Step, malformed};
 use crate::{
     capture::Direction,
     http::{
@@ -15,9 +16,9 @@ use crate::{
 };
 
 impl Reader {
-    /// Starts the body of the ready head; `keep` buffers it as part of the message. Returns
-    /// `BodyTooLarge` when a kept body is known to be over the limit: it is then passed over.
-    pub fn start_body(&mut self, framing: Framing, keep: bool) -> Option<DropReason> {
+    /// Starts the body of the ready head, its bytes becoming what `mode` says. Returns
+    /// `BodyTooLarge` when a body is known to be over its limit: it is then passed over.
+    pub fn start_body(&mut self, framing: Framing, mode: BodyMode) -> Option<DropReason> {
         let State::HeadReady { head_len } = self.state else {
             return None;
         };
@@ -28,39 +29,49 @@ impl Reader {
                 Direction::Response => Body::new(framing),
             },
             read: 0,
-            keep,
+            mode,
             dropped: false,
+        };
+        let limit = match mode {
+            BodyMode::Keep { limit } => Some(limit),
+            BodyMode::Stream { limit, .. } => limit,
+            BodyMode::Pass => None,
         };
         let mut dropped = None;
         match framing {
-            Framing::Length(n) if keep && n > self.limits.max_body_bytes as u64 => {
-                read.keep = false;
+            Framing::Length(n) if limit.is_some_and(|limit| n > limit) => {
+                read.mode = BodyMode::Pass;
                 read.dropped = true;
                 dropped = Some(DropReason::BodyTooLarge);
             }
-            // One allocation for the whole message: body bytes are copied once.
-            Framing::Length(n) if keep => self.buf.reserve(n as usize),
+            // One allocation for the buffered part: body bytes are copied once.
+            Framing::Length(n) => match mode {
+                BodyMode::Keep { .. } => self.buf.reserve(n as usize),
+                BodyMode::Stream { after, .. } => self.buf.reserve(n.min(after) as usize),
+                BodyMode::Pass => {}
+            },
             _ => {}
         }
-        if !read.keep {
+        if !read.buffers() {
             self.advance(head_len);
         }
         self.state = State::Body(read);
         dropped
     }
 
-    /// Reads a body into the buffer, up to the body limit.
+    /// Reads a body into the buffer: up to its limit, or up to where it starts streaming.
     pub(super) fn keep_body(
         &mut self,
         mut read: BodyRead,
         input: &mut &[u8],
         ts: SystemTime,
     ) -> Option<Step> {
-        let room = self
-            .limits
-            .max_body_bytes
-            .saturating_sub(read.read as usize);
-        let slice = &input[..input.len().min(room)];
+        let room = match read.mode {
+            BodyMode::Keep { limit } => limit.saturating_sub(read.read),
+            BodyMode::Stream { after, .. } => after.saturating_sub(read.read),
+            BodyMode::Pass => 0,
+        };
+        let slice = &input[..input.len().min(usize::try_from(room).unwrap_or(usize::MAX))];
         let fed = match read.body.feed(slice) {
             Ok(fed) => fed,
             Err(bad) => {
@@ -84,14 +95,77 @@ impl Reader {
             self.state = State::Body(read);
             return Some(Step::Idle);
         }
+        if let BodyMode::Stream { after, limit, .. } = read.mode {
+            // Past the buffered part: what is buffered goes out, the rest in pieces.
+            read.mode = BodyMode::Stream {
+                after,
+                limit,
+                started: true,
+            };
+            self.state = State::Body(read);
+            let start = self.buf.split().freeze();
+            self.compact();
+            let head_len = read.head_len;
+            return Some(Step::StreamStart { start, head_len });
+        }
         // The body goes on past the limit: drop it and pass over the rest.
-        self.counters.body_bytes_skipped += read.read;
         self.buf.clear();
         self.compact();
-        read.keep = false;
+        Some(self.too_large(read))
+    }
+
+    /// A body past its limit: what was read of it is dropped (and, streamed, abandoned), the
+    /// rest passed over.
+    fn too_large(&mut self, mut read: BodyRead) -> Step {
+        self.counters.body_bytes_skipped += read.read;
+        read.mode = BodyMode::Pass;
         read.dropped = true;
         self.state = State::Body(read);
-        Some(Step::Dropped(DropReason::BodyTooLarge))
+        Step::Dropped(DropReason::BodyTooLarge)
+    }
+
+    /// Gives out the next piece of a streamed body, unbuffered.
+    pub(super) fn stream_body(
+        &mut self,
+        mut read: BodyRead,
+        input: &mut &[u8],
+        ts: SystemTime,
+    ) -> Option<Step> {
+        let room = match read.mode {
+            BodyMode::Stream {
+                limit: Some(limit), ..
+            } => limit.saturating_sub(read.read),
+            _ => u64::MAX,
+        };
+        let slice = &input[..input.len().min(usize::try_from(room).unwrap_or(usize::MAX))];
+        let fed = match read.body.feed(slice) {
+            Ok(fed) => fed,
+            Err(bad) => {
+                self.skip_input(input, bad.at, ts);
+                self.lose_place();
+                return Some(Step::Dropped(malformed("chunked framing")));
+            }
+        };
+        read.read += fed.used as u64;
+        if fed.used > 0 {
+            self.touch(ts);
+        }
+        let piece = Bytes::copy_from_slice(&input[..fed.used]);
+        *input = &input[fed.used..];
+        if fed.done {
+            let message = self.message(read, Some(piece));
+            self.begin_next();
+            return Some(Step::Complete(message));
+        }
+        if input.is_empty() {
+            self.state = State::Body(read);
+            return Some(if piece.is_empty() {
+                Step::Idle
+            } else {
+                Step::StreamPiece(piece)
+            });
+        }
+        Some(self.too_large(read))
     }
 
     /// Reads a body without buffering it.
@@ -132,6 +206,7 @@ impl Reader {
     pub(super) fn message(&self, read: BodyRead, raw: Option<Bytes>) -> Message {
         Message {
             raw,
+            streamed: matches!(read.mode, BodyMode::Stream { started: true, .. }),
             head_len: read.head_len,
             body_len: read.read,
             first_byte: self.message_ts,

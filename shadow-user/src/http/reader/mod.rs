@@ -34,8 +34,11 @@ const MAX_ACKS_AHEAD: usize = 64;
 /// A complete message.
 #[derive(Debug)]
 pub(crate) struct Message {
-    /// The whole message, when its body was kept.
+    /// The whole message, when its body was kept; the body's last piece, when it was
+    /// streamed.
     pub raw: Option<Bytes>,
+    /// The head and body began as [`Step::StreamStart`] and went on as pieces.
+    pub streamed: bool,
     pub head_len: usize,
     pub body_len: u64,
     pub first_byte: SystemTime,
@@ -51,6 +54,14 @@ pub(crate) enum Step {
     /// [`Reader::start_body`] or [`Reader::reject`] before calling `next` again.
     Head,
     Complete(Message),
+    /// A streamed body passed its buffered part: the head and the body so far. The rest
+    /// follows as [`Step::StreamPiece`]s, and its last piece in [`Step::Complete`].
+    StreamStart {
+        start: Bytes,
+        head_len: usize,
+    },
+    /// The next bytes of a streamed body.
+    StreamPiece(Bytes),
     Dropped(DropReason),
     /// The reader lost its place with no message to report (one already reported as
     /// dropped turned out malformed further on).
@@ -78,14 +89,30 @@ enum State {
     Stopped,
 }
 
+/// What a body's bytes become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyMode {
+    /// Buffered with the head, up to `limit` bytes: a longer body is dropped as
+    /// `BodyTooLarge`.
+    Keep { limit: u64 },
+    /// Buffered with the head up to `after` bytes; a longer body then comes out in pieces
+    /// (`started`), and is dropped as `BodyTooLarge` past `limit` bytes, if any.
+    Stream {
+        after: u64,
+        limit: Option<u64>,
+        started: bool,
+    },
+    /// Passed over unbuffered (responses, dropped bodies).
+    Pass,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct BodyRead {
     head_len: usize,
     body: Body,
     /// Body bytes read so far.
     read: u64,
-    /// Kept in the buffer (requests), or passed over (responses, dropped bodies).
-    keep: bool,
+    mode: BodyMode,
     /// Already reported as dropped: its end produces nothing.
     dropped: bool,
 }
@@ -223,8 +250,13 @@ impl Reader {
                 self.reject();
                 Some(Step::Dropped(malformed("head left unanswered")))
             }
-            State::Body(read) if read.keep => self.keep_body(read, input, ts),
-            State::Body(read) => self.pass_body(read, input, ts),
+            State::Body(read) => match read.mode {
+                BodyMode::Keep { .. } | BodyMode::Stream { started: false, .. } => {
+                    self.keep_body(read, input, ts)
+                }
+                BodyMode::Stream { .. } => self.stream_body(read, input, ts),
+                BodyMode::Pass => self.pass_body(read, input, ts),
+            },
             State::Stopped => {
                 *input = &[];
                 Some(Step::Idle)
@@ -265,7 +297,7 @@ impl Reader {
         if resume_at < self.position || resume_at > end {
             return false;
         }
-        if read.keep {
+        if read.buffers() {
             self.counters.body_bytes_skipped += read.read;
             self.buf.clear();
             self.compact();
@@ -274,7 +306,7 @@ impl Reader {
             remaining: end - resume_at,
         };
         read.read += resume_at - self.position;
-        read.keep = false;
+        read.mode = BodyMode::Pass;
         read.dropped = true;
         self.state = State::Body(read);
         self.position = resume_at;
@@ -397,7 +429,7 @@ impl Reader {
     pub fn end(&mut self) -> Option<Result<Message, DropReason>> {
         let outcome = match self.state {
             State::Body(read) if !read.dropped && matches!(read.body, Body::UntilClose) => {
-                let raw = read.keep.then(|| self.buf.split().freeze());
+                let raw = read.buffers().then(|| self.buf.split().freeze());
                 Some(Ok(self.message(read, raw)))
             }
             _ if self.in_progress() => Some(Err(DropReason::Truncated)),
@@ -428,6 +460,16 @@ impl Reader {
             State::Body(read) => !read.dropped,
             State::Lost | State::Stopped => false,
         }
+    }
+}
+
+impl BodyRead {
+    /// The body's bytes go into the buffer (so far).
+    fn buffers(&self) -> bool {
+        matches!(
+            self.mode,
+            BodyMode::Keep { .. } | BodyMode::Stream { started: false, .. }
+        )
     }
 }
 

@@ -97,13 +97,54 @@ fn run<'a>(
             Op::End(direction) => flow.end(direction, ts(i), &mut out),
         }
     }
-    (out, flow.counters())
+    (joined(out), flow.counters())
 }
 
-/// Most bytes one flow may hold: a request (head and body), a response head, held bytes
-/// of a possible protocol switch, and requests awaiting confirmation.
+/// Most bytes one flow may hold: a request (head and body, or a streamed body's buffered
+/// part), a response head, held bytes of a possible protocol switch, and requests
+/// awaiting confirmation.
 pub(super) fn buffer_bound(limits: Limits) -> usize {
-    4 * limits.max_head_bytes + 2 * limits.max_body_bytes + limits.max_held_bytes
+    let body = (limits.kept_body_limit() as usize).max(limits.stream_body_after.unwrap_or(0));
+    4 * limits.max_head_bytes + 2 * body + limits.max_held_bytes
+}
+
+/// `events` with each streamed request joined back into one `Request`, where it completed,
+/// as its copy reaches the shadow: where the pieces fall depends on how the stream was
+/// cut, the request must not. A broken one leaves nothing (its `Dropped` stays).
+pub(super) fn joined(events: Vec<HttpEvent>) -> Vec<HttpEvent> {
+    let mut out = Vec::new();
+    let mut open: Option<(Request, Vec<u8>)> = None;
+    for event in events {
+        match event {
+            HttpEvent::RequestStreaming(request) => {
+                assert!(open.is_none(), "one streaming request at a time");
+                let raw = request.raw.to_vec();
+                open = Some((request, raw));
+            }
+            HttpEvent::RequestBody { sequence, bytes } => {
+                let (request, raw) = open.as_mut().expect("a piece after its start");
+                assert_eq!(request.sequence, sequence);
+                raw.extend_from_slice(&bytes);
+            }
+            HttpEvent::RequestEnd {
+                sequence,
+                last_byte,
+            } => {
+                let (mut request, raw) = open.take().expect("an end after its start");
+                assert_eq!(request.sequence, sequence);
+                request.raw = raw.into();
+                request.body.1 = request.raw.len();
+                request.last_byte = last_byte;
+                out.push(HttpEvent::Request(request));
+            }
+            HttpEvent::RequestBroken { sequence, .. } => {
+                let (request, _) = open.take().expect("a break after its start");
+                assert_eq!(request.sequence, sequence);
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Events of `ops` under `limits`, after checking that every way of cutting the pushes
@@ -160,6 +201,20 @@ pub(super) fn summary(events: &[HttpEvent]) -> Vec<String> {
             }
             HttpEvent::Unsupported { reason } => format!("unsupported {}", reason.as_str()),
             HttpEvent::Notice { what } => format!("notice {}", what.as_str()),
+            HttpEvent::RequestStreaming(r) => format!(
+                "streaming {} {} {} body {}",
+                r.sequence,
+                r.method_str(),
+                r.target_str(),
+                r.body().len()
+            ),
+            HttpEvent::RequestBody { sequence, bytes } => {
+                format!("piece {sequence} {}", bytes.len())
+            }
+            HttpEvent::RequestEnd { sequence, .. } => format!("end {sequence}"),
+            HttpEvent::RequestBroken { sequence, unread } => {
+                format!("broken {sequence} unread {unread}")
+            }
         })
         .collect()
 }
@@ -179,7 +234,8 @@ pub(super) fn small_limits() -> Limits {
     Limits {
         max_head_bytes: 96,
         max_headers: Some(4),
-        max_body_bytes: 32,
+        max_body_bytes: Some(32),
+        stream_body_after: None,
         max_held_bytes: 128,
         max_held_total_bytes: 1 << 20,
     }

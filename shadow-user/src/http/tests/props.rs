@@ -94,12 +94,15 @@ proptest! {
     fn random_requests_cut_anywhere_come_out_exactly(
         specs in prop::collection::vec(spec(), 1..8),
         points in prop::collection::vec(any::<prop::sample::Index>(), 0..24),
+        stream_after in prop::option::of(0usize..40),
     ) {
         let messages: Vec<(Vec<u8>, usize)> = specs.iter().map(serialise).collect();
         let stream: Vec<u8> = messages.iter().flat_map(|(wire, _)| wire.clone()).collect();
         let mut bounds = cuts(&points, stream.len());
         bounds.push(stream.len());
-        let mut flow = HttpFlow::new(Limits::default());
+        // Bodies kept whole, or streamed past a few bytes: the same requests either way.
+        let limits = Limits { stream_body_after: stream_after, ..Limits::default() };
+        let mut flow = HttpFlow::new(limits);
         let mut out = Vec::new();
         let mut start = 0;
         // Piece `i` is pushed at ts(i); it ends before bounds[i].
@@ -107,6 +110,12 @@ proptest! {
             flow.push(REQ, &stream[start..end], ts(i), &mut out);
             start = end;
         }
+        let streamed = out.iter().any(|e| matches!(e, HttpEvent::RequestStreaming(_)));
+        let long_body = messages.iter().any(|(wire, head_len)| {
+            stream_after.is_some_and(|after| wire.len() - head_len > after)
+        });
+        prop_assert_eq!(streamed, long_body, "bodies longer than the buffered part stream");
+        let out = joined(out);
         let piece_of = |offset: usize| bounds.iter().position(|&end| offset < end).unwrap();
         prop_assert_eq!(out.len(), messages.len(), "{:?}", summary(&out));
         let mut offset = 0;
@@ -133,7 +142,8 @@ proptest! {
         let limits = Limits {
             max_head_bytes: 200,
             max_headers: Some(6),
-            max_body_bytes: 64,
+            max_body_bytes: Some(64),
+            stream_body_after: Some(16),
             max_held_bytes: 264,
             max_held_total_bytes: 1 << 20,
         };
@@ -325,6 +335,7 @@ fn replay(
         }
         assert!(flow.buffered() <= bound, "buffered {}", flow.buffered());
     }
+    let out = joined(out);
     for event in &out {
         if let HttpEvent::Request(request) | HttpEvent::Unconfirmed(request) = event {
             assert!(request.head_len <= request.raw.len());

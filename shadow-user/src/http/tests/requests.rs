@@ -2,7 +2,7 @@
 //! where production's parser is known to stand.
 
 use super::*;
-use crate::http::StreamCounters;
+use crate::{http::StreamCounters, reassembly::GapKind};
 
 const GET: &[u8] = b"GET /index.html?q=1 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n";
 const POST: &[u8] =
@@ -573,4 +573,144 @@ fn held_requests_are_bounded() {
         summary.iter().all(|e| e.starts_with("unconfirmed")),
         "{summary:?}"
     );
+}
+
+/// A POST whose 200-byte body streams after 64 bytes.
+fn upload() -> &'static [u8] {
+    let body: Vec<u8> = (0..200u8).collect();
+    join(&[
+        b"POST /up HTTP/1.1\r\nHost: example.com\r\nContent-Length: 200\r\n\r\n",
+        &body,
+    ])
+}
+
+fn streaming_limits() -> Limits {
+    Limits {
+        stream_body_after: Some(64),
+        ..Limits::default()
+    }
+}
+
+/// The events of `ops` as they come, pieces and all (not joined).
+fn raw_events(ops: &[Op], limits: Limits) -> Vec<String> {
+    let mut flow = HttpFlow::new(limits);
+    let mut out = Vec::new();
+    let mut position = 0u64;
+    for (i, op) in ops.iter().enumerate() {
+        match *op {
+            Op::Push(direction, data) => {
+                flow.push(direction, data, ts(i), &mut out);
+                if direction == REQ {
+                    position += data.len() as u64;
+                }
+            }
+            Op::Lose(direction, n) => {
+                position += n;
+                flow.gap(direction, position, GapKind::CaptureLoss, &mut out);
+            }
+            Op::End(direction) => flow.end(direction, ts(i), &mut out),
+            other => panic!("not used here: {other:?}"),
+        }
+    }
+    summary(&out)
+}
+
+#[test]
+fn a_long_body_comes_out_in_pieces_as_it_arrives_and_joins_back_exactly() {
+    let wire = upload();
+    let head = head_len(wire);
+    let ops = [
+        Op::Push(REQ, &wire[..head + 100]),
+        Op::Push(REQ, &wire[head + 100..head + 150]),
+        Op::Push(REQ, &wire[head + 150..]),
+    ];
+    assert_eq!(
+        raw_events(&ops, streaming_limits()),
+        [
+            "streaming 0 POST /up body 64",
+            "piece 0 36",
+            "piece 0 50",
+            "piece 0 50",
+            "end 0",
+        ]
+    );
+    // Joined, it is the request as sent, whatever the cuts.
+    let events = events_with(&ops, streaming_limits()).0;
+    assert_eq!(requests(&events)[0].raw, wire);
+    assert_eq!(requests(&events)[0].last_byte, ts(2));
+}
+
+#[test]
+fn a_streamed_body_broken_by_loss_truncation_or_the_policy_limit_is_abandoned() {
+    let wire = upload();
+    let head = head_len(wire);
+    let lost = [Op::Push(REQ, &wire[..head + 100]), Op::Lose(REQ, 10)];
+    assert_eq!(
+        raw_events(&lost, streaming_limits())[2..],
+        ["dropped request gap", "broken 0 unread false"]
+    );
+    let ended = [Op::Push(REQ, &wire[..head + 100]), Op::End(REQ)];
+    assert_eq!(
+        raw_events(&ended, streaming_limits())[2..],
+        ["dropped request truncated", "broken 0 unread false"]
+    );
+    // Chunked, so its size is only known as it comes: over the policy, it is cut off.
+    let chunked = join(&[
+        b"PUT /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n50\r\n",
+        &[b'x'; 80],
+        b"\r\n50\r\n",
+        &[b'y'; 80],
+        b"\r\n0\r\n\r\n",
+    ]);
+    let limits = Limits {
+        max_body_bytes: Some(120),
+        ..streaming_limits()
+    };
+    let found = raw_events(&[Op::Push(REQ, chunked)], limits);
+    assert_eq!(found[0], "streaming 0 PUT /c body 64");
+    assert_eq!(
+        found[found.len() - 2..],
+        ["dropped request body_too_large", "broken 0 unread false"],
+        "{found:?}"
+    );
+}
+
+#[test]
+fn a_closing_answer_to_an_earlier_request_abandons_the_one_streaming_as_unread() {
+    let wire = upload();
+    let head = head_len(wire);
+    let closing = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+    let found = raw_events(
+        &[
+            Op::Push(REQ, GET),
+            Op::Push(REQ, &wire[..head + 100]),
+            Op::Push(RESP, closing),
+        ],
+        streaming_limits(),
+    );
+    assert_eq!(
+        found,
+        [
+            "request 0 GET /index.html?q=1 body 0",
+            "streaming 1 POST /up body 64",
+            "piece 1 36",
+            "broken 1 unread true",
+            "response 200 to Some(0) body 0",
+        ]
+    );
+}
+
+#[test]
+fn a_held_request_is_kept_whole_never_streamed() {
+    // Picked up mid-way, the stream's place is not confirmed: the upload is held whole
+    // until production's answer confirms it.
+    let wire = upload();
+    let found = summary(
+        &events_with(
+            &[Op::Pickup(REQ), Op::Push(REQ, wire), Op::Answer],
+            streaming_limits(),
+        )
+        .0,
+    );
+    assert_eq!(found[0], "request 0 POST /up body 200");
 }

@@ -20,6 +20,7 @@ use crate::{
     active::ActiveConfig,
     config::Diagnostics,
     replay::{
+        body::{self, BodySender},
         copy::Copy,
         job::{self, Budget},
     },
@@ -130,6 +131,7 @@ impl Engine {
             self.config.clone(),
             0,
             copy(flow_number, n),
+            None,
             &self.budget,
         )
         .unwrap_or_else(|_| panic!("room for the copy"));
@@ -237,6 +239,7 @@ async fn what_replay_keeps_per_copy_fits_its_overhead() {
         engine.config.clone(),
         0,
         copy(0, 0),
+        None,
         &engine.budget,
     )
     .unwrap_or_else(|_| panic!("room for the copy"));
@@ -256,4 +259,106 @@ async fn what_replay_keeps_per_copy_fits_its_overhead() {
         "task {task_bytes} B + entries {entries} B"
     );
     drop(task);
+}
+
+/// A server that reads one connection to its end, answering once `expected` bytes came;
+/// returns what it read and whether the connection ended in a reset.
+async fn one_connection(expected: usize) -> (SocketAddr, tokio::task::JoinHandle<(Vec<u8>, bool)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut read = Vec::new();
+        let mut chunk = [0u8; 65536];
+        loop {
+            match tcp.read(&mut chunk).await {
+                Ok(0) => return (read, false),
+                Ok(n) => {
+                    read.extend_from_slice(&chunk[..n]);
+                    if read.len() == expected {
+                        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+                        tcp.write_all(ok).await.unwrap();
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (read, true),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    });
+    (addr, task)
+}
+
+/// Submits a streamed upload of `body_len` bytes whose first 1,000 body bytes came with its
+/// head; returns the sender for the rest and the whole request as it must reach the shadow.
+fn upload(engine: &Engine, body_len: usize) -> (BodySender, Vec<u8>) {
+    let head = format!("POST /up HTTP/1.1\r\nHost: s\r\nContent-Length: {body_len}\r\n\r\n");
+    let body: Vec<u8> = (0..body_len).map(|i| (i * 7 + i / 251) as u8).collect();
+    let (tx, rx) = body::channel(engine.budget.clone());
+    let copy = Copy {
+        head: Bytes::from(head.clone()),
+        body: Bytes::copy_from_slice(&body[..1000]),
+        head_request: false,
+    };
+    let job = job::make(
+        flow(1),
+        1,
+        engine.config.clone(),
+        0,
+        copy,
+        Some(rx),
+        &engine.budget,
+    )
+    .unwrap_or_else(|_| panic!("room for the copy"));
+    engine.sender.submit(job);
+    (tx, [head.into_bytes(), body].concat())
+}
+
+fn dropped(stats: &ReplayStats, reason: &'static str) -> u64 {
+    stats
+        .dropped
+        .get_or_create(&crate::replay::stats::DropLabels {
+            mapping: "shadow".into(),
+            reason,
+        })
+        .get()
+}
+
+#[tokio::test]
+async fn a_streamed_body_reaches_the_shadow_whole_as_its_pieces_arrive() {
+    let body_len = 300_000;
+    let head_len =
+        format!("POST /up HTTP/1.1\r\nHost: s\r\nContent-Length: {body_len}\r\n\r\n").len();
+    let (addr, server) = one_connection(head_len + body_len).await;
+    let engine = Engine::start(addr, 4);
+    let (mut tx, whole) = upload(&engine, body_len);
+    for piece in whole[head_len + 1000..].chunks(7_000) {
+        assert!(tx.push(Bytes::copy_from_slice(piece)));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    tx.end();
+    let stats = engine.finish().await;
+    assert_eq!(copied(&stats), 1);
+    let (read, reset) = server.await.unwrap();
+    assert!(!reset, "a complete copy ends in a close, not a reset");
+    assert!(read == whole, "the shadow read the request byte-exact");
+}
+
+#[tokio::test]
+async fn a_streamed_body_that_breaks_off_resets_the_shadow_connection() {
+    let body_len = 300_000;
+    let (addr, server) = one_connection(usize::MAX).await;
+    let engine = Engine::start(addr, 4);
+    let (mut tx, whole) = upload(&engine, body_len);
+    assert!(tx.push(Bytes::from_static(&[1; 5000])));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(tx);
+    let stats = engine.finish().await;
+    assert_eq!(copied(&stats), 0);
+    assert_eq!(dropped(&stats, reason::INCOMPLETE), 1);
+    let (read, reset) = server.await.unwrap();
+    assert!(
+        reset,
+        "the shadow sees a reset, not a request that looks complete"
+    );
+    assert!(read.len() < whole.len());
 }

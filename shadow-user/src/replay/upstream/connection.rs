@@ -1,5 +1,6 @@
 //! One connection to a shadow service, and the exchange of one copy over it: the copy is
-//! written whole, the reply read to its end through a small buffer and discarded.
+//! written (a body still being captured as it comes), the reply read to its end through a
+//! small buffer and discarded.
 
 use std::{
     io::{self, IoSlice},
@@ -14,6 +15,7 @@ use tokio::{
 };
 
 use super::{
+    super::body::{BodyStream, Next},
     error::{ExchangeStage, UpstreamError},
     persist,
     response::{Complete, ResponseReader},
@@ -72,16 +74,21 @@ impl Connection {
         self.reusable
     }
 
-    /// Writes the copy (`head` then `body`, as they go on the wire) and reads the whole
-    /// reply, discarding its body; `head_request`: the copy is a `HEAD` request, so the
-    /// reply has no body. `timeout` bounds the whole exchange.
+    /// Writes the copy (`head` then `body`, as they go on the wire, then whatever `rest`
+    /// brings until its end) and reads the whole reply, discarding its body; `head_request`:
+    /// the copy is a `HEAD` request, so the reply has no body. Every write must go through
+    /// within `timeout`, and the whole reply must come within `timeout` of the copy's last
+    /// byte (as Envoy's route timeout starts once the request is complete): a body still
+    /// being captured takes as long as its client does.
     ///
-    /// After any error the connection is not reusable. Nothing is retried: a copy written
-    /// twice could repeat a write to a persistent service.
+    /// After any error the connection is not reusable; after `rest` abandons the copy it is
+    /// reset. Nothing is retried: a copy written twice could repeat a write to a persistent
+    /// service.
     pub async fn exchange(
         &mut self,
         head: &[u8],
         body: &Bytes,
+        rest: Option<&mut BodyStream>,
         head_request: bool,
         timeout: Duration,
     ) -> Result<Exchange, UpstreamError> {
@@ -90,8 +97,9 @@ impl Connection {
         let reused = std::mem::replace(&mut self.reused, true);
         // Leftovers only exist after a failed exchange, whose stream is out of step anyway.
         self.buf.clear();
-        let exchanged = tokio::time::timeout(timeout, self.run(head, body, head_request, reused));
-        let (complete, latency) = exchanged
+        self.write_copy(head, body, rest, timeout, reused).await?;
+        let reply = tokio::time::timeout(timeout, self.read_reply(head_request, reused));
+        let (complete, latency) = reply
             .await
             .map_err(|_| UpstreamError::Timeout { after: timeout })??;
         // Bytes after the reply were not asked for: the stream is out of step.
@@ -103,18 +111,47 @@ impl Connection {
         })
     }
 
-    async fn run(
+    async fn write_copy(
         &mut self,
         head: &[u8],
         body: &[u8],
+        rest: Option<&mut BodyStream>,
+        timeout: Duration,
+        reused: bool,
+    ) -> Result<(), UpstreamError> {
+        // Until the first byte of a reply, a failure on a reused connection is most likely
+        // the shadow having closed it while it was idle.
+        let failed = |e| failure(ExchangeStage::Write, e, reused, reused);
+        within(timeout, write_request(&mut self.stream, head, body))
+            .await?
+            .map_err(failed)?;
+        let Some(rest) = rest else {
+            return Ok(());
+        };
+        loop {
+            match rest.next().await {
+                // The piece's budget share is given back once it is written.
+                Next::Bytes(bytes, _held) => within(timeout, write_piece(&mut self.stream, &bytes))
+                    .await?
+                    .map_err(failed)?,
+                Next::End => return Ok(()),
+                Next::Abandon(reason) => {
+                    // A reset, not a close: a close after a partial body could read as a
+                    // complete request to a server that frames it by close, and a reset
+                    // also tells one that framed it by length that it ended badly.
+                    let _ =
+                        socket2::SockRef::from(self.stream.tcp()).set_linger(Some(Duration::ZERO));
+                    return Err(UpstreamError::Abandoned { reason });
+                }
+            }
+        }
+    }
+
+    async fn read_reply(
+        &mut self,
         head_request: bool,
         reused: bool,
     ) -> Result<(Complete, Duration), UpstreamError> {
-        // Until the first byte of a reply, a failure on a reused connection is most likely
-        // the shadow having closed it while it was idle.
-        write_request(&mut self.stream, head, body)
-            .await
-            .map_err(|e| failure(ExchangeStage::Write, e, reused, reused))?;
         let written = Instant::now();
         let mut first_byte = None;
         let mut reader = ResponseReader::new(head_request);
@@ -172,6 +209,19 @@ async fn write_request(stream: &mut Stream, mut head: &[u8], mut body: &[u8]) ->
     }
     stream.write_all(body).await?;
     stream.flush().await
+}
+
+/// Writes one piece of a body still being captured, and sends it on at once.
+async fn write_piece(stream: &mut Stream, piece: &[u8]) -> io::Result<()> {
+    stream.write_all(piece).await?;
+    stream.flush().await
+}
+
+/// `future`, or `Timeout` if it takes longer than `timeout`.
+async fn within<T>(timeout: Duration, future: impl Future<Output = T>) -> Result<T, UpstreamError> {
+    tokio::time::timeout(timeout, future)
+        .await
+        .map_err(|_| UpstreamError::Timeout { after: timeout })
 }
 
 /// An I/O error as an exchange failure: the peer closing or resetting is `Reset`, and so is

@@ -46,6 +46,13 @@ pub enum UpstreamError {
         #[source]
         source: ResponseError,
     },
+    /// The copy's body stopped coming before its end (see `replay::body`): the connection
+    /// was reset so the shadow cannot take what it got for a complete request.
+    #[error("the copy was abandoned while being sent ({reason}); the shadow connection was reset")]
+    Abandoned {
+        /// The ledger reason.
+        reason: &'static str,
+    },
     /// Any other I/O error on an open connection.
     #[error("I/O error on a shadow connection while {stage}")]
     Io {
@@ -57,8 +64,8 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
-    /// A stable metric label: `connect_failed`, `timeout`, `reset`,
-    /// `bad_response` or `io`.
+    /// A stable metric label: `connect_failed`, `timeout`, `reset`, `bad_response`, `io`,
+    /// or the reason a streamed copy was abandoned for.
     pub fn reason(&self) -> &'static str {
         match self {
             UpstreamError::ConnectFailed { .. } => "connect_failed",
@@ -66,6 +73,7 @@ impl UpstreamError {
             UpstreamError::Reset { .. } => "reset",
             UpstreamError::BadResponse { .. } => "bad_response",
             UpstreamError::Io { .. } => "io",
+            UpstreamError::Abandoned { reason } => reason,
         }
     }
 }

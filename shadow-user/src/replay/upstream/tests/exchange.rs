@@ -59,7 +59,7 @@ async fn continue_then_final_response() {
     let mut connection = upstream.connection().await.unwrap();
     let head = b"POST /x HTTP/1.1\r\nHost: s\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n";
     let exchange = connection
-        .exchange(head, &Bytes::from_static(b"data"), false, PATIENT)
+        .exchange(head, &Bytes::from_static(b"data"), None, false, PATIENT)
         .await
         .unwrap();
     assert_eq!((exchange.status, exchange.reusable), (200, true));
@@ -156,7 +156,7 @@ async fn the_copy_arrives_byte_exact() {
     let upstream = plain(&server);
     let mut connection = upstream.connection().await.unwrap();
     let exchange = connection
-        .exchange(head.as_bytes(), &body, false, PATIENT)
+        .exchange(head.as_bytes(), &body, None, false, PATIENT)
         .await
         .unwrap();
     assert_eq!(exchange.status, 201);
@@ -205,7 +205,7 @@ async fn a_silent_shadow_times_out() {
     let mut connection = upstream.connection().await.unwrap();
     let timeout = Duration::from_millis(200);
     let err = connection
-        .exchange(GET, &Bytes::new(), false, timeout)
+        .exchange(GET, &Bytes::new(), None, false, timeout)
         .await
         .unwrap_err();
     assert!(matches!(err, UpstreamError::Timeout { after } if after == timeout));

@@ -194,6 +194,6 @@ pub(super) async fn send(
     head_request: bool,
 ) -> Result<Exchange, UpstreamError> {
     connection
-        .exchange(request, &Bytes::new(), head_request, PATIENT)
+        .exchange(request, &Bytes::new(), None, head_request, PATIENT)
         .await
 }
