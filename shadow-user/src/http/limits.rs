@@ -14,7 +14,9 @@ pub struct Limits {
     pub max_headers: Option<usize>,
     /// Largest request body, chunk framing and trailers included, as a policy: a larger
     /// one is dropped as `BodyTooLarge` and passed over. None (the default): no limit.
-    /// A body kept whole (not streamed) is limited to `max_held_bytes` when this is None.
+    /// A body kept whole by live capture (held for confirmation, or not streamed) is also
+    /// limited to `max_held_bytes`; offline, one is limited to `max_held_bytes` when this
+    /// is None.
     /// Response bodies are never buffered, so they are not limited.
     pub max_body_bytes: Option<usize>,
     /// A request body longer than this, on a stream whose place production's parser is
@@ -48,7 +50,14 @@ impl Limits {
 
     /// The most body bytes kept in the buffer for a request that is not streamed.
     pub(crate) fn kept_body_limit(&self) -> u64 {
-        self.max_body_bytes.unwrap_or(self.max_held_bytes) as u64
+        let held = self.max_held_bytes;
+        let limit = match (self.stream_body_after, self.max_body_bytes) {
+            // Live capture keeps a body whole only while it must hold the request, which
+            // `max_held_bytes` bounds whatever the policy allows.
+            (Some(_), policy) => policy.map_or(held, |policy| policy.min(held)),
+            (None, policy) => policy.unwrap_or(held),
+        };
+        limit as u64
     }
 }
 

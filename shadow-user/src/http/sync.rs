@@ -126,8 +126,9 @@ impl Sync {
             return true;
         }
         let bytes = request.raw.len();
-        // One request is always held, however large (the first after a pickup is often an
-        // upload); the budget shared by all flows still bounds it.
+        // One request is always held, whatever its size within the body limit the reader
+        // applies to held requests (`max_held_bytes`); the budget shared by all flows still
+        // bounds it.
         let over = !self.held.is_empty() && self.held_bytes + bytes > limit;
         if over || !self.budget.take(bytes) {
             // Those held before it come out first: events keep the requests' order.

@@ -86,9 +86,9 @@ pub struct HttpSink {
     config: SharedConfig,
     counters: HttpCounters,
     events: Vec<(FlowKey, HttpEvent)>,
-    /// The body senders of copies whose request is still streaming: at most one per
-    /// tracked connection.
-    streams: HashMap<FlowKey, BodySender>,
+    /// The body senders of copies whose request is still streaming, with the request's
+    /// number: at most one per tracked connection.
+    streams: HashMap<FlowKey, (u64, BodySender)>,
     last_expiry: SystemTime,
 }
 
@@ -220,11 +220,13 @@ impl HttpSink {
                         self.offerer.offer_streamed(flow, &config, request);
                     self.offered(flow, request, offered, shadowed);
                     if let Some(body) = body {
-                        self.streams.insert(flow, body);
+                        // One streams at a time per connection: an earlier one left here
+                        // would be a bug, and dropping it abandons its copy.
+                        self.streams.insert(flow, (request.sequence, body));
                     }
                 }
-                HttpEvent::RequestBody { bytes, .. } => {
-                    if let Some(body) = self.streams.get_mut(&flow)
+                HttpEvent::RequestBody { sequence, bytes } => {
+                    if let Some((_, body)) = self.stream(flow, *sequence)
                         && !body.push(bytes.clone())
                     {
                         self.streams.remove(&flow);
@@ -234,13 +236,17 @@ impl HttpSink {
                     sequence,
                     last_byte,
                 } => {
-                    if let Some(body) = self.streams.remove(&flow) {
+                    if self.stream(flow, *sequence).is_some()
+                        && let Some((_, body)) = self.streams.remove(&flow)
+                    {
                         body.end();
                     }
                     self.pending.ended(flow, *sequence, *last_byte);
                 }
                 HttpEvent::RequestBroken { sequence, unread } => {
-                    if let Some(mut body) = self.streams.remove(&flow) {
+                    if self.stream(flow, *sequence).is_some()
+                        && let Some((_, mut body)) = self.streams.remove(&flow)
+                    {
                         body.abandon(match unread {
                             true => reason::UNCONFIRMED,
                             false => reason::INCOMPLETE,
@@ -254,6 +260,13 @@ impl HttpSink {
         }
         // Keep the buffer's capacity for the next batch.
         self.events = events;
+    }
+
+    /// The body sender of request `sequence` of `flow`, if it is the one streaming.
+    fn stream(&mut self, flow: FlowKey, sequence: u64) -> Option<&mut (u64, BodySender)> {
+        self.streams
+            .get_mut(&flow)
+            .filter(|(streaming, _)| *streaming == sequence)
     }
 }
 

@@ -18,6 +18,7 @@ use tokio::{
 
 use super::{
     ReplaySettings,
+    body::BodyStream,
     job::Job,
     stats::{ReplayStats, reason},
     upstream::{Connection, Upstream, UpstreamConfig, UpstreamError},
@@ -190,6 +191,25 @@ async fn send(
     let mut rest = job.rest.take();
     let plan = job.plan();
     let upstream = upstreams.get(&plan.service, &config);
+    let mut kept = kept;
+    let _streaming = match &rest {
+        Some(_) => Some(match upstream.try_stream_slot() {
+            Some(slot) => slot,
+            None => {
+                // The wait may be long: the connection kept for this client goes back.
+                if let Some((held, connection)) = kept.take() {
+                    held.put_back(connection);
+                }
+                upstream.stream_slot().await
+            }
+        }),
+        None => None,
+    };
+    // A body abandoned while its copy waited: nothing of it reaches the shadow.
+    if let Some(reason) = rest.as_ref().and_then(BodyStream::abandoned) {
+        stats.dropped(job.mapping(), reason, true);
+        return Sent { flow, kept };
+    }
     let connection = match kept {
         Some((held, connection)) if Arc::ptr_eq(&held, &upstream) => Ok(connection),
         other => {
@@ -207,6 +227,13 @@ async fn send(
             return Sent { flow, kept: None };
         }
     };
+    if let Some(reason) = rest.as_ref().and_then(BodyStream::abandoned) {
+        stats.dropped(job.mapping(), reason, true);
+        return Sent {
+            flow,
+            kept: Some((upstream, connection)),
+        };
+    }
     // Boxed, so a task waiting its turn stays small: only those sending (at most the
     // pool's bound) hold the exchange's larger state.
     let exchange = Box::pin(connection.exchange(

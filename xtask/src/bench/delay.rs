@@ -131,6 +131,7 @@ fn one(bench: &mut Bench, rate: u64) -> Result<Run> {
             path: "/d/[a-z0-9]{20}",
             unique: true,
             body: None,
+            keep_alive: true,
         },
         &dir,
         &mut bench.commands,

@@ -209,6 +209,7 @@ fn one(bench: &mut Bench, spec: &Sweep<'_>, rate: u64) -> Result<Run> {
             },
             unique: false,
             body,
+            keep_alive: true,
         },
         &dir,
         &mut bench.commands,

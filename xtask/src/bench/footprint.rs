@@ -101,10 +101,11 @@ fn open_idle(server: SocketAddr, count: usize) -> Result<Vec<TcpStream>> {
         let mut stream = TcpStream::connect_timeout(&server, Duration::from_secs(5))
             .with_context(|| format!("connection {i} to {server}"))?;
         stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-        write!(
-            stream,
+        // One write: a request in pieces would wait on Nagle and delayed ACKs.
+        let request = format!(
             "GET /idle/{i} HTTP/1.1\r\nHost: production.bench\r\nUser-Agent: shadowd-bench\r\n\r\n"
-        )?;
+        );
+        stream.write_all(request.as_bytes())?;
         read_response(&mut stream).with_context(|| format!("response on connection {i}"))?;
         open.push(stream);
     }
@@ -112,7 +113,7 @@ fn open_idle(server: SocketAddr, count: usize) -> Result<Vec<TcpStream>> {
 }
 
 /// Reads one response with a `RESPONSE_BYTES` body.
-fn read_response(stream: &mut TcpStream) -> Result<()> {
+pub(super) fn read_response(stream: &mut TcpStream) -> Result<()> {
     let mut buf = Vec::with_capacity(2048);
     let mut chunk = [0u8; 4096];
     loop {

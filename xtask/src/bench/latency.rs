@@ -104,6 +104,7 @@ fn one(bench: &mut Bench, round: usize, scenario: Scenario, rate: u64) -> Result
         path,
         unique: false,
         body: None,
+        keep_alive: true,
     };
     let warm_up = FixedRate {
         rate: if rate == 0 { 5_000 } else { rate },

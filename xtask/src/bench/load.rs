@@ -89,6 +89,8 @@ pub struct FixedRate<'a> {
     pub unique: bool,
     /// POST this file as the body.
     pub body: Option<&'a Path>,
+    /// Keep-alive; without it every request opens a connection of its own.
+    pub keep_alive: bool,
 }
 
 /// What an oha run reports (latencies in milliseconds).
@@ -137,6 +139,9 @@ pub fn oha(
     if load.unique {
         cmd.arg("--rand-regex-url");
     }
+    if !load.keep_alive {
+        cmd.arg("--disable-keepalive");
+    }
     if let Some(body) = load.body {
         cmd.args(["-m", "POST", "-T", "application/octet-stream", "-D"])
             .arg(body);
@@ -145,6 +150,7 @@ pub fn oha(
     cmd.arg("--output").arg(&json).arg(url(load.path));
     commands.record(
         match (load.body.is_some(), load.unique) {
+            _ if !load.keep_alive => "fixed rate, a connection per request (oha)",
             (true, _) => "fixed rate, 64 KiB POST (oha)",
             (false, true) => "fixed rate, unique paths (oha)",
             (false, false) if load.rate == 0 => "saturation of the fixed-rate generator (oha)",

@@ -21,6 +21,7 @@ mod render;
 mod report;
 mod scenario;
 mod shadowd;
+mod shapes;
 mod signals;
 mod summary;
 mod targets;
@@ -49,6 +50,10 @@ pub struct BenchArgs {
     /// Only the criterion micro-benchmarks (reassembly and HTTP parsing, one core).
     #[arg(long, conflicts_with = "quick")]
     micro: bool,
+    /// Only the traffic shapes (connection churn, many open connections, uploads), printed
+    /// and written to `target/bench/shapes.json`; with `--quick`, their short versions.
+    #[arg(long, conflicts_with = "micro")]
+    shapes: bool,
 }
 
 /// What every phase shares: the topology, a directory per run, the commands run.
@@ -122,11 +127,22 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         work,
         runs: 0,
     };
+    if args.shapes {
+        let shapes = shapes::run(&mut bench)?;
+        drop(bench);
+        std::fs::write(
+            out.join("shapes.json"),
+            serde_json::to_string_pretty(&shapes)?,
+        )?;
+        println!("bench: wrote {}", out.join("shapes.json").display());
+        return Ok(());
+    }
     let throughput = throughput::run(&mut bench)?;
     let latency = latency::run(&mut bench, &throughput)?;
     let fidelity = fidelity::run(&mut bench)?;
     let footprint = footprint::run(&mut bench)?;
     let delay = delay::run(&mut bench)?;
+    let shapes = shapes::run(&mut bench)?;
     let report = report::Report::new(
         &bench,
         load_at_start,
@@ -135,6 +151,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         fidelity,
         footprint,
         delay,
+        shapes,
         started.elapsed(),
     )?;
     drop(bench);

@@ -47,6 +47,15 @@ impl Netns {
         cmd
     }
 
+    /// Sets the namespace's own `key` (a per-namespace sysctl) to `value`.
+    pub fn sysctl(&self, key: &str, value: &str) -> Result<()> {
+        output(
+            self.command(None, "sysctl")
+                .args(["-w", &format!("{key}={value}")]),
+        )?;
+        Ok(())
+    }
+
     /// Names resolved inside the namespace (`ip netns exec` bind-mounts
     /// `/etc/netns/<name>/hosts` over `/etc/hosts`).
     pub fn set_hosts(&self, entries: &[(&str, &str)]) -> Result<()> {

@@ -21,7 +21,7 @@ fn main_block(dir: &Path) -> String {
     let dir = dir.display();
     let connections = super::process::fd_limit()
         .saturating_sub(64)
-        .clamp(1024, 16384);
+        .clamp(1024, 65536);
     format!(
         "daemon off;
 master_process on;
@@ -55,13 +55,17 @@ fn http_common(dir: &Path) -> String {
     )
 }
 
+/// Where an origin stores uploads (`PUT /bench/upload/NAME`), under its directory.
+pub const UPLOAD_FILES: &str = "files";
+
 /// Port of an origin's body sink, on its namespace's loopback.
 const BODY_SINK: &str = "127.0.0.1:8090";
 
 /// An origin (production or shadow): `return 200` with 1 KiB for every path, each request
 /// logged (buffered). Under `/bench/post` the body is read in full first — proxied to a
 /// sink in the same nginx, since `return` answers before reading it — so `$request_length`
-/// shows whether the whole body arrived.
+/// shows whether the whole body arrived. `PUT /bench/upload/NAME` stores the body (DAV) under
+/// `UPLOAD_FILES`, so uploads can be compared with what was sent.
 pub fn origin(dir: &Path, listen: &str) -> String {
     let body = "x".repeat(RESPONSE_BYTES);
     format!(
@@ -89,12 +93,19 @@ pub fn origin(dir: &Path, listen: &str) -> String {
             proxy_http_version 1.1;
             proxy_set_header Connection \"\";
         }}
+        location /bench/upload/ {{
+            root {files};
+            dav_methods PUT;
+            create_full_put_path on;
+            client_max_body_size 0;
+        }}
     }}
 }}
 ",
         main = main_block(dir),
         common = http_common(dir),
         log = dir.join("access.log").display(),
+        files = dir.join(UPLOAD_FILES).display(),
     )
 }
 

@@ -29,6 +29,17 @@ pub struct Plan {
     pub idle_hold: Duration,
     pub delay_rates: Vec<u64>,
     pub delay: Duration,
+    /// GET rates with a connection per request, each run `fidelity` long.
+    pub churn_rates: Vec<u64>,
+    /// Client connections open at once, each sending a request now and then.
+    pub concurrent_connections: usize,
+    /// Uploads at once, their size and the time each is paced over.
+    pub uploads: usize,
+    pub upload_bytes: u64,
+    pub upload_time: Duration,
+    /// One large upload, paced like a client on a 1 Gbit/s link.
+    pub large_upload_bytes: u64,
+    pub large_upload_time: Duration,
 }
 
 impl Plan {
@@ -53,6 +64,13 @@ impl Plan {
                 idle_hold: Duration::from_secs(2),
                 delay_rates: vec![5_000],
                 delay: Duration::from_secs(3),
+                churn_rates: vec![5_000],
+                concurrent_connections: 5_000,
+                uploads: 20,
+                upload_bytes: 8 << 20,
+                upload_time: Duration::from_secs(5),
+                large_upload_bytes: 256 << 20,
+                large_upload_time: Duration::from_secs(3),
             }
         } else {
             Plan {
@@ -74,6 +92,13 @@ impl Plan {
                 idle_hold: Duration::from_secs(3),
                 delay_rates: vec![5_000, 20_000],
                 delay: Duration::from_secs(8),
+                churn_rates: vec![5_000, 10_000, 20_000],
+                concurrent_connections: 50_000,
+                uploads: 200,
+                upload_bytes: 8 << 20,
+                upload_time: Duration::from_secs(20),
+                large_upload_bytes: 1 << 30,
+                large_upload_time: Duration::from_secs(10),
             }
         }
     }
@@ -87,6 +112,8 @@ impl Plan {
             + runs(self.fidelity, self.get_rates.len() + self.post_rates.len())
             + self.idle_hold.as_secs()
             + runs(self.delay, self.delay_rates.len())
+            + runs(self.fidelity, self.churn_rates.len())
+            + (self.upload_time + self.large_upload_time).as_secs()
     }
 
     /// The next rate of a sweep after `rate`, if any.

@@ -150,7 +150,11 @@ pub fn fd_limit() -> u64 {
     limit.rlim_cur
 }
 
-/// Raises the soft open-file limit to the hard one: 1,000 idle connections, and nginx and
+/// Open files the bench needs: both ends of 50,000 client connections are in this process.
+const FD_LIMIT: u64 = 1 << 18;
+
+/// Raises the open-file limit to `FD_LIMIT` (root may raise the hard limit too), or at
+/// least the soft limit to the hard one: tens of thousands of connections, and nginx and
 /// shadowd inherit it.
 pub fn raise_fd_limit() -> Result<()> {
     let mut limit = libc::rlimit {
@@ -162,6 +166,12 @@ pub fn raise_fd_limit() -> Result<()> {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
             bail!("getrlimit: {}", std::io::Error::last_os_error());
         }
+        limit.rlim_max = limit.rlim_max.max(FD_LIMIT);
+        limit.rlim_cur = limit.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+            return Ok(());
+        }
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
         limit.rlim_cur = limit.rlim_max;
         if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
             bail!("setrlimit: {}", std::io::Error::last_os_error());

@@ -218,7 +218,10 @@ impl Report {
         }
         md.push_str("\n### Fidelity of B (oha at fixed rates; fresh servers and shadowd per rate; pinned unless the kind says otherwise)\n\n| kind | rate | achieved | production | shadow | fidelity | shortfall | counted by shadowd | verdict | CPU-s per 10k | VmHWM MiB | ledger | CPUs |\n|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---|\n");
         let runs = self.fidelity.all();
-        for r in runs.chain(std::iter::once(&self.footprint.copies)) {
+        for r in runs
+            .chain(std::iter::once(&self.footprint.copies))
+            .chain(self.shapes.runs())
+        {
             let _ = writeln!(
                 md,
                 "| {} | {} | {:.0} | {} | {} | {:.4} % | {} | {} | {} | {} | {:.1} | {} | {}; {:.0} % busy before the load |",
@@ -254,6 +257,30 @@ impl Report {
             f.flows_tracked,
             f.hwm_kib as f64 / 1024.0
         );
+        let c = &self.shapes.concurrent;
+        let _ = writeln!(
+            md,
+            "\n### Traffic shapes\n\nIn the fidelity table: GETs with a connection per request (`oha --disable-keepalive`), {} client connections opened one after the other and all held open while each sent {} requests ({:.1} s in all; shadowd VmRSS {:.1} MiB with them open, {} flows in its table), and the uploads below (`PUT`, Content-Length, each paced evenly; production and shadow store them, and each stored file is compared byte for byte with what the client sent).\n\n| uploads | size each | paced over | production byte-exact | shadow byte-exact | shadowd VmHWM MiB | verdict |\n|---|---:|---:|---:|---:|---:|---|",
+            c.connections,
+            c.rounds,
+            c.seconds,
+            c.rss_kib as f64 / 1024.0,
+            c.flows_tracked
+        );
+        for u in &self.shapes.uploads {
+            let _ = writeln!(
+                md,
+                "| {} × {} | {:.0} MiB | {:.1} s | {} | {} | {:.1} | {} |",
+                u.count,
+                u.kind,
+                u.bytes_each as f64 / (1 << 20) as f64,
+                u.seconds,
+                u.production_exact,
+                u.shadow_exact,
+                u.copies.shadowd_hwm_kib as f64 / 1024.0,
+                u.copies.verdict
+            );
+        }
         md.push_str("\n### Copy delay (production receives → shadow receives the copy)\n\n| rate | achieved | requests | matched | wire p50 ms | p99 | p99.9 | max | first 200 ms: matched, p50, max | nginx $msec p50 ms | p99 | tcpdump |\n|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|\n");
         for r in &self.delay {
             let _ = writeln!(

@@ -33,6 +33,10 @@ impl Report {
             .reduce(f64::max);
         let idle_mib = self.footprint.rss_idle_connections_kib as f64 / 1024.0;
         let delay_worst = self.delay.iter().map(|r| r.wire.p99_ms).reduce(f64::max);
+        let shapes = &self.shapes;
+        let concurrent_mib = shapes.concurrent.rss_kib as f64 / 1024.0;
+        let (many, large) = (&shapes.uploads[0], &shapes.uploads[1]);
+        let many_mib = many.copies.shadowd_hwm_kib as f64 / 1024.0;
         vec![
             Target {
                 target: "throughput B/A pinned >= 0.95",
@@ -72,6 +76,51 @@ impl Report {
                 target: "copy delay p99 <= 2 ms (worst rate)",
                 measured: fmt(delay_worst, 3),
                 met: delay_worst.map(|d| d <= 2.0),
+            },
+            Target {
+                target: "fidelity 100.00 % with a connection per request at 5k / 10k / 20k conn/s",
+                measured: shapes
+                    .churn
+                    .iter()
+                    .map(|r| format!("{:.2} % at {}", r.fidelity * 100.0, r.rate))
+                    .collect::<Vec<_>>()
+                    .join(" / "),
+                met: Some(!shapes.churn.is_empty() && shapes.churn.iter().all(Run::complete)),
+            },
+            Target {
+                target: "every copy of 50,000 open connections, shadowd RSS < 200 MiB",
+                measured: format!(
+                    "{} connections: {:.2} %, {concurrent_mib:.1} MiB",
+                    shapes.concurrent.connections,
+                    shapes.concurrent.copies.fidelity * 100.0
+                ),
+                met: Some(
+                    shapes.concurrent.copies.shortfall == 0
+                        && shapes.concurrent.copies.production_served > 0
+                        && concurrent_mib < 200.0,
+                ),
+            },
+            Target {
+                target: "200 concurrent 8 MiB uploads byte-exact, shadowd VmHWM < 256 MiB",
+                measured: format!(
+                    "{} of {} byte-exact at the shadow, {many_mib:.1} MiB",
+                    many.shadow_exact, many.count
+                ),
+                met: Some(many.complete() && many_mib < 256.0),
+            },
+            Target {
+                target: "one 1 GiB upload copied whole and byte-exact",
+                measured: format!(
+                    "{:.0} MiB: {} at the shadow, VmHWM {:.1} MiB",
+                    large.bytes_each as f64 / (1 << 20) as f64,
+                    if large.complete() {
+                        "byte-exact"
+                    } else {
+                        "not whole"
+                    },
+                    large.copies.shadowd_hwm_kib as f64 / 1024.0
+                ),
+                met: Some(large.complete()),
             },
         ]
     }
@@ -121,7 +170,10 @@ impl Report {
             }
         }
         let runs = self.fidelity.all();
-        for run in runs.chain(std::iter::once(&self.footprint.copies)) {
+        for run in runs
+            .chain(std::iter::once(&self.footprint.copies))
+            .chain(self.shapes.runs())
+        {
             if run.verdict != "complete" || run.short_copies > 0 || run.load.errors > 0 {
                 out.push(format!(
                     "fidelity {} at {} req/s: {}; {}{}{}",
@@ -139,6 +191,14 @@ impl Report {
                     } else {
                         String::new()
                     }
+                ));
+            }
+        }
+        for upload in &self.shapes.uploads {
+            if !upload.complete() {
+                out.push(format!(
+                    "{}: of {} uploads, {} byte-exact at production and {} at the shadow",
+                    upload.kind, upload.count, upload.production_exact, upload.shadow_exact
                 ));
             }
         }

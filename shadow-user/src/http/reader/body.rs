@@ -68,7 +68,11 @@ impl Reader {
     ) -> Option<Step> {
         let room = match read.mode {
             BodyMode::Keep { limit } => limit.saturating_sub(read.read),
-            BodyMode::Stream { after, .. } => after.saturating_sub(read.read),
+            // A policy limit below the streaming point holds here too (chunked bodies,
+            // whose length is not known up front).
+            BodyMode::Stream { after, limit, .. } => after
+                .min(limit.unwrap_or(u64::MAX))
+                .saturating_sub(read.read),
             BodyMode::Pass => 0,
         };
         let slice = &input[..input.len().min(usize::try_from(room).unwrap_or(usize::MAX))];
@@ -95,7 +99,9 @@ impl Reader {
             self.state = State::Body(read);
             return Some(Step::Idle);
         }
-        if let BodyMode::Stream { after, limit, .. } = read.mode {
+        if let BodyMode::Stream { after, limit, .. } = read.mode
+            && limit.is_none_or(|limit| read.read < limit)
+        {
             // Past the buffered part: what is buffered goes out, the rest in pieces.
             read.mode = BodyMode::Stream {
                 after,

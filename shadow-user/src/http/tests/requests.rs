@@ -676,6 +676,37 @@ fn a_streamed_body_broken_by_loss_truncation_or_the_policy_limit_is_abandoned() 
 }
 
 #[test]
+fn a_chunked_body_over_a_policy_below_the_streaming_point_is_never_offered() {
+    let chunked = join(&[
+        b"PUT /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n50\r\n",
+        &[b'x'; 80],
+        b"\r\n0\r\n\r\n",
+    ]);
+    let limits = Limits {
+        max_body_bytes: Some(40),
+        ..streaming_limits()
+    };
+    assert_eq!(
+        raw_events(&[Op::Push(REQ, chunked)], limits),
+        ["dropped request body_too_large"]
+    );
+}
+
+#[test]
+fn a_held_body_is_bounded_by_max_held_bytes_whatever_the_policy_allows() {
+    let limits = Limits {
+        max_body_bytes: Some(1 << 30),
+        ..streaming_limits()
+    };
+    assert_eq!(limits.kept_body_limit(), limits.max_held_bytes as u64);
+    let offline = Limits {
+        stream_body_after: None,
+        ..limits
+    };
+    assert_eq!(offline.kept_body_limit(), 1 << 30);
+}
+
+#[test]
 fn a_closing_answer_to_an_earlier_request_abandons_the_one_streaming_as_unread() {
     let wire = upload();
     let head = head_len(wire);

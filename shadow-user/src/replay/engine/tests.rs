@@ -362,3 +362,92 @@ async fn a_streamed_body_that_breaks_off_resets_the_shadow_connection() {
     );
     assert!(read.len() < whole.len());
 }
+
+/// Submits a streamed upload on `flow_number` whose body never comes unless pushed.
+fn streamed(engine: &Engine, flow_number: u32) -> BodySender {
+    let (tx, rx) = body::channel(engine.budget.clone());
+    let copy = Copy {
+        head: Bytes::from(format!(
+            "POST /{flow_number}/up HTTP/1.1\r\nHost: s\r\nContent-Length: 100000\r\n\r\n"
+        )),
+        body: Bytes::from_static(&[7; 1000]),
+        head_request: false,
+    };
+    let id = u64::from(flow_number) << 32;
+    let job = job::make(
+        flow(flow_number),
+        id,
+        engine.config.clone(),
+        0,
+        copy,
+        Some(rx),
+        &engine.budget,
+    )
+    .unwrap_or_else(|_| panic!("room for the copy"));
+    engine.sender.submit(job);
+    tx
+}
+
+#[tokio::test]
+async fn a_streamed_copy_abandoned_while_it_waits_never_reaches_the_shadow() {
+    // One connection, busy with a slow GET, while the upload's body is abandoned.
+    let (addr, seen) = server(Duration::from_millis(300)).await;
+    let engine = Engine::start(addr, 1);
+    engine.submit(1, 0);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let upload = streamed(&engine, 2);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(upload);
+    let stats = engine.finish().await;
+    assert_eq!(copied(&stats), 1);
+    assert_eq!(dropped(&stats, reason::INCOMPLETE), 1);
+    let lines: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, l)| l.clone())
+        .collect();
+    assert_eq!(
+        lines,
+        ["GET /1/0 HTTP/1.1"],
+        "nothing of the upload was sent"
+    );
+}
+
+#[tokio::test]
+async fn streamed_copies_leave_half_the_connections_to_the_others() {
+    // Two connections: one may carry a body still being captured; the second upload waits
+    // while a GET goes through.
+    let (addr, seen) = server(Duration::ZERO).await;
+    let engine = Engine::start(addr, 2);
+    let first = streamed(&engine, 1);
+    let second = streamed(&engine, 2);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    engine.submit(3, 0);
+    let stats = engine.stats.clone();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while copied(&stats) < 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the GET is copied while an upload streams");
+    let mut lines: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, l)| l.clone())
+        .collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        ["GET /3/0 HTTP/1.1", "POST /1/up HTTP/1.1"],
+        "the second upload waits for the first"
+    );
+    for mut upload in [first, second] {
+        assert!(upload.push(Bytes::from(vec![7; 99_000])));
+        upload.end();
+    }
+    let stats = engine.finish().await;
+    assert_eq!(copied(&stats), 3);
+}

@@ -128,6 +128,24 @@ impl Connection {
         let Some(rest) = rest else {
             return Ok(());
         };
+        let streamed = self.write_rest(rest, timeout, reused).await;
+        if streamed.is_err() {
+            // A reset, not a close: a close after a partial body could read as a complete
+            // request to a server that frames it by close, and a reset also tells one that
+            // framed it by length that it ended badly.
+            let _ = socket2::SockRef::from(self.stream.tcp()).set_linger(Some(Duration::ZERO));
+        }
+        streamed
+    }
+
+    /// Writes a streamed body's pieces as they come, until its end.
+    async fn write_rest(
+        &mut self,
+        rest: &mut BodyStream,
+        timeout: Duration,
+        reused: bool,
+    ) -> Result<(), UpstreamError> {
+        let failed = |e| failure(ExchangeStage::Write, e, reused, reused);
         loop {
             match rest.next().await {
                 // The piece's budget share is given back once it is written.
@@ -135,14 +153,7 @@ impl Connection {
                     .await?
                     .map_err(failed)?,
                 Next::End => return Ok(()),
-                Next::Abandon(reason) => {
-                    // A reset, not a close: a close after a partial body could read as a
-                    // complete request to a server that frames it by close, and a reset
-                    // also tells one that framed it by length that it ended badly.
-                    let _ =
-                        socket2::SockRef::from(self.stream.tcp()).set_linger(Some(Duration::ZERO));
-                    return Err(UpstreamError::Abandoned { reason });
-                }
+                Next::Abandon(reason) => return Err(UpstreamError::Abandoned { reason }),
             }
         }
     }

@@ -32,6 +32,10 @@ pub struct Upstream {
     /// One permit per connection that may be open; each [`Connection`] holds one.
     slots: Arc<Semaphore>,
     max: usize,
+    /// Copies whose bodies are still being captured may take half the connections: a
+    /// connection carrying one waits on its client, however slow, and the others must stay
+    /// free for the rest.
+    streams: Arc<Semaphore>,
     /// Connections given back, most recent last (the likeliest still open).
     idle: Mutex<Vec<Connection>>,
     /// Wakes a caller waiting for a slot when a connection is given back.
@@ -51,6 +55,7 @@ impl Upstream {
             service,
             slots: Arc::new(Semaphore::new(max)),
             max,
+            streams: Arc::new(Semaphore::new((max / 2).max(1))),
             idle: Mutex::new(Vec::new()),
             returned: Notify::new(),
             addresses: AddressCache::new(config.dns_ttl),
@@ -66,6 +71,21 @@ impl Upstream {
     /// Connections open now, busy or idle.
     pub fn open_connections(&self) -> usize {
         self.max - self.slots.available_permits()
+    }
+
+    /// Room for one more copy with a streamed body, if there is some now.
+    pub fn try_stream_slot(&self) -> Option<OwnedSemaphorePermit> {
+        self.streams.clone().try_acquire_owned().ok()
+    }
+
+    /// Room for one more copy with a streamed body, once there is some (first come, first
+    /// served).
+    pub async fn stream_slot(&self) -> OwnedSemaphorePermit {
+        self.streams
+            .clone()
+            .acquire_owned()
+            .await
+            .unwrap_or_else(|_| unreachable!("the semaphore is never closed"))
     }
 
     /// An idle connection, or a new one (TLS for `https://`). Waits, first come first
