@@ -187,10 +187,23 @@ fn sweep(bench: &mut Bench, spec: &Sweep<'_>) -> Result<(Vec<Run>, String)> {
 }
 
 fn one(bench: &mut Bench, spec: &Sweep<'_>, rate: u64) -> Result<Run> {
-    let (kind, body, placement) = (spec.kind, spec.body, spec.placement);
+    fixed_rate(bench, spec.kind, spec.body, spec.placement, true, rate)
+}
+
+/// One fixed-rate run of B on fresh servers: GETs, or POSTs of `body`, on keep-alive
+/// connections or on one connection per request.
+pub fn fixed_rate(
+    bench: &mut Bench,
+    kind: &'static str,
+    body: Option<&Path>,
+    placement: Placement,
+    keep_alive: bool,
+    rate: u64,
+) -> Result<Run> {
     let dir = bench.run_dir(&format!(
-        "fidelity-{}-{}-{rate}",
+        "fidelity-{}{}-{}-{rate}",
         if body.is_some() { "post" } else { "get" },
+        if keep_alive { "" } else { "-no-keepalive" },
         placement.slug()
     ))?;
     let mut stack = Stack::start(&bench.topology, Scenario::B, placement, &dir)?;
@@ -209,7 +222,7 @@ fn one(bench: &mut Bench, spec: &Sweep<'_>, rate: u64) -> Result<Run> {
             },
             unique: false,
             body,
-            keep_alive: true,
+            keep_alive,
         },
         &dir,
         &mut bench.commands,

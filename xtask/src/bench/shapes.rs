@@ -17,7 +17,7 @@ use super::{
     Bench, cpustat,
     fidelity::{self, Run},
     footprint,
-    load::{self, FixedRate, RateResult},
+    load::RateResult,
     netns::Topology,
     nginx,
     scenario::{Placement, Scenario, Stack},
@@ -120,31 +120,14 @@ pub fn run(bench: &mut Bench) -> Result<Shapes> {
 
 /// GETs at `rate`, each on a new connection.
 fn churn_run(bench: &mut Bench, rate: u64) -> Result<Run> {
-    let dir = bench.run_dir(&format!("churn-{rate}"))?;
-    let placement = Placement::Pinned;
-    let mut stack = Stack::start(&bench.topology, Scenario::B, placement, &dir)?;
-    stack.begin()?;
-    let load = load::oha(
-        &bench.topology.client,
-        placement.production_cpu(),
-        &FixedRate {
-            rate,
-            duration: bench.plan.fidelity,
-            connections: bench.plan.connections,
-            path: "/bench/churn",
-            unique: false,
-            body: None,
-            keep_alive: false,
-        },
-        &dir,
-        &mut bench.commands,
+    let run = fidelity::fixed_rate(
+        bench,
+        "GET, a connection per request",
+        None,
+        Placement::Pinned,
+        false,
+        rate,
     )?;
-    let cpus = stack.cpu_shares();
-    let background = stack.background;
-    let outcome = stack.finish()?;
-    let mut run = fidelity::account("GET, a connection per request", rate, load, &outcome, false);
-    run.cpus = cpus;
-    run.background = background;
     println!(
         "shapes: connection per request at {rate}/s: achieved {:.0}, shadow {} / production {}: {}; {}; VmHWM {:.1} MiB; {}",
         run.load.achieved_rate,

@@ -288,20 +288,19 @@ async fn one_connection(expected: usize) -> (SocketAddr, tokio::task::JoinHandle
     (addr, task)
 }
 
-/// Submits a streamed upload of `body_len` bytes whose first 1,000 body bytes came with its
-/// head; returns the sender for the rest and the whole request as it must reach the shadow.
-fn upload(engine: &Engine, body_len: usize) -> (BodySender, Vec<u8>) {
-    let head = format!("POST /up HTTP/1.1\r\nHost: s\r\nContent-Length: {body_len}\r\n\r\n");
-    let body: Vec<u8> = (0..body_len).map(|i| (i * 7 + i / 251) as u8).collect();
+/// Submits a streamed copy of flow `flow_number`: `head` and `first` body bytes now, the
+/// rest through the sender returned.
+fn submit_streamed(engine: &Engine, flow_number: u32, head: String, first: &[u8]) -> BodySender {
     let (tx, rx) = body::channel(engine.budget.clone());
     let copy = Copy {
-        head: Bytes::from(head.clone()),
-        body: Bytes::copy_from_slice(&body[..1000]),
+        head: Bytes::from(head),
+        body: Bytes::copy_from_slice(first),
         head_request: false,
     };
+    let id = u64::from(flow_number) << 32;
     let job = job::make(
-        flow(1),
-        1,
+        flow(flow_number),
+        id,
         engine.config.clone(),
         0,
         copy,
@@ -310,6 +309,15 @@ fn upload(engine: &Engine, body_len: usize) -> (BodySender, Vec<u8>) {
     )
     .unwrap_or_else(|_| panic!("room for the copy"));
     engine.sender.submit(job);
+    tx
+}
+
+/// Submits a streamed upload of `body_len` bytes whose first 1,000 body bytes came with its
+/// head; returns the sender for the rest and the whole request as it must reach the shadow.
+fn upload(engine: &Engine, body_len: usize) -> (BodySender, Vec<u8>) {
+    let head = format!("POST /up HTTP/1.1\r\nHost: s\r\nContent-Length: {body_len}\r\n\r\n");
+    let body: Vec<u8> = (0..body_len).map(|i| (i * 7 + i / 251) as u8).collect();
+    let tx = submit_streamed(engine, 1, head.clone(), &body[..1000]);
     (tx, [head.into_bytes(), body].concat())
 }
 
@@ -365,27 +373,9 @@ async fn a_streamed_body_that_breaks_off_resets_the_shadow_connection() {
 
 /// Submits a streamed upload on `flow_number` whose body never comes unless pushed.
 fn streamed(engine: &Engine, flow_number: u32) -> BodySender {
-    let (tx, rx) = body::channel(engine.budget.clone());
-    let copy = Copy {
-        head: Bytes::from(format!(
-            "POST /{flow_number}/up HTTP/1.1\r\nHost: s\r\nContent-Length: 100000\r\n\r\n"
-        )),
-        body: Bytes::from_static(&[7; 1000]),
-        head_request: false,
-    };
-    let id = u64::from(flow_number) << 32;
-    let job = job::make(
-        flow(flow_number),
-        id,
-        engine.config.clone(),
-        0,
-        copy,
-        Some(rx),
-        &engine.budget,
-    )
-    .unwrap_or_else(|_| panic!("room for the copy"));
-    engine.sender.submit(job);
-    tx
+    let head =
+        format!("POST /{flow_number}/up HTTP/1.1\r\nHost: s\r\nContent-Length: 100000\r\n\r\n");
+    submit_streamed(engine, flow_number, head, &[7; 1000])
 }
 
 #[tokio::test]
