@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     capture::{Direction, ports::PortSet},
-    http::{HoldBudget, HttpEvent, HttpFlow, Limits as HttpLimits, Request},
+    http::{Budgets, HttpEvent, HttpFlow, Limits as HttpLimits, Request},
     packet::{Segment, tcp_flags},
     pcap::{FileCounts, PcapReadError, read_segments},
     pipeline::{CountedFlow, FlowTotals},
@@ -179,9 +179,10 @@ pub fn extract(
     let reassembly = ReassemblyStats::default();
     let totals = Arc::new(FlowTotals::default());
     let flow_totals = totals.clone();
-    let budget = HoldBudget::default();
+    let http_limits = HttpLimits::whole_bodies();
+    let budgets = Budgets::new(&http_limits);
     let mut table = FlowTable::new(Limits::default(), reassembly.clone(), move |_| {
-        let flow = HttpFlow::with_budget(HttpLimits::whole_bodies(), budget.clone());
+        let flow = HttpFlow::with_budgets(http_limits, budgets.clone());
         CountedFlow::new(flow, flow_totals.clone())
     });
     let mut summary = Summary {

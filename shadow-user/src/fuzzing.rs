@@ -45,6 +45,7 @@ const TIGHT_HTTP: http::Limits = http::Limits {
     stream_body_after: Some(64),
     max_held_bytes: 768,
     max_held_total_bytes: 2048,
+    max_parse_total_bytes: 1024,
 };
 
 /// Table limits small enough that a few segments evict flows or give up holes.
@@ -321,8 +322,10 @@ fn drive_reassembly(data: &[u8]) -> usize {
     } else {
         Limits::default()
     };
+    // The flows share their budgets, as live capture's do.
+    let budgets = http::Budgets::new(&http_limits);
     let mut table = FlowTable::new(limits, ReassemblyStats::default(), move |_| {
-        HttpFlow::new(http_limits)
+        HttpFlow::with_budgets(http_limits, budgets.clone())
     });
     let server = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)), 80);
     let mut out = Vec::new();

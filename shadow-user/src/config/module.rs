@@ -67,6 +67,9 @@ pub struct LimitSettings {
     /// (default 1 MiB), and all connections together (default 64 MiB).
     pub max_held_bytes: Option<usize>,
     pub max_held_total_bytes: Option<usize>,
+    /// Bytes the parsers of all connections may buffer of messages in progress (default
+    /// 128 MiB); a message that finds no room is dropped as `parse_budget_full`.
+    pub max_parse_total_bytes: Option<usize>,
     /// Bytes copies waiting for or being sent to their shadows may hold together, each
     /// counted with a fixed overhead (default 256 MiB); it bounds replay's connections too.
     pub max_replay_bytes: Option<usize>,
@@ -107,6 +110,9 @@ impl LimitSettings {
             max_held_total_bytes: self
                 .max_held_total_bytes
                 .unwrap_or(default.max_held_total_bytes),
+            max_parse_total_bytes: self
+                .max_parse_total_bytes
+                .unwrap_or(default.max_parse_total_bytes),
         }
     }
 }

@@ -26,24 +26,35 @@ pub struct Limits {
     pub stream_body_after: Option<usize>,
     /// Bytes of requests one flow may hold while they wait for production to confirm them
     /// (see `sync`); more are given up as unconfirmed. Flows of a table also share a
-    /// budget of these ([`HoldBudget`](super::HoldBudget)).
+    /// budget of these ([`Budgets`](super::Budgets)).
     pub max_held_bytes: usize,
     /// Bytes of requests awaiting confirmation all flows of a table may hold together.
     pub max_held_total_bytes: usize,
+    /// Bytes of messages in progress the parsers of all flows of a table may buffer
+    /// together (heads, and bodies before they stream or while held); a message that finds
+    /// no room is dropped as `ParseBudgetFull`.
+    pub max_parse_total_bytes: usize,
 }
 
 impl Limits {
     /// Default of `stream_body_after` for live capture.
     pub const DEFAULT_STREAM_BODY_AFTER: usize = 64 * 1024;
+    /// Default of `max_held_total_bytes`.
+    pub const DEFAULT_HELD_TOTAL_BYTES: usize = 64 << 20;
+    /// Default of `max_parse_total_bytes`: a thousand connections each in the middle of a
+    /// message as large as a head and a body's buffered part may be, and far more of
+    /// ordinary ones.
+    pub const DEFAULT_PARSE_TOTAL_BYTES: usize = 128 << 20;
     /// Body limit of the offline tools, which keep bodies whole.
     pub const OFFLINE_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
     /// The limits of the offline tools (`extract`, `replay --pcap`): whole requests, bodies
-    /// up to 16 MiB.
+    /// up to 16 MiB, and room to parse 64 of those at once.
     pub fn whole_bodies() -> Limits {
         Limits {
             max_body_bytes: Some(Self::OFFLINE_MAX_BODY_BYTES),
             stream_body_after: None,
+            max_parse_total_bytes: 64 * Self::OFFLINE_MAX_BODY_BYTES,
             ..Limits::default()
         }
     }
@@ -70,7 +81,8 @@ impl Default for Limits {
             max_body_bytes: None,
             stream_body_after: Some(Self::DEFAULT_STREAM_BODY_AFTER),
             max_held_bytes: 1024 * 1024,
-            max_held_total_bytes: super::HoldBudget::DEFAULT_LIMIT,
+            max_held_total_bytes: Self::DEFAULT_HELD_TOTAL_BYTES,
+            max_parse_total_bytes: Self::DEFAULT_PARSE_TOTAL_BYTES,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! responses with requests and notices when the connection stops being HTTP/1.
 
 mod body;
+mod budget;
 mod flow;
 mod head;
 mod hold;
@@ -21,11 +22,11 @@ mod sync;
 #[cfg(test)]
 mod tests;
 
+pub use budget::{Budgets, SharedBudget};
 pub use flow::HttpFlow;
 pub use limits::Limits;
 pub use request::{HeaderPos, Request};
 pub use response::Response;
-pub use sync::HoldBudget;
 
 // The replay client reads shadows' replies with the same body framing and length rules.
 pub(crate) use body::{Body, Framing};
@@ -85,6 +86,8 @@ pub enum DropReason {
     TooManyHeaders,
     #[error("message body larger than the limit")]
     BodyTooLarge,
+    #[error("the parsers of all connections buffer as much as their budget allows")]
+    ParseBudgetFull,
 }
 
 impl DropReason {
@@ -97,6 +100,7 @@ impl DropReason {
             DropReason::HeadTooLarge => "head_too_large",
             DropReason::TooManyHeaders => "too_many_headers",
             DropReason::BodyTooLarge => "body_too_large",
+            DropReason::ParseBudgetFull => "parse_budget_full",
         }
     }
 }

@@ -13,60 +13,9 @@
 //! connection ends, the parse fails, more bytes are lost, the bound is reached) come out as
 //! [`HttpEvent::Unconfirmed`], which is counted and never copied.
 
-use std::{
-    collections::VecDeque,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-};
+use std::collections::VecDeque;
 
-use super::{HttpEvent, Request};
-
-/// Bytes of requests awaiting confirmation that all flows of a table may hold together: a
-/// flood of forged segments on connections that never answer (a policy drops production's
-/// RST) must not hold memory without end.
-#[derive(Debug, Clone)]
-pub struct HoldBudget {
-    held: Arc<AtomicUsize>,
-    limit: usize,
-}
-
-impl HoldBudget {
-    /// Default for a flow table: 64 MiB.
-    pub const DEFAULT_LIMIT: usize = 64 << 20;
-
-    pub fn new(limit: usize) -> HoldBudget {
-        HoldBudget {
-            held: Arc::new(AtomicUsize::new(0)),
-            limit,
-        }
-    }
-
-    /// Bytes held now, by every flow sharing the budget.
-    pub fn held(&self) -> usize {
-        self.held.load(Ordering::Relaxed)
-    }
-
-    /// Takes `bytes` from the budget; false (and nothing taken) if they do not fit.
-    fn take(&self, bytes: usize) -> bool {
-        self.held
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
-                (held + bytes <= self.limit).then_some(held + bytes)
-            })
-            .is_ok()
-    }
-
-    fn give_back(&self, bytes: usize) {
-        self.held.fetch_sub(bytes, Ordering::Relaxed);
-    }
-}
-
-impl Default for HoldBudget {
-    fn default() -> Self {
-        HoldBudget::new(HoldBudget::DEFAULT_LIMIT)
-    }
-}
+use super::{HttpEvent, Request, SharedBudget};
 
 /// The sync state of one request stream.
 #[derive(Debug)]
@@ -78,14 +27,14 @@ pub(crate) struct Sync {
     held: VecDeque<(u64, Request, bool)>,
     held_bytes: usize,
     /// What `held_bytes` is taken from.
-    budget: HoldBudget,
+    budget: SharedBudget,
     /// No acknowledgement can come any more: the server's side of the connection ended.
     closed: bool,
 }
 
 impl Sync {
     /// A stream known from its first byte, holding from `budget` when it is not.
-    pub fn synced(budget: HoldBudget) -> Sync {
+    pub fn synced(budget: SharedBudget) -> Sync {
         Sync {
             synced: true,
             held: VecDeque::new(),
@@ -222,18 +171,18 @@ mod tests {
 
     #[test]
     fn flows_share_one_budget_and_give_it_back() {
-        let budget = HoldBudget::new(100);
+        let budget = SharedBudget::new(100);
         let (mut a, mut b) = (Sync::synced(budget.clone()), Sync::synced(budget.clone()));
         let mut out = Vec::new();
         a.lose(&mut out);
         b.lose(&mut out);
         assert!(a.request(60, request(60), false, 1000, &mut out));
-        assert_eq!(budget.held(), 60);
+        assert_eq!(budget.used(), 60);
         // The second flow finds the budget short: it gives up what it holds.
         assert!(!b.request(50, request(50), false, 1000, &mut out));
         assert!(matches!(out[..], [HttpEvent::Unconfirmed(_)]));
         assert!(a.acked(60, None, &mut out));
-        assert_eq!(budget.held(), 0);
+        assert_eq!(budget.used(), 0);
         assert!(b.request(50, request(50), false, 1000, &mut out));
         // Over the flow's own bound: what it held comes out first, in order.
         let mut second = request(20);
@@ -249,6 +198,6 @@ mod tests {
             .collect();
         assert_eq!(order, [0, 1]);
         drop(b);
-        assert_eq!(budget.held(), 0, "a dropped flow gives its bytes back");
+        assert_eq!(budget.used(), 0, "a dropped flow gives its bytes back");
     }
 }

@@ -14,7 +14,7 @@ use crate::{
     capture::{Direction, Frame, FrameSink},
     compare::{Comparison, Role},
     http::Response,
-    http::{HoldBudget, HttpEvent, HttpFlow, Limits as HttpLimits},
+    http::{Budgets, HttpEvent, HttpFlow, Limits as HttpLimits},
     reassembly::{FlowKey, FlowTable, GapKind, Limits, ReassemblyStats, StreamHandler},
     replay::{
         body::BodySender,
@@ -120,9 +120,9 @@ impl HttpSink {
             pending: PendingResponses::default(),
             comparison,
             table: {
-                let budget = HoldBudget::new(http_limits.max_held_total_bytes);
+                let budgets = Budgets::new(&http_limits);
                 FlowTable::new(limits, reassembly, move |_| {
-                    let flow = HttpFlow::with_budget(http_limits, budget.clone());
+                    let flow = HttpFlow::with_budgets(http_limits, budgets.clone());
                     CountedFlow::new(flow, totals.clone())
                 })
             },

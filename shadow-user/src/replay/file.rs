@@ -39,8 +39,9 @@ pub async fn replay_file(
             crate::reassembly::Limits::default(),
             ReassemblyStats::default(),
             {
-                let budget = crate::http::HoldBudget::default();
-                move |_| HttpFlow::with_budget(crate::http::Limits::whole_bodies(), budget.clone())
+                let limits = crate::http::Limits::whole_bodies();
+                let budgets = crate::http::Budgets::new(&limits);
+                move |_| HttpFlow::with_budgets(limits, budgets.clone())
             },
         );
         let mut events = Vec::new();

@@ -8,8 +8,7 @@ mod place;
 use std::{collections::VecDeque, ops::Range, time::SystemTime};
 
 use super::{
-    Counters, DropReason, HoldBudget, HttpEvent, Limits, Notice, Request, Response,
-    UnsupportedReason,
+    Budgets, Counters, HttpEvent, Limits, Notice, Request, Response, UnsupportedReason,
     head::{self, MethodKind, RequestHead},
     hold::Hold,
     pairing::{Pairing, Pending},
@@ -63,25 +62,25 @@ struct ResponseStart {
 }
 
 impl HttpFlow {
-    /// A flow with a hold budget of its own (see [`HttpFlow::with_budget`]).
+    /// A flow with budgets of its own (see [`HttpFlow::with_budgets`]).
     pub fn new(limits: Limits) -> Self {
-        HttpFlow::with_budget(limits, HoldBudget::default())
+        HttpFlow::with_budgets(limits, Budgets::new(&limits))
     }
 
-    /// A flow whose requests awaiting confirmation are held from `budget`, which the flows
-    /// of one table share.
-    pub fn with_budget(limits: Limits, budget: HoldBudget) -> Self {
+    /// A flow whose parsers buffer, and whose requests awaiting confirmation are held, from
+    /// `budgets`, which the flows of one table share.
+    pub fn with_budgets(limits: Limits, budgets: Budgets) -> Self {
         HttpFlow {
             limits,
-            request: Reader::new(Direction::Request, limits),
-            response: Reader::new(Direction::Response, limits),
+            request: Reader::new(Direction::Request, limits, budgets.parse.clone()),
+            response: Reader::new(Direction::Response, limits, budgets.parse),
             pairing: Pairing::default(),
             next_sequence: 0,
             current_request: None,
             streaming: None,
             current_response: None,
             hold: None,
-            sync: Sync::synced(budget),
+            sync: Sync::synced(budgets.held),
             answer_acks: VecDeque::new(),
             closes_after: None,
             finished: false,
@@ -193,7 +192,7 @@ impl HttpFlow {
                         out.push(HttpEvent::RequestBody { sequence, bytes });
                     }
                 }
-                Step::Dropped(reason) if reason == DropReason::BodyTooLarge => {
+                Step::BodyDropped(reason) => {
                     out.push(HttpEvent::Dropped {
                         direction: Direction::Request,
                         reason,
@@ -402,8 +401,12 @@ impl HttpFlow {
         let mut input = data;
         while !self.finished {
             match self.response.next(&mut input, ts) {
-                // Response bodies are never streamed.
-                Step::Idle | Step::Http2 | Step::StreamStart { .. } | Step::StreamPiece(_) => {
+                // Response bodies are never streamed, nor kept (so never dropped).
+                Step::Idle
+                | Step::Http2
+                | Step::StreamStart { .. }
+                | Step::StreamPiece(_)
+                | Step::BodyDropped(_) => {
                     return;
                 }
                 // Only request bodies are dropped, so only they can lose the place so.

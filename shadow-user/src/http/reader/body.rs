@@ -76,6 +76,13 @@ impl Reader {
             BodyMode::Pass => 0,
         };
         let slice = &input[..input.len().min(usize::try_from(room).unwrap_or(usize::MAX))];
+        if !slice.is_empty() && !self.room(slice.len()) {
+            // Every connection together buffers as much as the budget allows: this body
+            // is passed over, framing followed, so the requests after it still count.
+            self.buf.clear();
+            self.compact();
+            return Some(self.drop_body(read, DropReason::ParseBudgetFull));
+        }
         let fed = match read.body.feed(slice) {
             Ok(fed) => fed,
             Err(bad) => {
@@ -117,17 +124,17 @@ impl Reader {
         // The body goes on past the limit: drop it and pass over the rest.
         self.buf.clear();
         self.compact();
-        Some(self.too_large(read))
+        Some(self.drop_body(read, DropReason::BodyTooLarge))
     }
 
-    /// A body past its limit: what was read of it is dropped (and, streamed, abandoned), the
-    /// rest passed over.
-    fn too_large(&mut self, mut read: BodyRead) -> Step {
+    /// A body that cannot be kept: what was read of it is dropped (and, streamed,
+    /// abandoned), the rest passed over.
+    fn drop_body(&mut self, mut read: BodyRead, reason: DropReason) -> Step {
         self.counters.body_bytes_skipped += read.read;
         read.mode = BodyMode::Pass;
         read.dropped = true;
         self.state = State::Body(read);
-        Step::Dropped(DropReason::BodyTooLarge)
+        Step::BodyDropped(reason)
     }
 
     /// Gives out the next piece of a streamed body, unbuffered.
@@ -171,7 +178,7 @@ impl Reader {
                 Step::StreamPiece(piece)
             });
         }
-        Some(self.too_large(read))
+        Some(self.drop_body(read, DropReason::BodyTooLarge))
     }
 
     /// Reads a body without buffering it.

@@ -64,6 +64,27 @@ impl Reader {
         }
     }
 
+    /// Takes room for `more` buffered bytes from the parse budget, after giving back what
+    /// the buffer no longer holds; false if the budget has none.
+    pub(super) fn room(&mut self, more: usize) -> bool {
+        self.release();
+        let taken = self.parse.take(more);
+        if taken {
+            self.charged += more;
+        }
+        taken
+    }
+
+    /// Gives back to the parse budget what the buffer no longer holds.
+    pub(super) fn release(&mut self) {
+        let held = self.buf.len();
+        if self.charged > held {
+            self.parse.give_back(self.charged - held);
+            self.charged = held;
+        }
+    }
+
+    /// Appends bytes that [`Reader::room`] made room for.
     pub(super) fn append(&mut self, bytes: &[u8], ts: SystemTime) {
         if bytes.is_empty() {
             return;

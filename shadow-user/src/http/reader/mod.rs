@@ -17,7 +17,7 @@ use std::{collections::VecDeque, time::SystemTime};
 
 use bytes::{Bytes, BytesMut};
 
-use super::{DropReason, Limits, StreamCounters, body::Body, resync};
+use super::{DropReason, Limits, SharedBudget, StreamCounters, body::Body, resync};
 use crate::capture::Direction;
 
 mod body;
@@ -63,6 +63,9 @@ pub(crate) enum Step {
     /// The next bytes of a streamed body.
     StreamPiece(Bytes),
     Dropped(DropReason),
+    /// The body of the request in progress is dropped and passed over: the place in the
+    /// stream is kept.
+    BodyDropped(DropReason),
     /// The reader lost its place with no message to report (one already reported as
     /// dropped turned out malformed further on).
     LostPlace,
@@ -151,10 +154,13 @@ pub(crate) struct Reader {
     /// message in progress.
     suspect: bool,
     counters: StreamCounters,
+    /// What the buffer takes from; `charged` is taken, at least the buffer's length.
+    parse: SharedBudget,
+    charged: usize,
 }
 
 impl Reader {
-    pub fn new(side: Direction, limits: Limits) -> Reader {
+    pub fn new(side: Direction, limits: Limits, parse: SharedBudget) -> Reader {
         Reader {
             side,
             limits,
@@ -179,6 +185,8 @@ impl Reader {
             trailing_blanks: 0,
             suspect: false,
             counters: StreamCounters::default(),
+            parse,
+            charged: 0,
         }
     }
 
@@ -235,6 +243,7 @@ impl Reader {
                 self.last_byte = Some(start[used - 1]);
             }
             if let Some(step) = step {
+                self.release();
                 return step;
             }
         }
@@ -475,4 +484,10 @@ impl BodyRead {
 
 fn malformed(what: &'static str) -> DropReason {
     DropReason::Malformed { what }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.parse.give_back(self.charged);
+    }
 }

@@ -39,6 +39,14 @@ impl Reader {
         let from_input = excess - from_buf;
         self.skip_input(input, from_input, ts);
         take -= from_input;
+        if !self.room(take) {
+            // No room to keep the line: it is passed over, and a search for a status line
+            // loses nothing by it (what follows in the line is no line start).
+            self.skip(self.buf.len());
+            self.skip_input(input, take, ts);
+            self.suspect = line_end.is_none();
+            return None;
+        }
         self.append(&input[..take], ts);
         *input = &input[take..];
         if line_end.is_none() {
@@ -104,6 +112,9 @@ impl Reader {
             if self.buf.len() + take > max {
                 return Some(self.drop_start(input, ts, DropReason::HeadTooLarge));
             }
+            if !self.room(take) {
+                return Some(self.drop_start(input, ts, DropReason::ParseBudgetFull));
+            }
             self.append(&input[..take], ts);
             *input = &input[take..];
             if line_end.is_none() {
@@ -134,6 +145,9 @@ impl Reader {
         };
         if self.buf.len() + used > max {
             return Some(self.drop_start(input, ts, DropReason::HeadTooLarge));
+        }
+        if !self.room(used) {
+            return Some(self.drop_start(input, ts, DropReason::ParseBudgetFull));
         }
         self.append(&input[..used], ts);
         *input = &input[used..];

@@ -238,5 +238,6 @@ pub(super) fn small_limits() -> Limits {
         stream_body_after: None,
         max_held_bytes: 128,
         max_held_total_bytes: 1 << 20,
+        max_parse_total_bytes: 1 << 20,
     }
 }

@@ -146,6 +146,7 @@ proptest! {
             stream_body_after: Some(16),
             max_held_bytes: 264,
             max_held_total_bytes: 1 << 20,
+            max_parse_total_bytes: 1 << 20,
         };
         let whole = replay(&ops, limits, &[]);
         let cut = replay(&ops, limits, &points);

@@ -745,3 +745,54 @@ fn a_held_request_is_kept_whole_never_streamed() {
     );
     assert_eq!(found[0], "request 0 POST /up body 200");
 }
+
+#[test]
+fn connections_share_the_parse_budget_and_one_that_finds_it_full_drops_only_its_message() {
+    let limits = Limits {
+        max_parse_total_bytes: 200,
+        ..Limits::default()
+    };
+    let budgets = crate::http::Budgets::new(&limits);
+    let (mut a, mut b) = (
+        HttpFlow::with_budgets(limits, budgets.clone()),
+        HttpFlow::with_budgets(limits, budgets.clone()),
+    );
+    let mut out = Vec::new();
+    // One connection is in the middle of a long head.
+    let partial = format!(
+        "GET /{} HTTP/1.1\r\nX-Long: {}\r\n",
+        "a".repeat(60),
+        "b".repeat(60)
+    );
+    a.push(REQ, partial.as_bytes(), ts(0), &mut out);
+    assert_eq!(budgets.parse.used(), partial.len());
+    // The other's head fits, its body does not: the body is passed over by its framing,
+    // so the next request is read where it starts.
+    let post = b"POST /p HTTP/1.1\r\nContent-Length: 30\r\n\r\n";
+    b.push(REQ, post, ts(1), &mut out);
+    b.push(REQ, &[b'x'; 30], ts(2), &mut out);
+    b.push(REQ, b"GET /g HTTP/1.1\r\n\r\n", ts(3), &mut out);
+    assert_eq!(
+        summary(&out),
+        [
+            "dropped request parse_budget_full",
+            "request 1 GET /g body 0"
+        ]
+    );
+    // A head that finds no room at all is dropped too.
+    out.clear();
+    b.push(REQ, GET, ts(4), &mut out);
+    assert_eq!(summary(&out), ["dropped request parse_budget_full"]);
+    // What a message leaves the buffer with goes back to the budget.
+    out.clear();
+    a.push(REQ, b"\r\n", ts(5), &mut out);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(budgets.parse.used(), 0);
+    a.push(REQ, b"GET /half", ts(6), &mut out);
+    drop(a);
+    assert_eq!(
+        budgets.parse.used(),
+        0,
+        "a flow dropped gives its share back"
+    );
+}
