@@ -8,7 +8,7 @@ mod place;
 use std::{collections::VecDeque, ops::Range, time::SystemTime};
 
 use super::{
-    Budgets, Counters, HttpEvent, Limits, Notice, Request, Response, UnsupportedReason,
+    Budgets, Counters, DropReason, HttpEvent, Limits, Notice, Request, Response, UnsupportedReason,
     head::{self, MethodKind, RequestHead},
     hold::Hold,
     pairing::{Pairing, Pending},
@@ -203,6 +203,7 @@ impl HttpFlow {
                     }
                     self.break_stream(false, out);
                 }
+                Step::Dropped(DropReason::ParseBudgetFull) => self.request_unbuffered(out),
                 Step::Dropped(reason) => self.request_refused(Some(reason), out),
                 Step::LostPlace => self.request_refused(None, out),
                 Step::Http2 => self.finish(UnsupportedReason::Http2, out),

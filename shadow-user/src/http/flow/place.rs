@@ -160,6 +160,19 @@ impl HttpFlow {
         self.request_lost(out);
     }
 
+    /// The request in progress found no room in the parse budget: production read it and
+    /// shadowd could not. The drop is counted and the place lost as after capture loss: the
+    /// requests after it wait for production's confirmation, and the connection is not
+    /// given up as after a request production refuses.
+    pub(super) fn request_unbuffered(&mut self, out: &mut Vec<HttpEvent>) {
+        out.push(HttpEvent::Dropped {
+            direction: Direction::Request,
+            reason: DropReason::ParseBudgetFull,
+        });
+        self.sync.lose(out);
+        self.request_lost(out);
+    }
+
     /// Drops bytes held after a request that may switch protocols when nothing (or an
     /// ambiguous answer) decides what they are: parsed as HTTP/1 they could be a tunnel's
     /// plaintext. Nothing more of the connection is copied.

@@ -44,12 +44,18 @@ impl Reader {
                 read.dropped = true;
                 dropped = Some(DropReason::BodyTooLarge);
             }
-            // One allocation for the buffered part: body bytes are copied once.
-            Framing::Length(n) => match mode {
-                BodyMode::Keep { .. } => self.buf.reserve(n as usize),
-                BodyMode::Stream { after, .. } => self.buf.reserve(n.min(after) as usize),
-                BodyMode::Pass => {}
-            },
+            // One allocation for the buffered part, so body bytes are copied once, when the
+            // parse budget has room for it (else the buffer grows as bytes come).
+            Framing::Length(n) => {
+                let want = match mode {
+                    BodyMode::Keep { .. } => n as usize,
+                    BodyMode::Stream { after, .. } => n.min(after) as usize,
+                    BodyMode::Pass => 0,
+                };
+                if want > 0 && self.room(want) {
+                    self.buf.reserve(want);
+                }
+            }
             _ => {}
         }
         if !read.buffers() {
@@ -76,7 +82,10 @@ impl Reader {
             BodyMode::Pass => 0,
         };
         let slice = &input[..input.len().min(usize::try_from(room).unwrap_or(usize::MAX))];
-        if !slice.is_empty() && !self.room(slice.len()) {
+        // Room for what the body takes of the input, not for requests pipelined after it.
+        let mut probe = read.body;
+        let wanted = probe.feed(slice).map_or(slice.len(), |fed| fed.used);
+        if wanted > 0 && !self.room(wanted) {
             // Every connection together buffers as much as the budget allows: this body
             // is passed over, framing followed, so the requests after it still count.
             self.buf.clear();

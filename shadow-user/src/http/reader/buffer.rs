@@ -4,7 +4,7 @@ use std::time::SystemTime;
 
 use bytes::{Buf, BytesMut};
 
-use super::{KEEP_CAPACITY, Reader, State};
+use super::{Reader, State};
 use crate::capture::Direction;
 
 impl Reader {
@@ -68,16 +68,22 @@ impl Reader {
     /// the buffer no longer holds; false if the budget has none.
     pub(super) fn room(&mut self, more: usize) -> bool {
         self.release();
-        let taken = self.parse.take(more);
+        // Room already taken (a body's reserved allocation) covers what fits in it.
+        let need = (self.buf.len() + more).saturating_sub(self.charged);
+        if need == 0 {
+            return true;
+        }
+        let taken = self.parse.take(need);
         if taken {
-            self.charged += more;
+            self.charged += need;
         }
         taken
     }
 
-    /// Gives back to the parse budget what the buffer no longer holds.
+    /// Gives back to the parse budget what the buffer no longer holds (its capacity counts:
+    /// room reserved for a body is held).
     pub(super) fn release(&mut self) {
-        let held = self.buf.len();
+        let held = self.buf.capacity();
         if self.charged > held {
             self.parse.give_back(self.charged - held);
             self.charged = held;
@@ -110,8 +116,11 @@ impl Reader {
     }
 
     pub(super) fn compact(&mut self) {
-        if self.buf.is_empty() && self.buf.capacity() > KEEP_CAPACITY {
+        // Empty, it lets go of its allocation, which may be shared with the message just
+        // handed out: a connection between messages holds nothing.
+        if self.buf.is_empty() {
             self.buf = BytesMut::new();
         }
+        self.release();
     }
 }

@@ -24,10 +24,6 @@ mod body;
 mod buffer;
 mod start;
 
-/// An empty buffer with more capacity than this is replaced, so an idle flow does not keep
-/// the allocation of its largest message.
-const KEEP_CAPACITY: usize = 64 * 1024;
-
 /// Most acknowledged offsets ahead of the reader remembered (see [`Reader::remember_ack`]).
 const MAX_ACKS_AHEAD: usize = 64;
 
@@ -455,6 +451,7 @@ impl Reader {
     pub fn stop(&mut self) {
         self.state = State::Stopped;
         self.buf = BytesMut::new();
+        self.release();
     }
 
     /// A message has begun and not been reported. While searching, that is a line begun

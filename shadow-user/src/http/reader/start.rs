@@ -39,14 +39,9 @@ impl Reader {
         let from_input = excess - from_buf;
         self.skip_input(input, from_input, ts);
         take -= from_input;
-        if !self.room(take) {
-            // No room to keep the line: it is passed over, and a search for a status line
-            // loses nothing by it (what follows in the line is no line start).
-            self.skip(self.buf.len());
-            self.skip_input(input, take, ts);
-            self.suspect = line_end.is_none();
-            return None;
-        }
+        // Not from the parse budget: a response reader searching for a status line keeps
+        // at most one line, and skipping one could pair the next answer with the wrong
+        // request.
         self.append(&input[..take], ts);
         *input = &input[take..];
         if line_end.is_none() {

@@ -779,10 +779,12 @@ fn connections_share_the_parse_budget_and_one_that_finds_it_full_drops_only_its_
             "request 1 GET /g body 0"
         ]
     );
-    // A head that finds no room at all is dropped too.
+    // A head that outgrows what is left is dropped too; the connection is not given up:
+    // production's answer confirms where its requests start again.
     out.clear();
     b.push(REQ, GET, ts(4), &mut out);
     assert_eq!(summary(&out), ["dropped request parse_budget_full"]);
+    assert_eq!(budgets.parse.used(), partial.len(), "b holds nothing of it");
     // What a message leaves the buffer with goes back to the budget.
     out.clear();
     a.push(REQ, b"\r\n", ts(5), &mut out);
@@ -794,5 +796,34 @@ fn connections_share_the_parse_budget_and_one_that_finds_it_full_drops_only_its_
         budgets.parse.used(),
         0,
         "a flow dropped gives its share back"
+    );
+}
+
+#[test]
+fn a_head_dropped_for_the_parse_budget_does_not_give_up_the_connection() {
+    // Unlike a request production refuses, this one production read: once its answer
+    // shows where requests start, the next ones are copied again.
+    let limits = Limits {
+        max_parse_total_bytes: 100,
+        ..Limits::default()
+    };
+    let long = join(&[b"GET /", &[b'a'; 120], b" HTTP/1.1\r\n\r\n"]);
+    let ops = [
+        Op::Push(REQ, long),
+        Op::Answer,
+        Op::Push(REQ, GET),
+        Op::Answer,
+    ];
+    let found = summary(&events_with(&ops, limits).0);
+    assert_eq!(found[0], "dropped request parse_budget_full", "{found:?}");
+    assert!(
+        found
+            .iter()
+            .any(|e| e.starts_with("request 0 GET /index.html")),
+        "{found:?}"
+    );
+    assert!(
+        !found.iter().any(|e| e.starts_with("unconfirmed")),
+        "{found:?}"
     );
 }
