@@ -32,9 +32,10 @@ pub struct Upstream {
     /// One permit per connection that may be open; each [`Connection`] holds one.
     slots: Arc<Semaphore>,
     max: usize,
-    /// Copies whose bodies are still being captured may take half the connections: a
-    /// connection carrying one waits on its client, however slow, and the others must stay
-    /// free for the rest.
+    /// Copies whose bodies are still being captured may take all connections but an eighth
+    /// (at least one): a connection carrying one waits on its client, however slow, and
+    /// some must stay free for the rest. Not fewer: uploads waiting for a connection hold
+    /// their pieces in the replay budget meanwhile.
     streams: Arc<Semaphore>,
     /// Connections given back, most recent last (the likeliest still open).
     idle: Mutex<Vec<Connection>>,
@@ -55,7 +56,7 @@ impl Upstream {
             service,
             slots: Arc::new(Semaphore::new(max)),
             max,
-            streams: Arc::new(Semaphore::new((max / 2).max(1))),
+            streams: Arc::new(Semaphore::new((max - (max / 8).max(1)).max(1))),
             idle: Mutex::new(Vec::new()),
             returned: Notify::new(),
             addresses: AddressCache::new(config.dns_ttl),
