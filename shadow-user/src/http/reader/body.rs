@@ -72,16 +72,7 @@ impl Reader {
         input: &mut &[u8],
         ts: SystemTime,
     ) -> Option<Step> {
-        let room = match read.mode {
-            BodyMode::Keep { limit } => limit.saturating_sub(read.read),
-            // A policy limit below the streaming point holds here too (chunked bodies,
-            // whose length is not known up front).
-            BodyMode::Stream { after, limit, .. } => after
-                .min(limit.unwrap_or(u64::MAX))
-                .saturating_sub(read.read),
-            BodyMode::Pass => 0,
-        };
-        let slice = &input[..input.len().min(usize::try_from(room).unwrap_or(usize::MAX))];
+        let slice = read.within(input);
         // Room for what the body takes of the input, not for requests pipelined after it.
         let mut probe = read.body;
         let wanted = probe.feed(slice).map_or(slice.len(), |fed| fed.used);
@@ -153,13 +144,7 @@ impl Reader {
         input: &mut &[u8],
         ts: SystemTime,
     ) -> Option<Step> {
-        let room = match read.mode {
-            BodyMode::Stream {
-                limit: Some(limit), ..
-            } => limit.saturating_sub(read.read),
-            _ => u64::MAX,
-        };
-        let slice = &input[..input.len().min(usize::try_from(room).unwrap_or(usize::MAX))];
+        let slice = read.within(input);
         let fed = match read.body.feed(slice) {
             Ok(fed) => fed,
             Err(bad) => {

@@ -116,6 +116,26 @@ struct BodyRead {
     dropped: bool,
 }
 
+impl BodyRead {
+    /// The part of `input` this body may take in its mode: up to its limit when kept, up
+    /// to where it starts streaming (or a policy limit below that) before it streams, up to
+    /// the policy limit, if any, once it streams.
+    fn within<'i>(&self, input: &'i [u8]) -> &'i [u8] {
+        let limit = match self.mode {
+            BodyMode::Keep { limit } => limit,
+            BodyMode::Stream {
+                after,
+                limit,
+                started: false,
+            } => after.min(limit.unwrap_or(u64::MAX)),
+            BodyMode::Stream { limit, .. } => limit.unwrap_or(u64::MAX),
+            BodyMode::Pass => 0,
+        };
+        let room = limit.saturating_sub(self.read);
+        &input[..input.len().min(usize::try_from(room).unwrap_or(usize::MAX))]
+    }
+}
+
 pub(crate) struct Reader {
     side: Direction,
     limits: Limits,
