@@ -36,6 +36,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Fuzz the parsers with cargo-fuzz on the pinned nightly (one target, or each in turn).
     Fuzz(fuzz::FuzzArgs),
+    /// The bench's client process for many open connections (started by the bench).
+    #[command(hide = true)]
+    OpenConnections(bench::OpenConnectionsArgs),
 }
 
 fn main() -> Result<()> {
@@ -60,5 +63,6 @@ fn main() -> Result<()> {
         }
         Command::Bench(args) => bench::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::OpenConnections(args) => bench::open_connections(&args),
     }
 }

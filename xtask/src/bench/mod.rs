@@ -4,6 +4,7 @@
 //! to stdout, `target/bench/report.md` and `target/bench/report.json`. `--micro` runs the
 //! criterion benchmarks of the capture pipeline instead.
 
+mod clients;
 mod commands;
 mod cpustat;
 mod delay;
@@ -33,6 +34,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::Args;
 
 use crate::{setup, test};
+pub use clients::{OpenConnectionsArgs, serve as open_connections};
 use commands::Commands;
 use netns::Topology;
 use plan::Plan;

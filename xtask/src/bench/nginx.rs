@@ -1,6 +1,6 @@
 //! nginx for the bench: the configuration templates (an origin that answers every request
 //! with 1 KiB over keep-alive, and scenario C's proxy with `mirror`) and a guard that runs
-//! one nginx (master and one worker) in a namespace and reads its access log when stopped.
+//! one nginx (master and its workers) in a namespace and reads its access log when stopped.
 
 use std::{
     path::{Path, PathBuf},
@@ -14,10 +14,10 @@ use super::{netns::Netns, process::Proc, signals};
 /// Size of every response body.
 pub const RESPONSE_BYTES: usize = 1024;
 
-/// Lines every configuration starts with: one worker, everything under `dir`, no daemon
-/// (the guard owns the master), connections up to the open-file limit the bench raised
-/// (well above the 1,000 idle connections).
-fn main_block(dir: &Path) -> String {
+/// Lines every configuration starts with: `workers` workers, everything under `dir`, no
+/// daemon (the guard owns the master), connections up to the open-file limit the bench
+/// raised (well above the 1,000 idle connections).
+fn main_block(dir: &Path, workers: usize) -> String {
     let dir = dir.display();
     let connections = super::process::fd_limit()
         .saturating_sub(64)
@@ -26,7 +26,7 @@ fn main_block(dir: &Path) -> String {
         "daemon off;
 master_process on;
 user root;
-worker_processes 1;
+worker_processes {workers};
 pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
 events {{ worker_connections {connections}; }}
@@ -65,9 +65,12 @@ const BODY_SINK: &str = "127.0.0.1:8090";
 /// logged (buffered). Under `/bench/post` the body is read in full first — proxied to a
 /// sink in the same nginx, since `return` answers before reading it — so `$request_length`
 /// shows whether the whole body arrived. `PUT /bench/upload/NAME` stores the body (DAV) under
-/// `UPLOAD_FILES`, so uploads can be compared with what was sent.
-pub fn origin(dir: &Path, listen: &str) -> String {
+/// `UPLOAD_FILES`, so uploads can be compared with what was sent. With more than one worker,
+/// each has its own listening socket (`reuseport`), so the kernel spreads connections evenly
+/// over them: one worker may hold only as many as its open-file limit.
+pub fn origin(dir: &Path, listen: &str, workers: usize) -> String {
     let body = "x".repeat(RESPONSE_BYTES);
+    let reuseport = if workers > 1 { " reuseport" } else { "" };
     format!(
         "{main}http {{
 {common}    upstream body_sink {{
@@ -82,7 +85,7 @@ pub fn origin(dir: &Path, listen: &str) -> String {
         }}
     }}
     server {{
-        listen {listen} backlog=4096;
+        listen {listen} backlog=4096{reuseport};
         access_log {log} bench buffer=256k flush=1s;
         location / {{
             default_type text/plain;
@@ -102,7 +105,7 @@ pub fn origin(dir: &Path, listen: &str) -> String {
     }}
 }}
 ",
-        main = main_block(dir),
+        main = main_block(dir, workers),
         common = http_common(dir),
         log = dir.join("access.log").display(),
         files = dir.join(UPLOAD_FILES).display(),
@@ -169,7 +172,7 @@ pub fn mirror_proxy(dir: &Path, listen: &str, production: &str, shadow: &str) ->
     }}
 }}
 ",
-        main = main_block(dir),
+        main = main_block(dir, 1),
         common = http_common(dir),
     )
 }

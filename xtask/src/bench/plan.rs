@@ -31,8 +31,10 @@ pub struct Plan {
     pub delay: Duration,
     /// GET rates with a connection per request, each run `fidelity` long.
     pub churn_rates: Vec<u64>,
-    /// Client connections open at once, each sending a request now and then.
+    /// Client connections open at once, each sending a request now and then: this many a
+    /// second in all.
     pub concurrent_connections: usize,
+    pub concurrent_rate: u64,
     /// Uploads at once, their size and the time each is paced over.
     pub uploads: usize,
     pub upload_bytes: u64,
@@ -66,6 +68,7 @@ impl Plan {
                 delay: Duration::from_secs(3),
                 churn_rates: vec![5_000],
                 concurrent_connections: 5_000,
+                concurrent_rate: 5_000,
                 uploads: 20,
                 upload_bytes: 8 << 20,
                 upload_time: Duration::from_secs(5),
@@ -94,6 +97,7 @@ impl Plan {
                 delay: Duration::from_secs(8),
                 churn_rates: vec![5_000, 10_000, 20_000],
                 concurrent_connections: 50_000,
+                concurrent_rate: 5_000,
                 uploads: 200,
                 upload_bytes: 8 << 20,
                 upload_time: Duration::from_secs(20),
@@ -113,6 +117,8 @@ impl Plan {
             + self.idle_hold.as_secs()
             + runs(self.delay, self.delay_rates.len())
             + runs(self.fidelity, self.churn_rates.len())
+            + ((self.concurrent_connections * super::shapes::ROUNDS) as u64)
+                .div_ceil(self.concurrent_rate.max(1))
             + (self.upload_time + self.large_upload_time).as_secs()
     }
 

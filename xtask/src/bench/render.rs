@@ -260,16 +260,15 @@ impl Report {
         let c = &self.shapes.concurrent;
         let _ = writeln!(
             md,
-            "\n### Traffic shapes\n\nIn the fidelity table: GETs with a connection per request (`oha --disable-keepalive`), {} client connections opened one after the other and all held open while each sent {} requests ({:.1} s in all; shadowd VmRSS {:.1} MiB with them open, {} flows in its table{}), and the uploads below (`PUT`, Content-Length, each paced evenly; production and shadow store them, and each stored file is compared byte for byte with what the client sent).\n\n| uploads | size each | paced over | production byte-exact | shadow byte-exact | shadowd VmHWM MiB | verdict |\n|---|---:|---:|---:|---:|---:|---|",
+            "\n### Traffic shapes\n\nIn the fidelity table: GETs with a connection per request (`oha --disable-keepalive`), {} client connections opened by {} client processes to production's nginx with {} workers (a process may hold only as many as the open-file limit) and all held open while each sent {} requests ({} a second in all; {:.1} s in all; shadowd VmRSS {:.1} MiB with them open, {} flows in its table), and the uploads below (`PUT`, Content-Length, each paced evenly; production and shadow store them, and each stored file is compared byte for byte with what the client sent).\n\n| uploads | size each | paced over | production byte-exact | shadow byte-exact | shadowd VmHWM MiB | verdict |\n|---|---:|---:|---:|---:|---:|---|",
             c.connections,
+            c.client_processes,
+            c.production_workers,
             c.rounds,
+            c.rate,
             c.seconds,
             c.rss_kib as f64 / 1024.0,
             c.flows_tracked,
-            c.limited_by
-                .as_ref()
-                .map(|why| format!("; {why}"))
-                .unwrap_or_default()
         );
         for u in &self.shapes.uploads {
             let _ = writeln!(

@@ -152,6 +152,18 @@ impl<'t> Stack<'t> {
         placement: Placement,
         dir: &Path,
     ) -> Result<Stack<'t>> {
+        Self::start_with_workers(topology, scenario, placement, dir, 1)
+    }
+
+    /// As `start`, with production's nginx running `production_workers` workers: for more
+    /// client connections than one process may hold.
+    pub fn start_with_workers(
+        topology: &'t Topology,
+        scenario: Scenario,
+        placement: Placement,
+        dir: &Path,
+        production_workers: usize,
+    ) -> Result<Stack<'t>> {
         let shadow_listen = format!("{}:80", Topology::SHADOW_ADDR);
         let front = format!("{}:80", Topology::PRODUCTION_ADDR);
         let shadow_dir = dir.join("shadow");
@@ -159,7 +171,7 @@ impl<'t> Stack<'t> {
             &topology.shadow,
             placement.shadow_cpu(),
             &shadow_dir,
-            &nginx::origin(&shadow_dir, &shadow_listen),
+            &nginx::origin(&shadow_dir, &shadow_listen, 1),
             &shadow_listen,
         )?;
         let production_listen = match scenario {
@@ -171,7 +183,7 @@ impl<'t> Stack<'t> {
             &topology.production,
             placement.production_cpu(),
             &production_dir,
-            &nginx::origin(&production_dir, &production_listen),
+            &nginx::origin(&production_dir, &production_listen, production_workers),
             &production_listen,
         )?;
         let proxy = match scenario {

@@ -14,9 +14,10 @@ use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
 
 use super::{
-    Bench, cpustat,
+    Bench,
+    clients::Clients,
+    cpustat,
     fidelity::{self, Run},
-    footprint,
     load::RateResult,
     netns::Topology,
     nginx, process,
@@ -24,7 +25,7 @@ use super::{
 };
 
 /// Requests each of the many open connections sends, one round after the other.
-const ROUNDS: usize = 2;
+pub(super) const ROUNDS: usize = 2;
 /// Bytes an upload writes at a time.
 const UPLOAD_PIECE: usize = 64 << 10;
 
@@ -41,9 +42,13 @@ pub struct Shapes {
 #[derive(Debug, Clone, Serialize)]
 pub struct Concurrent {
     pub connections: usize,
-    /// Why fewer connections than planned were opened, if so.
-    pub limited_by: Option<String>,
+    /// Processes the clients ran in, and production's nginx workers: each may hold only as
+    /// many connections as the open-file limit.
+    pub client_processes: usize,
+    pub production_workers: usize,
     pub rounds: usize,
+    /// Requests a second, all processes together, in a round.
+    pub rate: u64,
     /// How long opening them and the rounds of requests took.
     pub seconds: f64,
     /// shadowd's resident memory with all of them open, and the flows in its table.
@@ -96,7 +101,7 @@ pub fn run(bench: &mut Bench) -> Result<Shapes> {
     for rate in &plan.churn_rates {
         churn.push(churn_run(bench, *rate)?);
     }
-    let concurrent = concurrent(bench, plan.concurrent_connections)?;
+    let concurrent = concurrent(bench, plan.concurrent_connections, plan.concurrent_rate)?;
     let uploads = vec![
         uploads(
             bench,
@@ -144,52 +149,51 @@ fn churn_run(bench: &mut Bench, rate: u64) -> Result<Run> {
     Ok(run)
 }
 
-/// `count` connections opened one after the other and all kept open; then `ROUNDS` rounds
-/// of one request on each.
-fn concurrent(bench: &mut Bench, planned: usize) -> Result<Concurrent> {
-    // Both ends of a connection are in processes whose open files the machine bounds: this
-    // one (the clients) and production's one nginx worker, which past about 19,000 of 20,000
-    // starts closing connections it counts as idle ("worker_connections are not enough").
-    let fd_limit = process::fd_limit() as usize;
-    let count = planned.min(fd_limit * 3 / 4);
-    let limited_by = (count < planned).then(|| {
-        format!(
-            "{count} of the {planned} planned: the open-file limit here is {fd_limit} per process, and the hard limit cannot be raised in this machine's container"
-        )
-    });
+/// `count` connections opened and all kept open, spread over client processes and
+/// production's nginx workers (each may hold as many files as the open-file limit, which
+/// this machine's container does not let root raise); then `ROUNDS` rounds of one request on
+/// each, `rate` requests a second in all.
+fn concurrent(bench: &mut Bench, count: usize, rate: u64) -> Result<Concurrent> {
+    // Three quarters of the limit a process: past about 19,000 of 20,000 an nginx worker
+    // starts closing connections it counts as idle ("worker_connections are not enough"),
+    // and reuseport spreads connections over workers only about evenly.
+    let per_process = (process::fd_limit() as usize * 3 / 4).max(1);
+    let workers = count.div_ceil(per_process / 2).max(1);
     let dir = bench.run_dir("concurrent-connections")?;
-    let mut stack = Stack::start(&bench.topology, Scenario::B, Placement::Pinned, &dir)?;
+    let mut stack = Stack::start_with_workers(
+        &bench.topology,
+        Scenario::B,
+        Placement::Pinned,
+        &dir,
+        workers,
+    )?;
     stack.begin()?;
     let server = production()?;
+    let started = Instant::now();
+    let mut clients = Clients::open(
+        &bench.topology.client,
+        server,
+        count,
+        per_process,
+        rate,
+        &dir,
+    )?;
     bench.commands.record_text(
         "many open connections",
         &format!(
-            "{count} TCP connections from the client namespace to {server}, all opened first and held open, then {ROUNDS} rounds of one `GET /bench/open/<round>/<n>` on each (xtask)"
+            "{count} TCP connections from the client namespace to {server} (production's nginx with {workers} workers, `reuseport`), opened by {} client processes (`xtask open-connections`, at most {per_process} each: the open-file limit) and held open, then {ROUNDS} rounds of one `GET /bench/open/<round>/<n>` on each, {rate} requests/s in all",
+            clients.processes()
         ),
     );
-    let started = Instant::now();
-    let streams = bench.topology.client.enter(|| -> Result<Vec<TcpStream>> {
-        let mut streams = (0..count)
-            .map(|i| connect(server).with_context(|| format!("connection {i}")))
-            .collect::<Result<Vec<_>>>()?;
-        for round in 0..ROUNDS {
-            for (i, stream) in streams.iter_mut().enumerate() {
-                // One write: a request in pieces would wait on Nagle and delayed ACKs.
-                let request = format!(
-                    "GET /bench/open/{round}/{i} HTTP/1.1\r\nHost: production.bench\r\nUser-Agent: shadowd-bench\r\n\r\n"
-                );
-                stream.write_all(request.as_bytes())?;
-                footprint::read_response(stream)
-                    .with_context(|| format!("round {round}, connection {i}"))?;
-            }
-        }
-        Ok(streams)
-    })??;
+    for _ in 0..ROUNDS {
+        clients.round()?;
+    }
     let seconds = started.elapsed().as_secs_f64();
     let daemon = stack.shadowd.as_ref().context("B runs shadowd")?;
     let rss_kib = daemon.rss_kib()?;
     let flows_tracked = daemon.scrape()?.sum("shadowd_reassembly_flows", &[]);
-    drop(streams);
+    let client_processes = clients.processes();
+    clients.close()?;
     let background = stack.background;
     let outcome = stack.finish()?;
     let mut copies = fidelity::account(
@@ -210,8 +214,10 @@ fn concurrent(bench: &mut Bench, planned: usize) -> Result<Concurrent> {
     );
     Ok(Concurrent {
         connections: count,
-        limited_by,
+        client_processes,
+        production_workers: workers,
         rounds: ROUNDS,
+        rate,
         seconds,
         rss_kib,
         flows_tracked,
@@ -304,7 +310,7 @@ fn production() -> Result<SocketAddr> {
     Ok(format!("{}:80", Topology::PRODUCTION_ADDR).parse()?)
 }
 
-fn connect(server: SocketAddr) -> Result<TcpStream> {
+pub(super) fn connect(server: SocketAddr) -> Result<TcpStream> {
     let stream = TcpStream::connect_timeout(&server, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     Ok(stream)
