@@ -241,7 +241,7 @@ impl<H: StreamHandler> FlowTable<H> {
             response,
             handler,
             ..
-        } = flow;
+        } = &mut **flow;
         let stream = match direction {
             Direction::Request => &mut *request,
             Direction::Response => &mut *response,
