@@ -43,8 +43,7 @@ pub fn serve(args: &OpenConnectionsArgs) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "open")?;
     out.flush()?;
-    let mut round = 0;
-    for line in std::io::stdin().lock().lines() {
+    for (round, line) in std::io::stdin().lock().lines().enumerate() {
         if line? != "round" {
             bail!("expected `round`");
         }
@@ -64,7 +63,6 @@ pub fn serve(args: &OpenConnectionsArgs) -> Result<()> {
         }
         writeln!(out, "done")?;
         out.flush()?;
-        round += 1;
     }
     Ok(())
 }
