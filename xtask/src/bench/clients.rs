@@ -96,7 +96,8 @@ impl Clients {
             children: Vec::new(),
         };
         let processes = count.div_ceil(per_process).max(1);
-        let rate_each = rate as f64 / processes as f64;
+        // Never zero: a request's due time is its number over the rate.
+        let rate_each = rate.max(1) as f64 / processes as f64;
         let mut first = 0;
         while first < count {
             let share = per_process.min(count - first);

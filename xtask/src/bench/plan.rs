@@ -31,9 +31,9 @@ pub struct Plan {
     pub delay: Duration,
     /// GET rates with a connection per request, each run `fidelity` long.
     pub churn_rates: Vec<u64>,
-    /// Client connections open at once, each sending a request now and then: this many a
-    /// second in all.
+    /// Client connections open at once, each sending a request now and then.
     pub concurrent_connections: usize,
+    /// Requests a second those connections send in all.
     pub concurrent_rate: u64,
     /// Uploads at once, their size and the time each is paced over.
     pub uploads: usize,

@@ -407,8 +407,7 @@ async fn a_streamed_copy_abandoned_while_it_waits_never_reaches_the_shadow() {
 #[tokio::test]
 async fn streamed_copies_leave_connections_to_the_others() {
     // Two connections: one (all but an eighth, at least one kept free) may carry a body
-    // still being captured; the second upload waits
-    // while a GET goes through.
+    // still being captured; the second upload waits while a GET goes through.
     let (addr, seen) = server(Duration::ZERO).await;
     let engine = Engine::start(addr, 2);
     let first = streamed(&engine, 1);
