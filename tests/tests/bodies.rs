@@ -62,7 +62,10 @@ fn chunked(bytes: &[u8]) -> Vec<u8> {
 fn large_uploads_reach_the_shadow_byte_exact_in_order_while_shadowd_holds_little() {
     const LARGE: usize = 192 << 20;
     let setup = ShadowSetup::new(Behaviour::default());
-    let mappings = MappingFile::new(&user_example(""));
+    // The timeout runs from the copy's last byte written into the socket, which the test's
+    // shadow server, on a loaded machine, may still take seconds to read before it answers:
+    // this test is about bytes and memory, not the shadow's speed.
+    let mappings = MappingFile::new(&user_example("timeout_ms: 30000\n"));
     let daemon = setup.start(&mappings);
     let large = body(LARGE);
     let head = format!(
