@@ -15,6 +15,8 @@ use std::{
     time::Duration,
 };
 
+use socket2::{Domain, Protocol, Socket, Type};
+
 use crate::netns::Netns;
 
 /// Byte and request counts of a server.
@@ -56,7 +58,7 @@ impl HttpServer {
     /// Listens on `addr` inside `ns`, behaving as `behaviour` says.
     pub fn start_with(ns: &Netns, addr: &str, behaviour: Behaviour) -> HttpServer {
         let addr: SocketAddr = addr.parse().expect("socket address");
-        let listener = ns.enter(|| TcpListener::bind(addr).expect("bind test server"));
+        let listener = ns.enter(|| listen(addr));
         listener
             .set_nonblocking(true)
             .expect("nonblocking listener");
@@ -206,6 +208,18 @@ impl Conn<'_> {
             at += size + 2;
         }
     }
+}
+
+/// A listener with a deep accept queue: clients open thousands of connections faster than
+/// the accept loop starts a thread for each, and with std's 128 a dropped SYN waits out
+/// retransmissions (1, 2, 4, 8, 16 s) longer than a server thread waits for its request.
+fn listen(addr: SocketAddr) -> TcpListener {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .expect("test server socket");
+    socket.set_reuse_address(true).expect("SO_REUSEADDR");
+    socket.bind(&addr.into()).expect("bind test server");
+    socket.listen(8192).expect("listen");
+    socket.into()
 }
 
 fn serve_connection(
