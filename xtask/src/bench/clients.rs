@@ -1,11 +1,14 @@
 //! The many-open-connections shape's clients: more connections than one process may hold
 //! files, so they are spread over client processes (this binary, `open-connections`), each
-//! opening its share and then sending one request on each of them per round when told, at
-//! a fixed rate: connections that each send a request now and then, not a burst.
+//! opening its share at a fixed rate with a first request on each as it opens, then sending
+//! one more request on each of them per round when told: connections that each send a
+//! request now and then, not a burst, and none left idle before its first request (a server
+//! closes those: nginx after `client_header_timeout`, 60 s).
 //!
 //! Parent and child speak in lines: the child writes `open` once its connections are up and
-//! `done` after each round; the parent writes `round` to start one, and closes the child's
-//! stdin to end it (the child then closes its connections and exits).
+//! have had their first request, and `done` after each further round; the parent writes
+//! `round` to start one, and closes the child's stdin to end it (the child then closes its
+//! connections and exits).
 
 use std::{
     io::{BufRead as _, BufReader, Write as _},
@@ -37,34 +40,48 @@ pub struct OpenConnectionsArgs {
 /// The child's side: runs until its stdin closes.
 pub fn serve(args: &OpenConnectionsArgs) -> Result<()> {
     process::raise_fd_limit()?;
-    let mut streams = (0..args.count)
-        .map(|i| connect(args.server).with_context(|| format!("connection {}", args.first + i)))
-        .collect::<Result<Vec<_>>>()?;
+    let mut streams = Vec::with_capacity(args.count);
+    let started = Instant::now();
+    for i in 0..args.count {
+        let n = args.first + i;
+        pace(started, i, args.rate);
+        let mut stream = connect(args.server).with_context(|| format!("connection {n}"))?;
+        request(&mut stream, 0, n)?;
+        streams.push(stream);
+    }
     let mut out = std::io::stdout().lock();
     writeln!(out, "open")?;
     out.flush()?;
-    for (round, line) in std::io::stdin().lock().lines().enumerate() {
+    for (round, line) in (1..).zip(std::io::stdin().lock().lines()) {
         if line? != "round" {
             bail!("expected `round`");
         }
         let started = Instant::now();
         for (i, stream) in streams.iter_mut().enumerate() {
-            let n = args.first + i;
-            // Each request leaves at its time, however long the ones before took.
-            let due = started + Duration::from_secs_f64(i as f64 / args.rate);
-            std::thread::sleep(due.saturating_duration_since(Instant::now()));
-            // One write: a request in pieces would wait on Nagle and delayed ACKs.
-            let request = format!(
-                "GET /bench/open/{round}/{n} HTTP/1.1\r\nHost: production.bench\r\nUser-Agent: shadowd-bench\r\n\r\n"
-            );
-            stream.write_all(request.as_bytes())?;
-            footprint::read_response(stream)
-                .with_context(|| format!("round {round}, connection {n}"))?;
+            pace(started, i, args.rate);
+            request(stream, round, args.first + i)?;
         }
         writeln!(out, "done")?;
         out.flush()?;
     }
     Ok(())
+}
+
+/// Waits for the `i`th event's time at `rate` a second from `started`, however long the
+/// ones before took.
+fn pace(started: Instant, i: usize, rate: f64) {
+    let due = started + Duration::from_secs_f64(i as f64 / rate);
+    std::thread::sleep(due.saturating_duration_since(Instant::now()));
+}
+
+/// Round `round`'s request on connection `n`, and its whole response.
+fn request(stream: &mut std::net::TcpStream, round: usize, n: usize) -> Result<()> {
+    // One write: a request in pieces would wait on Nagle and delayed ACKs.
+    let request = format!(
+        "GET /bench/open/{round}/{n} HTTP/1.1\r\nHost: production.bench\r\nUser-Agent: shadowd-bench\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes())?;
+    footprint::read_response(stream).with_context(|| format!("round {round}, connection {n}"))
 }
 
 /// The parent's side: client processes in `ns` holding `count` connections between them.
@@ -79,9 +96,9 @@ struct Client {
 }
 
 impl Clients {
-    /// Starts enough processes of at most `per_process` connections each, sending `rate`
-    /// requests a second between them in a round, and returns once every one of them has
-    /// its connections open.
+    /// Starts enough processes of at most `per_process` connections each, opening `rate`
+    /// connections and sending `rate` requests a second between them, and returns once every
+    /// one of them has its connections open, each with its first request answered.
     pub fn open(
         ns: &Netns,
         server: SocketAddr,
@@ -128,7 +145,7 @@ impl Clients {
         self.children.len()
     }
 
-    /// One request on every connection, all processes at once.
+    /// One more request on every connection, all processes at once.
     pub fn round(&mut self) -> Result<()> {
         for child in &mut self.children {
             let stdin = child.stdin.as_mut().context("client still running")?;

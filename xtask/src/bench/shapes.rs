@@ -149,10 +149,10 @@ fn churn_run(bench: &mut Bench, rate: u64) -> Result<Run> {
     Ok(run)
 }
 
-/// `count` connections opened and all kept open, spread over client processes and
-/// production's nginx workers (each may hold as many files as the open-file limit, which
-/// this machine's container does not let root raise); then `ROUNDS` rounds of one request on
-/// each, `rate` requests a second in all.
+/// `count` connections opened at `rate` a second and all kept open, spread over client
+/// processes and production's nginx workers (each may hold as many files as the open-file
+/// limit, which this machine's container does not let root raise); `ROUNDS` rounds of one
+/// request on each, the first as each connection opens, `rate` requests a second in all.
 fn concurrent(bench: &mut Bench, count: usize, rate: u64) -> Result<Concurrent> {
     // Three quarters of the limit a process: past about 19,000 of 20,000 an nginx worker
     // starts closing connections it counts as idle ("worker_connections are not enough"),
@@ -181,11 +181,12 @@ fn concurrent(bench: &mut Bench, count: usize, rate: u64) -> Result<Concurrent> 
     bench.commands.record_text(
         "many open connections",
         &format!(
-            "{count} TCP connections from the client namespace to {server} (production's nginx with {workers} workers, `reuseport`), opened by {} client processes (`xtask open-connections`, at most {per_process} each: the open-file limit) and held open, then {ROUNDS} rounds of one `GET /bench/open/<round>/<n>` on each, {rate} requests/s in all",
+            "{count} TCP connections from the client namespace to {server} (production's nginx with {workers} workers, `reuseport`), opened at {rate}/s by {} client processes (`xtask open-connections`, at most {per_process} each: the open-file limit) and held open; {ROUNDS} rounds of one `GET /bench/open/<round>/<n>` on each, the first as it opens, {rate} requests/s in all",
             clients.processes()
         ),
     );
-    for _ in 0..ROUNDS {
+    // Opening sent the first round.
+    for _ in 1..ROUNDS {
         clients.round()?;
     }
     let seconds = started.elapsed().as_secs_f64();
