@@ -37,8 +37,25 @@ impl Scrape {
                     .iter()
                     .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
             })
-            .map(|s| s.value as u64)
+            .map(Sample::count)
             .sum()
+    }
+}
+
+impl Sample {
+    /// The value as a count; panics unless it is a whole number of at least zero. Every
+    /// figure the tests sum counts something: a gauge below zero (more requests leaving
+    /// flight than entered) is a bug that must fail the test, not read as 0 and satisfy a
+    /// wait for `== 0`.
+    pub fn count(&self) -> u64 {
+        assert!(
+            self.value >= 0.0 && self.value.fract() == 0.0 && self.value < u64::MAX as f64,
+            "{}{:?} is {}, not a count",
+            self.name,
+            self.labels,
+            self.value
+        );
+        self.value as u64
     }
 }
 
@@ -71,7 +88,7 @@ impl Scrape {
         let mut out = BTreeMap::new();
         for sample in self.samples.iter().filter(|s| s.name == name) {
             let key = sample.labels.get(label).cloned().unwrap_or_default();
-            *out.entry(key).or_default() += sample.value.max(0.0) as u64;
+            *out.entry(key).or_default() += sample.count();
         }
         out.retain(|_, v| *v > 0);
         out
@@ -125,5 +142,18 @@ mod tests {
         assert_eq!(scrape.sum("x_total", &[("a", "1")]), 3);
         assert_eq!(scrape.samples[0].labels["b"], "q\"");
         assert_eq!(scrape.sum("y", &[]), 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "not a count")]
+    fn a_gauge_below_zero_fails_the_sum() {
+        let scrape = Scrape::parse("in_flight{m=\"a\"} 2\nin_flight{m=\"b\"} -1\n");
+        scrape.sum("in_flight", &[]);
+    }
+
+    #[test]
+    #[should_panic(expected = "not a count")]
+    fn a_gauge_below_zero_fails_by_label() {
+        Scrape::parse("in_flight{m=\"b\"} -1\n").by_label("in_flight", "m");
     }
 }
