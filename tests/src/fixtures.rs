@@ -73,12 +73,21 @@ pub struct ShadowSetup {
 
 impl ShadowSetup {
     pub fn new(production: Behaviour) -> ShadowSetup {
+        Self::with_shadow(production, Behaviour::default())
+    }
+
+    /// As `new`, with the shadow server behaving as `shadow` says.
+    pub fn with_shadow(production: Behaviour, shadow: Behaviour) -> ShadowSetup {
         let topo = Topology::new();
         let shadow_host = ShadowHost::new(&topo);
         topo.server
             .set_hosts(&[(ShadowHost::ADDRESS, "myservice-shadow.default")]);
         let production = HttpServer::start_with(&topo.server, PRODUCTION, production);
-        let shadow = HttpServer::start(&shadow_host.ns, &format!("{}:80", ShadowHost::ADDRESS));
+        let shadow = HttpServer::start_with(
+            &shadow_host.ns,
+            &format!("{}:80", ShadowHost::ADDRESS),
+            shadow,
+        );
         ShadowSetup {
             topo,
             shadow_host,

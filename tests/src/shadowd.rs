@@ -121,15 +121,26 @@ impl<'ns> Shadowd<'ns> {
 
     /// The daemon's peak resident memory so far (`VmHWM`), in KiB.
     pub fn peak_rss_kib(&self) -> u64 {
+        self.status_kib("VmHWM")
+    }
+
+    /// The daemon's resident memory now (`VmRSS`), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.status_kib("VmRSS")
+    }
+
+    /// A size field of this daemon's own `/proc/PID/status`, in KiB; panics when it cannot be
+    /// read, so that a memory check never passes on a figure it did not see.
+    fn status_kib(&self, field: &str) -> u64 {
         let child = self.child.as_ref().expect("running");
         let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
             .expect("the daemon's status");
         status
             .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|value| value.split_whitespace().next())
             .and_then(|kib| kib.parse().ok())
-            .expect("VmHWM in status")
+            .unwrap_or_else(|| panic!("{field} in the daemon's status"))
     }
 
     /// The scrape once `observed` requests of `mapping` are accounted for with nothing in

@@ -176,9 +176,15 @@ fn reload_swaps_table_and_ports_and_keeps_the_old_on_a_bad_config() {
 fn an_unusable_configuration_exits_64_before_attaching() {
     let topo = Topology::new();
     let config = ConfigFile::new(&topo.server, "kind: Mapping\nname: [broken\n");
+    // Every bpf(2) call the daemon makes is traced: "before attaching" means no program was
+    // loaded, no map created and no link made, not only that no device is left behind.
+    let trace = config.dir.join("bpf-calls");
     let output = topo
         .server
-        .command(binary().to_str().unwrap())
+        .command("strace")
+        .args(["--follow-forks", "--trace=bpf,execve", "--output"])
+        .arg(&trace)
+        .arg(binary())
         .args([
             "run",
             "--interface",
@@ -187,7 +193,7 @@ fn an_unusable_configuration_exits_64_before_attaching() {
             config.arg(),
         ])
         .output()
-        .expect("running shadowd");
+        .expect("running shadowd under strace");
     assert_eq!(
         output.status.code(),
         Some(64),
@@ -198,6 +204,15 @@ fn an_unusable_configuration_exits_64_before_attaching() {
     assert!(
         stderr.contains("mappings.yaml, document 1, line 3: not valid YAML"),
         "{stderr}"
+    );
+    let calls = std::fs::read_to_string(&trace).expect("the strace output");
+    assert!(
+        calls.contains("execve(") && calls.contains("shadowd"),
+        "strace saw the daemon start: {calls}"
+    );
+    assert!(
+        !calls.contains("bpf("),
+        "bpf calls before the exit: {calls}"
     );
     assert!(
         !topo.server.links().iter().any(|l| l.starts_with("shadow0")),

@@ -1,10 +1,12 @@
 //! Observability end to end: metrics after real traffic agree with what the servers saw,
 //! `/diag` puts production and shadow side by side and shows the loss ledger, diagnostics
 //! reach `/diag`, Ambassador's errors URL and the gauge, `shadowd status` prints the same,
-//! and the HTML page renders in a real browser.
+//! latency figures match servers of known delay, the routes the manifests probe and scrape
+//! answer, and the HTML page renders in a real browser.
 
 use std::time::Duration;
 
+use serde_yaml_ng::Value;
 use shadowd_tests::{
     eventually,
     fixtures::{MappingFile, SHADOW_MAPPING, ShadowSetup, production_get, user_example},
@@ -140,6 +142,121 @@ fn a_second_shadow_error_reaches_diag_ambassador_and_the_gauge() {
     let report: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(report["errors"][0][1], error);
     assert_eq!(daemon.scrape().sum("shadowd_diagnostics_errors", &[]), 1);
+}
+
+#[test]
+fn latency_figures_match_servers_of_known_delay_on_both_sides() {
+    // Far apart, so that swapped roles, a unit mix-up (ms read as s, or the reverse) or a
+    // latency that is always 0 each fall outside the bounds: a figure is at least its
+    // server's delay and below the next bound.
+    let production_delay = Duration::from_millis(300);
+    let shadow_delay = Duration::from_millis(30);
+    let s = ShadowSetup::with_shadow(
+        Behaviour {
+            delay: production_delay,
+            ..Default::default()
+        },
+        Behaviour {
+            delay: shadow_delay,
+            ..Default::default()
+        },
+    );
+    let mappings = MappingFile::new(&user_example(""));
+    let daemon = s.start(&mappings);
+    let requests = 8u64;
+    for i in 0..requests {
+        assert_eq!(
+            production_get(&s.topo, &format!("/myservice/slow/{i}")),
+            200
+        );
+    }
+    let scrape = daemon.settled_scrape(Duration::from_secs(20), "both sides timed", |scrape| {
+        ["production", "shadow"].iter().all(|role| {
+            scrape.sum("shadowd_response_latency_seconds_count", &[("role", role)]) == requests
+        })
+    });
+    let bounds = |role: &str| match role {
+        "production" => (production_delay, 10 * production_delay),
+        _ => (shadow_delay, production_delay),
+    };
+    for role in ["production", "shadow"] {
+        let (low, high) = bounds(role);
+        let total: f64 = scrape
+            .samples
+            .iter()
+            .filter(|s| {
+                s.name == "shadowd_response_latency_seconds_sum"
+                    && s.labels.get("role").map(String::as_str) == Some(role)
+            })
+            .map(|s| s.value)
+            .sum();
+        let mean = Duration::from_secs_f64(total / requests as f64);
+        assert!(
+            low <= mean && mean < high,
+            "{role} mean latency {mean:?}, its server waits {low:?}"
+        );
+    }
+
+    let (_, body) = daemon.get("/diag?json=true").expect("diag");
+    let report: serde_json::Value = serde_json::from_str(&body).expect("JSON report");
+    for role in ["production", "shadow"] {
+        let (low, high) = bounds(role);
+        let side = &report["comparison"][0][role];
+        for quantile in ["p50_ms", "p99_ms"] {
+            let ms = side[quantile]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{role} {quantile} in {side}"));
+            let figure = Duration::from_secs_f64(ms / 1000.0);
+            assert!(
+                low <= figure && figure < high,
+                "{role} {quantile} {figure:?}, its server waits {low:?}"
+            );
+        }
+    }
+}
+
+/// Every path the Kubernetes manifests ask of the admin server: the container's probes and
+/// the Service's scrape path.
+fn manifest_admin_paths() -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes");
+    let load = |file: &str| -> Value {
+        let path = dir.join(file);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|err| panic!("reading {}: {err}", path.display()));
+        serde_yaml_ng::from_str(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+    };
+    let daemonset = load("daemonset.yaml");
+    let mut paths: Vec<String> = daemonset["spec"]["template"]["spec"]["containers"]
+        .as_sequence()
+        .expect("containers")
+        .iter()
+        .flat_map(|container| {
+            ["livenessProbe", "readinessProbe", "startupProbe"]
+                .into_iter()
+                .filter_map(|probe| container[probe]["httpGet"]["path"].as_str())
+        })
+        .map(str::to_string)
+        .collect();
+    let service = load("service.yaml");
+    let scrape = service["metadata"]["annotations"]["prometheus.io/path"]
+        .as_str()
+        .unwrap_or("/metrics");
+    paths.push(scrape.to_string());
+    paths
+}
+
+#[test]
+fn the_paths_the_manifests_probe_and_scrape_answer_200_on_a_running_daemon() {
+    let paths = manifest_admin_paths();
+    assert!(paths.len() >= 3, "probes and scrape path: {paths:?}");
+    let (s, mappings) = setup("");
+    let daemon = s.start(&mappings);
+    for path in &paths {
+        let (status, body) = daemon
+            .get(path)
+            .unwrap_or_else(|| panic!("{path}: no answer"));
+        assert_eq!(status, 200, "{path}: {body}");
+    }
 }
 
 #[test]

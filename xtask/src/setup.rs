@@ -19,6 +19,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "iproute2",
     "curl",
     "tcpdump",
+    // Shows that a refused configuration makes no bpf(2) call.
+    "strace",
     // Renders /diag in the browser test.
     "chromium",
 ];
