@@ -148,6 +148,11 @@ pub struct RunArgs {
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Vec<PathBuf>,
 
+    /// How often, in milliseconds, the configuration files are checked for changes; 0
+    /// turns the check off, so only SIGHUP reloads [default: 2000].
+    #[arg(long, value_name = "MS")]
+    pub config_poll_ms: Option<u64>,
+
     /// Interface to watch (ingress and egress); repeat for several.
     #[arg(long = "interface", short = 'i', value_name = "IFACE")]
     pub interfaces: Vec<String>,

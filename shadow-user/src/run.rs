@@ -27,8 +27,6 @@ use crate::{
     settings::{Settings, SettingsError},
 };
 
-/// How often the configuration files are checked for changes.
-const CONFIG_POLL: Duration = Duration::from_secs(2);
 /// How long queued copies may still go out after a termination signal.
 const REPLAY_DRAIN: Duration = Duration::from_secs(3);
 
@@ -169,7 +167,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         metrics: &config_metrics,
         last_fingerprint: shared.load().fingerprint,
     };
-    let mut poll = tokio::time::interval(CONFIG_POLL);
+    // With polling off the tick never comes: only SIGHUP reloads.
+    let mut poll = settings.config_poll.map(tokio::time::interval);
     loop {
         tokio::select! {
             _ = sigterm.recv() => {
@@ -184,7 +183,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
                 tracing::info!("SIGHUP: reloading the configuration");
                 reloader.reload(&mut capture);
             }
-            _ = poll.tick() => reloader.reload_if_changed(&mut capture),
+            _ = next_poll(&mut poll) => reloader.reload_if_changed(&mut capture),
         }
     }
     state.ready.store(false, Ordering::Release);
@@ -201,6 +200,16 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         );
     }
     Ok(())
+}
+
+/// The next tick of the configuration poll, or never when polling is off.
+async fn next_poll(poll: &mut Option<tokio::time::Interval>) {
+    match poll {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Replaces the configuration in use when asked or when its files change.

@@ -14,6 +14,8 @@ use crate::{
 pub const DEFAULT_LOOP_GUARD_MARK: u32 = 0x5A;
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:8877";
 pub const DEFAULT_MIRROR: &str = "shadow0";
+/// How often the configuration files are checked for changes, by default.
+pub const DEFAULT_CONFIG_POLL: Duration = Duration::from_secs(2);
 
 /// Everything `run` needs, resolved.
 #[derive(Debug, Clone)]
@@ -24,6 +26,8 @@ pub struct Settings {
     pub output: OutputKind,
     pub mirror_interface: String,
     pub admin: SocketAddr,
+    /// How often the configuration files are checked for changes; `None` = only on SIGHUP.
+    pub config_poll: Option<Duration>,
     pub loop_guard_mark: u32,
     pub ring: RingConfig,
     pub ringbuf: RingBufConfig,
@@ -129,6 +133,11 @@ impl Settings {
                 .admin
                 .or(module.admin)
                 .unwrap_or_else(|| DEFAULT_ADMIN.parse().expect("valid default address")),
+            config_poll: match args.config_poll_ms.or(module.config_poll_ms) {
+                None => Some(DEFAULT_CONFIG_POLL),
+                Some(0) => None,
+                Some(ms) => Some(Duration::from_millis(ms)),
+            },
             loop_guard_mark: args
                 .loop_guard_mark
                 .or(module.loop_guard_mark)
@@ -189,6 +198,30 @@ mod tests {
         assert_eq!(settings.ring.block_count, 8);
         assert_eq!(settings.mirror_interface, "shadow0");
         assert_eq!(settings.loop_guard_mark, DEFAULT_LOOP_GUARD_MARK);
+        assert_eq!(settings.config_poll, Some(DEFAULT_CONFIG_POLL));
+    }
+
+    #[test]
+    fn a_config_poll_of_zero_leaves_reloads_to_sighup() {
+        let args = RunArgs {
+            interfaces: vec!["eth0".into()],
+            config: vec!["m.yaml".into()],
+            ..Default::default()
+        };
+        let module = |ms| ModuleSettings {
+            config_poll_ms: Some(ms),
+            ..Default::default()
+        };
+        let poll = |args: &RunArgs, module: &ModuleSettings| {
+            Settings::resolve(args, Some(module)).unwrap().config_poll
+        };
+        assert_eq!(poll(&args, &module(0)), None);
+        assert_eq!(poll(&args, &module(500)), Some(Duration::from_millis(500)));
+        let flag = RunArgs {
+            config_poll_ms: Some(0),
+            ..args
+        };
+        assert_eq!(poll(&flag, &module(500)), None, "the flag wins");
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub struct ModuleSettings {
     pub capture_ports: Option<Vec<u16>>,
     /// Admin server address (`--admin`).
     pub admin: Option<SocketAddr>,
+    /// Milliseconds between checks of the configuration files; 0 = SIGHUP only
+    /// (`--config-poll-ms`).
+    pub config_poll_ms: Option<u64>,
     /// `mirror` or `ringbuf` (`--capture-output`).
     pub capture_output: Option<crate::capture::OutputKind>,
     /// BPF ring buffer bytes and reader poll interval (`--ringbuf-size`,
