@@ -98,14 +98,14 @@ impl ShadowSetup {
 
     /// shadowd on the production interface with `mappings`.
     pub fn start(&self, mappings: &MappingFile) -> Shadowd<'_> {
-        Shadowd::start(
-            &self.topo.server,
-            &[
-                "--interface",
-                Topology::SERVER_IF,
-                "--config",
-                mappings.arg(),
-            ],
-        )
+        self.start_with_config(mappings.arg(), &[])
+    }
+
+    /// shadowd on the production interface with the configuration at `config` (a file or
+    /// directory) and `extra` flags.
+    pub fn start_with_config(&self, config: &str, extra: &[&str]) -> Shadowd<'_> {
+        let mut args = vec!["--interface", Topology::SERVER_IF, "--config", config];
+        args.extend_from_slice(extra);
+        Shadowd::start(&self.topo.server, &args)
     }
 }

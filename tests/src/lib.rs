@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod netns;
 pub mod shadowd;
 pub mod shadowing;
+pub mod tcx;
 
 use std::{
     process::Command,

@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use aya::programs::{SchedClassifier, TcAttachType, loaded_programs};
+use aya::programs::loaded_programs;
 use shadowd_tests::{
     eventually,
     http_server::HttpServer,
@@ -18,6 +18,7 @@ use shadowd_tests::{
     netns::{Netns, Topology},
     run,
     shadowd::Shadowd,
+    tcx,
 };
 
 const CAPTURE_PORT: &str = "8080";
@@ -359,17 +360,10 @@ fn shadowd_programs() -> BTreeSet<u32> {
 
 /// Programs attached with TCX to the server interface, ingress and egress.
 fn attached(ns: &Netns) -> usize {
-    ns.enter(|| {
-        [TcAttachType::Ingress, TcAttachType::Egress]
-            .into_iter()
-            .map(|hook| {
-                SchedClassifier::query_tcx(Topology::SERVER_IF, hook)
-                    .expect("query tcx")
-                    .1
-                    .len()
-            })
-            .sum()
-    })
+    tcx::attachments(ns, Topology::SERVER_IF)
+        .iter()
+        .map(|hook| hook.program_ids.len())
+        .sum()
 }
 
 fn has_mirror(ns: &Netns) -> bool {

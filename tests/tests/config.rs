@@ -1,17 +1,22 @@
 //! `shadowd run --config`: capture ports come from the Mappings, requests are routed to
-//! their shadow Mapping, a reload swaps the table (and the capture ports) without detaching,
-//! a broken configuration leaves the running one in place, and an unusable one at start-up
-//! exits 64 before anything is attached.
+//! their shadow Mapping, a reload swaps the table (and the capture ports) without detaching
+//! or losing a connection in progress, SIGHUP reloads on its own, a broken configuration
+//! leaves the running one in place, and an unusable one at start-up exits 64 before anything
+//! is attached.
 
-use std::{path::PathBuf, time::Duration};
+use std::{io::Write, net::TcpStream, path::PathBuf, time::Duration};
 
 use shadowd_tests::{
+    clients::read_responses,
     eventually,
-    http_server::HttpServer,
+    fixtures::{PRODUCTION, SHADOW_MAPPING, ShadowSetup, user_example},
+    http_server::{Behaviour, HttpServer},
     metrics::Scrape,
     netns::{Netns, Topology},
     run,
     shadowd::{Shadowd, binary},
+    shadowing::target,
+    tcx,
 };
 
 /// A Mapping file in a fresh directory, removed on drop.
@@ -170,6 +175,133 @@ fn reload_swaps_table_and_ports_and_keeps_the_old_on_a_bad_config() {
     assert!(daemon.log_text().contains(
         "cannot accept myservice-shadow-next as second shadow after myservice-shadow-mapping"
     ));
+}
+
+#[test]
+fn sighup_reloads_with_file_polling_off() {
+    let topo = Topology::new();
+    let _server = HttpServer::start(&topo.server, &format!("{}:8080", Topology::SERVER_V4));
+    let config = ConfigFile::new(&topo.server, &mappings("/myservice/", 8080));
+    let daemon = Shadowd::start(
+        &topo.server,
+        &[
+            "--interface",
+            Topology::SERVER_IF,
+            "--config",
+            config.arg(),
+            "--config-poll-ms",
+            "0",
+        ],
+    );
+    let at_start = reloads(&daemon.scrape(), "applied");
+
+    // With polling off a changed file stays unread: three default poll periods later the
+    // old table still routes.
+    config.write(&mappings("/v2/", 8080));
+    std::thread::sleep(Duration::from_secs(6));
+    get(&topo.client, 8080, "/myservice/old-table");
+    get(&topo.client, 8080, "/v2/not-yet");
+    let scrape = daemon.settled_scrape(
+        Duration::from_secs(10),
+        "both requests to be routed",
+        |scrape| scrape.sum("shadowd_http_requests_total", &[]) == 2,
+    );
+    assert_eq!(
+        reloads(&scrape, "applied"),
+        at_start,
+        "a reload without SIGHUP"
+    );
+    assert_eq!(
+        matched(&scrape),
+        1,
+        "only /myservice/ is shadowed before SIGHUP"
+    );
+
+    // SIGHUP alone applies it.
+    daemon.signal(libc::SIGHUP);
+    eventually(Duration::from_secs(10), "SIGHUP to apply the file", || {
+        (reloads(&daemon.scrape(), "applied") == at_start + 1).then_some(())
+    });
+    get(&topo.client, 8080, "/v2/after-sighup");
+    get(&topo.client, 8080, "/myservice/not-any-more");
+    let scrape = daemon.settled_scrape(
+        Duration::from_secs(10),
+        "the requests after SIGHUP to be routed",
+        |scrape| scrape.sum("shadowd_http_requests_total", &[]) == 4,
+    );
+    assert_eq!(matched(&scrape), 2, "/v2/ is shadowed after SIGHUP");
+}
+
+#[test]
+fn a_reload_keeps_the_program_attached_and_a_connection_that_spans_it_copied() {
+    let s = ShadowSetup::new(Behaviour::default());
+    let config = ConfigFile::new(&s.topo.server, &user_example(""));
+    let daemon = Shadowd::start(
+        &s.topo.server,
+        &["--interface", Topology::SERVER_IF, "--config", config.arg()],
+    );
+    let attached = tcx::attachments(&s.topo.server, Topology::SERVER_IF);
+    let applied = reloads(&daemon.scrape(), "applied");
+
+    let mut stream = s
+        .topo
+        .client
+        .enter(|| TcpStream::connect(PRODUCTION).expect("connect"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+        .write_all(b"GET /myservice/span/1 HTTP/1.1\r\nHost: myservice\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_responses(&mut stream, 1), [200]);
+    // The reload falls inside the second request's head: its first bytes are reassembled
+    // and parsed under the old table, the rest under the new one.
+    stream
+        .write_all(b"GET /myservice/span/2 HTTP/1.1\r\nHo")
+        .unwrap();
+    let seen_before = daemon.settled_scrape(
+        Duration::from_secs(10),
+        "the first request and the cut head to be captured",
+        |scrape| scrape.sum("shadowd_http_requests_total", &[]) == 1,
+    );
+    let seen_before = seen_before.sum("shadowd_tc_seen_packets_total", &[]);
+
+    // A real change of the table: one more Mapping, same production port.
+    config.write(&(user_example("") + "---\napiVersion: ambassador/v0\nkind: Mapping\nname: other-mapping\nprefix: /other/\nservice: myservice.default\n"));
+    daemon.signal(libc::SIGHUP);
+    eventually(Duration::from_secs(10), "the reload to be applied", || {
+        (reloads(&daemon.scrape(), "applied") == applied + 1).then_some(())
+    });
+    assert_eq!(reloads(&daemon.scrape(), "rejected"), 0);
+
+    stream.write_all(b"st: myservice\r\n\r\n").unwrap();
+    assert_eq!(read_responses(&mut stream, 1), [200]);
+    stream
+        .write_all(b"GET /myservice/span/3 HTTP/1.1\r\nHost: myservice\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_responses(&mut stream, 1), [200]);
+
+    let scrape = daemon.accounted_for(SHADOW_MAPPING, 3, Duration::from_secs(20));
+    assert_eq!(scrape.replay("copied_requests_total", SHADOW_MAPPING), 3);
+    let copies: Vec<String> = s.shadow.received().iter().map(|raw| target(raw)).collect();
+    assert_eq!(
+        copies,
+        [
+            "/myservice/span/1",
+            "/myservice/span/2",
+            "/myservice/span/3"
+        ],
+        "the connection's copies, in order, once each"
+    );
+    assert_eq!(
+        tcx::attachments(&s.topo.server, Topology::SERVER_IF),
+        attached,
+        "the same programs, never detached or attached again"
+    );
+    // The program's counters live in its maps: a reload that loaded it anew would start
+    // them from zero.
+    assert!(scrape.sum("shadowd_tc_seen_packets_total", &[]) > seen_before);
 }
 
 #[test]

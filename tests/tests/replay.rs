@@ -4,12 +4,14 @@
 
 use std::{
     collections::BTreeMap,
+    io::Write,
+    net::TcpStream,
     path::PathBuf,
     time::{Duration, Instant},
 };
 
 use shadowd_tests::{
-    clients::{Piece, curl_ok, exchange},
+    clients::{Piece, curl_ok, exchange, read_responses},
     eventually,
     fixtures::{MappingFile, PRODUCTION, ShadowSetup, production_get, user_example},
     http_server::{Behaviour, HttpServer},
@@ -237,17 +239,19 @@ fn the_users_example_every_request_copied_exactly_once_byte_exact() {
 }
 
 #[test]
-fn weight_30_copies_about_30_percent_each_exact() {
+fn weight_30_copies_each_request_independently_with_probability_30_percent() {
     let setup = ShadowSetup::new(Behaviour::default());
     let (topo, shadow) = (&setup.topo, &setup.shadow);
     let mappings = MappingFile::new(&user_example("weight: 30\n"));
     let daemon = setup.start(&mappings);
 
-    let total = 2000;
+    const CONNECTIONS: usize = 4;
+    const PER_CONNECTION: usize = 500;
+    let total = CONNECTIONS * PER_CONNECTION;
     std::thread::scope(|scope| {
-        for c in 0..4 {
+        for c in 0..CONNECTIONS {
             scope.spawn(move || {
-                let requests: Vec<String> = (0..total / 4)
+                let requests: Vec<String> = (0..PER_CONNECTION)
                     .map(|i| {
                         format!("GET /myservice/w/{c}/{i} HTTP/1.1\r\nHost: myservice\r\n\r\n")
                     })
@@ -257,32 +261,72 @@ fn weight_30_copies_about_30_percent_each_exact() {
                     &topo.client,
                     PRODUCTION,
                     &[Piece::now(joined.as_bytes())],
-                    total / 4,
+                    PER_CONNECTION,
                 );
                 assert!(statuses.iter().all(|s| *s == 200));
             });
         }
     });
     let mapping = "myservice-shadow-mapping";
-    let scrape = daemon.settled_scrape(
-        Duration::from_secs(30),
-        "every request to be accounted for",
-        |scrape| {
-            replay(scrape, "observed_requests_total", mapping) == total as u64
-                && replay(scrape, "in_flight_requests", mapping) == 0
-        },
-    );
-    let copied = replay(&scrape, "copied_requests_total", mapping);
-    // Binomial(2000, 0.3): mean 600, sd 20.5; ±6 sd fails once in ~5e8 runs.
-    assert!((477..=723).contains(&copied), "{copied} of {total} copied");
+    let scrape = daemon.accounted_for(mapping, total as u64, Duration::from_secs(30));
     assert_eq!(replay(&scrape, "dropped_requests_total", mapping), 0);
-    assert_ledger_balances(&scrape, mapping);
+    let copied = replay(&scrape, "copied_requests_total", mapping);
     let copies = shadow.received();
     assert_eq!(copies.len() as u64, copied);
+
+    // Which requests of each connection were copied, in the connection's order.
+    let mut sampled = vec![vec![false; PER_CONNECTION]; CONNECTIONS];
     for raw in &copies {
         let path = target(raw);
         let expected = format!("GET {path} HTTP/1.1\r\nHost: myservice-shadow\r\n\r\n");
         assert_eq!(raw, expected.as_bytes());
+        let mut ids = path["/myservice/w/".len()..].split('/');
+        let mut next = || {
+            ids.next()
+                .and_then(|n| n.parse::<usize>().ok())
+                .expect("id")
+        };
+        let (c, i) = (next(), next());
+        assert!(!sampled[c][i], "{path} copied twice");
+        sampled[c][i] = true;
+    }
+
+    // Every bound is the expectation ± 6 standard deviations: an honest sampler fails one
+    // of them about once in 10^8 runs.
+    // Binomial(2000, 0.3): mean 600, sd 20.5.
+    assert!((477..=723).contains(&copied), "{copied} of {total} copied");
+    // Each connection on its own, Binomial(500, 0.3): mean 150, sd 10.2. A sampler that
+    // decides once per connection copies 0 or 500 of it.
+    for (c, requests) in sampled.iter().enumerate() {
+        let n = requests.iter().filter(|s| **s).count();
+        assert!(
+            (89..=211).contains(&n),
+            "connection {c}: {n} of {PER_CONNECTION} copied"
+        );
+    }
+    // Independence: whether a request is copied does not depend on whether the one before
+    // it was. The share copied after a copied request and after a skipped one are both
+    // 0.3; sd about 0.019 (~600 requests after a copy) and 0.012 (~1400 after a skip). A
+    // counter ("3 of every 10") gives 2/3 after a copy; one that spreads its copies gives 0.
+    let (mut after_copy, mut after_skip) = ((0u32, 0u32), (0u32, 0u32));
+    for requests in &sampled {
+        for pair in requests.windows(2) {
+            let counts = if pair[0] {
+                &mut after_copy
+            } else {
+                &mut after_skip
+            };
+            counts.0 += u32::from(pair[1]);
+            counts.1 += 1;
+        }
+    }
+    for (after, (hits, of)) in [("a copied", after_copy), ("a skipped", after_skip)] {
+        let share = f64::from(hits) / f64::from(of);
+        let sd = (0.3 * 0.7 / f64::from(of)).sqrt();
+        assert!(
+            (share - 0.3).abs() <= 6.0 * sd,
+            "after {after} request {hits} of {of} copied ({share:.3}, sd {sd:.3})"
+        );
     }
 }
 
@@ -308,6 +352,67 @@ fn received_under(server: &HttpServer, tag: &str) -> usize {
         .iter()
         .filter(|raw| target(raw).starts_with(&prefix))
         .count()
+}
+
+#[test]
+fn copies_beyond_the_replay_budget_are_dropped_as_queue_full_and_the_budget_comes_back() {
+    // The shadow takes 1 s per answer and the budget holds one copy (3 KiB of overhead and
+    // its bytes): copies that arrive while one is out find no room.
+    let setup = ShadowSetup::with_shadow(
+        Behaviour::default(),
+        Behaviour {
+            delay: Duration::from_secs(1),
+            ..Default::default()
+        },
+    );
+    let module = "---\napiVersion: getambassador.io/v3alpha1\nkind: Module\nmetadata:\n  name: shadowd\nspec:\n  config:\n    limits:\n      max_replay_bytes: 4096\n";
+    let mappings = MappingFile::new(&(user_example("timeout_ms: 5000\n") + module));
+    let daemon = setup.start(&mappings);
+    let mapping = "myservice-shadow-mapping";
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for i in 0..10 {
+            let topo = &setup.topo;
+            scope.spawn(move || {
+                assert_eq!(production_get(topo, &format!("/myservice/full/{i}")), 200);
+            });
+        }
+    });
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "production took {took:?}: it waited on the copies"
+    );
+    let scrape = daemon.accounted_for(mapping, 10, Duration::from_secs(20));
+    let copied = replay(&scrape, "copied_requests_total", mapping);
+    let full = scrape.sum(
+        "shadowd_replay_dropped_requests_total",
+        &[("mapping", mapping), ("reason", "queue_full")],
+    );
+    assert!(
+        copied >= 1 && full >= 1,
+        "{copied} copied, {full} queue_full"
+    );
+    assert_eq!(
+        copied + full,
+        10,
+        "every request copied or counted queue_full"
+    );
+    assert_eq!(received_under(&setup.shadow, "full"), copied as usize);
+    assert_eq!(
+        scrape.sum("shadowd_replay_queued_bytes", &[]),
+        0,
+        "the budget is whole again"
+    );
+
+    // With the budget returned, the next copy goes out.
+    assert_eq!(production_get(&setup.topo, "/myservice/after/0"), 200);
+    let scrape = daemon.accounted_for(mapping, 11, Duration::from_secs(20));
+    assert_eq!(
+        replay(&scrape, "copied_requests_total", mapping),
+        copied + 1
+    );
+    assert_eq!(received_under(&setup.shadow, "after"), 1);
 }
 
 #[test]
@@ -503,16 +608,29 @@ fn copies_to_a_shadow_on_a_captured_port_are_not_captured_again() {
     eventually(Duration::from_secs(15), "the copies to arrive", || {
         (shadow.received().len() >= 5).then_some(())
     });
+    // A copy captured again would be observed as a sixth request a moment later.
     std::thread::sleep(Duration::from_millis(500));
+    let scrape = daemon.accounted_for("shadow", 5, Duration::from_secs(10));
     assert_eq!(
         shadow.received().len(),
         5,
         "each request copied once, copies not copied again"
     );
-    let scrape = daemon.scrape();
+    assert_eq!(replay(&scrape, "copied_requests_total", "shadow"), 5);
     assert_eq!(scrape.sum("shadowd_http_requests_total", &[]), 5);
     assert!(scrape.sum("shadowd_tc_packets_total", &[("outcome", "loop_guarded")]) > 0);
-    assert_ledger_balances(&scrape, "shadow");
+    // The shadow's replies come back unmarked, into the interface, from a capture port:
+    // the program turns them away, so only production's five answers are parsed and each
+    // pairs with its request.
+    assert!(
+        scrape.sum(
+            "shadowd_tc_packets_total",
+            &[("outcome", "wrong_direction")]
+        ) > 0,
+        "the shadow's replies reached the program"
+    );
+    assert_eq!(scrape.sum("shadowd_http_responses_total", &[]), 5);
+    assert_eq!(scrape.sum("shadowd_http_unpaired_responses_total", &[]), 0);
 }
 
 #[test]
@@ -613,7 +731,7 @@ fn replay_from_a_capture_file_sends_its_requests() {
 }
 
 #[test]
-fn more_client_connections_than_pooled_upstreams_lose_nothing() {
+fn idle_keep_alive_clients_beyond_the_upstream_pool_lose_nothing() {
     let setup = ShadowSetup::new(Behaviour::default());
     let mappings = MappingFile::new(&user_example(""));
     let daemon = Shadowd::start(
@@ -627,26 +745,42 @@ fn more_client_connections_than_pooled_upstreams_lose_nothing() {
             "4",
         ],
     );
-    // 40 clients at once, each one request on its own connection, then idle: a worker that
-    // kept its upstream connection while idle would starve the other 36.
-    std::thread::scope(|scope| {
-        for i in 0..40 {
-            let topo = &setup.topo;
-            scope.spawn(move || {
-                assert_eq!(production_get(topo, &format!("/myservice/many/{i}")), 200);
-            });
-        }
-    });
     let mapping = "myservice-shadow-mapping";
-    let scrape = daemon.settled_scrape(
-        Duration::from_secs(20),
-        "every copy to be accounted for",
-        |scrape| {
-            replay(scrape, "observed_requests_total", mapping) == 40
-                && replay(scrape, "in_flight_requests", mapping) == 0
-        },
-    );
-    assert_eq!(replay(&scrape, "copied_requests_total", mapping), 40);
-    assert_eq!(setup.shadow.received().len(), 40);
-    assert_ledger_balances(&scrape, mapping);
+    let request = |round: usize, i: usize| {
+        format!("GET /myservice/idle/{round}/{i} HTTP/1.1\r\nHost: myservice\r\n\r\n")
+    };
+    // 40 keep-alive clients, each with one request answered, then idle with its connection
+    // open: a replay that tied an upstream connection to an idle client connection would let
+    // 4 of them starve the other 36.
+    let mut streams: Vec<TcpStream> = setup.topo.client.enter(|| {
+        (0..40)
+            .map(|_| {
+                let stream = TcpStream::connect(PRODUCTION).expect("connect");
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(20)))
+                    .unwrap();
+                stream
+            })
+            .collect()
+    });
+    for round in 0..2 {
+        for (i, stream) in streams.iter_mut().enumerate() {
+            stream.write_all(request(round, i).as_bytes()).unwrap();
+        }
+        for stream in &mut streams {
+            assert_eq!(read_responses(stream, 1), [200]);
+        }
+        let copies = 40 * (round as u64 + 1);
+        let scrape = daemon.accounted_for(mapping, copies, Duration::from_secs(20));
+        assert_eq!(replay(&scrape, "copied_requests_total", mapping), copies);
+        // The 40 client connections, open and idle, hold no replay state.
+        assert_eq!(scrape.sum("shadowd_replay_active_connections", &[]), 0);
+    }
+    let mut expected: Vec<String> = (0..2)
+        .flat_map(|round| (0..40).map(move |i| format!("/myservice/idle/{round}/{i}")))
+        .collect();
+    let mut received: Vec<String> = setup.shadow.received().iter().map(|r| target(r)).collect();
+    expected.sort();
+    received.sort();
+    assert_eq!(received, expected, "every request copied once");
 }
