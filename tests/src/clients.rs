@@ -29,10 +29,7 @@ impl<'a> Piece<'a> {
 /// status codes.
 pub fn exchange(ns: &Netns, addr: &str, pieces: &[Piece<'_>], responses: usize) -> Vec<u16> {
     ns.enter(|| {
-        let mut stream = TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
+        let mut stream = connect(addr);
         stream.set_nodelay(true).unwrap();
         for piece in pieces {
             stream.write_all(piece.bytes).expect("write");
@@ -40,6 +37,16 @@ pub fn exchange(ns: &Netns, addr: &str, pieces: &[Piece<'_>], responses: usize) 
         }
         read_responses(&mut stream, responses)
     })
+}
+
+/// A connection to `addr` from the calling thread's namespace whose reads give up after
+/// 20 s, so that a server that never answers fails the test instead of hanging it.
+pub fn connect(addr: &str) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream
 }
 
 /// Reads `count` final responses, skipping interim (1xx) ones.

@@ -6,12 +6,12 @@
 
 use std::{
     io::Write,
-    net::{Ipv4Addr, SocketAddrV4, TcpStream},
+    net::{Ipv4Addr, SocketAddrV4},
     time::Duration,
 };
 
 use shadowd_tests::{
-    clients::read_responses,
+    clients::{connect, read_responses},
     fixtures::{
         MappingFile, PRODUCTION, SHADOW_MAPPING, ShadowSetup, production_get, user_example,
     },
@@ -166,10 +166,7 @@ fn a_connection_opened_before_shadowd_started_has_every_later_request_copied() {
     let mappings = MappingFile::new(&user_example(""));
     // A gateway's pooled keep-alive connection, already in use.
     let mut stream = setup.topo.client.enter(|| {
-        let stream = TcpStream::connect(PRODUCTION).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
+        let stream = connect(PRODUCTION);
         stream.set_nodelay(true).unwrap();
         stream
     });

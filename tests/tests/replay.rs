@@ -11,7 +11,7 @@ use std::{
 };
 
 use shadowd_tests::{
-    clients::{Piece, curl_ok, exchange, read_responses},
+    clients::{Piece, connect, curl_ok, exchange, read_responses},
     eventually,
     fixtures::{MappingFile, PRODUCTION, ShadowSetup, production_get, user_example},
     http_server::{Behaviour, HttpServer},
@@ -734,17 +734,7 @@ fn replay_from_a_capture_file_sends_its_requests() {
 fn idle_keep_alive_clients_beyond_the_upstream_pool_lose_nothing() {
     let setup = ShadowSetup::new(Behaviour::default());
     let mappings = MappingFile::new(&user_example(""));
-    let daemon = Shadowd::start(
-        &setup.topo.server,
-        &[
-            "--interface",
-            Topology::SERVER_IF,
-            "--config",
-            mappings.arg(),
-            "--shadow-max-connections",
-            "4",
-        ],
-    );
+    let daemon = setup.start_with_config(mappings.arg(), &["--shadow-max-connections", "4"]);
     let mapping = "myservice-shadow-mapping";
     let request = |round: usize, i: usize| {
         format!("GET /myservice/idle/{round}/{i} HTTP/1.1\r\nHost: myservice\r\n\r\n")
@@ -752,17 +742,10 @@ fn idle_keep_alive_clients_beyond_the_upstream_pool_lose_nothing() {
     // 40 keep-alive clients, each with one request answered, then idle with its connection
     // open: a replay that tied an upstream connection to an idle client connection would let
     // 4 of them starve the other 36.
-    let mut streams: Vec<TcpStream> = setup.topo.client.enter(|| {
-        (0..40)
-            .map(|_| {
-                let stream = TcpStream::connect(PRODUCTION).expect("connect");
-                stream
-                    .set_read_timeout(Some(Duration::from_secs(20)))
-                    .unwrap();
-                stream
-            })
-            .collect()
-    });
+    let mut streams: Vec<TcpStream> = setup
+        .topo
+        .client
+        .enter(|| (0..40).map(|_| connect(PRODUCTION)).collect());
     for round in 0..2 {
         for (i, stream) in streams.iter_mut().enumerate() {
             stream.write_all(request(round, i).as_bytes()).unwrap();
