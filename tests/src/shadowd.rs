@@ -166,17 +166,24 @@ impl<'ns> Shadowd<'ns> {
     }
 
     /// Sends `signal` and waits for the process to end.
-    pub fn stop(mut self, signal: i32) -> ExitStatus {
+    pub fn stop(self, signal: i32) -> ExitStatus {
+        self.stop_with_log(signal).0
+    }
+
+    /// Like [`Shadowd::stop`], also returning the daemon's whole log (what it said while
+    /// shutting down).
+    pub fn stop_with_log(mut self, signal: i32) -> (ExitStatus, String) {
         let mut child = self.child.take().expect("running");
         // SAFETY: plain kill(2) on our own child.
         unsafe { libc::kill(child.id() as i32, signal) };
         let status = eventually(Duration::from_secs(20), "shadowd to exit", || {
             child.try_wait().ok().flatten()
         });
+        let log = self.log_text();
         if signal == libc::SIGTERM {
-            eprintln!("{}", self.log_text());
+            eprintln!("{log}");
         }
-        status
+        (status, log)
     }
 }
 
