@@ -47,6 +47,9 @@ pub struct Behaviour {
     pub never_answer: bool,
     /// Answer 500 to requests whose target starts with this.
     pub fail_prefix: Option<&'static str>,
+    /// Switch protocols as asked: `101` to a request with `Upgrade`, `200` to `CONNECT`;
+    /// then the connection is a tunnel that echoes what it reads.
+    pub tunnels: bool,
 }
 
 impl HttpServer {
@@ -283,6 +286,21 @@ fn serve_connection(
         if behaviour.never_answer {
             continue;
         }
+        if behaviour.tunnels {
+            let switch = if head.starts_with("CONNECT ") {
+                Some("HTTP/1.1 200 Connection Established\r\n\r\n".to_string())
+            } else {
+                header("upgrade").map(|protocol| {
+                    format!(
+                        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: {protocol}\r\n\r\n"
+                    )
+                })
+            };
+            if let Some(switch) = switch {
+                write_counted(&mut conn.stream, switch.as_bytes(), counts);
+                return echo(conn);
+            }
+        }
         std::thread::sleep(behaviour.delay);
 
         let body = match target
@@ -305,6 +323,19 @@ fn serve_connection(
         .into_bytes();
         response.extend_from_slice(&body);
         if !write_counted(&mut conn.stream, &response, counts) || close {
+            return;
+        }
+    }
+}
+
+/// The tunnel after a protocol switch: every byte read is written back, until the peer closes.
+fn echo(mut conn: Conn<'_>) {
+    loop {
+        let pending = std::mem::take(&mut conn.buffer);
+        if !pending.is_empty() && !write_counted(&mut conn.stream, &pending, conn.counts) {
+            return;
+        }
+        if !conn.fill() {
             return;
         }
     }
