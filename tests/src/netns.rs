@@ -42,19 +42,33 @@ impl Netns {
 
     /// Runs `f` on a thread that has entered the namespace; sockets it creates stay in it.
     pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/run/netns/{}", self.name);
+        let path = self.path();
         std::thread::scope(|scope| {
             scope
                 .spawn(|| {
-                    let file = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-                    // SAFETY: setns on this thread only, with a namespace file descriptor.
-                    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-                    assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+                    join_namespace(&path);
                     f()
                 })
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })
+    }
+
+    /// Starts `f` on a thread of its own inside the namespace, for servers and relays that
+    /// outlive the call.
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<T> {
+        let path = self.path();
+        std::thread::spawn(move || {
+            join_namespace(&path);
+            f()
+        })
+    }
+
+    fn path(&self) -> String {
+        format!("/run/netns/{}", self.name)
     }
 
     /// Gives programs run with `ip netns exec` in this namespace their own `/etc/hosts`
@@ -77,6 +91,14 @@ impl Netns {
             .map(|name| name.split('@').next().unwrap_or(name).to_string())
             .collect()
     }
+}
+
+/// Moves the calling thread into the network namespace at `path`.
+fn join_namespace(path: &str) {
+    let file = File::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    // SAFETY: setns on this thread only, with a namespace file descriptor.
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
 }
 
 impl Drop for Netns {

@@ -21,6 +21,9 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "tcpdump",
     // Shows that a refused configuration makes no bpf(2) call.
     "strace",
+    // Terminates TLS in front of the shadow server in the https shadow tests.
+    "socat",
+    "openssl",
     // Renders /diag in the browser test.
     "chromium",
 ];
