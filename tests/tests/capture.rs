@@ -91,6 +91,22 @@ fn stream_bytes(scrape: &Scrape, direction: &str) -> u64 {
     )
 }
 
+/// Waits until the reader has delivered as many bytes of each direction as the clients and
+/// servers sent, then checks it delivered exactly those; returns the settled scrape.
+fn assert_every_byte_delivered(daemon: &Shadowd<'_>, by_clients: u64, by_servers: u64) -> Scrape {
+    let scrape = daemon.settled_scrape(
+        Duration::from_secs(15),
+        "captured byte counts to catch up",
+        |scrape| {
+            stream_bytes(scrape, "request") >= by_clients
+                && stream_bytes(scrape, "response") >= by_servers
+        },
+    );
+    assert_eq!(stream_bytes(&scrape, "request"), by_clients);
+    assert_eq!(stream_bytes(&scrape, "response"), by_servers);
+    scrape
+}
+
 #[test]
 fn every_payload_byte_of_both_directions_reaches_the_reader() {
     every_payload_byte_reaches_the_reader("mirror");
@@ -141,14 +157,7 @@ fn every_payload_byte_reaches_the_reader(output: &str) {
     let sent_by_servers = (after.0.1 - before.0.1) + (after.1.1 - before.1.1);
     assert!(sent_by_clients > 2 << 20 && sent_by_servers > 300_000);
 
-    let scrape = daemon.settled_scrape(
-        Duration::from_secs(15),
-        "captured byte counts to catch up",
-        |scrape| {
-            stream_bytes(scrape, "request") >= sent_by_clients
-                && stream_bytes(scrape, "response") >= sent_by_servers
-        },
-    );
+    let scrape = assert_every_byte_delivered(&daemon, sent_by_clients, sent_by_servers);
     println!(
         "clients sent {sent_by_clients} B, servers sent {sent_by_servers} B; counters:\n{}",
         scrape
@@ -159,8 +168,6 @@ fn every_payload_byte_reaches_the_reader(output: &str) {
             .collect::<Vec<_>>()
             .join("\n")
     );
-    assert_eq!(stream_bytes(&scrape, "request"), sent_by_clients);
-    assert_eq!(stream_bytes(&scrape, "response"), sent_by_servers);
     assert!(tc(&scrape, "cloned_request") > 0 && tc(&scrape, "cloned_response") > 0);
     assert_eq!(tc(&scrape, "clone_failed"), 0);
     // Bare ACKs are counted, not cloned: every payload byte still arrived above.
@@ -406,10 +413,21 @@ fn nothing_is_left_behind_after_sigterm_or_sigkill() {
         "a killed daemon cannot delete its mirror pair"
     );
 
-    // A restart replaces the stale pair and works.
+    // A restart replaces the stale pair and works: traffic after it reaches the reader
+    // through the new pair, every byte of both directions.
     let daemon = Shadowd::start(&topo.server, &mirror_args());
     assert_eq!(attached(&topo.server), 2);
     assert!(daemon.log_text().contains("left by an earlier run"));
+    let server = HttpServer::start(
+        &topo.server,
+        &format!("{}:{CAPTURE_PORT}", Topology::SERVER_V4),
+    );
+    let url = format!("http://{}:{CAPTURE_PORT}/bytes/5000", Topology::SERVER_V4);
+    assert_eq!(curl(&topo.client, &[&url]).0, "200");
+    let (sent_by_client, sent_by_server) = server.totals();
+    let scrape = assert_every_byte_delivered(&daemon, sent_by_client, sent_by_server);
+    assert_eq!(tc(&scrape, "clone_failed"), 0, "the new pair is up");
+    drop(server);
     assert!(daemon.stop(libc::SIGTERM).success());
     assert!(!has_mirror(&topo.server));
     assert_eq!(attached(&topo.server), 0);

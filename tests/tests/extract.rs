@@ -1,7 +1,8 @@
 //! HTTP extraction on real traffic: curl (chunked upload, `Expect: 100-continue`, a 2 MiB
-//! POST) and a raw client that pipelines, recorded by tcpdump in namespaces; `shadowd
-//! extract` must list exactly the requests the server received, and live `shadowd run`
-//! must count the same number.
+//! POST) and a raw client that pipelines, recorded by tcpdump in namespaces as Ethernet and
+//! as Linux-cooked (v1, v2) pcap, and converted to pcapng; `shadowd extract` must list
+//! exactly the requests the server received from each, and live `shadowd run` must count
+//! the same number. With Mappings, each request names the shadow Mapping and Host of its copy.
 
 use std::{
     collections::BTreeMap,
@@ -11,12 +12,15 @@ use std::{
     time::Duration,
 };
 
+use serde_json::json;
 use shadowd_tests::{
     clients::curl_ok,
     eventually,
+    fixtures::MappingFile,
     http_server::HttpServer,
     netns::{Netns, Topology},
     shadowd::{Shadowd, binary},
+    shadowing::shadow_host,
 };
 
 const PORT: &str = "8080";
@@ -29,12 +33,14 @@ struct Tcpdump {
 }
 
 impl Tcpdump {
-    fn start(ns: &Netns, interface: &str) -> Tcpdump {
-        let path = std::env::temp_dir().join(format!("{}.pcap", ns.name));
-        let log = std::env::temp_dir().join(format!("{}-tcpdump.log", ns.name));
+    /// tcpdump in `ns` with `capture` (`-i` and link-type flags), writing `<ns>-<name>.pcap`.
+    fn start(ns: &Netns, name: &str, capture: &[&str]) -> Tcpdump {
+        let path = std::env::temp_dir().join(format!("{}-{name}.pcap", ns.name));
+        let log = std::env::temp_dir().join(format!("{}-{name}-tcpdump.log", ns.name));
         let child = ns
             .command("tcpdump")
-            .args(["-i", interface, "-s", "0", "-B", "65536", "-U", "-n", "-w"])
+            .args(capture)
+            .args(["-s", "0", "-B", "65536", "-U", "-n", "-w"])
             .arg(&path)
             .args(["tcp", "port", PORT])
             .stdout(Stdio::null())
@@ -316,7 +322,17 @@ fn extract_lists_exactly_the_requests_the_server_received_and_run_counts_them() 
         &topo.server,
         &["--interface", Topology::SERVER_IF, "--capture-port", PORT],
     );
-    let tcpdump = Tcpdump::start(&topo.server, Topology::SERVER_IF);
+    // The same traffic recorded three ways: Ethernet frames of the interface, and
+    // Linux-cooked frames (both versions) from the `any` device, one with nanosecond stamps.
+    let captures = [
+        Tcpdump::start(&topo.server, "ethernet", &["-i", Topology::SERVER_IF]),
+        Tcpdump::start(&topo.server, "sll", &["-i", "any", "-y", "LINUX_SLL"]),
+        Tcpdump::start(
+            &topo.server,
+            "sll2",
+            &["-i", "any", "-y", "LINUX_SLL2", "--nano"],
+        ),
+    ];
 
     client_traffic(&topo, &files);
     let received = server.received();
@@ -339,31 +355,138 @@ fn extract_lists_exactly_the_requests_the_server_received_and_run_counts_them() 
     assert_eq!(scrape.sum("shadowd_http_dropped_messages_total", &[]), 0);
     assert_eq!(scrape.sum("shadowd_reassembly_gaps_total", &[]), 0);
 
-    let pcap = tcpdump.finish(b"GET /pipe/4 HTTP/1.1");
+    let expected = multiset(received.iter().map(|raw| describe_raw(raw)));
+    let mut recorded: Vec<(String, std::path::PathBuf)> = captures
+        .into_iter()
+        .zip([
+            "Ethernet pcap",
+            "Linux cooked pcap",
+            "Linux cooked v2 pcap, ns",
+        ])
+        .map(|(capture, kind)| (kind.to_string(), capture.finish(b"GET /pipe/4 HTTP/1.1")))
+        .collect();
+    let pcapng = recorded[0].1.with_extension("pcapng");
+    std::fs::write(
+        &pcapng,
+        pcap_to_pcapng(&std::fs::read(&recorded[0].1).unwrap()),
+    )
+    .expect("write pcapng");
+    recorded.push(("pcapng".to_string(), pcapng));
+    for (kind, path) in &recorded {
+        let (stdout, summary) = extract(path, &[]);
+        let extracted = multiset(stdout.lines().map(describe_json));
+        assert_eq!(extracted, expected, "{kind}");
+        assert!(summary.contains("requests 9"), "{kind}: {summary}");
+        assert!(
+            stdout.contains(r#"["X-Latin",{"base64":"Y2Fm6Q=="}]"#),
+            "{kind}: the non-UTF-8 value, byte for byte: {stdout}"
+        );
+        assert!(!summary.contains("dropped"), "{kind}: {summary}");
+    }
+
+    // With Mappings, each request says which shadow Mapping would copy it, and the Host its
+    // copy would carry (the `-shadow` rule); requests no shadow takes say null to both.
+    let mappings = MappingFile::new(&format!(
+        "{}---\n{}---\n{}",
+        "apiVersion: ambassador/v0\nkind: Mapping\nname: pipe-mapping\nprefix: /pipe/\nservice: myservice.default:8080\n",
+        "apiVersion: ambassador/v0\nkind: Mapping\nname: pipe-shadow\nprefix: /pipe/\nservice: myservice-shadow.default\nshadow: true\n",
+        "apiVersion: ambassador/v0\nkind: Mapping\nname: search-mapping\nprefix: /search\nservice: search.default:8080\n",
+    ));
+    let (stdout, _) = extract(&recorded[0].1, &["--config", mappings.arg()]);
+    let mut copied = 0;
+    for line in stdout.lines() {
+        let value: serde_json::Value = serde_json::from_str(line).expect("a JSON object");
+        let target = value["target"].as_str().expect("target");
+        let host = value["headers"]
+            .as_array()
+            .expect("headers")
+            .iter()
+            .find(|pair| {
+                pair[0]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case("host"))
+            })
+            .and_then(|pair| pair[1].as_str())
+            .expect("a Host field");
+        let (mapping, copy_host) = match target.starts_with("/pipe/") {
+            true => (json!("pipe-shadow"), json!(shadow_host(host))),
+            false => (json!(null), json!(null)),
+        };
+        copied += usize::from(target.starts_with("/pipe/"));
+        assert_eq!(value["mapping"], mapping, "{line}");
+        assert_eq!(value["shadow_host"], copy_host, "{line}");
+    }
+    assert_eq!(copied, 4, "the four pipelined requests");
+    for (_, path) in &recorded {
+        std::fs::remove_file(path).ok();
+    }
+}
+
+/// `shadowd extract` of the capture at `path` with `extra` flags: (requests as JSON lines,
+/// summary).
+fn extract(path: &std::path::Path, extra: &[&str]) -> (String, String) {
     let output = std::process::Command::new(binary())
         .args(["extract", "--pcap"])
-        .arg(&pcap)
+        .arg(path)
         .args(["--capture-port", PORT])
+        .args(extra)
         .output()
         .expect("running shadowd extract");
-    std::fs::remove_file(&pcap).ok();
     assert!(
         output.status.success(),
-        "{}",
+        "{}: {}",
+        path.display(),
         String::from_utf8_lossy(&output.stderr)
     );
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    let summary = String::from_utf8_lossy(&output.stderr);
-    println!("extract summary:\n{summary}");
+    let summary = String::from_utf8_lossy(&output.stderr).into_owned();
+    println!("extract summary of {}:\n{summary}", path.display());
+    (String::from_utf8(output.stdout).unwrap(), summary)
+}
 
-    let extracted = multiset(stdout.lines().map(describe_json));
-    let expected = multiset(received.iter().map(|raw| describe_raw(raw)));
-    assert_eq!(extracted, expected);
-    assert!(summary.contains("requests 9"), "{summary}");
-    assert!(
-        stdout.contains(r#"["X-Latin",{"base64":"Y2Fm6Q=="}]"#),
-        "the non-UTF-8 value, byte for byte: {stdout}"
-    );
-    assert!(!summary.contains("dropped"), "{summary}");
-    std::fs::remove_file(&pcap).ok();
+/// The packets of a classic little-endian pcap file (as tcpdump writes it on this machine)
+/// as pcapng, written from the format's description (RFC draft-ietf-opsawg-pcapng): a
+/// section header, one interface of the file's link type, one enhanced packet block per
+/// packet with the timestamp in microseconds, the pcapng default.
+fn pcap_to_pcapng(pcap: &[u8]) -> Vec<u8> {
+    let u32_at = |at: usize| u32::from_le_bytes(pcap[at..at + 4].try_into().unwrap());
+    assert_eq!(u32_at(0), 0xa1b2_c3d4, "a little-endian microsecond pcap");
+    let link_type = u32_at(20) as u16;
+    let mut out = Vec::new();
+    let block = |out: &mut Vec<u8>, kind: u32, body: &[u8]| {
+        let padded = body.len().div_ceil(4) * 4;
+        let total = (12 + padded) as u32;
+        out.extend_from_slice(&kind.to_le_bytes());
+        out.extend_from_slice(&total.to_le_bytes());
+        out.extend_from_slice(body);
+        out.resize(out.len() + padded - body.len(), 0);
+        out.extend_from_slice(&total.to_le_bytes());
+    };
+    // Section header: byte-order magic, version 1.0, section length unknown.
+    let mut shb = 0x1a2b_3c4d_u32.to_le_bytes().to_vec();
+    shb.extend_from_slice(&1u16.to_le_bytes());
+    shb.extend_from_slice(&0u16.to_le_bytes());
+    shb.extend_from_slice(&(-1i64).to_le_bytes());
+    block(&mut out, 0x0a0d_0d0a, &shb);
+    // Interface description: link type, reserved, snap length 0 (no limit).
+    let mut idb = link_type.to_le_bytes().to_vec();
+    idb.extend_from_slice(&0u16.to_le_bytes());
+    idb.extend_from_slice(&0u32.to_le_bytes());
+    block(&mut out, 1, &idb);
+    let mut at = 24;
+    while at + 16 <= pcap.len() {
+        let (seconds, micros) = (u64::from(u32_at(at)), u64::from(u32_at(at + 4)));
+        let (captured, original) = (u32_at(at + 8), u32_at(at + 12));
+        let data = &pcap[at + 16..at + 16 + captured as usize];
+        let stamp = seconds * 1_000_000 + micros;
+        let mut epb = 0u32.to_le_bytes().to_vec();
+        epb.extend_from_slice(&((stamp >> 32) as u32).to_le_bytes());
+        epb.extend_from_slice(&(stamp as u32).to_le_bytes());
+        epb.extend_from_slice(&captured.to_le_bytes());
+        epb.extend_from_slice(&original.to_le_bytes());
+        epb.extend_from_slice(data);
+        block(&mut out, 6, &epb);
+        at += 16 + captured as usize;
+    }
+    assert_eq!(at, pcap.len(), "the pcap ends with a whole packet");
+    out
 }
