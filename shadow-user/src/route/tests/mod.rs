@@ -1,8 +1,9 @@
 //! Tests of the route table: building (groups, shadows, diagnostics), matching, the copy
-//! plan, and the index against a plain scan.
+//! plan, and the index against a plain scan and an independent oracle.
 
 mod build;
 mod matching;
+mod oracle;
 mod plan;
 mod props;
 

@@ -1,0 +1,225 @@
+//! An oracle for routing written from semantics §2–§4 alone, over the Mappings as loaded:
+//! it shares no code with the table (no `Criteria`, `Matcher`, `Target` or match order), so
+//! a mistake in grouping, ordering or matching shows up as a disagreement.
+
+use regex::Regex;
+
+use super::*;
+
+/// One group as the oracle sees it: the criteria of its first Mapping, as written.
+struct OracleGroup<'m> {
+    rkey: &'m str,
+    first: &'m Mapping,
+    productions: usize,
+    has_shadow: bool,
+}
+
+/// Fields with lower-case names, sorted: the same map however it was written.
+fn canonical<V: Clone + Ord>(fields: &[(String, V)]) -> Vec<(String, V)> {
+    let mut fields: Vec<_> = fields
+        .iter()
+        .map(|(name, value)| (name.to_lowercase(), value.clone()))
+        .collect();
+    fields.sort();
+    fields
+}
+
+/// Semantics §3: the same method, prefix, prefix_regex, case_sensitive, host/host_regex,
+/// headers, regex_headers and precedence.
+fn same_criteria(a: &Mapping, b: &Mapping) -> bool {
+    a.method == b.method
+        && a.prefix == b.prefix
+        && a.prefix_regex == b.prefix_regex
+        && a.case_sensitive == b.case_sensitive
+        && a.host == b.host
+        && (a.host.is_none() || a.host_regex == b.host_regex)
+        && canonical(&a.headers) == canonical(&b.headers)
+        && canonical(&a.regex_headers) == canonical(&b.regex_headers)
+        && a.precedence == b.precedence
+}
+
+/// A pattern that must match all of `value`.
+fn full_match(pattern: &str, value: &str) -> bool {
+    Regex::new(&format!("^(?:{pattern})$"))
+        .map(|regex| regex.is_match(value))
+        .unwrap_or(false)
+}
+
+fn compiles(pattern: &str) -> bool {
+    Regex::new(pattern).is_ok() && Regex::new(&format!("^(?:{pattern})$")).is_ok()
+}
+
+/// Whether the table would turn `m` away for a regex that does not compile.
+fn bad_regex(m: &Mapping) -> bool {
+    (m.prefix_regex && !compiles(&m.prefix))
+        || (m.host_regex && m.host.as_deref().is_some_and(|host| !compiles(host)))
+        || m.regex_headers
+            .iter()
+            .any(|(_, pattern)| !compiles(pattern))
+}
+
+/// Ambassador's route weight beyond the sort key of §3: every constraint as a pseudo-header,
+/// name and value (`*` for presence), one more for a regex.
+fn constraint_weight(m: &Mapping) -> usize {
+    let chars = |s: &str| s.chars().count();
+    let exact: usize = m
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            chars(name)
+                + match value {
+                    HeaderMatch::Exact(value) => chars(value),
+                    HeaderMatch::Present => chars("*"),
+                }
+        })
+        .sum();
+    let regex: usize = m
+        .regex_headers
+        .iter()
+        .map(|(name, value)| chars(name) + chars(value) + 1)
+        .sum();
+    let host = m.host.as_deref().map_or(0, |host| {
+        chars(":authority") + chars(host) + usize::from(m.host_regex)
+    });
+    let method = m
+        .method
+        .as_deref()
+        .map_or(0, |method| chars(":method") + chars(method));
+    exact + regex + host + method
+}
+
+/// The request's path (no query or fragment) and its authority: that of an absolute-form
+/// target, else the Host field.
+fn path_and_host<'r>(request: &RequestParts<'r>) -> (&'r str, Option<&'r str>) {
+    let target = request.target;
+    let lower = target.to_ascii_lowercase();
+    let after_scheme = ["http://", "https://"]
+        .iter()
+        .find(|scheme| lower.starts_with(**scheme))
+        .map(|scheme| &target[scheme.len()..]);
+    let strip_query = |s: &'r str| s.split(['?', '#']).next().unwrap_or("");
+    match after_scheme {
+        Some(rest) => {
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            let path = strip_query(&rest[end..]);
+            (if path.is_empty() { "/" } else { path }, Some(&rest[..end]))
+        }
+        None => (strip_query(target), request.host),
+    }
+}
+
+/// Every value of the fields named `name`, joined with `,` as Envoy matches them; `None`
+/// without one.
+fn joined(request: &RequestParts<'_>, name: &str) -> Option<String> {
+    let mut values: Vec<&str> = Vec::new();
+    if name.eq_ignore_ascii_case("host") {
+        values.extend(request.host);
+    }
+    values.extend(
+        request
+            .headers
+            .iter()
+            .filter(|(field, _)| field.eq_ignore_ascii_case(name))
+            .map(|(_, value)| *value),
+    );
+    (!values.is_empty()).then(|| values.join(","))
+}
+
+/// Whether `request` meets every criterion of `m` (semantics §2).
+fn meets(m: &Mapping, request: &RequestParts<'_>) -> bool {
+    let (path, host) = path_and_host(request);
+    let prefix = if m.prefix_regex {
+        full_match(&m.prefix, path)
+    } else if m.case_sensitive {
+        path.starts_with(&m.prefix)
+    } else {
+        path.to_ascii_lowercase()
+            .starts_with(&m.prefix.to_ascii_lowercase())
+    };
+    let method = m
+        .method
+        .as_deref()
+        .is_none_or(|method| method == request.method);
+    let host = match (&m.host, host) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(wanted), Some(host)) if m.host_regex => full_match(wanted, host),
+        (Some(wanted), Some(host)) => wanted.eq_ignore_ascii_case(host),
+    };
+    let headers = m
+        .headers
+        .iter()
+        .all(|(name, wanted)| match (wanted, joined(request, name)) {
+            (_, None) => false,
+            (HeaderMatch::Present, Some(_)) => true,
+            (HeaderMatch::Exact(wanted), Some(value)) => *wanted == value,
+        });
+    let regex_headers = m
+        .regex_headers
+        .iter()
+        .all(|(name, pattern)| joined(request, name).is_some_and(|v| full_match(pattern, &v)));
+    prefix && method && host && headers && regex_headers
+}
+
+/// The rkey of the group `request` is routed to, from `mappings` as loaded.
+pub(super) fn oracle_route<'m>(
+    mappings: &'m [Mapping],
+    request: &RequestParts<'_>,
+) -> Option<&'m str> {
+    let mut in_rkey_order: Vec<&Mapping> = mappings.iter().collect();
+    in_rkey_order.sort_by(|a, b| a.rkey.cmp(&b.rkey));
+    let mut names: Vec<(&str, &str)> = Vec::new();
+    let mut groups: Vec<OracleGroup<'_>> = Vec::new();
+    for m in in_rkey_order {
+        // §2: a name is unique per namespace; a duplicate builds nothing.
+        let name = (m.namespace.as_str(), m.name.as_str());
+        if names.contains(&name) {
+            continue;
+        }
+        names.push(name);
+        let group = match groups.iter().position(|g| same_criteria(g.first, m)) {
+            Some(at) => at,
+            None if bad_regex(m) => continue,
+            None => {
+                groups.push(OracleGroup {
+                    rkey: &m.rkey,
+                    first: m,
+                    productions: 0,
+                    has_shadow: false,
+                });
+                groups.len() - 1
+            }
+        };
+        let group = &mut groups[group];
+        if !m.shadow {
+            group.productions += 1;
+        } else if !group.has_shadow {
+            // §4: the first shadow in rkey order wins; later ones build nothing.
+            group.has_shadow = true;
+        }
+    }
+    // §4: a group with no production Mapping gets no route.
+    groups.retain(|g| g.productions > 0);
+    // §3: descending by [precedence, len(prefix), regex header length, prefix, method],
+    // then by constraint weight; stable, so ties keep rkey order.
+    let regex_len = |m: &Mapping| -> usize {
+        m.regex_headers
+            .iter()
+            .map(|(name, value)| name.chars().count() + value.chars().count())
+            .sum()
+    };
+    groups.sort_by(|a, b| {
+        let (a, b) = (a.first, b.first);
+        b.precedence
+            .cmp(&a.precedence)
+            .then(b.prefix.chars().count().cmp(&a.prefix.chars().count()))
+            .then(regex_len(b).cmp(&regex_len(a)))
+            .then(b.prefix.cmp(&a.prefix))
+            .then(b.method.cmp(&a.method))
+            .then(constraint_weight(b).cmp(&constraint_weight(a)))
+    });
+    groups
+        .iter()
+        .find(|g| meets(g.first, request))
+        .map(|g| g.rkey)
+}
