@@ -3,6 +3,7 @@
 mod bench;
 mod demo;
 mod fuzz;
+mod mutants;
 mod setup;
 mod test;
 
@@ -36,6 +37,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Fuzz the parsers with cargo-fuzz on the pinned nightly (one target, or each in turn).
     Fuzz(fuzz::FuzzArgs),
+    /// Mutation testing (cargo-mutants) of the modules where a wrong line loses or invents
+    /// copies, against the unit and property tests; counts per module. Slow: not in CI.
+    Mutants(mutants::MutantsArgs),
     /// The bench's client process for many open connections (started by the bench).
     #[command(hide = true)]
     OpenConnections(bench::OpenConnectionsArgs),
@@ -46,6 +50,7 @@ fn main() -> Result<()> {
         Command::Setup => setup::run(),
         Command::Test(args) => test::run(&args),
         Command::Fuzz(args) => fuzz::run(&args),
+        Command::Mutants(args) => mutants::run(&args),
         Command::Run { args } => {
             setup::run()?;
             let mut cmd = test::cargo();

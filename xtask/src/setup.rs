@@ -143,10 +143,11 @@ fn install_bpf_linker() -> Result<()> {
     )
 }
 
-/// Installs `crate_name@version` with `cargo install --locked` unless `binary --version`
-/// already prints `version`.
-pub fn install_cargo_tool(crate_name: &str, version: &str, binary: &str) -> Result<()> {
-    let installed = Command::new(binary).arg("--version").output();
+/// Installs `crate_name@version` with `cargo install --locked` unless the command
+/// `asks_version` (program and arguments) already prints `version`.
+pub fn install_cargo_tool(crate_name: &str, version: &str, asks_version: &[&str]) -> Result<()> {
+    let (program, args) = asks_version.split_first().expect("a command");
+    let installed = Command::new(program).args(args).output();
     if let Ok(output) = installed
         && output.status.success()
         && String::from_utf8_lossy(&output.stdout).contains(version)

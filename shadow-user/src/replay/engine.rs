@@ -43,6 +43,15 @@ impl ReplaySender {
     }
 }
 
+#[cfg(test)]
+impl ReplaySender {
+    /// A sender whose jobs land in the returned receiver instead of an engine.
+    pub(crate) fn to_receiver(stats: ReplayStats) -> (ReplaySender, mpsc::UnboundedReceiver<Job>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (ReplaySender { tx, stats }, rx)
+    }
+}
+
 /// Shadow services by address, each with its connection pool.
 #[derive(Default)]
 struct Upstreams {

@@ -170,3 +170,6 @@ impl Offerer {
 fn copy_fits(copy: &super::copy::Copy, budget: &Budget) -> bool {
     job::cost(copy) <= budget.limit()
 }
+
+#[cfg(test)]
+mod tests;

@@ -174,4 +174,31 @@ mod tests {
         assert_eq!(stats.in_flight_total.get(), 1);
         assert_eq!(stats.in_flight.get_or_create(&label("b")).get(), 1);
     }
+
+    #[test]
+    fn every_part_of_the_ledger_is_exported_per_mapping() {
+        let stats = ReplayStats::default();
+        let mut registry = Registry::default();
+        stats.register(&mut registry);
+        stats.observed("a");
+        stats.observed("a");
+        stats.observed("a");
+        stats.sampled_out("a");
+        stats.queued("a");
+        stats.copied("a", 200, Duration::from_millis(1), 1);
+        stats.dropped("a", reason::QUEUE_FULL, false);
+        stats.queued("b");
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for line in [
+            r#"replay_observed_requests_total{mapping="a"} 3"#,
+            r#"replay_sampled_out_requests_total{mapping="a"} 1"#,
+            r#"replay_copied_requests_total{mapping="a"} 1"#,
+            r#"replay_dropped_requests_total{mapping="a",reason="queue_full"} 1"#,
+            r#"replay_in_flight_requests{mapping="a"} 0"#,
+            r#"replay_in_flight_requests{mapping="b"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+        }
+    }
 }

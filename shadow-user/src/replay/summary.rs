@@ -52,3 +52,57 @@ pub fn render(counts: &FileCounts, stats: &ReplayStats, config: &ActiveConfig) -
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{
+        config::Diagnostics,
+        route::{self, RouteTable},
+    };
+
+    #[test]
+    fn each_shadow_mapping_by_name_with_every_outcome_and_only_the_reasons_that_happened() {
+        let table = RouteTable::build(
+            &[
+                route::tests::mapping("a", "/a/", "a"),
+                route::tests::shadow("a-shadow", "/a/", "a-shadow"),
+                route::tests::mapping("b", "/b/", "b"),
+                // Groups sort by prefix, descending: these come before /a/ and are listed after it.
+                route::tests::shadow("z-shadow", "/b/", "z-shadow"),
+                route::tests::mapping("c", "/c/", "c"),
+                route::tests::shadow("z-shadow.other", "/c/", "z-shadow"),
+                route::tests::mapping("unshadowed", "/d/", "d"),
+            ],
+            &mut Diagnostics::default(),
+        );
+        let config = ActiveConfig {
+            table,
+            ..ActiveConfig::default()
+        };
+        let stats = ReplayStats::default();
+        for _ in 0..4 {
+            stats.observed("a-shadow");
+        }
+        stats.sampled_out("a-shadow");
+        stats.queued("a-shadow");
+        stats.copied("a-shadow", 200, Duration::from_millis(1), 1);
+        stats.dropped("a-shadow", reason::QUEUE_FULL, false);
+        stats.dropped("a-shadow", "timeout", false);
+        let counts = FileCounts {
+            packets: 10,
+            segments: 8,
+            skipped: 2,
+            truncated: 1,
+        };
+        assert_eq!(
+            render(&counts, &stats, &config),
+            "packets 10 (tcp segments 8, other 2, snapped 1)\n\
+             a-shadow: observed 4, copied 1, sampled out 1, dropped (queue_full) 1, dropped (timeout) 1\n\
+             z-shadow: observed 0, copied 0, sampled out 0\n\
+             z-shadow.other: observed 0, copied 0, sampled out 0\n"
+        );
+    }
+}

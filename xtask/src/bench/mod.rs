@@ -94,7 +94,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         bail!("cargo xtask bench needs root: it creates namespaces and loads BPF programs");
     }
     setup::install_debian(DEBIAN_PACKAGES)?;
-    setup::install_cargo_tool("oha", OHA_VERSION, "oha")?;
+    setup::install_cargo_tool("oha", OHA_VERSION, &["oha", "--version"])?;
     test::status(test::cargo().args([
         "build",
         "--release",
