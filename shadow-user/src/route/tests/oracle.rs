@@ -38,15 +38,32 @@ fn same_criteria(a: &Mapping, b: &Mapping) -> bool {
         && a.precedence == b.precedence
 }
 
+/// `pattern` anchored at both ends, compiled once per thread: the generated patterns come
+/// from a small set, and compiling them per request made the property test slow.
+fn anchored(pattern: &str) -> Option<Regex> {
+    thread_local! {
+        static COMPILED: std::cell::RefCell<std::collections::HashMap<String, Option<Regex>>> =
+            Default::default();
+    }
+    COMPILED.with_borrow_mut(|compiled| {
+        compiled
+            .entry(pattern.to_owned())
+            .or_insert_with(|| {
+                Regex::new(pattern)
+                    .and_then(|_| Regex::new(&format!("^(?:{pattern})$")))
+                    .ok()
+            })
+            .clone()
+    })
+}
+
 /// A pattern that must match all of `value`.
 fn full_match(pattern: &str, value: &str) -> bool {
-    Regex::new(&format!("^(?:{pattern})$"))
-        .map(|regex| regex.is_match(value))
-        .unwrap_or(false)
+    anchored(pattern).is_some_and(|regex| regex.is_match(value))
 }
 
 fn compiles(pattern: &str) -> bool {
-    Regex::new(pattern).is_ok() && Regex::new(&format!("^(?:{pattern})$")).is_ok()
+    anchored(pattern).is_some()
 }
 
 /// Whether the table would turn `m` away for a regex that does not compile.
