@@ -117,7 +117,7 @@ impl ConfigMetrics {
         let config = registry.sub_registry_with_prefix("config");
         config.register(
             "reloads",
-            "Configuration reloads by outcome (applied, rejected)",
+            "Configuration reloads by outcome (applied, rejected, failed)",
             self.reloads.clone(),
         );
         config.register("mappings", "Mappings loaded", self.mappings.clone());

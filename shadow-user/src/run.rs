@@ -255,8 +255,15 @@ impl Reloader<'_> {
             tracing::warn!("shadowd Module settings changed: they take effect at the next start");
         }
         let ports = new.capture_ports(self.settings.explicit_ports.as_ref());
+        // Both or neither: routing by a table whose ports the program does not capture
+        // would have /diag say what the kernel does not do.
         if let Err(err) = capture.set_ports(ports.clone()) {
-            tracing::error!(error = %crate::error_chain(&err), "updating the capture ports");
+            self.metrics.reload("failed");
+            tracing::error!(
+                error = %crate::error_chain(&err),
+                "the capture ports could not be changed; the running configuration stays in use"
+            );
+            return;
         }
         self.metrics.in_use(&new);
         self.metrics.reload("applied");

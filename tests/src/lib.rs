@@ -4,6 +4,7 @@
 //! Every kernel object a test creates lives inside namespaces the test owns, so deleting the
 //! namespaces removes everything, even when the test panics halfway.
 
+pub mod bpf_maps;
 pub mod clients;
 pub mod fixtures;
 pub mod forge;

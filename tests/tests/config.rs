@@ -1,12 +1,14 @@
 //! `shadowd run --config`: capture ports come from the Mappings, requests are routed to
 //! their shadow Mapping, a reload swaps the table (and the capture ports) without detaching
 //! or losing a connection in progress, SIGHUP reloads on its own, a broken configuration
-//! leaves the running one in place, and an unusable one at start-up exits 64 before anything
+//! leaves the running one in place (as does one whose capture ports the kernel refuses), and
+//! an unusable one at start-up exits 64 before anything
 //! is attached.
 
 use std::{io::Write, net::TcpStream, path::PathBuf, time::Duration};
 
 use shadowd_tests::{
+    bpf_maps,
     clients::read_responses,
     eventually,
     fixtures::{PRODUCTION, SHADOW_MAPPING, ShadowSetup, user_example},
@@ -230,6 +232,54 @@ fn sighup_reloads_with_file_polling_off() {
         |scrape| scrape.sum("shadowd_http_requests_total", &[]) == 4,
     );
     assert_eq!(matched(&scrape), 2, "/v2/ is shadowed after SIGHUP");
+}
+
+#[test]
+fn a_reload_whose_ports_the_kernel_refuses_keeps_the_running_table_and_ports() {
+    let topo = Topology::new();
+    let _server = HttpServer::start(&topo.server, &format!("{}:8080", Topology::SERVER_V4));
+    let _other = HttpServer::start(&topo.server, &format!("{}:8081", Topology::SERVER_V4));
+    let config = ConfigFile::new(&topo.server, &mappings("/myservice/", 8080));
+    let daemon = Shadowd::start(
+        &topo.server,
+        &[
+            "--interface",
+            Topology::SERVER_IF,
+            "--config",
+            config.arg(),
+            "--config-poll-ms",
+            "0",
+        ],
+    );
+    let at_start = daemon.scrape();
+    // The kernel map of capture ports takes no more writes from userspace.
+    bpf_maps::freeze_newest("CAPTURE_PORTS");
+
+    // A new table on a new port: the ports cannot change, so neither may the table.
+    config.write(&mappings("/v2/", 8081));
+    daemon.signal(libc::SIGHUP);
+    eventually(Duration::from_secs(10), "the reload to fail", || {
+        (reloads(&daemon.scrape(), "failed") == 1).then_some(())
+    });
+    get(&topo.client, 8080, "/myservice/old-table");
+    get(&topo.client, 8081, "/v2/new-table");
+    let scrape = daemon.settled_scrape(
+        Duration::from_secs(10),
+        "the old port's request to be routed",
+        |scrape| matched(scrape) == 1,
+    );
+    assert_eq!(reloads(&scrape, "applied"), reloads(&at_start, "applied"));
+    assert_eq!(
+        scrape.sum("shadowd_http_requests_total", &[]),
+        1,
+        "only the old port is captured"
+    );
+    let (status, diag) = daemon.get("/diag?json=true").expect("/diag answers");
+    assert_eq!(status, 200);
+    assert!(
+        diag.contains("/myservice/") && !diag.contains("/v2/"),
+        "/diag shows the table in use: {diag}"
+    );
 }
 
 #[test]

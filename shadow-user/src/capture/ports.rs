@@ -19,6 +19,13 @@ impl PortSet {
         PortSet { bits }
     }
 
+    /// Adds `port` when `on`, else removes it.
+    pub fn set(&mut self, port: u16, on: bool) {
+        let bit = 1 << (port % 64);
+        let word = &mut self.bits[usize::from(port / 64)];
+        *word = if on { *word | bit } else { *word & !bit };
+    }
+
     pub fn contains(&self, port: u16) -> bool {
         self.bits[usize::from(port / 64)] & (1 << (port % 64)) != 0
     }
