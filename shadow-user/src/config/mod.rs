@@ -12,6 +12,7 @@ pub mod mapping;
 pub mod module;
 mod parse;
 pub mod service;
+mod wire;
 
 #[cfg(test)]
 mod tests;

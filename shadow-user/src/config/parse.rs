@@ -11,7 +11,7 @@ use super::{
     fields::Fields,
     mapping::{Diagnostics, HeaderMatch, Mapping, Origin},
     module::ModuleSettings,
-    service,
+    service, wire,
 };
 
 /// Mapping API versions accepted (semantics §1).
@@ -331,11 +331,33 @@ fn mapping(source: &Source<'_>, document: &Document, value: &Value, out: &mut Re
         .map(|(name, value)| (name.to_ascii_lowercase(), value.unwrap_or_default()))
         .collect();
     regex_headers.sort();
-    let add_request_headers = f
+    let add_request_headers: Vec<(String, String)> = f
         .string_map(d, "add_request_headers", false)
         .into_iter()
         .map(|(name, value)| (name, value.unwrap_or_default()))
         .collect();
+    let remove_request_headers = f.string_list(d, "remove_request_headers");
+    let rewrite = f.string(d, "rewrite");
+    let host_rewrite = f.string(d, "host_rewrite");
+    // These fields become bytes of the copy's head: nothing in them may end a line.
+    let on_the_wire = add_request_headers
+        .iter()
+        .map(|(name, value)| ("add_request_headers", wire::header_field(name, value)))
+        .chain(
+            remove_request_headers
+                .iter()
+                .map(|name| ("remove_request_headers", wire::header_name(name))),
+        )
+        .chain(rewrite.iter().map(|value| ("rewrite", wire::path(value))))
+        .chain(
+            host_rewrite
+                .iter()
+                .map(|value| ("host_rewrite", wire::host(value))),
+        );
+    for (field, problem) in on_the_wire.filter_map(|(field, checked)| Some((field, checked.err()?)))
+    {
+        f.error(d, field, &problem);
+    }
 
     let mapping = Mapping {
         name: name.unwrap_or_default(),
@@ -362,10 +384,10 @@ fn mapping(source: &Source<'_>, document: &Document, value: &Value, out: &mut Re
         }),
         shadow: f.boolean(d, "shadow", false),
         weight,
-        rewrite: f.string(d, "rewrite"),
-        host_rewrite: f.string(d, "host_rewrite"),
+        rewrite,
+        host_rewrite,
         add_request_headers,
-        remove_request_headers: f.string_list(d, "remove_request_headers"),
+        remove_request_headers,
         timeout,
         disable_shadow_host_suffix_append: f.boolean(d, "disable_shadow_host_suffix_append", false),
     };

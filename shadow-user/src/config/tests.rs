@@ -167,6 +167,69 @@ fn field_errors_name_file_document_line_and_field() {
 }
 
 #[test]
+fn fields_that_would_inject_bytes_into_a_copy_are_errors_and_build_nothing() {
+    let good = "apiVersion: ambassador/v0\nkind: Mapping\nname: a\nprefix: /a/\nservice: a\n";
+    let shadow = |name: &str, field: &str| {
+        format!(
+            "---\napiVersion: ambassador/v0\nkind: Mapping\nname: {name}\nprefix: /a/\nservice: a-test\nshadow: true\n{field}\n"
+        )
+    };
+    let text = [
+        good.to_string(),
+        shadow(
+            "h",
+            "add_request_headers:\n  X-Test: \"yes\\r\\nX-Injected: 1\"",
+        ),
+        shadow("n", "add_request_headers:\n  \"X Test\": yes"),
+        shadow("r", "remove_request_headers: [\"Cookie\\r\\n\"]"),
+        shadow(
+            "w",
+            "rewrite: \"/v2/ HTTP/1.1\\r\\nHost: evil\\r\\n\\r\\nGET /\"",
+        ),
+        shadow("o", "host_rewrite: \"test\\r\\nX-Injected: 1\""),
+    ]
+    .concat();
+    let loaded = load_text("wire", &text).unwrap();
+    assert_eq!(
+        loaded
+            .mappings
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>(),
+        ["a"],
+        "no Mapping that would write such bytes is kept"
+    );
+    let errors: Vec<(&str, &str)> = loaded
+        .diagnostics
+        .errors
+        .iter()
+        .map(|(rkey, m)| (rkey.as_str(), m.as_str()))
+        .collect();
+    assert_eq!(errors.len(), 5, "{errors:?}");
+    for (rkey, field) in [
+        (
+            "h.default.2",
+            "field add_request_headers: the value of X-Test holds a byte",
+        ),
+        (
+            "n.default.3",
+            "field add_request_headers: \"X Test\" is not a header field name",
+        ),
+        (
+            "r.default.4",
+            "field remove_request_headers: \"Cookie\\r\\n\" is not a header field name",
+        ),
+        ("w.default.5", "field rewrite: "),
+        ("o.default.6", "field host_rewrite: "),
+    ] {
+        assert!(
+            errors.iter().any(|(k, m)| *k == rkey && m.contains(field)),
+            "{rkey}: {field} in {errors:?}"
+        );
+    }
+}
+
+#[test]
 fn missing_fields_and_wrong_types_are_errors() {
     let text = "apiVersion: ambassador/v0\nkind: Mapping\nname: a\nservice: a\nshadow: maybe\n";
     let loaded = load_text("missing", text).unwrap();

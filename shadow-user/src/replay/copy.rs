@@ -7,7 +7,10 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
-use crate::{http::Request, route::ShadowPlan};
+use crate::{
+    http::Request,
+    route::{ShadowPlan, Target},
+};
 
 /// A copy ready to send: the new head and the untouched body (chunk framing included).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,11 +43,11 @@ pub fn build(request: &Request, plan: &ShadowPlan) -> Copy {
     let head_len = request.head_len;
     let mut edits: Vec<Edit> = Vec::new();
 
-    if let Some(rewrite) = &plan.rewrite {
-        let (start, end) = request.target;
+    let (start, end) = request.target;
+    if let Some(target) = copy_target(&raw[start..end], plan) {
         edits.push(Edit {
             range: start..end,
-            replacement: rewrite.apply(&raw[start..end]),
+            replacement: target,
         });
     }
 
@@ -75,12 +78,10 @@ pub fn build(request: &Request, plan: &ShadowPlan) -> Copy {
     }
 
     if !plan.add_request_headers.is_empty() {
-        // New fields go last, before the blank line (CRLF, or the bare LF some clients send).
-        let at = if raw[..head_len].ends_with(b"\r\n\r\n") {
-            head_len - 2
-        } else {
-            head_len - 1
-        };
+        // New fields go last, before the blank line. The reader refuses a line ended by a
+        // bare LF, so every head ends with CRLF CRLF.
+        debug_assert!(raw[..head_len].ends_with(b"\r\n\r\n"));
+        let at = head_len - 2;
         let mut lines = Vec::new();
         for (name, value) in &plan.add_request_headers {
             lines.extend_from_slice(name.as_bytes());
@@ -110,6 +111,32 @@ pub fn build(request: &Request, plan: &ShadowPlan) -> Copy {
         body: raw.slice(request.body.0..request.body.1),
         head_request: request.method_bytes() == b"HEAD",
     }
+}
+
+/// The copy's request target, when it differs from `target`: the shadow's `rewrite` applied
+/// to the path, and the authority of an absolute-form target (which a server reads instead
+/// of Host, RFC 9112 §3.2.2) changed as the Host value is, so the shadow is not named
+/// production's authority.
+fn copy_target(target: &[u8], plan: &ShadowPlan) -> Option<Vec<u8>> {
+    let rewritten = plan.rewrite.as_ref().map(|rewrite| rewrite.apply(target));
+    let current = rewritten.as_deref().unwrap_or(target);
+    let parsed = Target::parse(current);
+    let authority = parsed
+        .authority
+        .map(|authority| parsed.path_range.start - authority.len()..parsed.path_range.start);
+    let renamed = authority.and_then(|range| {
+        let captured = String::from_utf8_lossy(&current[range.clone()]);
+        let host = plan.copy_host(Some(&captured))?;
+        Some(
+            [
+                &current[..range.start],
+                host.as_bytes(),
+                &current[range.end..],
+            ]
+            .concat(),
+        )
+    });
+    renamed.or(rewritten)
 }
 
 #[cfg(test)]

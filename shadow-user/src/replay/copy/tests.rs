@@ -108,3 +108,47 @@ fn head_requests_are_flagged() {
     );
     assert!(copy.head_request);
 }
+
+#[test]
+fn an_absolute_form_target_names_the_shadow_as_the_host_does() {
+    let wire =
+        b"GET http://myservice:8080/myservice/items?q=1 HTTP/1.1\r\nHost: myservice:8080\r\n\r\n";
+    assert_eq!(
+        copy_of(wire, &plan(|_| {})),
+        b"GET http://myservice-shadow:8080/myservice/items?q=1 HTTP/1.1\r\nHost: myservice-shadow:8080\r\n\r\n".to_vec()
+    );
+    let plan = plan(|m| {
+        m.rewrite = Some("/v2/".into());
+        m.host_rewrite = Some("test.internal".into());
+    });
+    assert_eq!(
+        copy_of(
+            b"GET HTTP://myservice/myservice/items HTTP/1.1\r\nHost: myservice\r\n\r\n",
+            &plan
+        ),
+        b"GET HTTP://test.internal-shadow/v2/items HTTP/1.1\r\nHost: test.internal-shadow\r\n\r\n"
+            .to_vec()
+    );
+}
+
+#[test]
+fn added_fields_go_before_the_blank_line_whatever_came_before_them() {
+    let add = |m: &mut Mapping| m.add_request_headers = vec![("X-Shadow".into(), "1".into())];
+    // No field at all (HTTP/1.0 without Host).
+    assert_eq!(
+        copy_of(b"GET /myservice/ HTTP/1.0\r\n\r\n", &plan(add)),
+        b"GET /myservice/ HTTP/1.0\r\nX-Shadow: 1\r\n\r\n".to_vec()
+    );
+    // The last field removed: the addition takes its place, byte for byte.
+    let plan = plan(|m| {
+        add(m);
+        m.remove_request_headers = vec!["cookie".into()];
+    });
+    assert_eq!(
+        copy_of(
+            b"POST /myservice/ HTTP/1.1\r\nHost: myservice\r\nContent-Length: 2\r\nCookie: a=b\r\n\r\nhi",
+            &plan
+        ),
+        b"POST /myservice/ HTTP/1.1\r\nHost: myservice-shadow\r\nContent-Length: 2\r\nX-Shadow: 1\r\n\r\nhi".to_vec()
+    );
+}
