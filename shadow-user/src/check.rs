@@ -11,6 +11,11 @@ pub fn check(paths: &[PathBuf], out: &mut dyn Write) -> i32 {
         Ok(config) => config,
         Err(err) => {
             let _ = writeln!(out, "unusable configuration: {}", crate::error_chain(&err));
+            let _ = writeln!(
+                out,
+                "shadowd run does not start with it (exit 64), and a reload to it keeps the \
+                 running configuration"
+            );
             return 64;
         }
     };
@@ -58,6 +63,36 @@ mod tests {
         let mut out = Vec::new();
         let code = check(paths, &mut out);
         (code, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn a_module_error_makes_the_whole_configuration_unusable_and_says_what_that_means() {
+        let dir = std::env::temp_dir().join(format!("shadowd-check-module-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("shadowd.yaml");
+        std::fs::write(
+            &path,
+            "apiVersion: ambassador/v0\nkind: Mapping\nname: a\nprefix: /a/\nservice: a\n---\n\
+             apiVersion: getambassador.io/v3alpha1\nkind: Module\nmetadata:\n  name: shadowd\n\
+             spec:\n  config:\n    interfacs: [eth0]\n",
+        )
+        .unwrap();
+        let (code, text) = run(&[path]);
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(code, 64, "{text}");
+        assert!(
+            text.contains("unusable configuration: the shadowd Module is invalid")
+                && text.contains("interfacs"),
+            "{text}"
+        );
+        assert!(
+            text.contains("does not start with it (exit 64), and a reload to it keeps the running configuration"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("route table"),
+            "nothing of it is used: {text}"
+        );
     }
 
     #[test]
