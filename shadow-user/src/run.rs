@@ -60,7 +60,9 @@ impl RunError {
                 | ProgramLoadError::TooManyPorts { .. }
                 | ProgramLoadError::TooManyInterfaces { .. },
             ))
-            | RunError::Capture(CaptureError::Mirror(MirrorError::InvalidName { .. }))
+            | RunError::Capture(CaptureError::Mirror(
+                MirrorError::InvalidName { .. } | MirrorError::NotOurs { .. },
+            ))
             | RunError::Capture(CaptureError::Ring(RingError::BlockSize { .. }))
             | RunError::Capture(CaptureError::RingBufSize { .. }) => 64,
             _ => 1,

@@ -17,7 +17,7 @@ use shadowd_tests::{
     metrics::Scrape,
     netns::{Netns, Topology},
     run,
-    shadowd::Shadowd,
+    shadowd::{Shadowd, binary},
     tcx,
 };
 
@@ -377,6 +377,53 @@ fn has_mirror(ns: &Netns) -> bool {
     ns.links()
         .iter()
         .any(|l| l == "shadow0" || l == "shadow0-peer")
+}
+
+#[test]
+fn a_mirror_name_taken_by_a_link_shadowd_did_not_make_is_refused_and_left_alone() {
+    let topo = Topology::new();
+    // A bridge, as a node's CNI bridge would be, and a veth pair without shadowd's mark.
+    topo.server
+        .ip(&["link", "add", "shadowbr0", "type", "bridge"]);
+    topo.server.ip(&[
+        "link",
+        "add",
+        "shadowv0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "shadowv0-peer",
+    ]);
+    for (name, found) in [
+        ("shadowbr0", "(a bridge link)"),
+        ("shadowv0", "(a veth without shadowd's mark)"),
+    ] {
+        // Bounded: a daemon that took the name would run, not exit.
+        let output = topo
+            .server
+            .command("timeout")
+            .arg("20")
+            .arg(binary())
+            .arg("run")
+            .args(mirror_args())
+            .args(["--mirror-interface", name])
+            .output()
+            .expect("running shadowd");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(64), "{name}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "interface {name} exists and is not a mirror pair shadowd made {found}"
+            )),
+            "{name}: {stderr}"
+        );
+        assert!(
+            topo.server.links().iter().any(|l| l == name),
+            "{name} is still there"
+        );
+        assert_eq!(attached(&topo.server), 0, "nothing was attached");
+    }
 }
 
 #[test]

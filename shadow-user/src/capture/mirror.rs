@@ -4,10 +4,18 @@
 
 use std::{ffi::CString, io};
 
-use rtnetlink::{Handle, LinkUnspec, LinkVeth};
+use futures::TryStreamExt as _;
+use rtnetlink::{
+    Handle, LinkUnspec, LinkVeth,
+    packet_route::link::{InfoKind, LinkAttribute, LinkInfo},
+};
 
 /// Longest interface name the kernel accepts (IFNAMSIZ - 1).
 const MAX_IFNAME_LEN: usize = 15;
+
+/// The alias (IFLA_IFALIAS) both ends of a pair carry, so that a later run replaces only a
+/// pair shadowd made and never a link of the node that happens to have the name.
+const MARK: &str = "shadowd mirror pair";
 
 /// Errors setting up or removing the pair.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +39,11 @@ pub enum MirrorError {
     },
     #[error("mirror interface {name} vanished right after it was created")]
     Vanished { name: String },
+    #[error(
+        "interface {name} exists and is not a mirror pair shadowd made ({found}); it is left \
+         alone: choose another mirror_interface, or delete it if it is a leftover"
+    )]
+    NotOurs { name: String, found: String },
 }
 
 /// A live mirror pair, deleted by [`MirrorPair::delete`].
@@ -48,7 +61,12 @@ pub struct MirrorPair {
 /// The peer's name for a mirror interface name: `<name>-peer`, shortened to fit.
 pub fn peer_name(name: &str) -> String {
     let suffix = "-peer";
-    let keep = name.len().min(MAX_IFNAME_LEN - suffix.len());
+    let room = MAX_IFNAME_LEN - suffix.len();
+    // Cut at a character boundary: a name may be any UTF-8 the kernel takes.
+    let keep = (0..=room.min(name.len()))
+        .rev()
+        .find(|at| name.is_char_boundary(*at))
+        .unwrap_or(0);
     format!("{}{suffix}", &name[..keep])
 }
 
@@ -70,8 +88,9 @@ impl MirrorPair {
         let (connection, handle, _) = rtnetlink::new_connection().map_err(MirrorError::Netlink)?;
         tokio::spawn(connection);
 
-        for stale in [name, peer.as_str()] {
+        for (stale, other) in [(name, peer.as_str()), (peer.as_str(), name)] {
             if let Some(index) = ifindex(stale) {
+                check_ours(&handle, stale, index, other).await?;
                 tracing::warn!(
                     interface = stale,
                     "removing a mirror interface left by an earlier run"
@@ -115,9 +134,13 @@ impl MirrorPair {
         self.peer_ifindex = ifindex(&self.peer).ok_or_else(|| vanished(&self.peer))?;
         for (name, index) in [(&self.name, self.ifindex), (&self.peer, self.peer_ifindex)] {
             disable_ipv6(name)?;
+            let up_and_marked = LinkUnspec::new_with_index(index)
+                .up()
+                .append_extra_attribute(LinkAttribute::IfAlias(MARK.to_owned()))
+                .build();
             self.handle
                 .link()
-                .set(LinkUnspec::new_with_index(index).up().build())
+                .set(up_and_marked)
                 .execute()
                 .await
                 .map_err(|source| MirrorError::Link {
@@ -136,6 +159,61 @@ impl MirrorPair {
             None => Ok(()),
         }
     }
+}
+
+/// Errs unless interface `name` (at `index`) is an end of a pair shadowd made: a veth with
+/// shadowd's mark whose peer is `other` (or gone).
+async fn check_ours(
+    handle: &Handle,
+    name: &str,
+    index: u32,
+    other: &str,
+) -> Result<(), MirrorError> {
+    let not_ours = |found: &str| MirrorError::NotOurs {
+        name: name.to_owned(),
+        found: found.to_owned(),
+    };
+    let message = handle
+        .link()
+        .get()
+        .match_index(index)
+        .execute()
+        .try_next()
+        .await
+        .map_err(|source| MirrorError::Link {
+            action: "reading",
+            name: name.to_owned(),
+            source,
+        })?
+        .ok_or_else(|| not_ours("gone while it was read"))?;
+    let mut kind = None;
+    let mut alias = None;
+    let mut peer = None;
+    for attribute in &message.attributes {
+        match attribute {
+            LinkAttribute::LinkInfo(infos) => {
+                kind = infos.iter().find_map(|info| match info {
+                    LinkInfo::Kind(kind) => Some(kind.clone()),
+                    _ => None,
+                });
+            }
+            LinkAttribute::IfAlias(text) => alias = Some(text.as_str()),
+            LinkAttribute::Link(index) => peer = Some(*index),
+            _ => {}
+        }
+    }
+    match kind {
+        Some(InfoKind::Veth) => {}
+        Some(kind) => return Err(not_ours(&format!("a {kind} link"))),
+        None => return Err(not_ours("a link of no kind, such as a physical interface")),
+    }
+    if alias != Some(MARK) {
+        return Err(not_ours("a veth without shadowd's mark"));
+    }
+    if peer.is_some_and(|peer| Some(peer) != ifindex(other)) {
+        return Err(not_ours(&format!("a veth whose peer is not {other}")));
+    }
+    Ok(())
 }
 
 async fn delete_link(handle: &Handle, name: &str, index: u32) -> Result<(), MirrorError> {
@@ -189,5 +267,8 @@ mod tests {
         assert_eq!(peer_name("shadow0"), "shadow0-peer");
         assert_eq!(peer_name("averyverylongnm"), "averyveryl-peer");
         assert!(peer_name("averyverylongnm").len() <= MAX_IFNAME_LEN);
+        // Cut at a character boundary, never inside one.
+        assert_eq!(peer_name("mïrrör-ünï"), "mïrrör--peer");
+        assert!(peer_name("mïrrör-ünï").len() <= MAX_IFNAME_LEN);
     }
 }
