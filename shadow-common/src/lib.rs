@@ -52,10 +52,22 @@ pub struct KernelSettings {
     /// [`OUTPUT_MIRROR`], 0 = capture off.
     pub mirror_ifindex: u32,
     /// `skb->mark` carried by shadowd's own replay sockets: such packets are never cloned.
-    /// 0 disables the loop guard.
+    /// 0 disables the loop guard. Always within [`KernelSettings::loop_guard_mask`].
     pub loop_guard_mark: u32,
+    /// The bits of `skb->mark` the guard compares: other datapath components (kube-proxy,
+    /// Cilium, Calico) set bits of their own on the same packets.
+    pub loop_guard_mask: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelSettings>() == 12);
+const _: () = assert!(core::mem::size_of::<KernelSettings>() == 16);
+
+impl KernelSettings {
+    /// Whether a packet marked `mark` is shadowd's own replay traffic, never to be copied:
+    /// the guard's bits under its mask, whatever other components set beside them.
+    #[inline(always)]
+    pub fn guards(&self, mark: u32) -> bool {
+        self.loop_guard_mark != 0 && mark & self.loop_guard_mask == self.loop_guard_mark
+    }
+}
 
 /// Single-entry array: [`READER_ASLEEP`] while the ring buffer's reader waits for a wake-up,
 /// 0 while it polls on its own timer. The program wakes the reader only when it is asleep

@@ -93,7 +93,7 @@ fn observe(ctx: &TcContext, hook: u32) {
     let Some(config) = CONFIG.get(0).copied() else {
         return stats.mirror_unset += 1;
     };
-    if config.loop_guard_mark != 0 && mark == config.loop_guard_mark {
+    if config.guards(mark) {
         return stats.loop_guarded += 1;
     }
     // Production receives requests and sends answers: a request leaving or an answer

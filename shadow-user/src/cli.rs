@@ -192,6 +192,11 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_u32, value_name = "MARK")]
     pub loop_guard_mark: Option<u32>,
 
+    /// The bits of `skb->mark` the loop guard compares; the mark must lie within them.
+    /// Other components (kube-proxy, Cilium, Calico) set bits outside it [default: 0xFF].
+    #[arg(long, value_parser = parse_u32, value_name = "MASK")]
+    pub loop_guard_mask: Option<u32>,
+
     /// With `--capture-output mirror`: bytes per capture ring block (power of two, at least
     /// 128 KiB; above the largest frame) [default: 1048576].
     #[arg(long, value_name = "BYTES")]

@@ -99,7 +99,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let comparison = replay_stats.comparison.clone();
     let replay_settings = ReplaySettings {
         max_bytes: settings.replay_bytes,
-        ..ReplaySettings::new(settings.shadow.upstream(settings.loop_guard_mark)?)
+        ..ReplaySettings::new(settings.shadow.upstream(settings.loop_guard.mark)?)
     };
     let max_replay_bytes = replay_settings.max_bytes;
     let (replay_sender, replay_engine) = replay::start(replay_settings, replay_stats.clone());
@@ -112,7 +112,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         output: settings.output,
         mirror_interface: settings.mirror_interface.clone(),
         ports,
-        loop_guard_mark: settings.loop_guard_mark,
+        loop_guard: settings.loop_guard,
         ring: settings.ring,
         ringbuf: settings.ringbuf,
     };

@@ -3,15 +3,15 @@
 use std::{net::SocketAddr, time::Duration};
 
 use crate::{
-    capture::{OutputKind, ports::PortSet, ring::RingConfig, ringbuf::RingBufConfig},
+    capture::{
+        LoopGuard, OutputKind, loop_guard::LoopGuardError, ports::PortSet, ring::RingConfig,
+        ringbuf::RingBufConfig,
+    },
     cli::{RunArgs, ShadowArgs},
     config::ModuleSettings,
     replay::upstream::{TlsClient, TlsOptions, TlsSetupError, UpstreamConfig},
 };
 
-/// Default `skb->mark` of shadowd's own replay traffic. Low byte only: kube-proxy reads bits
-/// 0x4000/0x8000, Cilium 0x0F00 and the upper half, Calico the upper half by default.
-pub const DEFAULT_LOOP_GUARD_MARK: u32 = 0x5A;
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:8877";
 pub const DEFAULT_MIRROR: &str = "shadow0";
 /// How often the configuration files are checked for changes, by default.
@@ -28,7 +28,7 @@ pub struct Settings {
     pub admin: SocketAddr,
     /// How often the configuration files are checked for changes; `None` = only on SIGHUP.
     pub config_poll: Option<Duration>,
-    pub loop_guard_mark: u32,
+    pub loop_guard: LoopGuard,
     pub ring: RingConfig,
     pub ringbuf: RingBufConfig,
     pub reassembly: crate::reassembly::Limits,
@@ -86,6 +86,8 @@ pub enum SettingsError {
         "no capture ports: give --capture-port, `capture_ports` in the shadowd Module, or --config with Mappings"
     )]
     NoPorts,
+    #[error(transparent)]
+    LoopGuard(#[from] LoopGuardError),
 }
 
 impl Settings {
@@ -138,10 +140,14 @@ impl Settings {
                 Some(0) => None,
                 Some(ms) => Some(Duration::from_millis(ms)),
             },
-            loop_guard_mark: args
-                .loop_guard_mark
-                .or(module.loop_guard_mark)
-                .unwrap_or(DEFAULT_LOOP_GUARD_MARK),
+            loop_guard: LoopGuard::new(
+                args.loop_guard_mark
+                    .or(module.loop_guard_mark)
+                    .unwrap_or(LoopGuard::DEFAULT.mark),
+                args.loop_guard_mask
+                    .or(module.loop_guard_mask)
+                    .unwrap_or(LoopGuard::DEFAULT.mask),
+            )?,
             ring: RingConfig {
                 block_size: args
                     .ring_block_size
@@ -197,7 +203,7 @@ mod tests {
         assert_eq!(settings.admin, "127.0.0.1:1".parse().unwrap());
         assert_eq!(settings.ring.block_count, 8);
         assert_eq!(settings.mirror_interface, "shadow0");
-        assert_eq!(settings.loop_guard_mark, DEFAULT_LOOP_GUARD_MARK);
+        assert_eq!(settings.loop_guard, LoopGuard::DEFAULT);
         assert_eq!(settings.config_poll, Some(DEFAULT_CONFIG_POLL));
     }
 
@@ -222,6 +228,29 @@ mod tests {
             ..args
         };
         assert_eq!(poll(&flag, &module(500)), None, "the flag wins");
+    }
+
+    #[test]
+    fn a_loop_guard_mark_outside_its_mask_is_refused() {
+        let args = RunArgs {
+            interfaces: vec!["eth0".into()],
+            config: vec!["m.yaml".into()],
+            loop_guard_mark: Some(0x5AD0),
+            ..Default::default()
+        };
+        assert_eq!(
+            Settings::resolve(&args, None).unwrap_err(),
+            SettingsError::LoopGuard(LoopGuardError::OutsideMask {
+                mark: 0x5AD0,
+                mask: 0xFF
+            })
+        );
+        let module = ModuleSettings {
+            loop_guard_mask: Some(0xFFFF),
+            ..Default::default()
+        };
+        let guard = Settings::resolve(&args, Some(&module)).unwrap().loop_guard;
+        assert_eq!(guard, LoopGuard::new(0x5AD0, 0xFFFF).unwrap());
     }
 
     #[test]

@@ -33,6 +33,8 @@ fn shadowd_args() -> Vec<&'static str> {
         CAPTURE_PORT,
         "--loop-guard-mark",
         "0x5AD0",
+        "--loop-guard-mask",
+        "0xFFFF",
     ]
 }
 
@@ -257,6 +259,18 @@ fn packets_with_the_loop_guard_mark_are_not_cloned() {
         || {
             let scrape = daemon.scrape();
             (tc(&scrape, "loop_guarded") >= 3).then_some(scrape)
+        },
+    );
+    // Other components set bits of their own outside the mask (Calico and Cilium in the
+    // upper half): the guard compares only the bits under it.
+    let guarded = tc(&scrape, "loop_guarded");
+    marked_request(&topo.server, target, LOOP_MARK | 0xABCD_0000);
+    let scrape = eventually(
+        Duration::from_secs(10),
+        "packets marked with more bits to be counted",
+        || {
+            let scrape = daemon.scrape();
+            (tc(&scrape, "loop_guarded") >= guarded + 3).then_some(scrape)
         },
     );
     assert_eq!(

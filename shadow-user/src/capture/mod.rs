@@ -3,6 +3,7 @@
 //! ring buffer.
 
 pub mod frame;
+pub mod loop_guard;
 pub mod mirror;
 pub mod ports;
 pub mod program;
@@ -17,6 +18,7 @@ use std::{
 };
 
 pub use frame::{Direction, Frame, FrameSink};
+pub use loop_guard::LoopGuard;
 use mirror::{MirrorError, MirrorPair};
 use ports::{PortSet, SharedPorts};
 use program::{Program, ProgramConfig, ProgramLoadError, ProgramOutput};
@@ -52,7 +54,7 @@ pub struct CaptureConfig {
     pub output: OutputKind,
     pub mirror_interface: String,
     pub ports: PortSet,
-    pub loop_guard_mark: u32,
+    pub loop_guard: LoopGuard,
     pub ring: RingConfig,
     pub ringbuf: RingBufConfig,
 }
@@ -136,7 +138,7 @@ impl Capture {
                 output: ProgramOutput::Mirror {
                     ifindex: mirror_ifindex,
                 },
-                loop_guard_mark: config.loop_guard_mark,
+                loop_guard: config.loop_guard,
                 ports: config.ports.clone(),
             })?);
             Ok::<(), CaptureError>(())
@@ -161,7 +163,7 @@ impl Capture {
             let mut program = Program::attach(&ProgramConfig {
                 interfaces: config.interfaces.clone(),
                 output: ProgramOutput::RingBuf(config.ringbuf),
-                loop_guard_mark: config.loop_guard_mark,
+                loop_guard: config.loop_guard,
                 ports: config.ports.clone(),
             })?;
             let frames = program.take_frames();

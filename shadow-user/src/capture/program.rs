@@ -17,7 +17,7 @@ use shadow_common::{
     OUTPUT_MIRROR, OUTPUT_RINGBUF, PROGRAM_EGRESS, PROGRAM_INGRESS, Stats, StatsKey,
 };
 
-use super::{mirror, ports::PortSet, ringbuf::RingBufConfig};
+use super::{LoopGuard, mirror, ports::PortSet, ringbuf::RingBufConfig};
 
 /// The TC object built by `build.rs`.
 static PROGRAM_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/shadow-tc"));
@@ -139,7 +139,7 @@ pub enum ProgramOutput {
 pub struct ProgramConfig {
     pub interfaces: Vec<String>,
     pub output: ProgramOutput,
-    pub loop_guard_mark: u32,
+    pub loop_guard: LoopGuard,
     pub ports: PortSet,
 }
 
@@ -185,7 +185,8 @@ impl Program {
                 KernelSettings {
                     output: OUTPUT_MIRROR,
                     mirror_ifindex: ifindex,
-                    loop_guard_mark: config.loop_guard_mark,
+                    loop_guard_mark: config.loop_guard.mark,
+                    loop_guard_mask: config.loop_guard.mask,
                 },
                 None,
             ),
@@ -193,7 +194,8 @@ impl Program {
                 KernelSettings {
                     output: OUTPUT_RINGBUF,
                     mirror_ifindex: 0,
-                    loop_guard_mark: config.loop_guard_mark,
+                    loop_guard_mark: config.loop_guard.mark,
+                    loop_guard_mask: config.loop_guard.mask,
                 },
                 Some(RingBufMaps {
                     frames: match ebpf.take_map(MAP_FRAMES) {

@@ -30,6 +30,8 @@ pub struct ModuleSettings {
     pub mirror_interface: Option<String>,
     /// `skb->mark` of replay traffic (`--loop-guard-mark`).
     pub loop_guard_mark: Option<u32>,
+    /// The bits of `skb->mark` the loop guard compares (`--loop-guard-mask`).
+    pub loop_guard_mask: Option<u32>,
     /// Capture ring geometry (`--ring-block-size`, `--ring-blocks`, `--ring-block-timeout-ms`).
     pub ring_block_size: Option<u32>,
     pub ring_blocks: Option<u32>,
