@@ -183,9 +183,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME")]
     pub mirror_interface: Option<String>,
 
-    /// Address of the admin server (/readyz, /healthz, /metrics) [default: 127.0.0.1:8877].
+    /// Address of the admin server (/readyz, /healthz, /metrics, /diag) [default:
+    /// 127.0.0.1:8877].
     #[arg(long, value_name = "ADDR")]
     pub admin: Option<SocketAddr>,
+
+    /// Address of a listener that serves /metrics only, for a scraper that cannot reach
+    /// the admin server's loopback address [default: none].
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
 
     /// `skb->mark` that shadowd's own replay traffic carries; marked packets are never
     /// cloned. 0 turns the guard off [default: 0x5A].

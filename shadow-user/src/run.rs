@@ -16,8 +16,11 @@ use tokio::{
 
 use crate::{
     active::{ActiveConfig, ConfigMetrics, SharedConfig, fingerprint},
-    admin::{self, AdminError, AdminState},
-    capture::{Capture, CaptureConfig, CaptureError, program::ProgramLogger, stats::RingStats},
+    admin::{AdminError, AdminMetrics, AdminState, Bound, Listener},
+    capture::{
+        Capture, CaptureConfig, CaptureError, heartbeat::Liveness, program::ProgramLogger,
+        stats::RingStats,
+    },
     cli::RunArgs,
     config::ConfigError,
     diag::Sources,
@@ -26,6 +29,9 @@ use crate::{
     replay::{self, ReplaySettings, ReplayStats, offer::Offerer},
     settings::{Settings, SettingsError},
 };
+
+/// How often the main loop checks that the capture thread is still there.
+const CAPTURE_WATCH: Duration = Duration::from_secs(1);
 
 /// How long queued copies may still go out after a termination signal.
 const REPLAY_DRAIN: Duration = Duration::from_secs(3);
@@ -45,6 +51,8 @@ pub enum RunError {
     Signals(#[source] std::io::Error),
     #[error("setting up TLS for shadow services")]
     Tls(#[from] crate::replay::upstream::TlsSetupError),
+    #[error("the capture thread ended; nothing more could be copied")]
+    CaptureEnded,
 }
 
 impl RunError {
@@ -81,7 +89,15 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let settings = Settings::resolve(&args, initial.module.as_ref())?;
     initial.log();
 
+    // Listeners first: a taken port stops the start before anything is attached.
+    let admin_listener = Bound::bind(Listener::Admin, settings.admin).await?;
+    let metrics_listener = match settings.metrics {
+        Some(addr) => Some(Bound::bind(Listener::Metrics, addr).await?),
+        None => None,
+    };
+
     let mut registry = Registry::with_prefix("shadowd");
+    let admin_metrics = AdminMetrics::register(&mut registry);
     let ring_stats = Arc::new(RingStats::default());
     ring_stats.register(&mut registry);
     let reassembly_stats = ReassemblyStats::default();
@@ -147,10 +163,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             program: program_stats,
             replay: replay_stats,
         },
+        capture: capture.heartbeat(),
     });
-    if let Err(err) = admin::serve(settings.admin, state.clone()).await {
-        capture.shutdown().await;
-        return Err(err.into());
+    admin_listener.serve(state.clone(), &admin_metrics);
+    if let Some(listener) = metrics_listener {
+        listener.serve(state.clone(), &admin_metrics);
     }
     state.ready.store(true, Ordering::Release);
     tracing::info!(
@@ -171,8 +188,18 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     };
     // With polling off the tick never comes: only SIGHUP reloads.
     let mut poll = settings.config_poll.map(tokio::time::interval);
+    // A capture thread that ended (a panic) copies nothing more: exit, so the DaemonSet
+    // restarts shadowd, rather than run on without shadowing.
+    let heartbeat = capture.heartbeat();
+    let mut watch = tokio::time::interval(CAPTURE_WATCH);
+    let mut capture_ended = false;
     loop {
         tokio::select! {
+            _ = watch.tick() => if heartbeat.state() == Liveness::Ended {
+                tracing::error!("the capture thread ended: exiting so that shadowd is restarted");
+                capture_ended = true;
+                break;
+            },
             _ = sigterm.recv() => {
                 tracing::info!("SIGTERM: shutting down");
                 break;
@@ -201,7 +228,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             "copies still in flight at shutdown were abandoned"
         );
     }
-    Ok(())
+    match capture_ended {
+        true => Err(RunError::CaptureEnded),
+        false => Ok(()),
+    }
 }
 
 /// The next tick of the configuration poll, or never when polling is off.

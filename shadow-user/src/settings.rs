@@ -26,6 +26,8 @@ pub struct Settings {
     pub output: OutputKind,
     pub mirror_interface: String,
     pub admin: SocketAddr,
+    /// The /metrics-only listener, if any.
+    pub metrics: Option<SocketAddr>,
     /// How often the configuration files are checked for changes; `None` = only on SIGHUP.
     pub config_poll: Option<Duration>,
     pub loop_guard: LoopGuard,
@@ -135,6 +137,7 @@ impl Settings {
                 .admin
                 .or(module.admin)
                 .unwrap_or_else(|| DEFAULT_ADMIN.parse().expect("valid default address")),
+            metrics: args.metrics.or(module.metrics),
             config_poll: match args.config_poll_ms.or(module.config_poll_ms) {
                 None => Some(DEFAULT_CONFIG_POLL),
                 Some(0) => None,

@@ -11,6 +11,7 @@ pub mod forge;
 pub mod http_server;
 pub mod metrics;
 pub mod netns;
+pub mod ptrace;
 pub mod shadowd;
 pub mod shadowing;
 pub mod tcx;

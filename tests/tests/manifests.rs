@@ -234,6 +234,21 @@ impl Manifests {
             .unwrap_or_else(|err| panic!("admin address {text:?}: {err}"))
     }
 
+    /// The /metrics-only listener `shadowd run` will open: `--metrics`, else the Module's.
+    fn metrics(&self) -> Option<SocketAddr> {
+        let from_args = flag_values(&self.args(), &["--metrics"])
+            .pop()
+            .map(str::to_string);
+        let from_module = self
+            .module()
+            .and_then(|config| str_at(&config, &["metrics"]).map(str::to_string));
+        let text = from_args.or(from_module)?;
+        Some(
+            text.parse()
+                .unwrap_or_else(|err| panic!("metrics address {text:?}: {err}")),
+        )
+    }
+
     /// The container port a probe or Service names: a number, or the name of a declared port.
     fn container_port(&self, port: &Value) -> u16 {
         if let Some(number) = port.as_u64() {
@@ -432,7 +447,23 @@ fn probes_and_scraping_reach_the_admin_server_port() {
         }
     }
 
-    // The metrics Service: headless, over the DaemonSet's pods, at the admin port.
+    // /diag tells the route table, service names and file paths: the shipped admin server
+    // is not open to whatever reaches the node.
+    assert!(
+        admin.ip().is_loopback(),
+        "the admin server listens on {admin}, beyond the node's loopback"
+    );
+
+    // The metrics Service: headless, over the DaemonSet's pods, at the port that serves
+    // /metrics beyond loopback.
+    let scrape = manifests
+        .metrics()
+        .expect("a metrics listener: Prometheus cannot reach a loopback admin server");
+    assert!(
+        declared.contains(&scrape.port()),
+        "the container declares ports {declared:?}, not the metrics port {}",
+        scrape.port()
+    );
     let service = manifests.only("Service");
     assert_eq!(str_at(&service.value, &["spec", "clusterIP"]), Some("None"));
     let pod_labels = at(
@@ -457,14 +488,14 @@ fn probes_and_scraping_reach_the_admin_server_port() {
             let target = at(p, &["targetPort"])
                 .or_else(|| at(p, &["port"]))
                 .expect("a port");
-            manifests.container_port(target) == admin.port()
+            manifests.container_port(target) == scrape.port()
         }),
-        "the Service targets no admin port"
+        "the Service targets no metrics port"
     );
     let annotation = |name: &str| str_at(&service.value, &["metadata", "annotations", name]);
     assert_eq!(annotation("prometheus.io/scrape"), Some("true"));
-    let admin_port = admin.port().to_string();
-    assert_eq!(annotation("prometheus.io/port"), Some(admin_port.as_str()));
+    let scrape_port = scrape.port().to_string();
+    assert_eq!(annotation("prometheus.io/port"), Some(scrape_port.as_str()));
 }
 
 #[test]

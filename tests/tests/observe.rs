@@ -1,18 +1,22 @@
 //! Observability end to end: metrics after real traffic agree with what the servers saw,
 //! `/diag` puts production and shadow side by side and shows the loss ledger, diagnostics
 //! reach `/diag`, Ambassador's errors URL and the gauge, `shadowd status` prints the same,
-//! latency figures match servers of known delay, the routes the manifests probe and scrape
-//! answer, and the HTML page renders in a real browser.
+//! latency figures match servers of known delay, the routes the manifests probe (admin
+//! server) and scrape (metrics listener, which serves nothing else) answer, the admin server
+//! bounds its connections and slow heads, and the HTML page renders in a real browser.
 
-use std::time::Duration;
+use std::{io::Read, net::TcpStream, time::Duration};
 
 use serde_yaml_ng::Value;
 use shadowd_tests::{
     eventually,
     fixtures::{MappingFile, SHADOW_MAPPING, ShadowSetup, production_get, user_example},
     http_server::Behaviour,
-    shadowd::binary,
+    shadowd::{binary, http_get},
 };
+
+/// What the admin server serves at once (`admin/listener.rs`).
+const MAX_ADMIN_CONNECTIONS: usize = 64;
 
 const MAPPING: &str = SHADOW_MAPPING;
 
@@ -215,9 +219,9 @@ fn latency_figures_match_servers_of_known_delay_on_both_sides() {
     }
 }
 
-/// Every path the Kubernetes manifests ask of the admin server: the container's probes and
-/// the Service's scrape path.
-fn manifest_admin_paths() -> Vec<String> {
+/// What the Kubernetes manifests ask of shadowd: the container's probe paths (of the admin
+/// server) and the Service's scrape path (of the metrics listener).
+fn manifest_paths() -> (Vec<String>, String) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes");
     let load = |file: &str| -> Value {
         let path = dir.join(file);
@@ -226,7 +230,7 @@ fn manifest_admin_paths() -> Vec<String> {
         serde_yaml_ng::from_str(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
     };
     let daemonset = load("daemonset.yaml");
-    let mut paths: Vec<String> = daemonset["spec"]["template"]["spec"]["containers"]
+    let probes: Vec<String> = daemonset["spec"]["template"]["spec"]["containers"]
         .as_sequence()
         .expect("containers")
         .iter()
@@ -241,21 +245,87 @@ fn manifest_admin_paths() -> Vec<String> {
     let scrape = service["metadata"]["annotations"]["prometheus.io/path"]
         .as_str()
         .unwrap_or("/metrics");
-    paths.push(scrape.to_string());
-    paths
+    (probes, scrape.to_string())
 }
+
+/// Where the tests' daemons open the metrics listener.
+const METRICS: &str = "127.0.0.1:8878";
 
 #[test]
 fn the_paths_the_manifests_probe_and_scrape_answer_200_on_a_running_daemon() {
-    let paths = manifest_admin_paths();
-    assert!(paths.len() >= 3, "probes and scrape path: {paths:?}");
+    let (probes, scrape) = manifest_paths();
+    assert!(probes.len() >= 2, "probe paths: {probes:?}");
     let (s, mappings) = setup("");
-    let daemon = s.start(&mappings);
-    for path in &paths {
+    let daemon = s.start_with_config(mappings.arg(), &["--metrics", METRICS]);
+    for path in &probes {
         let (status, body) = daemon
             .get(path)
             .unwrap_or_else(|| panic!("{path}: no answer"));
         assert_eq!(status, 200, "{path}: {body}");
+    }
+    let on_metrics = |path: &str| {
+        s.topo
+            .server
+            .enter(|| http_get(METRICS, path))
+            .unwrap_or_else(|| panic!("{path}: no answer on the metrics listener"))
+    };
+    let (status, body) = on_metrics(&scrape);
+    assert_eq!(status, 200, "{scrape}: {body}");
+    assert!(body.contains("shadowd_diagnostics_errors"), "{body}");
+    // The route table, service names and file paths stay on the admin server.
+    for private in ["/diag", "/ambassador/v0/diag/", "/readyz"] {
+        assert_eq!(
+            on_metrics(private).0,
+            404,
+            "{private} on the metrics listener"
+        );
+    }
+}
+
+#[test]
+fn the_admin_server_closes_connections_beyond_its_bound_and_heads_that_never_come() {
+    let (s, mappings) = setup("");
+    let daemon = s.start(&mappings);
+    let admin = "127.0.0.1:8877";
+    // As many connections as it serves, each sending nothing, then one more.
+    let mut idle: Vec<TcpStream> = s.topo.server.enter(|| {
+        (0..=MAX_ADMIN_CONNECTIONS)
+            .map(|_| {
+                let stream = TcpStream::connect(admin).expect("connect");
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(20)))
+                    .unwrap();
+                stream
+            })
+            .collect()
+    });
+    // The one beyond the bound is closed at once.
+    let extra = idle.pop().expect("the extra connection");
+    assert_eq!(read_until_closed(extra), 0, "closed without an answer");
+    // The others never sent a head: each is closed after the head timeout (5 s), not held
+    // (a read that waits 20 s fails the test).
+    for stream in idle {
+        assert_eq!(read_until_closed(stream), 0);
+    }
+    // Then the probes answer again, and the refusal was counted.
+    assert_eq!(daemon.get("/healthz").map(|(status, _)| status), Some(200));
+    let scrape = daemon.scrape();
+    assert_eq!(
+        scrape.sum(
+            "shadowd_admin_refused_connections_total",
+            &[("listener", "admin")]
+        ),
+        1
+    );
+}
+
+/// Bytes read from `stream` until the peer closes it (or resets it).
+fn read_until_closed(mut stream: TcpStream) -> usize {
+    let mut all = Vec::new();
+    match stream.read_to_end(&mut all) {
+        Ok(_) => all.len(),
+        Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => all.len(),
+        Err(err) => panic!("the server never closed the connection: {err}"),
     }
 }
 

@@ -3,6 +3,7 @@
 //! ring buffer.
 
 pub mod frame;
+pub mod heartbeat;
 pub mod loop_guard;
 pub mod mirror;
 pub mod ports;
@@ -12,12 +13,10 @@ pub mod ringbuf;
 pub mod stats;
 mod tc_metrics;
 
-use std::{
-    sync::{Arc, atomic::AtomicBool},
-    thread::JoinHandle,
-};
+use std::{sync::Arc, thread::JoinHandle};
 
 pub use frame::{Direction, Frame, FrameSink};
+use heartbeat::{Heartbeat, ReaderControl};
 pub use loop_guard::LoopGuard;
 use mirror::{MirrorError, MirrorPair};
 use ports::{PortSet, SharedPorts};
@@ -81,7 +80,8 @@ pub struct Capture {
     mirror: Option<MirrorPair>,
     program: Option<Program>,
     reader: Option<JoinHandle<()>>,
-    stop: Arc<AtomicBool>,
+    /// Stops the reader thread, and tells whether it still reads.
+    control: ReaderControl,
     ports: SharedPorts,
 }
 
@@ -103,7 +103,7 @@ impl Capture {
             mirror: None,
             program: None,
             reader: None,
-            stop: Arc::new(AtomicBool::new(false)),
+            control: ReaderControl::default(),
             ports: SharedPorts::new(ports),
         }
     }
@@ -129,7 +129,7 @@ impl Capture {
                     capture.ports.clone(),
                     sink,
                     ring_stats,
-                    capture.stop.clone(),
+                    capture.control.clone(),
                 )
                 .map_err(CaptureError::Thread)?,
             );
@@ -178,7 +178,7 @@ impl Capture {
                 capture.ports.clone(),
                 sink,
                 ring_stats,
-                capture.stop.clone(),
+                capture.control.clone(),
             )?);
             Ok::<(), CaptureError>(())
         })();
@@ -193,6 +193,11 @@ impl Capture {
                 Err(err)
             }
         }
+    }
+
+    /// Whether the reader thread still reads.
+    pub fn heartbeat(&self) -> Heartbeat {
+        self.control.heartbeat().clone()
     }
 
     /// The attached program (for counters and its log records).
@@ -215,7 +220,7 @@ impl Capture {
         if let Some(program) = self.program.take() {
             program.detach();
         }
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.control.stop();
         if let Some(reader) = self.reader.take()
             && reader.join().is_err()
         {

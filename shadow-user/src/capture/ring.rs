@@ -12,13 +12,14 @@ use std::{
     ptr::NonNull,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU32, Ordering},
+        atomic::{AtomicU32, Ordering},
     },
     time::{Duration, SystemTime},
 };
 
 use super::{
     frame::{FrameSink, hand_on},
+    heartbeat::ReaderControl,
     ports::SharedPorts,
     stats::RingStats,
 };
@@ -162,11 +163,11 @@ impl Ring {
         ports: &SharedPorts,
         sink: &mut dyn FrameSink,
         stats: &RingStats,
-        stop: &AtomicBool,
+        control: &ReaderControl,
     ) {
         let poll_timeout_ms = 100;
         let mut block_index = 0;
-        while !stop.load(Ordering::Relaxed) {
+        while control.next_pass() {
             let block = self.block(block_index);
             // SAFETY: the block header lies at the start of the block, inside the mapping.
             let status = unsafe { block_status(block) };
@@ -351,9 +352,12 @@ pub fn spawn(
     ports: SharedPorts,
     mut sink: Box<dyn FrameSink>,
     stats: Arc<RingStats>,
-    stop: Arc<AtomicBool>,
+    control: ReaderControl,
 ) -> io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("shadowd-capture".into())
-        .spawn(move || ring.run(&ports, sink.as_mut(), &stats, &stop))
+        .spawn(move || {
+            let _alive = control.heartbeat().until_end();
+            ring.run(&ports, sink.as_mut(), &stats, &control)
+        })
 }

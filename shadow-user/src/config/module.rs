@@ -17,6 +17,8 @@ pub struct ModuleSettings {
     pub capture_ports: Option<Vec<u16>>,
     /// Admin server address (`--admin`).
     pub admin: Option<SocketAddr>,
+    /// Address of the /metrics-only listener (`--metrics`).
+    pub metrics: Option<SocketAddr>,
     /// Milliseconds between checks of the configuration files; 0 = SIGHUP only
     /// (`--config-poll-ms`).
     pub config_poll_ms: Option<u64>,

@@ -8,10 +8,7 @@
 
 use std::{
     os::fd::AsRawFd,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
 
@@ -28,6 +25,7 @@ use self::{
 use super::{
     CaptureError,
     frame::{FrameSink, hand_on},
+    heartbeat::ReaderControl,
     ports::SharedPorts,
     program::RingBufMaps,
     stats::RingStats,
@@ -107,14 +105,14 @@ fn run(
     ports: &SharedPorts,
     sink: &mut dyn FrameSink,
     stats: &RingStats,
-    stop: &AtomicBool,
+    control: &ReaderControl,
 ) {
     let mut reassembler = Reassembler::default();
     let mut clock = Clock::new();
     // Start asleep: the first copy wakes the reader at once.
     let mut last_record = Instant::now() - BUSY_WINDOW;
     let mut asleep = false;
-    while !stop.load(Ordering::Relaxed) {
+    while control.next_pass() {
         let found = drain(
             &mut frames,
             &mut reassembler,
@@ -206,7 +204,7 @@ pub fn spawn(
     ports: SharedPorts,
     mut sink: Box<dyn FrameSink>,
     stats: Arc<RingStats>,
-    stop: Arc<AtomicBool>,
+    control: ReaderControl,
 ) -> Result<std::thread::JoinHandle<()>, CaptureError> {
     let RingBufMaps {
         frames,
@@ -216,6 +214,7 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("shadowd-capture".into())
         .spawn(move || {
+            let _alive = control.heartbeat().until_end();
             run(
                 frames,
                 reader_state,
@@ -223,7 +222,7 @@ pub fn spawn(
                 &ports,
                 sink.as_mut(),
                 &stats,
-                &stop,
+                &control,
             )
         })
         .map_err(CaptureError::Thread)
