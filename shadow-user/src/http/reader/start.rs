@@ -105,7 +105,7 @@ impl Reader {
                 return Some(self.drop_start(input, ts, malformed("start line")));
             }
             if self.buf.len() + take > max {
-                return Some(self.drop_start(input, ts, DropReason::HeadTooLarge));
+                return Some(self.drop_too_large(input, ts));
             }
             if !self.room(take) {
                 return Some(self.drop_start(input, ts, DropReason::ParseBudgetFull));
@@ -139,7 +139,7 @@ impl Reader {
             None => (input.len(), false),
         };
         if self.buf.len() + used > max {
-            return Some(self.drop_start(input, ts, DropReason::HeadTooLarge));
+            return Some(self.drop_too_large(input, ts));
         }
         if !self.room(used) {
             return Some(self.drop_start(input, ts, DropReason::ParseBudgetFull));
@@ -186,6 +186,19 @@ impl Reader {
         }
         self.drop_head();
         Step::Dropped(reason)
+    }
+
+    /// Drops a head that grew past `max_head_bytes`. A response reader passes over exactly
+    /// its first `max_head_bytes` (what is buffered, and what of `input` fits) and searches on
+    /// from there: how much happened to be buffered when the limit was crossed depends on how
+    /// the stream was cut into pushes, and where the search resumes must not.
+    fn drop_too_large(&mut self, input: &mut &[u8], ts: SystemTime) -> Step {
+        if self.side == Direction::Response {
+            let fits = self.limits.max_head_bytes.saturating_sub(self.buf.len());
+            self.skip_input(input, fits, ts);
+        }
+        self.drop_head();
+        Step::Dropped(DropReason::HeadTooLarge)
     }
 
     /// Passes over the buffered head whole: searching inside it again could make parsing

@@ -445,3 +445,38 @@ fn picked_up_response_does_not_answer_a_later_request() {
     assert_eq!(flow.counters().response.resyncs, 1);
     assert_eq!(flow.counters().unpaired_responses, 1);
 }
+
+#[test]
+fn a_response_head_too_large_is_passed_over_to_the_same_byte_however_it_is_cut() {
+    // Found by the property test: a head crossing the limit in its last push was searched
+    // from that push's start (a status line there began a new head) when the push came
+    // whole, and from inside it when the push came in pieces.
+    let limits = Limits {
+        max_head_bytes: 200,
+        ..small_limits()
+    };
+    let ops = [
+        Op::Push(RESP, b"HTTP/1.1 200 OK\r\n"),
+        Op::Push(
+            RESP,
+            b"Content-Length: 99\r\nTransfer-Encoding: chunked\r\n\
+              Transfer-Encoding: chunked\r\nContent-Length: 99\r\n",
+        ),
+        Op::Push(
+            RESP,
+            b"HTTP/1.1 200 OK\r\n\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\
+              Transfer-Encoding: chunked\r\nGET / HTTP/1.1\r\n\r\n",
+        ),
+    ];
+    let (events, counters) = events_with(&ops, limits);
+    assert_eq!(summary(&events), ["dropped response head_too_large"]);
+    assert_eq!(counters.response.bytes_skipped, 205);
+    // A first line longer than the limit, with a status line inside its reason phrase: found
+    // the same way however the line is cut.
+    let ops = [Op::Push(
+        RESP,
+        b"HTTP/1.1 200 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxHTTP/1.1 204 No\r\n\r\n",
+    )];
+    let (events, _) = events_with(&ops, small_limits());
+    assert_eq!(summary(&events), ["response 204 to None body 0"]);
+}
