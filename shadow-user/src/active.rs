@@ -47,7 +47,15 @@ impl ActiveConfig {
         }
         let loaded = config::load(paths)?;
         let mut diagnostics = loaded.diagnostics;
-        let table = RouteTable::build(&loaded.mappings, &mut diagnostics);
+        let mut table = RouteTable::build(&loaded.mappings, &mut diagnostics);
+        if let Some(names) = loaded
+            .module
+            .as_ref()
+            .and_then(|module| module.remove_request_headers.as_ref())
+        {
+            table.remove_from_every_copy(names);
+        }
+        table.notice_credentials(&mut diagnostics);
         Ok(ActiveConfig {
             table,
             diagnostics,

@@ -44,6 +44,10 @@ pub struct ModuleSettings {
     pub unsafe_skip_shadow_tls_verify: Option<bool>,
     /// Connections at once to one shadow service (`--shadow-max-connections`).
     pub shadow_max_connections: Option<usize>,
+    /// Header fields removed from every copy, after each shadow Mapping's own
+    /// `remove_request_headers` (say `[Authorization, Cookie]`, to keep production
+    /// credentials from test services). Applied on reload, like the Mappings.
+    pub remove_request_headers: Option<Vec<String>>,
     /// Reassembly and HTTP limits.
     pub limits: Option<LimitSettings>,
 }

@@ -7,6 +7,7 @@
 //! only when that group has a [`ShadowPlan`].
 
 mod build;
+mod credentials;
 mod criteria;
 mod describe;
 mod error;
