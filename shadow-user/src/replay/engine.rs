@@ -20,7 +20,7 @@ use super::{
     ReplaySettings,
     body::BodyStream,
     job::Job,
-    stats::{ReplayStats, reason},
+    stats::ReplayStats,
     upstream::{Connection, Upstream, UpstreamConfig, UpstreamError},
 };
 use crate::{config::Service, reassembly::FlowKey};
@@ -30,16 +30,14 @@ use crate::{config::Service, reassembly::FlowKey};
 #[derive(Clone)]
 pub struct ReplaySender {
     tx: mpsc::UnboundedSender<Job>,
-    stats: ReplayStats,
+    stats: Arc<ReplayStats>,
 }
 
 impl ReplaySender {
-    /// Hands `job` to the engine, or counts it dropped when the engine has stopped.
-    pub fn submit(&self, job: Job) {
-        self.stats.queued(job.mapping());
-        if let Err(mpsc::error::SendError(job)) = self.tx.send(job) {
-            self.stats.dropped(job.mapping(), reason::SHUTDOWN, true);
-        }
+    /// Hands `job` to the engine. A stopped engine drops it, which counts it as `shutdown`.
+    pub fn submit(&self, mut job: Job) {
+        job.queued(&self.stats);
+        let _ = self.tx.send(job);
     }
 }
 
@@ -48,7 +46,13 @@ impl ReplaySender {
     /// A sender whose jobs land in the returned receiver instead of an engine.
     pub(crate) fn to_receiver(stats: ReplayStats) -> (ReplaySender, mpsc::UnboundedReceiver<Job>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (ReplaySender { tx, stats }, rx)
+        (
+            ReplaySender {
+                tx,
+                stats: Arc::new(stats),
+            },
+            rx,
+        )
     }
 }
 
@@ -76,7 +80,7 @@ pub fn start(
     let (tx, rx) = mpsc::unbounded_channel();
     let sender = ReplaySender {
         tx,
-        stats: stats.clone(),
+        stats: Arc::new(stats.clone()),
     };
     let task = tokio::spawn(dispatch(rx, settings, stats));
     (sender, task)
@@ -152,8 +156,8 @@ impl Dispatcher {
                 (sent.flow, sent.kept)
             }
             Err(err) => {
-                // The job (and its budget) went with the task; its ledger entry cannot be
-                // closed, but the connection's later copies still go out.
+                // The job went with the task, and counted itself `internal` as it went; the
+                // connection's later copies still go out.
                 tracing::error!(error = %err, "a replay task failed");
                 match self.tasks.remove(&err.id()) {
                     Some(flow) => (flow, None),
@@ -181,7 +185,6 @@ impl Dispatcher {
             kept,
             self.upstreams.clone(),
             self.upstream_config.clone(),
-            self.stats.clone(),
         ));
         self.tasks.insert(handle.id(), flow);
     }
@@ -194,12 +197,13 @@ async fn send(
     kept: Kept,
     upstreams: Arc<Upstreams>,
     config: Arc<UpstreamConfig>,
-    stats: ReplayStats,
 ) -> Sent {
     let flow = job.flow;
     let mut rest = job.rest.take();
-    let plan = job.plan();
-    let upstream = upstreams.get(&plan.service, &config);
+    let (upstream, timeout) = {
+        let plan = job.plan();
+        (upstreams.get(&plan.service, &config), plan.timeout)
+    };
     let mut kept = kept;
     let _streaming = match &rest {
         Some(_) => Some(match upstream.try_stream_slot() {
@@ -216,7 +220,7 @@ async fn send(
     };
     // A body abandoned while its copy waited: nothing of it reaches the shadow.
     if let Some(reason) = rest.as_ref().and_then(BodyStream::abandoned) {
-        stats.dropped(job.mapping(), reason, true);
+        job.dropped(reason);
         return Sent { flow, kept };
     }
     let connection = match kept {
@@ -231,13 +235,13 @@ async fn send(
     let mut connection = match connection {
         Ok(connection) => connection,
         Err(err) => {
-            stats.dropped(job.mapping(), err.reason(), true);
+            job.dropped(err.reason());
             log_drop(job.mapping(), &err);
             return Sent { flow, kept: None };
         }
     };
     if let Some(reason) = rest.as_ref().and_then(BodyStream::abandoned) {
-        stats.dropped(job.mapping(), reason, true);
+        job.dropped(reason);
         return Sent {
             flow,
             kept: Some((upstream, connection)),
@@ -250,17 +254,17 @@ async fn send(
         &job.copy.body,
         rest.as_mut(),
         job.copy.head_request,
-        plan.timeout,
+        timeout,
     ))
     .await;
     match exchange {
         Ok(exchange) => {
-            stats.copied(job.mapping(), exchange.status, exchange.latency, job.id);
+            job.copied(exchange.status, exchange.latency);
             let kept = exchange.reusable.then_some((upstream, connection));
             Sent { flow, kept }
         }
         Err(err) => {
-            stats.dropped(job.mapping(), err.reason(), true);
+            job.dropped(err.reason());
             log_drop(job.mapping(), &err);
             Sent { flow, kept: None }
         }

@@ -2,14 +2,21 @@
 //! it is done: its bytes and a fixed overhead, so the budget bounds the number of copies
 //! (and of client connections with copies) as well as their bytes.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicUsize, Ordering},
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
 };
 
 use prometheus_client::metrics::gauge::Gauge;
 
-use super::{body::BodyStream, copy::Copy};
+use super::{
+    body::BodyStream,
+    copy::Copy,
+    stats::{ReplayStats, reason},
+};
 use crate::{active::ActiveConfig, reassembly::FlowKey, route::ShadowPlan};
 
 /// A copy and where it goes.
@@ -26,6 +33,8 @@ pub struct Job {
     /// The rest of the body, for a copy sent while its request is still being captured.
     pub rest: Option<BodyStream>,
     _budget: Reservation,
+    /// The ledger the copy is in flight in, from [`Job::queued`] until it is settled.
+    ledger: Option<Arc<ReplayStats>>,
 }
 
 impl Job {
@@ -40,6 +49,38 @@ impl Job {
 
     pub fn mapping(&self) -> &str {
         &self.plan().name
+    }
+
+    /// Counts the copy in flight in `stats`. From then on it is settled exactly once: by
+    /// [`Job::copied`] or [`Job::dropped`], or, when the job goes away unsettled (a task
+    /// dropped at shutdown, a panic, a stopped engine), as `shutdown` or `internal`.
+    pub fn queued(&mut self, stats: &Arc<ReplayStats>) {
+        stats.queued(self.mapping());
+        self.ledger = Some(stats.clone());
+    }
+
+    /// The shadow answered.
+    pub fn copied(&mut self, status: u16, latency: Duration) {
+        if let Some(stats) = self.ledger.take() {
+            stats.copied(self.mapping(), status, latency, self.id);
+        }
+    }
+
+    /// The copy was not delivered, for `reason`.
+    pub fn dropped(&mut self, reason: &'static str) {
+        if let Some(stats) = self.ledger.take() {
+            stats.dropped(self.mapping(), reason, true);
+        }
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        let reason = match std::thread::panicking() {
+            true => reason::INTERNAL,
+            false => reason::SHUTDOWN,
+        };
+        self.dropped(reason);
     }
 }
 
@@ -153,12 +194,114 @@ pub fn make(
         copy,
         rest,
         _budget: reservation,
+        ledger: None,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{
+        config::Diagnostics,
+        reassembly::FlowKey,
+        replay::stats::DropLabels,
+        route::{self, RouteTable},
+    };
+
+    fn job(budget: &Budget) -> Job {
+        let table = RouteTable::build(
+            &[
+                route::tests::mapping("p", "/", "p"),
+                route::tests::shadow("s", "/", "s"),
+            ],
+            &mut Diagnostics::default(),
+        );
+        let config = Arc::new(ActiveConfig {
+            table,
+            ..ActiveConfig::default()
+        });
+        let copy = Copy {
+            head: bytes::Bytes::from_static(b"GET / HTTP/1.1\r\n\r\n"),
+            body: bytes::Bytes::new(),
+            head_request: false,
+        };
+        let flow = FlowKey {
+            client: "198.18.0.1:1000".parse().unwrap(),
+            server: "198.18.0.2:80".parse().unwrap(),
+        };
+        make(flow, 1, config, 0, copy, None, budget).unwrap_or_else(|_| panic!("room"))
+    }
+
+    /// (copied, in flight, dropped by reason) of Mapping `s`.
+    fn ledger(stats: &ReplayStats) -> (u64, i64, Vec<(&'static str, u64)>) {
+        let label = crate::replay::stats::MappingLabel {
+            mapping: "s".into(),
+        };
+        let dropped = reason::ALL
+            .iter()
+            .map(|reason| {
+                let labels = DropLabels {
+                    mapping: "s".into(),
+                    reason,
+                };
+                (*reason, stats.dropped.get_or_create(&labels).get())
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        (
+            stats.copied.get_or_create(&label).get(),
+            stats.in_flight.get_or_create(&label).get(),
+            dropped,
+        )
+    }
+
+    #[test]
+    fn a_queued_copy_is_settled_exactly_once_however_it_ends() {
+        let budget = Budget::new(1 << 20, Gauge::default());
+        let stats = Arc::new(ReplayStats::default());
+        // Never queued: nothing to settle.
+        drop(job(&budget));
+        assert_eq!(ledger(&stats), (0, 0, vec![]));
+        // Copied, then dropped: counted once, as copied.
+        let mut copied = job(&budget);
+        copied.queued(&stats);
+        copied.copied(200, Duration::from_millis(1));
+        copied.dropped("timeout");
+        drop(copied);
+        assert_eq!(ledger(&stats), (1, 0, vec![]));
+        // Dropped for a reason: that reason only.
+        let mut failed = job(&budget);
+        failed.queued(&stats);
+        failed.dropped("timeout");
+        drop(failed);
+        assert_eq!(ledger(&stats), (1, 0, vec![("timeout", 1)]));
+        // Gone unsettled: a task dropped at shutdown.
+        let mut abandoned = job(&budget);
+        abandoned.queued(&stats);
+        drop(abandoned);
+        assert_eq!(
+            ledger(&stats),
+            (1, 0, vec![("timeout", 1), (reason::SHUTDOWN, 1)])
+        );
+        // Gone with a panicking task.
+        let mut crashed = job(&budget);
+        crashed.queued(&stats);
+        let panicked = std::thread::spawn(move || {
+            let _job = crashed;
+            panic!("a bug in a replay task");
+        })
+        .join();
+        assert!(panicked.is_err());
+        assert_eq!(
+            ledger(&stats),
+            (
+                1,
+                0,
+                vec![("timeout", 1), (reason::SHUTDOWN, 1), (reason::INTERNAL, 1)]
+            )
+        );
+        assert_eq!(budget.used(), 0);
+    }
 
     #[test]
     fn the_budget_bounds_and_releases() {

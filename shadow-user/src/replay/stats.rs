@@ -29,6 +29,8 @@ pub mod reason {
     pub const QUEUE_FULL: &str = "queue_full";
     /// shadowd is shutting down.
     pub const SHUTDOWN: &str = "shutdown";
+    /// A replay task failed (a bug, logged): what became of its copy is unknown.
+    pub const INTERNAL: &str = "internal";
     /// Never copied: production was not shown to have read it as a request (its connection
     /// was not seen established, and no answer acknowledged its last byte).
     pub const UNCONFIRMED: &str = "unconfirmed";
@@ -50,6 +52,7 @@ pub mod reason {
         "bad_response",
         "io",
         SHUTDOWN,
+        INTERNAL,
     ];
 }
 

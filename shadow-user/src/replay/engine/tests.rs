@@ -23,6 +23,7 @@ use crate::{
         body::{self, BodySender},
         copy::Copy,
         job::{self, Budget},
+        stats::reason,
     },
     route::{self, RouteTable},
 };
@@ -250,7 +251,7 @@ async fn what_replay_keeps_per_copy_fits_its_overhead() {
     // is a queue entry; its connection has a map entry either way. The task's own header
     // and the allocator's rounding are the last 512 bytes. (Connecting and sending box
     // their state, which the pool's bound limits.)
-    let task = send(job, None, Arc::default(), upstream, engine.stats.clone());
+    let task = send(job, None, Arc::default(), upstream);
     let task_bytes = std::mem::size_of_val(&task);
     let entries = std::mem::size_of::<(FlowKey, VecDeque<Job>)>()
         + std::mem::size_of::<(task::Id, FlowKey)>();
@@ -440,4 +441,47 @@ async fn streamed_copies_leave_connections_to_the_others() {
     }
     let stats = engine.finish().await;
     assert_eq!(copied(&stats), 3);
+}
+
+#[test]
+fn copies_the_runtime_drops_mid_flight_are_each_counted_once_as_shutdown() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    // A shadow that reads and never answers: copies are being sent, waiting for a pooled
+    // connection, queued behind their connection's, and still in the channel when the
+    // runtime goes away.
+    let (engine, stats) = runtime.block_on(async {
+        let (addr, _seen) = server(Duration::from_secs(3600)).await;
+        let engine = Engine::start(addr, 2);
+        for flow in 0..10 {
+            for n in 0..5 {
+                engine.submit(flow, n);
+            }
+        }
+        // Some are sent before the end.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let stats = engine.stats.clone();
+        (engine, stats)
+    });
+    for flow in 10..15 {
+        engine.submit(flow, 0);
+    }
+    drop(runtime);
+    let Engine { sender, budget, .. } = engine;
+    // A copy handed to an engine that is gone is counted too.
+    let config = config("127.0.0.1:9".parse().unwrap());
+    let late = job::make(flow(99), 1, config, 0, copy(99, 0), None, &budget)
+        .unwrap_or_else(|_| panic!("room for the copy"));
+    sender.submit(late);
+    assert_eq!(copied(&stats), 0);
+    assert_eq!(
+        dropped(&stats, reason::SHUTDOWN),
+        50 + 5 + 1,
+        "every copy, once"
+    );
+    assert_eq!(stats.in_flight_total.get(), 0);
+    assert_eq!(budget.used(), 0, "and its bytes came back");
 }
