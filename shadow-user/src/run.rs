@@ -169,7 +169,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     if let Some(listener) = metrics_listener {
         listener.serve(state.clone(), &admin_metrics);
     }
-    state.ready.store(true, Ordering::Release);
+    // Said before /readyz turns 200, so whoever waits for readiness finds it in the log.
     tracing::info!(
         interfaces = ?capture_config.interfaces,
         ports = ?capture_config.ports,
@@ -178,6 +178,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             .then_some(capture_config.mirror_interface.as_str()),
         "capturing"
     );
+    state.ready.store(true, Ordering::Release);
 
     let mut reloader = Reloader {
         args: &args,
