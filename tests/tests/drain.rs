@@ -101,9 +101,16 @@ fn copies_a_hanging_shadow_never_answers_are_abandoned_after_the_drain_and_said_
             .any(|line| line.contains("abandoned") && line.contains(&format!("copies={COPIES}"))),
         "the abandoned copies are counted in the log:\n{log}"
     );
-    assert_eq!(
-        setup.shadow.received(),
-        [expected_copy(&request(0))],
-        "only the copy holding the one connection was sent; the waiting ones never were"
+    // Copies of different client connections go out independently: whichever took the
+    // connection first was sent, and only it.
+    let received = setup.shadow.received();
+    let copies: Vec<Vec<u8>> = (0..COPIES).map(|n| expected_copy(&request(n))).collect();
+    assert!(
+        received.len() == 1 && copies.contains(&received[0]),
+        "only the copy holding the one connection was sent; the waiting ones never were: {:?}",
+        received
+            .iter()
+            .map(|raw| String::from_utf8_lossy(raw))
+            .collect::<Vec<_>>()
     );
 }

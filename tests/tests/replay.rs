@@ -436,35 +436,33 @@ fn a_down_hanging_or_slow_shadow_never_touches_production_and_recovers() {
     // Each phase is settled before the next: every request observed so far is accounted
     // for, so the counts below are exact. One more than the requests sent is a retry (which
     // the README rules out), one fewer a copy lost without a reason.
-    let settle = |observed: u64| {
+    type Ledger = (BTreeMap<String, u64>, u64);
+    let settle = |observed: u64| -> Ledger {
         let scrape = daemon.accounted_for(mapping, observed, Duration::from_secs(20));
         (
             scrape.by_label("shadowd_replay_dropped_requests_total", "reason"),
             replay(&scrape, "copied_requests_total", mapping),
         )
     };
+    let plus = |ledger: &Ledger, reason: &str, n: u64, copied: u64| -> Ledger {
+        let mut drops = ledger.0.clone();
+        *drops.entry(reason.to_string()).or_default() += n;
+        (drops, ledger.1 + copied)
+    };
     // The production server answers at once; a production request that waited for the shadow
     // would take at least the copy's 300 ms timeout (forever, for the hanging shadow).
     let unaffected = Duration::from_millis(300);
-    // One phase: `count` production requests, then the exact settled ledger (the drops so
-    // far by reason, the copies so far) and what the shadow server, if any, received.
-    let phase = |tag: &str,
-                 count: usize,
-                 shadow: Option<&HttpServer>,
-                 drops: &[(&str, u64)],
-                 copied: u64,
-                 observed: u64| {
+    let mut observed = 0;
+    // One phase: `count` production requests; then the settled ledger, after checking that
+    // production was not slowed and that the shadow server, if any, got each copy once.
+    let mut phase = |tag: &str, count: usize, shadow: Option<&HttpServer>| -> Ledger {
         let took = production_gets(&topo, tag, count);
         assert!(
             took < unaffected,
             "production median {took:?} in phase {tag}"
         );
-        let drops: BTreeMap<String, u64> = drops.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-        assert_eq!(
-            settle(observed),
-            (drops, copied),
-            "ledger after phase {tag}"
-        );
+        observed += count as u64;
+        let ledger = settle(observed);
         if let Some(server) = shadow {
             assert_eq!(
                 received_under(server, tag),
@@ -472,12 +470,24 @@ fn a_down_hanging_or_slow_shadow_never_touches_production_and_recovers() {
                 "copies received in phase {tag}"
             );
         }
+        ledger
     };
 
-    // Down: nothing listens.
-    phase("down", 20, None, &[("connect_failed", 20)], 0, 20);
+    // Down: nothing listens. The first connects fail; after five in a row the service's
+    // breaker opens and the rest fail at once, without a connect.
+    let down = phase("down", 20, None);
+    let failed = down.0.get("connect_failed").copied().unwrap_or(0);
+    let refused = down.0.get("circuit_open").copied().unwrap_or(0);
+    assert_eq!(
+        (failed + refused, down.1),
+        (20, 0),
+        "ledger after phase down: {down:?}"
+    );
+    assert!(failed >= 5 && refused > 0, "the breaker opened: {down:?}");
 
-    // Hanging: accepts, reads, never answers. Each copy is sent once and times out.
+    // Hanging: accepts, reads, never answers. Requests go on until the breaker's pause ends
+    // and a probe connects (each failing at once before that); then each copy is sent once
+    // and times out.
     let hanging = HttpServer::start_with(
         &shadow_host.ns,
         &format!("{}:80", ShadowHost::ADDRESS),
@@ -486,12 +496,29 @@ fn a_down_hanging_or_slow_shadow_never_touches_production_and_recovers() {
             ..Default::default()
         },
     );
-    let timeouts = |n| [("connect_failed", 20), ("timeout", n)];
-    phase("hang", 20, Some(&hanging), &timeouts(20), 0, 40);
+    let mut woken = down;
+    for wake in 0.. {
+        assert!(
+            wake < 200,
+            "the breaker never let a probe through: {woken:?}"
+        );
+        woken = phase(&format!("wake{wake}"), 1, None);
+        if received_under(&hanging, &format!("wake{wake}")) == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let hang = phase("hang", 20, Some(&hanging));
+    assert_eq!(
+        hang,
+        plus(&woken, "timeout", 20, 0),
+        "ledger after phase hang"
+    );
     drop(hanging);
     std::thread::sleep(Duration::from_millis(200));
 
-    // Slow: 1 s per response, beyond the 300 ms timeout.
+    // Slow: 1 s per response, beyond the 300 ms timeout. The connection succeeds, so the
+    // breaker stays closed.
     let slow = HttpServer::start_with(
         &shadow_host.ns,
         &format!("{}:80", ShadowHost::ADDRESS),
@@ -500,7 +527,12 @@ fn a_down_hanging_or_slow_shadow_never_touches_production_and_recovers() {
             ..Default::default()
         },
     );
-    phase("slow", 10, Some(&slow), &timeouts(30), 0, 50);
+    let slowed = phase("slow", 10, Some(&slow));
+    assert_eq!(
+        slowed,
+        plus(&hang, "timeout", 10, 0),
+        "ledger after phase slow"
+    );
     drop(slow);
     std::thread::sleep(Duration::from_millis(200));
 
@@ -509,7 +541,12 @@ fn a_down_hanging_or_slow_shadow_never_touches_production_and_recovers() {
 
     // Recovered: every copy flows again, once.
     let healthy = HttpServer::start(&shadow_host.ns, &format!("{}:80", ShadowHost::ADDRESS));
-    phase("ok", 10, Some(&healthy), &timeouts(30), 10, 60);
+    let recovered = phase("ok", 10, Some(&healthy));
+    assert_eq!(
+        recovered,
+        plus(&slowed, "timeout", 0, 10),
+        "ledger after phase ok"
+    );
 }
 
 #[test]

@@ -47,6 +47,7 @@ pub mod reason {
         INCOMPLETE,
         QUEUE_FULL,
         "connect_failed",
+        "circuit_open",
         "timeout",
         "reset",
         "bad_response",

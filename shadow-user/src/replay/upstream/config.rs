@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::tls::TlsClient;
+use super::{breaker::BreakerConfig, tls::TlsClient};
 
 /// Settings shared by every upstream.
 #[derive(Debug, Clone)]
@@ -16,9 +16,12 @@ pub struct UpstreamConfig {
     pub max_connections_per_service: usize,
     /// Longest wait for a new connection (resolve, TCP, TLS).
     pub connect_timeout: Duration,
-    /// How long resolved addresses are used before resolving again. A failed connect
-    /// forgets them at once.
+    /// How long resolved addresses are used before resolving again. After a failed
+    /// connect the next one resolves again, but a resolver that fails then still leaves the
+    /// last good addresses usable for a while.
     pub dns_ttl: Duration,
+    /// When a service's copies start failing at once, and for how long.
+    pub breaker: BreakerConfig,
     /// TLS for `https://` services.
     pub tls: TlsClient,
 }
@@ -38,6 +41,7 @@ impl UpstreamConfig {
             max_connections_per_service: Self::DEFAULT_MAX_CONNECTIONS,
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             dns_ttl: Self::DEFAULT_DNS_TTL,
+            breaker: BreakerConfig::default(),
             tls,
         }
     }

@@ -17,8 +17,9 @@ use crate::config::{Scheme, Service};
 /// What failed, and how.
 pub(super) type ConnectError = (ConnectStage, io::Error);
 
-/// Opens a connection to `service`, every step done by `deadline`. Any failure forgets the
-/// cached addresses, so the next attempt resolves again (the service may have moved).
+/// Opens a connection to `service`, every step done by `deadline`. Any failure expires the
+/// cached addresses, so the next attempt resolves again (the service may have moved); if
+/// resolving fails then, the last good addresses are used while they are recent.
 pub(super) async fn open(
     service: &Service,
     config: &UpstreamConfig,
@@ -30,9 +31,13 @@ pub(super) async fn open(
             Some(addresses) => addresses,
             None => {
                 let resolving = resolve::resolve(&service.host, service.port);
-                let addresses = by(deadline, ConnectStage::Resolve, resolving).await?;
-                cache.store(addresses.clone(), std::time::Instant::now());
-                addresses
+                match by(deadline, ConnectStage::Resolve, resolving).await {
+                    Ok(addresses) => {
+                        cache.store(addresses.clone(), std::time::Instant::now());
+                        addresses
+                    }
+                    Err(err) => cache.last_good(std::time::Instant::now()).ok_or(err)?,
+                }
             }
         };
         let tcp = connect_any(&addresses, config.loop_guard_mark, deadline).await?;
@@ -41,7 +46,7 @@ pub(super) async fn open(
             Scheme::Https => handshake(tcp, &service.host, &config.tls, deadline).await,
         }
     };
-    opened.await.inspect_err(|_| cache.forget())
+    opened.await.inspect_err(|_| cache.expire())
 }
 
 /// Connects to each address in turn until one answers; the error is the last one's.

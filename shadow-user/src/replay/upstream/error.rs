@@ -20,6 +20,15 @@ pub enum UpstreamError {
         #[source]
         source: io::Error,
     },
+    /// The service's circuit breaker is open: its last connects failed, so the copy fails
+    /// at once instead of trying again (see `breaker`).
+    #[error("shadow service {service} is unreachable: copies fail at once for {for_:?} more")]
+    CircuitOpen {
+        /// The service, as `[https://]host:port`.
+        service: String,
+        /// Until the next probe may go (zero while one is out).
+        for_: Duration,
+    },
     /// The exchange (writing the copy and reading the whole reply) took longer than the
     /// copy's timeout. The connection is not reused.
     #[error("no complete shadow response within {after:?}")]
@@ -64,11 +73,13 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
-    /// A stable metric label: `connect_failed`, `timeout`, `reset`, `bad_response`, `io`,
+    /// A stable metric label: `connect_failed`, `circuit_open`, `timeout`, `reset`,
+    /// `bad_response`, `io`,
     /// or the reason a streamed copy was abandoned for.
     pub fn reason(&self) -> &'static str {
         match self {
             UpstreamError::ConnectFailed { .. } => "connect_failed",
+            UpstreamError::CircuitOpen { .. } => "circuit_open",
             UpstreamError::Timeout { .. } => "timeout",
             UpstreamError::Reset { .. } => "reset",
             UpstreamError::BadResponse { .. } => "bad_response",

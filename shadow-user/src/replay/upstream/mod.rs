@@ -6,6 +6,7 @@
 //! Every wait is bounded (`connect_timeout` for a pool slot and a connect, the copy's
 //! timeout for an exchange), and response bodies are never buffered.
 
+mod breaker;
 mod config;
 mod connect;
 mod connection;
@@ -20,6 +21,7 @@ mod tls;
 #[cfg(test)]
 mod tests;
 
+pub use breaker::BreakerConfig;
 pub use config::UpstreamConfig;
 pub use connection::{Connection, Exchange};
 pub use error::{ConnectStage, ExchangeStage, UpstreamError};

@@ -12,7 +12,11 @@ use tokio::{
 };
 
 use super::{
-    config::UpstreamConfig, connect, connection::Connection, error::UpstreamError,
+    breaker::{Admission, Breaker},
+    config::UpstreamConfig,
+    connect,
+    connection::Connection,
+    error::UpstreamError,
     resolve::AddressCache,
 };
 use crate::config::Service;
@@ -42,6 +46,8 @@ pub struct Upstream {
     /// Wakes a caller waiting for a slot when a connection is given back.
     returned: Notify,
     addresses: AddressCache,
+    /// Fails copies at once while the service cannot be reached.
+    breaker: Breaker,
 }
 
 impl Upstream {
@@ -60,6 +66,7 @@ impl Upstream {
             idle: Mutex::new(Vec::new()),
             returned: Notify::new(),
             addresses: AddressCache::new(config.dns_ttl),
+            breaker: Breaker::new(config.breaker),
             config,
         })
     }
@@ -94,12 +101,32 @@ impl Upstream {
     /// is bounded by the replay budget, and a burst of copies is better sent late than
     /// dropped. The connect itself (resolve, TCP, TLS) may take `connect_timeout`.
     pub async fn connection(&self) -> Result<Connection, UpstreamError> {
-        match self.turn().await {
-            Turn::Idle(connection) => Ok(connection),
-            // Boxed: a caller waiting its turn stays small, and only those connecting (at
-            // most the pool's bound) hold the connect's larger state.
-            Turn::Slot(slot) => Box::pin(self.open(slot)).await,
+        let slot = match self.turn().await {
+            Turn::Idle(connection) => return Ok(connection),
+            Turn::Slot(slot) => slot,
+        };
+        // A probe left hanging (its copy dropped mid-connect) is given up after this long.
+        let probe_limit = self.config.connect_timeout.saturating_mul(2);
+        let probe = match self.breaker.admit(std::time::Instant::now(), probe_limit) {
+            Admission::Go { probe } => probe,
+            Admission::Refused { for_ } => {
+                return Err(UpstreamError::CircuitOpen {
+                    service: self.service.to_string(),
+                    for_,
+                });
+            }
+        };
+        // Boxed: a caller waiting its turn stays small, and only those connecting (at most
+        // the pool's bound) hold the connect's larger state.
+        let opened = Box::pin(self.open(slot)).await;
+        match &opened {
+            Ok(_) => self.breaker.connected(&self.service),
+            Err(_) => {
+                self.breaker
+                    .connect_failed(std::time::Instant::now(), probe, &self.service);
+            }
         }
+        opened
     }
 
     /// Waits for an idle connection or a free slot.

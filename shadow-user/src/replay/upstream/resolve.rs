@@ -1,5 +1,7 @@
 //! A service's addresses: resolved through the system resolver (so `/etc/hosts` and search
-//! domains apply), kept for the DNS time to live, forgotten after a failed connect.
+//! domains apply), kept for the DNS time to live. After a failed connect the next connect
+//! resolves again, but the last good addresses stay at hand for [`LAST_GOOD_FOR`]: a
+//! resolver that fails then (a DNS outage, not the shadow's) does not fail every copy.
 
 use std::{
     io,
@@ -8,7 +10,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// The last addresses resolved for one service, while fresh.
+/// How long addresses stay usable when resolving again fails.
+pub(super) const LAST_GOOD_FOR: Duration = Duration::from_secs(300);
+
+/// The last addresses resolved for one service.
 #[derive(Debug)]
 pub(super) struct AddressCache {
     ttl: Duration,
@@ -18,6 +23,7 @@ pub(super) struct AddressCache {
 #[derive(Debug)]
 struct Entry {
     addresses: Arc<[SocketAddr]>,
+    resolved: Instant,
     /// `None`: the TTL is too large to add to a time, so never.
     expires: Option<Instant>,
 }
@@ -42,12 +48,27 @@ impl AddressCache {
     /// Keeps `addresses`, resolved at `now`.
     pub fn store(&self, addresses: Arc<[SocketAddr]>, now: Instant) {
         let expires = now.checked_add(self.ttl);
-        *self.lock() = Some(Entry { addresses, expires });
+        *self.lock() = Some(Entry {
+            addresses,
+            resolved: now,
+            expires,
+        });
     }
 
-    /// Drops the cached addresses: the next connect resolves again.
-    pub fn forget(&self) {
-        *self.lock() = None;
+    /// The addresses are no longer fresh: the next connect resolves again.
+    pub fn expire(&self) {
+        if let Some(entry) = self.lock().as_mut() {
+            entry.expires = Some(entry.resolved);
+        }
+    }
+
+    /// The last addresses resolved, if that was less than [`LAST_GOOD_FOR`] before `now`.
+    pub fn last_good(&self, now: Instant) -> Option<Arc<[SocketAddr]>> {
+        let entry = self.lock();
+        entry
+            .as_ref()
+            .filter(|e| now.saturating_duration_since(e.resolved) < LAST_GOOD_FOR)
+            .map(|e| e.addresses.clone())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Entry>> {
@@ -101,12 +122,18 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_connect_forgets_the_addresses() {
+    fn expired_addresses_are_resolved_again_but_stay_at_hand_for_a_while() {
         let cache = AddressCache::new(Duration::from_secs(30));
         let t0 = Instant::now();
         cache.store(addresses(1), t0);
-        cache.forget();
+        cache.expire();
         assert!(cache.fresh(t0).is_none());
+        assert_eq!(cache.last_good(t0), Some(addresses(1)));
+        assert_eq!(
+            cache.last_good(t0 + LAST_GOOD_FOR - Duration::from_secs(1)),
+            Some(addresses(1))
+        );
+        assert!(cache.last_good(t0 + LAST_GOOD_FOR).is_none());
         cache.store(addresses(2), t0);
         assert_eq!(cache.fresh(t0), Some(addresses(2)));
     }

@@ -1,5 +1,5 @@
-//! Connections: reuse, the pool bound, connect failures and re-resolving, the loop-guard
-//! mark.
+//! Connections: reuse, the pool bound, connect failures and re-resolving, the circuit
+//! breaker, the loop-guard mark.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -9,7 +9,8 @@ use super::{GET, Reply, Server, config, plain, send, service};
 use crate::{
     config::Scheme,
     replay::upstream::{
-        ConnectStage, Upstream, UpstreamConfig, UpstreamError, connect, resolve::AddressCache,
+        BreakerConfig, ConnectStage, Upstream, UpstreamConfig, UpstreamError, connect,
+        resolve::AddressCache,
     },
 };
 
@@ -192,4 +193,41 @@ async fn sockets_carry_the_loop_guard_mark() {
         .unwrap();
     assert_eq!(mark, 0x5348_4457);
     assert_eq!(send(&mut connection, GET, false).await.unwrap().status, 200);
+}
+
+#[tokio::test]
+async fn a_service_that_keeps_refusing_fails_at_once_until_a_probe_connects() {
+    let address = dead_address().await;
+    let config = Arc::new(UpstreamConfig {
+        breaker: BreakerConfig {
+            failures: 2,
+            first_pause: Duration::from_millis(300),
+            longest_pause: Duration::from_secs(1),
+        },
+        ..(*config(4, Duration::from_secs(2))).clone()
+    });
+    let upstream = Upstream::new(service(Scheme::Http, "127.0.0.1", address), config);
+    for _ in 0..2 {
+        let err = upstream.connection().await.unwrap_err();
+        assert_eq!(err.reason(), "connect_failed", "{err:?}");
+    }
+    // Open: copies fail without a connect, even once something listens.
+    let listener = TcpListener::bind(address).await.unwrap();
+    let err = upstream.connection().await.unwrap_err();
+    assert!(
+        matches!(err, UpstreamError::CircuitOpen { for_, .. } if for_ <= Duration::from_millis(300)),
+        "{err:?}"
+    );
+    assert_eq!(err.reason(), "circuit_open");
+    assert_eq!(
+        upstream.open_connections(),
+        0,
+        "the refusal gave its slot back"
+    );
+    // After the pause one probe connects, and the breaker closes.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let probe = upstream.connection().await.expect("the probe connects");
+    let (_accepted, _) = listener.accept().await.unwrap();
+    let next = upstream.connection().await.expect("closed again");
+    drop((probe, next));
 }
