@@ -265,6 +265,13 @@ mod tests {
     }
 
     #[test]
+    fn whitespace_after_a_chunk_size_is_accepted_leniently_however_long() {
+        // Servers answer with BWS after the size (RFC 9112 §7.1.1 lets a recipient accept
+        // it); responses are read leniently.
+        assert_eq!(run(b"3 \t \r\nabc\r\n0\t\r\n\r\n", 64), Ok((17, true)));
+    }
+
+    #[test]
     fn strict_chunk_lines_refuse_what_servers_disagree_on() {
         let strict = |wire: &[u8]| Body::strict(Framing::Chunked).feed(wire).map(|f| f.done);
         assert_eq!(

@@ -157,7 +157,8 @@ pub struct StreamCounters {
     pub body_bytes_skipped: u64,
 }
 
-/// Counters of one flow; add them up across flows with `+=`.
+/// Counters of one flow (`pipeline::totals` adds them to the process-wide metrics when the
+/// flow ends).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
     pub request: StreamCounters,
@@ -168,19 +169,3 @@ pub struct Counters {
     pub pending_evicted: u64,
 }
 
-impl std::ops::AddAssign for StreamCounters {
-    fn add_assign(&mut self, other: StreamCounters) {
-        self.resyncs += other.resyncs;
-        self.bytes_skipped += other.bytes_skipped;
-        self.body_bytes_skipped += other.body_bytes_skipped;
-    }
-}
-
-impl std::ops::AddAssign for Counters {
-    fn add_assign(&mut self, other: Counters) {
-        self.request += other.request;
-        self.response += other.response;
-        self.unpaired_responses += other.unpaired_responses;
-        self.pending_evicted += other.pending_evicted;
-    }
-}
