@@ -199,7 +199,8 @@ pub struct RunArgs {
     pub loop_guard_mark: Option<u32>,
 
     /// The bits of `skb->mark` the loop guard compares; the mark must lie within them.
-    /// Other components (kube-proxy, Cilium, Calico) set bits outside it [default: 0xFF].
+    /// Other components (kube-proxy, Cilium, Calico) set bits outside it [default: 0xFF;
+    /// every bit for a mark above the low byte].
     #[arg(long, value_parser = parse_u32, value_name = "MASK")]
     pub loop_guard_mask: Option<u32>,
 

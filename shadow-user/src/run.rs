@@ -284,7 +284,16 @@ impl Reloader<'_> {
             }
         };
         new.log();
-        if new.module != self.shared.load().module {
+        // Only the Module's copy edits go in with the table; the rest is read at start.
+        let without_copy_edits = |module: Option<&crate::config::ModuleSettings>| {
+            module.cloned().map(|module| crate::config::ModuleSettings {
+                remove_request_headers: None,
+                ..module
+            })
+        };
+        if without_copy_edits(new.module.as_ref())
+            != without_copy_edits(self.shared.load().module.as_ref())
+        {
             tracing::warn!("shadowd Module settings changed: they take effect at the next start");
         }
         let ports = new.capture_ports(self.settings.explicit_ports.as_ref());
@@ -292,6 +301,8 @@ impl Reloader<'_> {
         // would have /diag say what the kernel does not do.
         if let Err(err) = capture.set_ports(ports.clone()) {
             self.metrics.reload("failed");
+            // Unlike a file that does not parse, this may pass: the next poll tries again.
+            self.last_fingerprint = 0;
             tracing::error!(
                 error = %crate::error_chain(&err),
                 "the capture ports could not be changed; the running configuration stays in use"

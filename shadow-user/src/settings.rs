@@ -143,14 +143,17 @@ impl Settings {
                 Some(0) => None,
                 Some(ms) => Some(Duration::from_millis(ms)),
             },
-            loop_guard: LoopGuard::new(
-                args.loop_guard_mark
+            loop_guard: {
+                let mark = args
+                    .loop_guard_mark
                     .or(module.loop_guard_mark)
-                    .unwrap_or(LoopGuard::DEFAULT.mark),
-                args.loop_guard_mask
+                    .unwrap_or(LoopGuard::DEFAULT.mark);
+                let mask = args
+                    .loop_guard_mask
                     .or(module.loop_guard_mask)
-                    .unwrap_or(LoopGuard::DEFAULT.mask),
-            )?,
+                    .unwrap_or_else(|| LoopGuard::default_mask(mark));
+                LoopGuard::new(mark, mask)?
+            },
             ring: RingConfig {
                 block_size: args
                     .ring_block_size
@@ -239,6 +242,7 @@ mod tests {
             interfaces: vec!["eth0".into()],
             config: vec!["m.yaml".into()],
             loop_guard_mark: Some(0x5AD0),
+            loop_guard_mask: Some(0xFF),
             ..Default::default()
         };
         assert_eq!(
@@ -248,9 +252,20 @@ mod tests {
                 mask: 0xFF
             })
         );
+        // A mark above the low byte with no mask given is compared whole, as before masks.
+        let args = RunArgs {
+            loop_guard_mask: None,
+            ..args
+        };
+        let guard = Settings::resolve(&args, None).unwrap().loop_guard;
+        assert_eq!(guard, LoopGuard::new(0x5AD0, u32::MAX).unwrap());
         let module = ModuleSettings {
             loop_guard_mask: Some(0xFFFF),
             ..Default::default()
+        };
+        let args = RunArgs {
+            loop_guard_mask: None,
+            ..args
         };
         let guard = Settings::resolve(&args, Some(&module)).unwrap().loop_guard;
         assert_eq!(guard, LoopGuard::new(0x5AD0, 0xFFFF).unwrap());

@@ -396,22 +396,19 @@ fn has_mirror(ns: &Netns) -> bool {
 #[test]
 fn a_mirror_name_taken_by_a_link_shadowd_did_not_make_is_refused_and_left_alone() {
     let topo = Topology::new();
-    // A bridge, as a node's CNI bridge would be, and a veth pair without shadowd's mark.
+    // A bridge, as a node's CNI bridge would be, and a veth pair not named as shadowd
+    // names its pairs, without shadowd's mark.
     topo.server
         .ip(&["link", "add", "shadowbr0", "type", "bridge"]);
     topo.server.ip(&[
-        "link",
-        "add",
-        "shadowv0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "shadowv0-peer",
+        "link", "add", "shadowv0", "type", "veth", "peer", "name", "other0",
     ]);
     for (name, found) in [
         ("shadowbr0", "(a bridge link)"),
-        ("shadowv0", "(a veth without shadowd's mark)"),
+        (
+            "shadowv0",
+            "(a veth without shadowd's mark whose peer is not shadowv0-peer)",
+        ),
     ] {
         // Bounded: a daemon that took the name would run, not exit.
         let output = topo

@@ -1,5 +1,6 @@
-//! Whether the capture thread still reads: it beats once per pass of its loop (at least every
-//! 100 ms, busy or idle), and marks itself ended when it returns or panics. `/healthz` and
+//! Whether the capture thread still reads: it beats once per pass of its loop (idle, a pass
+//! waits at most 100 ms; busy, it reads at most one ring's worth, a fraction of a second),
+//! and marks itself ended when it returns or panics. `/healthz` and
 //! the daemon's main loop read it, so shadowing never stops without the pod noticing.
 
 use std::{

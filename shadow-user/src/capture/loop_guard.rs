@@ -20,6 +20,17 @@ impl LoopGuard {
         mask: 0xFF,
     };
 
+    /// The mask for `mark` when none is given: the default low byte for a mark that fits in
+    /// it, else every bit, as marks were compared before masks existed (a mark chosen then
+    /// keeps working).
+    pub fn default_mask(mark: u32) -> u32 {
+        if mark & !Self::DEFAULT.mask == 0 {
+            Self::DEFAULT.mask
+        } else {
+            u32::MAX
+        }
+    }
+
     /// A guard whose mark lies within its mask (a bit outside it could never match).
     pub fn new(mark: u32, mask: u32) -> Result<LoopGuard, LoopGuardError> {
         if mark & !mask != 0 {

@@ -162,7 +162,8 @@ impl MirrorPair {
 }
 
 /// Errs unless interface `name` (at `index`) is an end of a pair shadowd made: a veth with
-/// shadowd's mark whose peer is `other` (or gone).
+/// shadowd's mark, or a veth whose peer is `other`, as shadowd names its pairs (unmarked:
+/// left by a run stopped between creating the pair and marking it, or by an older shadowd).
 async fn check_ours(
     handle: &Handle,
     name: &str,
@@ -207,13 +208,17 @@ async fn check_ours(
         Some(kind) => return Err(not_ours(&format!("a {kind} link"))),
         None => return Err(not_ours("a link of no kind, such as a physical interface")),
     }
-    if alias != Some(MARK) {
-        return Err(not_ours("a veth without shadowd's mark"));
+    let paired = peer.is_some_and(|peer| Some(peer) == ifindex(other));
+    match (alias == Some(MARK), paired) {
+        (true, _) => Ok(()),
+        (false, true) => {
+            tracing::warn!(interface = name, "a mirror pair without shadowd's mark");
+            Ok(())
+        }
+        (false, false) => Err(not_ours(&format!(
+            "a veth without shadowd's mark whose peer is not {other}"
+        ))),
     }
-    if peer.is_some_and(|peer| Some(peer) != ifindex(other)) {
-        return Err(not_ours(&format!("a veth whose peer is not {other}")));
-    }
-    Ok(())
 }
 
 async fn delete_link(handle: &Handle, name: &str, index: u32) -> Result<(), MirrorError> {

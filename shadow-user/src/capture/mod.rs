@@ -6,6 +6,7 @@ pub mod frame;
 pub mod heartbeat;
 pub mod loop_guard;
 pub mod mirror;
+mod port_map;
 pub mod ports;
 pub mod program;
 pub mod ring;

@@ -17,7 +17,7 @@ use shadow_common::{
     OUTPUT_MIRROR, OUTPUT_RINGBUF, PROGRAM_EGRESS, PROGRAM_INGRESS, Stats, StatsKey,
 };
 
-use super::{LoopGuard, mirror, ports::PortSet, ringbuf::RingBufConfig};
+use super::{LoopGuard, mirror, port_map, ports::PortSet, ringbuf::RingBufConfig};
 
 /// The TC object built by `build.rs`.
 static PROGRAM_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/shadow-tc"));
@@ -298,54 +298,18 @@ impl Program {
         self.stats.clone()
     }
 
-    /// Replaces the capture ports without detaching: adds new ones first, then removes the
-    /// ones no longer wanted, so a port kept in both sets is never missing.
+    /// Replaces the capture ports without detaching, all or nothing (see `port_map`).
     pub fn set_ports(&mut self, wanted: &PortSet) -> Result<(), ProgramLoadError> {
         let count = wanted.iter().count();
         if count > MAX_CAPTURE_PORTS as usize {
             return Err(ProgramLoadError::TooManyPorts { count });
         }
-        let before = self.current_ports.clone();
-        let Err(err) = self.write_ports(wanted) else {
-            return Ok(());
-        };
-        // All or nothing: a reload that could not change the map keeps the ports it had, so
-        // the kernel and the configuration in use never disagree.
-        if let Err(undo) = self.write_ports(&before) {
-            tracing::error!(
-                error = %crate::error_chain(&undo),
-                ports = ?self.current_ports,
-                "restoring the capture ports after a failed update: the kernel captures these"
-            );
-        }
-        Err(err)
-    }
-
-    /// Makes the kernel map flag exactly `wanted`, one port at a time; `current_ports`
-    /// follows every write, so it says what the map holds even after a failure.
-    fn write_ports(&mut self, wanted: &PortSet) -> Result<(), ProgramLoadError> {
-        let map_error = |source| ProgramLoadError::Map {
-            name: MAP_CAPTURE_PORTS,
-            source,
-        };
-        let changed: Vec<(u16, bool)> = wanted
-            .iter()
-            .filter(|port| !self.current_ports.contains(*port))
-            .map(|port| (port, true))
-            .chain(
-                self.current_ports
-                    .iter()
-                    .filter(|port| !wanted.contains(*port))
-                    .map(|port| (port, false)),
-            )
-            .collect();
-        for (port, on) in changed {
-            self.ports
-                .set(u32::from(port), u8::from(on), 0)
-                .map_err(map_error)?;
-            self.current_ports.set(port, on);
-        }
-        Ok(())
+        port_map::replace(&mut self.ports, &mut self.current_ports, wanted).map_err(|source| {
+            ProgramLoadError::Map {
+                name: MAP_CAPTURE_PORTS,
+                source,
+            }
+        })
     }
 
     /// Detaches from every interface and unloads (same as dropping, but says so).

@@ -195,7 +195,23 @@ fn module(source: &Source<'_>, document: &Document, value: &Value, out: &mut Res
         config
     }) {
         Ok(settings) => {
-            if out.module.is_some() {
+            // Field names the Module removes from copies: a typo would silently remove
+            // nothing, so a name that cannot be a field is an error.
+            let bad_name = settings
+                .remove_request_headers
+                .iter()
+                .flatten()
+                .find_map(|name| wire::header_name(name).err());
+            if let Some(problem) = bad_name {
+                let message = format!(
+                    "{}, document {}, line {}: field config.remove_request_headers: {problem}",
+                    source.label,
+                    document.number,
+                    documents::field_line(document, "config")
+                );
+                out.module_error.get_or_insert(message.clone());
+                out.diagnostics.error(&rkey, message);
+            } else if out.module.is_some() {
                 out.diagnostics.error(
                     &rkey,
                     format!(

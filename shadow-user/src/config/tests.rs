@@ -317,4 +317,15 @@ fn the_shadowd_module_carries_daemon_settings() {
         }
         other => panic!("an invalid Module must make the configuration unusable: {other:?}"),
     }
+
+    let typo = "apiVersion: ambassador/v0\nkind: Module\nname: shadowd\nconfig:\n  remove_request_headers: [Cookie, \"Authorization \"]\n";
+    match load_text("typo", typo) {
+        Err(ConfigError::Module { message }) => assert!(
+            message.contains(
+                "field config.remove_request_headers: \"Authorization \" is not a header field name"
+            ),
+            "{message}"
+        ),
+        other => panic!("a field name that cannot be one must not remove nothing: {other:?}"),
+    }
 }

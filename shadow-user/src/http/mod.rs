@@ -168,4 +168,3 @@ pub struct Counters {
     /// Requests awaiting a response that were forgotten because the queue was full.
     pub pending_evicted: u64,
 }
-

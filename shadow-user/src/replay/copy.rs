@@ -121,9 +121,14 @@ fn copy_target(target: &[u8], plan: &ShadowPlan) -> Option<Vec<u8>> {
     let rewritten = plan.rewrite.as_ref().map(|rewrite| rewrite.apply(target));
     let current = rewritten.as_deref().unwrap_or(target);
     let parsed = Target::parse(current);
-    let authority = parsed
-        .authority
-        .map(|authority| parsed.path_range.start - authority.len()..parsed.path_range.start);
+    // The host is what follows any user information (`user:password@`).
+    let authority = parsed.authority.map(|authority| {
+        let host = authority
+            .iter()
+            .rposition(|&b| b == b'@')
+            .map_or(authority, |at| &authority[at + 1..]);
+        parsed.path_range.start - host.len()..parsed.path_range.start
+    });
     let renamed = authority.and_then(|range| {
         let captured = String::from_utf8_lossy(&current[range.clone()]);
         let host = plan.copy_host(Some(&captured))?;

@@ -68,15 +68,18 @@ impl Consumer {
         Ok(consumer)
     }
 
-    /// Hands every committed record to `each` in order, publishing the consumer position
+    /// Hands the committed records to `each` in order, publishing the consumer position
     /// every [`BATCH`] records and at the end; returns how many records there were. Stops at
-    /// a record the program is still writing.
+    /// a record the program is still writing, and after one ring's worth of bytes: under a
+    /// load that refills the ring as fast as it is read, the reader's loop must still come
+    /// round (its heartbeat, the stop flag, the current capture ports).
     pub fn drain(&mut self, mut each: impl FnMut(&[u8])) -> usize {
         let mut handed = 0;
         let mut unpublished = 0;
+        let end_of_pass = self.position + self.mask + 1;
         loop {
             let produced = self.producer_position().load(Ordering::Acquire);
-            if self.position >= produced {
+            if self.position >= produced.min(end_of_pass) {
                 break;
             }
             let offset = (self.position & self.mask) as usize;

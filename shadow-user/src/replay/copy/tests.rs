@@ -129,6 +129,15 @@ fn an_absolute_form_target_names_the_shadow_as_the_host_does() {
         b"GET HTTP://test.internal-shadow/v2/items HTTP/1.1\r\nHost: test.internal-shadow\r\n\r\n"
             .to_vec()
     );
+    // User information stays as it was; only the host after it is renamed.
+    assert_eq!(
+        copy_of(
+            b"GET http://u:p@myservice:8080/myservice/x HTTP/1.1\r\nHost: myservice:8080\r\n\r\n",
+            &self::plan(|_| {})
+        ),
+        b"GET http://u:p@myservice-shadow:8080/myservice/x HTTP/1.1\r\nHost: myservice-shadow:8080\r\n\r\n"
+            .to_vec()
+    );
 }
 
 #[test]

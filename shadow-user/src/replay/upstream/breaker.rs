@@ -34,8 +34,9 @@ impl Default for BreakerConfig {
 /// What a caller about to connect may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Admission {
-    /// Connect; `probe` if this connect decides whether the breaker closes.
-    Go { probe: bool },
+    /// Connect; with `probe`, this connect is the probe that went out then, and decides
+    /// whether the breaker closes.
+    Go { probe: Option<Instant> },
     /// Fail at once: the breaker is open for this long yet (zero while a probe is out).
     Refused { for_: Duration },
 }
@@ -69,7 +70,7 @@ impl Breaker {
     pub fn admit(&self, now: Instant, probe_limit: Duration) -> Admission {
         let mut state = self.lock();
         let Some(until) = state.open_until else {
-            return Admission::Go { probe: false };
+            return Admission::Go { probe: None };
         };
         if now < until {
             return Admission::Refused { for_: until - now };
@@ -82,7 +83,7 @@ impl Breaker {
             }
             _ => {
                 state.probe_since = Some(now);
-                Admission::Go { probe: true }
+                Admission::Go { probe: Some(now) }
             }
         }
     }
@@ -96,12 +97,20 @@ impl Breaker {
         *state = State::default();
     }
 
-    /// A connect admitted as `probe` (or not) failed at `now`.
-    pub fn connect_failed(&self, now: Instant, probe: bool, service: &(impl Display + ?Sized)) {
+    /// A connect admitted with `probe` failed at `now`.
+    pub fn connect_failed(
+        &self,
+        now: Instant,
+        probe: Option<Instant>,
+        service: &(impl Display + ?Sized),
+    ) {
         let mut state = self.lock();
         state.failures_in_a_row = state.failures_in_a_row.saturating_add(1);
+        // Only the probe still out counts as one: a probe given up and replaced, or one
+        // that reports after another connect closed the breaker, is an ordinary failure.
+        let probe = probe.is_some() && state.open_until.is_some() && state.probe_since == probe;
         let pause = if probe {
-            (state.pause * 2).min(self.config.longest_pause)
+            (state.pause * 2).clamp(self.config.first_pause, self.config.longest_pause)
         } else if state.open_until.is_none() && state.failures_in_a_row >= self.config.failures {
             self.config.first_pause
         } else {
@@ -130,9 +139,32 @@ mod tests {
     use super::*;
 
     const LIMIT: Duration = Duration::from_secs(4);
+    const NORMAL: Admission = Admission::Go { probe: None };
 
     fn breaker() -> Breaker {
         Breaker::new(BreakerConfig::default())
+    }
+
+    /// Opens `breaker` at `now` with failures in a row.
+    fn open(breaker: &Breaker, now: Instant) {
+        for _ in 0..5 {
+            breaker.connect_failed(now, None, "s");
+        }
+    }
+
+    /// Lets the probe out at `now`; panics unless one may go.
+    fn probe(breaker: &Breaker, now: Instant) -> Option<Instant> {
+        match breaker.admit(now, LIMIT) {
+            Admission::Go { probe: Some(at) } => Some(at),
+            other => panic!("no probe: {other:?}"),
+        }
+    }
+
+    fn refused_for(breaker: &Breaker, now: Instant) -> Duration {
+        match breaker.admit(now, LIMIT) {
+            Admission::Refused { for_ } => for_,
+            other => panic!("not refused: {other:?}"),
+        }
     }
 
     #[test]
@@ -140,28 +172,21 @@ mod tests {
         let breaker = breaker();
         let t0 = Instant::now();
         for _ in 0..4 {
-            assert_eq!(breaker.admit(t0, LIMIT), Admission::Go { probe: false });
-            breaker.connect_failed(t0, false, "s");
+            assert_eq!(breaker.admit(t0, LIMIT), NORMAL);
+            breaker.connect_failed(t0, None, "s");
         }
         breaker.connected("s");
         for _ in 0..4 {
-            breaker.connect_failed(t0, false, "s");
+            breaker.connect_failed(t0, None, "s");
         }
-        assert_eq!(breaker.admit(t0, LIMIT), Admission::Go { probe: false });
-        breaker.connect_failed(t0, false, "s");
-        assert_eq!(
-            breaker.admit(t0, LIMIT),
-            Admission::Refused {
-                for_: Duration::from_secs(1)
-            }
-        );
+        assert_eq!(breaker.admit(t0, LIMIT), NORMAL);
+        breaker.connect_failed(t0, None, "s");
+        assert_eq!(refused_for(&breaker, t0), Duration::from_secs(1));
         // Connects admitted before it opened do not lengthen the pause.
-        breaker.connect_failed(t0, false, "s");
+        breaker.connect_failed(t0, None, "s");
         assert_eq!(
-            breaker.admit(t0 + Duration::from_millis(500), LIMIT),
-            Admission::Refused {
-                for_: Duration::from_millis(500)
-            }
+            refused_for(&breaker, t0 + Duration::from_millis(500)),
+            Duration::from_millis(500)
         );
     }
 
@@ -169,52 +194,63 @@ mod tests {
     fn one_probe_per_pause_doubling_pauses_and_a_successful_probe_closes_it() {
         let breaker = breaker();
         let mut now = Instant::now();
-        for _ in 0..5 {
-            breaker.connect_failed(now, false, "s");
-        }
+        open(&breaker, now);
         let mut pauses = Vec::new();
         for _ in 0..7 {
-            let Admission::Refused { for_ } = breaker.admit(now, LIMIT) else {
-                panic!("open");
-            };
-            pauses.push(for_.as_secs());
-            now += for_;
-            assert_eq!(breaker.admit(now, LIMIT), Admission::Go { probe: true });
+            let pause = refused_for(&breaker, now);
+            pauses.push(pause.as_secs());
+            now += pause;
+            let out = probe(&breaker, now);
             // While the probe is out, the others still fail at once.
-            assert_eq!(
-                breaker.admit(now, LIMIT),
-                Admission::Refused {
-                    for_: Duration::ZERO
-                }
-            );
-            breaker.connect_failed(now, true, "s");
+            assert_eq!(refused_for(&breaker, now), Duration::ZERO);
+            breaker.connect_failed(now, out, "s");
         }
         assert_eq!(pauses, [1, 2, 4, 8, 16, 30, 30]);
         now += Duration::from_secs(30);
-        assert_eq!(breaker.admit(now, LIMIT), Admission::Go { probe: true });
+        probe(&breaker, now);
         breaker.connected("s");
-        assert_eq!(breaker.admit(now, LIMIT), Admission::Go { probe: false });
+        assert_eq!(breaker.admit(now, LIMIT), NORMAL);
         // Closed again: the count starts over.
-        breaker.connect_failed(now, false, "s");
-        assert_eq!(breaker.admit(now, LIMIT), Admission::Go { probe: false });
+        breaker.connect_failed(now, None, "s");
+        assert_eq!(breaker.admit(now, LIMIT), NORMAL);
     }
 
     #[test]
-    fn a_probe_that_never_reports_is_given_up() {
+    fn a_probe_that_never_reports_is_given_up_and_its_late_report_changes_nothing() {
         let breaker = breaker();
         let now = Instant::now();
-        for _ in 0..5 {
-            breaker.connect_failed(now, false, "s");
-        }
+        open(&breaker, now);
         let after = now + Duration::from_secs(1);
-        assert_eq!(breaker.admit(after, LIMIT), Admission::Go { probe: true });
-        assert!(matches!(
-            breaker.admit(after + LIMIT / 2, LIMIT),
-            Admission::Refused { .. }
-        ));
+        let lost = probe(&breaker, after);
+        assert_eq!(refused_for(&breaker, after + LIMIT / 2), Duration::ZERO);
+        let next = probe(&breaker, after + LIMIT);
+        // The first probe reports late: not the one out, so the pause does not double.
+        breaker.connect_failed(after + LIMIT, lost, "s");
+        assert_eq!(refused_for(&breaker, after + LIMIT), Duration::ZERO);
+        breaker.connect_failed(after + LIMIT, next, "s");
+        assert_eq!(refused_for(&breaker, after + LIMIT), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_probe_that_fails_after_the_breaker_closed_does_not_reopen_it_without_a_pause() {
+        let breaker = breaker();
+        let now = Instant::now();
+        open(&breaker, now);
+        let after = now + Duration::from_secs(1);
+        let out = probe(&breaker, after);
+        // A connect admitted before the breaker opened gets through: reachable, closed.
+        breaker.connected("s");
+        // The probe's failure then is an ordinary one, far below the threshold.
+        breaker.connect_failed(after, out, "s");
+        assert_eq!(breaker.admit(after, LIMIT), NORMAL);
+        // And when the breaker opens again, its pause starts at the first one, not zero.
+        open(&breaker, after);
+        assert_eq!(refused_for(&breaker, after), Duration::from_secs(1));
+        let out = probe(&breaker, after + Duration::from_secs(1));
+        breaker.connect_failed(after + Duration::from_secs(1), out, "s");
         assert_eq!(
-            breaker.admit(after + LIMIT, LIMIT),
-            Admission::Go { probe: true }
+            refused_for(&breaker, after + Duration::from_secs(1)),
+            Duration::from_secs(2)
         );
     }
 }

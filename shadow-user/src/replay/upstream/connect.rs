@@ -18,8 +18,10 @@ use crate::config::{Scheme, Service};
 pub(super) type ConnectError = (ConnectStage, io::Error);
 
 /// Opens a connection to `service`, every step done by `deadline`. Any failure expires the
-/// cached addresses, so the next attempt resolves again (the service may have moved); if
-/// resolving fails then, the last good addresses are used while they are recent.
+/// cached addresses, so the next attempt resolves again (the service may have moved). If
+/// resolving then fails or takes half the time, the last good addresses are used while they
+/// are recent, and kept fresh again when a connect to them succeeds: a DNS outage is not the
+/// shadow's, and must not cost every copy a resolver timeout.
 pub(super) async fn open(
     service: &Service,
     config: &UpstreamConfig,
@@ -27,20 +29,25 @@ pub(super) async fn open(
     deadline: Instant,
 ) -> Result<Stream, ConnectError> {
     let opened = async {
-        let addresses = match cache.fresh(std::time::Instant::now()) {
-            Some(addresses) => addresses,
+        let (addresses, last_good) = match cache.fresh(std::time::Instant::now()) {
+            Some(addresses) => (addresses, false),
             None => {
+                let now = Instant::now();
+                let resolve_by = now + deadline.saturating_duration_since(now) / 2;
                 let resolving = resolve::resolve(&service.host, service.port);
-                match by(deadline, ConnectStage::Resolve, resolving).await {
+                match by(resolve_by, ConnectStage::Resolve, resolving).await {
                     Ok(addresses) => {
                         cache.store(addresses.clone(), std::time::Instant::now());
-                        addresses
+                        (addresses, false)
                     }
-                    Err(err) => cache.last_good(std::time::Instant::now()).ok_or(err)?,
+                    Err(err) => (cache.last_good(std::time::Instant::now()).ok_or(err)?, true),
                 }
             }
         };
         let tcp = connect_any(&addresses, config.loop_guard_mark, deadline).await?;
+        if last_good {
+            cache.store(addresses, std::time::Instant::now());
+        }
         match service.scheme {
             Scheme::Http => Ok(Stream::Plain(tcp)),
             Scheme::Https => handshake(tcp, &service.host, &config.tls, deadline).await,

@@ -231,3 +231,25 @@ async fn a_service_that_keeps_refusing_fails_at_once_until_a_probe_connects() {
     let next = upstream.connection().await.expect("closed again");
     drop((probe, next));
 }
+
+#[tokio::test]
+async fn a_name_that_stops_resolving_still_reaches_its_last_good_addresses() {
+    let server = Server::start(vec![]).await;
+    // `.invalid` never resolves (RFC 6761): a DNS outage, as far as the client can tell.
+    let service = service(Scheme::Http, "shadow.invalid", server.addr);
+    let config: Arc<UpstreamConfig> = config(1, Duration::from_secs(2));
+    let cache = AddressCache::new(Duration::from_secs(30));
+    cache.store(Arc::from([server.addr]), std::time::Instant::now());
+    // A failed connect expired them: the next one resolves again, fails, and uses them.
+    cache.expire();
+    assert!(cache.fresh(std::time::Instant::now()).is_none());
+    let deadline = Instant::now() + Duration::from_secs(2);
+    connect::open(&service, &config, &cache, deadline)
+        .await
+        .expect("connected to the last good address");
+    // And they are fresh again: the next connect does not wait on the resolver.
+    assert_eq!(
+        cache.fresh(std::time::Instant::now()).as_deref(),
+        Some(&[server.addr][..])
+    );
+}
