@@ -189,6 +189,17 @@ fn module(source: &Source<'_>, document: &Document, value: &Value, out: &mut Res
         document.number
     );
     let config = spec.get("config").cloned().unwrap_or(Value::Null);
+    // A Module error makes the whole configuration unusable (`ConfigError::Module`).
+    let unusable = |out: &mut Resources, field: &str, problem: &str| {
+        let message = format!(
+            "{}, document {}, line {}: field {field}: {problem}",
+            source.label,
+            document.number,
+            documents::field_line(document, "config")
+        );
+        out.module_error.get_or_insert(message.clone());
+        out.diagnostics.error(&rkey, message);
+    };
     match serde_yaml_ng::from_value::<ModuleSettings>(if config.is_null() {
         Value::Mapping(Default::default())
     } else {
@@ -203,14 +214,7 @@ fn module(source: &Source<'_>, document: &Document, value: &Value, out: &mut Res
                 .flatten()
                 .find_map(|name| wire::header_name(name).err());
             if let Some(problem) = bad_name {
-                let message = format!(
-                    "{}, document {}, line {}: field config.remove_request_headers: {problem}",
-                    source.label,
-                    document.number,
-                    documents::field_line(document, "config")
-                );
-                out.module_error.get_or_insert(message.clone());
-                out.diagnostics.error(&rkey, message);
+                unusable(out, "config.remove_request_headers", &problem);
             } else if out.module.is_some() {
                 out.diagnostics.error(
                     &rkey,
@@ -229,16 +233,7 @@ fn module(source: &Source<'_>, document: &Document, value: &Value, out: &mut Res
                 out.module = Some(settings);
             }
         }
-        Err(err) => {
-            let message = format!(
-                "{}, document {}, line {}: field config: {err}",
-                source.label,
-                document.number,
-                documents::field_line(document, "config")
-            );
-            out.module_error.get_or_insert(message.clone());
-            out.diagnostics.error(&rkey, message);
-        }
+        Err(err) => unusable(out, "config", &err.to_string()),
     }
 }
 
