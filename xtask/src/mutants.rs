@@ -11,27 +11,53 @@ use crate::{setup, test};
 
 const CARGO_MUTANTS_VERSION: &str = "27.1.0";
 
-/// Each module with the source files whose mutants it counts (paths from the workspace root).
-const MODULES: [(&str, &[&str]); 6] = [
-    ("http", &["shadow-user/src/http/"]),
-    ("reassembly", &["shadow-user/src/reassembly/"]),
-    ("route", &["shadow-user/src/route/"]),
-    (
-        "copy",
-        &[
+/// A module to mutate: its name, the source files whose mutants it counts (paths from the
+/// workspace root), and the unit tests run against each mutant (libtest name filters: the
+/// module's own tests and those of what drives it; every test when all modules run at once).
+struct Module {
+    name: &'static str,
+    files: &'static [&'static str],
+    tests: &'static [&'static str],
+}
+
+const MODULES: [Module; 6] = [
+    Module {
+        name: "http",
+        files: &["shadow-user/src/http/"],
+        tests: &["http::", "pipeline::", "fuzzing::"],
+    },
+    Module {
+        name: "reassembly",
+        files: &["shadow-user/src/reassembly/"],
+        tests: &["reassembly::", "pipeline::", "fuzzing::"],
+    },
+    Module {
+        name: "route",
+        files: &["shadow-user/src/route/"],
+        tests: &["route::", "config::", "replay::", "check::"],
+    },
+    Module {
+        name: "copy",
+        files: &[
             "shadow-user/src/replay/copy.rs",
             "shadow-user/src/replay/copy/",
         ],
-    ),
-    (
-        "ledger",
-        &[
+        tests: &["replay::", "route::"],
+    },
+    Module {
+        name: "ledger",
+        files: &[
             "shadow-user/src/replay/offer.rs",
             "shadow-user/src/replay/stats.rs",
             "shadow-user/src/replay/summary.rs",
         ],
-    ),
-    ("compare", &["shadow-user/src/compare/"]),
+        tests: &["replay::", "pipeline::"],
+    },
+    Module {
+        name: "compare",
+        files: &["shadow-user/src/compare/"],
+        tests: &["compare::", "pipeline::", "replay::", "diag::"],
+    },
 ];
 
 /// What cargo-mutants writes for each outcome: one mutant per line.
@@ -40,7 +66,7 @@ const OUTCOMES: [&str; 4] = ["caught", "missed", "timeout", "unviable"];
 #[derive(Debug, Args)]
 pub struct MutantsArgs {
     /// The module to mutate; every module when absent.
-    #[arg(value_parser = PossibleValuesParser::new(MODULES.map(|(name, _)| name)))]
+    #[arg(value_parser = PossibleValuesParser::new(MODULES.map(|module| module.name)))]
     module: Option<String>,
 }
 
@@ -53,9 +79,13 @@ pub fn run(args: &MutantsArgs) -> Result<()> {
         CARGO_MUTANTS_VERSION,
         &["cargo", "mutants", "--version"],
     )?;
-    let modules: Vec<(&str, &[&str])> = MODULES
+    let modules: Vec<Module> = MODULES
         .into_iter()
-        .filter(|(name, _)| args.module.as_deref().is_none_or(|chosen| chosen == *name))
+        .filter(|module| {
+            args.module
+                .as_deref()
+                .is_none_or(|chosen| chosen == module.name)
+        })
         .collect();
     let root = setup::workspace_root();
     // Each module's results stay where the next run of another module cannot replace them.
@@ -73,8 +103,8 @@ pub fn run(args: &MutantsArgs) -> Result<()> {
     cmd.args(["mutants", "--package", "shadow-user", "--jobs", "1"])
         .arg("--output")
         .arg(&out);
-    for (_, paths) in &modules {
-        for path in *paths {
+    for module in &modules {
+        for path in module.files {
             let glob = match path.strip_suffix('/') {
                 Some(dir) => format!("{dir}/**"),
                 None => path.to_string(),
@@ -84,8 +114,12 @@ pub fn run(args: &MutantsArgs) -> Result<()> {
     }
     // Test modules are code that checks, not code under test.
     cmd.args(["--exclude", "**/tests/**", "--exclude", "**/tests.rs"]);
-    // The unit and property tests: the root network tests take many minutes a run.
+    // The unit and property tests: the root network tests take many minutes a run. One
+    // module runs the tests that reach it; all of them, every test.
     cmd.args(["--", "--lib"]);
+    if let [module] = &modules[..] {
+        cmd.arg("--").args(module.tests);
+    }
     println!("mutants: {cmd:?}");
     let status = cmd.status().context("starting cargo mutants")?;
     // cargo-mutants exits 2 when mutants were missed and 3 on timeouts: findings, reported
@@ -98,7 +132,7 @@ pub fn run(args: &MutantsArgs) -> Result<()> {
 }
 
 /// Counts each outcome per module and prints a table, then where the missed ones are listed.
-fn report(results: &Path, modules: &[(&str, &[&str])]) -> Result<()> {
+fn report(results: &Path, modules: &[Module]) -> Result<()> {
     let mut counts: BTreeMap<&str, [usize; OUTCOMES.len()]> = BTreeMap::new();
     for (index, outcome) in OUTCOMES.iter().enumerate() {
         let file = results.join(format!("{outcome}.txt"));
@@ -106,8 +140,8 @@ fn report(results: &Path, modules: &[(&str, &[&str])]) -> Result<()> {
         for line in text.lines().filter(|line| !line.trim().is_empty()) {
             let module = modules
                 .iter()
-                .find(|(_, paths)| paths.iter().any(|path| line.starts_with(path)))
-                .map_or("other", |(name, _)| name);
+                .find(|module| module.files.iter().any(|path| line.starts_with(path)))
+                .map_or("other", |module| module.name);
             counts.entry(module).or_default()[index] += 1;
         }
     }
