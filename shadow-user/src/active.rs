@@ -22,7 +22,7 @@ use crate::{
     route::RouteTable,
 };
 
-/// Port captured when nothing else names one (semantics §6).
+/// Port captured when nothing else names one: the default port of a Mapping's service.
 pub const DEFAULT_CAPTURE_PORT: u16 = 80;
 
 /// One loaded configuration.

@@ -130,7 +130,7 @@ mod tests {
         let (code, text) = run(std::slice::from_ref(&path));
         std::fs::remove_dir_all(&dir).ok();
         assert_eq!(code, 1, "{text}");
-        // Mappings are taken in rkey order (semantics §1): `myservice-shadow-2.default.3`
+        // Mappings are taken in rkey order: `myservice-shadow-2.default.3`
         // sorts before `myservice-shadow-mapping.default.2`, so it is the first shadow.
         assert!(
             text.contains(

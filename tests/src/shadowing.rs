@@ -16,7 +16,8 @@ pub fn target(raw: &[u8]) -> String {
         .to_string()
 }
 
-/// `host` with `-shadow` inserted before the port (semantics §5).
+/// `host` with `-shadow` inserted before the port, as Envoy names a mirrored request's
+/// host.
 pub fn shadow_host(host: &str) -> String {
     match host.rfind(':') {
         Some(p) if !host[p..].contains(']') => format!("{}-shadow{}", &host[..p], &host[p..]),

@@ -59,7 +59,8 @@ fn curl(ns: &Netns, args: &[&str]) -> (String, Vec<u8>) {
     (code, body)
 }
 
-/// The requests of test 1: small and larger GETs over IPv4, a 2 MiB POST, a GET over IPv6.
+/// The requests of the byte-count test: small and larger GETs over IPv4, a 2 MiB POST, a
+/// GET over IPv6.
 fn client_mix(ns: &Netns, post_file: &str) -> Vec<(String, Vec<u8>)> {
     let v4 = format!("http://{}:{CAPTURE_PORT}", Topology::SERVER_V4);
     let v6 = format!("http://[{}]:{CAPTURE_PORT}", Topology::SERVER_V6);

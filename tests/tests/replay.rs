@@ -65,7 +65,7 @@ impl Drop for BodyFiles {
     }
 }
 
-/// The mix of test 1. Returns nothing: the production server records what it got.
+/// The mix of the user's-example test. Returns nothing: the production server records what it got.
 fn production_mix(topo: &Topology, bodies: &BodyFiles) {
     let url = |path: &str| format!("http://{PRODUCTION}{path}");
     let host = ["-H", "Host: myservice"];

@@ -78,7 +78,8 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, ConfigError> {
     if let Some(message) = resources.module_error {
         return Err(ConfigError::Module { message });
     }
-    // Sorted by rkey as a string: that order decides which Mapping is "first" (semantics §1).
+    // Sorted by rkey as a string, as Emissary processes resources: that order decides which
+    // Mapping is "first".
     resources.mappings.sort_by(|a, b| a.rkey.cmp(&b.rkey));
     Ok(Loaded {
         files,

@@ -14,7 +14,7 @@ use super::{
     service, wire,
 };
 
-/// Mapping API versions accepted (semantics §1).
+/// Mapping API versions accepted: Ambassador's and Emissary's.
 const API_VERSIONS: &[&str] = &[
     "ambassador/v0",
     "ambassador/v1",

@@ -1,4 +1,4 @@
-//! The shadow copy of a captured request (semantics §5): the captured bytes with only the
+//! The shadow copy of a captured request: the captured bytes with only the
 //! request target (shadow `rewrite`), the Host value (`host_rewrite`, then the `-shadow`
 //! suffix) and the shadow's header removals and additions changed. The few changed ranges
 //! are spliced into a new head; the body is the captured `Bytes`, not copied.

@@ -1,4 +1,4 @@
-//! Building the table from loaded Mappings (semantics §3–§5): rkey order, grouping, one
+//! Building the table from loaded Mappings: rkey order, grouping, one
 //! shadow per group, and a diagnostic for everything turned away or worth knowing.
 
 use std::collections::{HashMap, hash_map::Entry};

@@ -1,4 +1,4 @@
-//! A group's match criteria (semantics §3): the grouping key, the match-order key, and how
+//! A group's match criteria (README, "Groups"): the grouping key, the match-order key, and how
 //! `shadowd check` prints them.
 
 use std::{cmp::Ordering, fmt};
@@ -61,7 +61,7 @@ impl Criteria {
 
     /// Orders groups for matching: the group that must be tried first is `Less`.
     ///
-    /// The key of semantics §3, `[precedence, len(prefix), total length of regex header
+    /// Ambassador's group order, `[precedence, len(prefix), total length of regex header
     /// names and values, prefix, method]`, descending; an absent method counts below any
     /// method. Ties are then broken as Ambassador's route weight does, by the length of
     /// every constraint (headers, host, method, regex or not), so that of two groups that

@@ -3,7 +3,7 @@
 /// A Mapping the route table turned away; the rest of the configuration still builds.
 #[derive(Debug, thiserror::Error)]
 pub enum RouteError {
-    /// A group already has a shadow (semantics §4): the first in rkey order wins.
+    /// A group already has a shadow: only one per group, the first in rkey order.
     #[error("cannot accept {new} as second shadow after {first}")]
     SecondShadow {
         /// Name of the rejected shadow Mapping.

@@ -1,5 +1,5 @@
 //! Which Mapping group a captured request belongs to, and where its shadow copy goes
-//! (semantics §3–§6).
+//! (README, "Groups" and "Replay").
 //!
 //! [`RouteTable::build`] groups the loaded Mappings as Ambassador does, keeps one shadow per
 //! group and files every rejection in the diagnostics. [`RouteTable::route`] finds the
@@ -71,7 +71,7 @@ impl RouteTable {
         &self.unrouted
     }
 
-    /// The ports of the production services of groups with a shadow (semantics §6): the
+    /// The ports of the production services of groups with a shadow: the
     /// traffic worth capturing. Empty when nothing is shadowed; the caller then applies the
     /// default or explicit ports.
     pub fn capture_ports(&self) -> BTreeSet<u16> {

@@ -1,4 +1,4 @@
-//! A group as built, and the plan for its shadow copy (semantics §5): where it goes, how
+//! A group as built, and the plan for its shadow copy: where it goes, how
 //! often, and what changes in it.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Measurement 5: copy delay, from production receiving a request to the shadow receiving
+//! Copy delay, from production receiving a request to the shadow receiving
 //! its copy. Every request has a unique random path; tcpdump on the production interface
 //! and on the shadow's interface stamps each request line with the kernel's receive time
 //! (same clock, microseconds), and the two are matched by path. nginx's `$msec` in both

@@ -1,4 +1,4 @@
-//! Measurement 4 (memory): shadowd's resident memory at rest and with 1,000 concurrent idle
+//! Memory: shadowd's resident memory at rest and with 1,000 concurrent idle
 //! keep-alive client connections to production — each has sent one request and waits —
 //! so the flow table, the HTTP state and the replay workers of 1,000 connections are live.
 

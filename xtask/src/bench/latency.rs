@@ -1,4 +1,4 @@
-//! Measurement 2: production latency at a fixed rate of half of A's pinned saturation, and
+//! Production latency at a fixed rate of half of A's pinned saturation, and
 //! at a light fixed rate, pinned, rounds of A B C on fresh servers.
 
 use anyhow::{Context as _, Result};

@@ -1,4 +1,4 @@
-//! Measurement 6: traffic shapes beyond keep-alive — a connection per request at fixed
+//! Traffic shapes beyond keep-alive — a connection per request at fixed
 //! rates, tens of thousands of client connections open at once, slow concurrent uploads and
 //! one very large upload — each set against production's log and shadowd's ledger, every
 //! upload compared byte for byte with what the client sent, with shadowd's memory.

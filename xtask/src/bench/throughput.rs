@@ -1,4 +1,4 @@
-//! Measurement 1: saturated throughput. wrk with fixed connections against each scenario,
+//! Saturated throughput. wrk with fixed connections against each scenario,
 //! rounds of A B C per placement, each on freshly started servers.
 
 use anyhow::Result;

@@ -87,7 +87,8 @@ pub(super) fn routed<'t>(table: &'t RouteTable, request: &RequestParts<'_>) -> O
     indexed
 }
 
-/// The user's example (semantics §1): production and shadow on `/myservice/`.
+/// The user's example (`examples/myservice-services.yaml`): production and shadow on
+/// `/myservice/`.
 pub(super) fn user_example() -> Vec<Mapping> {
     vec![
         mapping("myservice-mapping", "/myservice/", "myservice.default"),

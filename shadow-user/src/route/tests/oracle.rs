@@ -1,4 +1,5 @@
-//! An oracle for routing written from semantics §2–§4 alone, over the Mappings as loaded:
+//! An oracle for routing written from the Mapping rules alone (fields, groups, one shadow
+//! per group), over the Mappings as loaded:
 //! it shares no code with the table (no `Criteria`, `Matcher`, `Target` or match order), so
 //! a mistake in grouping, ordering or matching shows up as a disagreement.
 
@@ -24,7 +25,7 @@ fn canonical<V: Clone + Ord>(fields: &[(String, V)]) -> Vec<(String, V)> {
     fields
 }
 
-/// Semantics §3: the same method, prefix, prefix_regex, case_sensitive, host/host_regex,
+/// One group: the same method, prefix, prefix_regex, case_sensitive, host/host_regex,
 /// headers, regex_headers and precedence.
 fn same_criteria(a: &Mapping, b: &Mapping) -> bool {
     a.method == b.method
@@ -142,7 +143,7 @@ fn joined(request: &RequestParts<'_>, name: &str) -> Option<String> {
     (!values.is_empty()).then(|| values.join(","))
 }
 
-/// Whether `request` meets every criterion of `m` (semantics §2).
+/// Whether `request` meets every criterion of `m`.
 fn meets(m: &Mapping, request: &RequestParts<'_>) -> bool {
     let (path, host) = path_and_host(request);
     let prefix = if m.prefix_regex {
