@@ -1,4 +1,4 @@
-//! Measurements 3 and 4 (CPU): fidelity of B at fixed rates — GETs from 5k requests/s up
+//! Fidelity and CPU: fidelity of B at fixed rates — GETs from 5k requests/s up
 //! until a copy is lost or the load cannot be offered, and 64 KiB POSTs — each shortfall
 //! set against shadowd's own counters, and shadowd's CPU per 10,000 copies.
 
