@@ -203,7 +203,7 @@ fn drive_http_flow(data: &[u8]) -> usize {
                 flow.gap(side, *at, kind, &mut out);
                 order.gap(side, kind);
             }
-            _ => flow.end(side, ts, &mut out),
+            _ => flow.end(side, &mut out),
         }
         assert!(
             !was_finished || out.is_empty(),

@@ -1,7 +1,7 @@
 //! What the packet reader hands onward: one cloned frame at a time, borrowed from the ring,
 //! with its capture time and direction, and the trait its consumer implements.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use super::{ports::PortSet, stats::RingStats};
 use crate::packet::{Segment, parse_ethernet};
@@ -41,15 +41,6 @@ pub struct Frame<'a> {
     pub timestamp: SystemTime,
     pub direction: Direction,
     pub segment: Segment<'a>,
-}
-
-impl Frame<'_> {
-    /// Capture time as a duration since the Unix epoch.
-    pub fn since_epoch(&self) -> Duration {
-        self.timestamp
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-    }
 }
 
 /// The consumer of captured frames. Called on the capture thread: an implementation must not

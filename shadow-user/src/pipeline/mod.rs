@@ -68,8 +68,8 @@ impl StreamHandler for HttpFlow {
         self.mid_request()
     }
 
-    fn end(&mut self, direction: Direction, ts: SystemTime, out: &mut Vec<HttpEvent>) {
-        HttpFlow::end(self, direction, ts, out);
+    fn end(&mut self, direction: Direction, out: &mut Vec<HttpEvent>) {
+        HttpFlow::end(self, direction, out);
     }
 
     fn is_finished(&self) -> bool {

@@ -145,8 +145,8 @@ impl StreamHandler for CountedFlow {
         self.flow.mid_request()
     }
 
-    fn end(&mut self, direction: Direction, ts: SystemTime, out: &mut Vec<HttpEvent>) {
-        self.flow.end(direction, ts, out);
+    fn end(&mut self, direction: Direction, out: &mut Vec<HttpEvent>) {
+        self.flow.end(direction, out);
     }
 
     fn is_finished(&self) -> bool {

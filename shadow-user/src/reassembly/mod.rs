@@ -99,7 +99,7 @@ pub trait StreamHandler {
         false
     }
     /// `direction` ended: FIN reached, RST, or the flow expired or was evicted.
-    fn end(&mut self, direction: Direction, ts: SystemTime, out: &mut Vec<Self::Event>);
+    fn end(&mut self, direction: Direction, out: &mut Vec<Self::Event>);
     /// True when nothing more of this flow is of interest (e.g. it upgraded to another
     /// protocol): its segments are then only counted.
     fn is_finished(&self) -> bool {

@@ -296,7 +296,7 @@ impl<H: StreamHandler> FlowTable<H> {
         self.stats.delivered(direction).inc_by(delivered);
         if stream.complete() && !stream.ended {
             stream.ended = true;
-            handler.end(direction, ts, scratch);
+            handler.end(direction, scratch);
         }
         let after = request.pending_bytes() + response.pending_bytes();
         self.total_buffered = self.total_buffered + after - before;
@@ -443,7 +443,7 @@ impl<H: StreamHandler> FlowTable<H> {
                 self.stats.delivered(direction).inc_by(delivered);
                 if stream.complete() && !stream.ended {
                     stream.ended = true;
-                    flow.handler.end(direction, now, &mut self.scratch);
+                    flow.handler.end(direction, &mut self.scratch);
                 }
             }
             self.total_buffered -= before - flow.pending_bytes();
@@ -529,7 +529,7 @@ impl<H: StreamHandler> FlowTable<H> {
             }
             self.stats.delivered(direction).inc_by(delivered);
             stream.ended = true;
-            flow.handler.end(direction, now, &mut self.scratch);
+            flow.handler.end(direction, &mut self.scratch);
         }
         if reason == GapReason::Closed {
             self.stats.flows_closed.inc();

@@ -42,7 +42,7 @@ impl StreamHandler for Recorder {
     ) {
         out.push(Seen::Acked(direction, offset));
     }
-    fn end(&mut self, direction: Direction, _: SystemTime, out: &mut Vec<Seen>) {
+    fn end(&mut self, direction: Direction, out: &mut Vec<Seen>) {
         out.push(Seen::End(direction));
     }
 }

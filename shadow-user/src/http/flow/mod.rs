@@ -105,7 +105,7 @@ impl HttpFlow {
     /// here; any other partial message is dropped as `Truncated`. A close-delimited
     /// response's `last_byte` is its last data byte, not `_ts`, which for an expiry would
     /// be the sweep time.
-    pub fn end(&mut self, direction: Direction, _ts: SystemTime, out: &mut Vec<HttpEvent>) {
+    pub fn end(&mut self, direction: Direction, out: &mut Vec<HttpEvent>) {
         if self.finished {
             return;
         }

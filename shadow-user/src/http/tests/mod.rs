@@ -94,7 +94,7 @@ fn run<'a>(
                 flow.push(RESP, answer, ts(i), &mut out);
                 position[1] += answer.len() as u64;
             }
-            Op::End(direction) => flow.end(direction, ts(i), &mut out),
+            Op::End(direction) => flow.end(direction, &mut out),
         }
     }
     (joined(out), flow.counters())

@@ -332,7 +332,7 @@ fn replay(
             }
             // A stream picked up at its start.
             8 if *at == 0 => flow.gap(direction, 0, GapKind::Pickup, &mut out),
-            _ => flow.end(direction, ts(0), &mut out),
+            _ => flow.end(direction, &mut out),
         }
         assert!(flow.buffered() <= bound, "buffered {}", flow.buffered());
     }

@@ -608,7 +608,7 @@ fn raw_events(ops: &[Op], limits: Limits) -> Vec<String> {
                 position += n;
                 flow.gap(direction, position, GapKind::CaptureLoss, &mut out);
             }
-            Op::End(direction) => flow.end(direction, ts(i), &mut out),
+            Op::End(direction) => flow.end(direction, &mut out),
             other => panic!("not used here: {other:?}"),
         }
     }
