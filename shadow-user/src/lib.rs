@@ -15,6 +15,7 @@ pub mod extract;
 pub mod fuzzing;
 pub mod generate;
 pub mod http;
+pub mod labels;
 pub mod logging;
 pub mod packet;
 pub mod pcap;

@@ -12,7 +12,7 @@ use crate::{
     active::SharedConfig,
     capture::{ports::PortSet, program::StatsReader},
     compare::{CLASSES, Side},
-    replay::stats::{DropLabels, MappingLabel, ReplayStats, reason},
+    replay::stats::{DropLabels, MappingLabel, ReplayStats, Undelivered},
 };
 
 /// What the report is built from.
@@ -104,12 +104,12 @@ impl Sources {
         let copied = counter(&self.replay.copied.get_or_create(&label));
         let sampled_out = counter(&self.replay.sampled_out.get_or_create(&label));
         let in_flight = gauge(&self.replay.in_flight.get_or_create(&label));
-        let dropped = reason::ALL
+        let dropped = Undelivered::ALL
             .iter()
             .map(|reason| {
                 let labels = DropLabels {
                     mapping: mapping.to_string(),
-                    reason,
+                    reason: *reason,
                 };
                 (
                     reason.to_string(),

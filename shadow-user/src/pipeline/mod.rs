@@ -19,7 +19,7 @@ use crate::{
     replay::{
         body::BodySender,
         offer::{Offered, Offerer, Shadowed},
-        stats::reason,
+        stats::Undelivered,
     },
 };
 
@@ -248,8 +248,8 @@ impl HttpSink {
                         && let Some((_, mut body)) = self.streams.remove(&flow)
                     {
                         body.abandon(match unread {
-                            true => reason::UNCONFIRMED,
-                            false => reason::INCOMPLETE,
+                            true => Undelivered::Unconfirmed,
+                            false => Undelivered::Incomplete,
                         });
                     }
                     // Nothing to compare: the copy was not completed.

@@ -4,7 +4,6 @@
 use std::{ops::Range, sync::Arc, time::SystemTime};
 
 use prometheus_client::{
-    encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family},
     registry::Registry,
 };
@@ -12,13 +11,9 @@ use prometheus_client::{
 use crate::{
     capture::Direction,
     http::{HttpEvent, HttpFlow, StreamCounters},
+    labels::DirectionLabel,
     reassembly::{GapKind, StreamHandler},
 };
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DirectionLabel {
-    pub direction: &'static str,
-}
 
 /// Totals over the flows that have ended.
 #[derive(Debug, Default)]
@@ -32,9 +27,7 @@ pub struct FlowTotals {
 
 impl FlowTotals {
     fn add(&self, direction: Direction, counters: &StreamCounters) {
-        let label = DirectionLabel {
-            direction: direction.as_str(),
-        };
+        let label = DirectionLabel { direction };
         self.resyncs.get_or_create(&label).inc_by(counters.resyncs);
         self.resync_skipped_bytes
             .get_or_create(&label)
@@ -46,11 +39,7 @@ impl FlowTotals {
 
     /// Sum of a direction's value in `family`.
     pub fn of(family: &Family<DirectionLabel, Counter>, direction: Direction) -> u64 {
-        family
-            .get_or_create(&DirectionLabel {
-                direction: direction.as_str(),
-            })
-            .get()
+        family.get_or_create(&DirectionLabel { direction }).get()
     }
 
     /// Registers under `shadowd_http_*`.

@@ -1,7 +1,7 @@
 //! Counters of the reassembler, registered as `shadowd_reassembly_*`.
 
 use super::acceptance::RejectReason;
-use crate::capture::Direction;
+use crate::{capture::Direction, labels::DirectionLabel};
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge},
@@ -37,11 +37,6 @@ impl GapReason {
             GapReason::HoleTimeout => "hole_timeout",
         }
     }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DirectionLabel {
-    pub direction: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -83,9 +78,7 @@ impl Default for ReassemblyStats {
         let delivered_bytes = Family::<DirectionLabel, Counter>::default();
         let counter = |direction: Direction| {
             delivered_bytes
-                .get_or_create(&DirectionLabel {
-                    direction: direction.as_str(),
-                })
+                .get_or_create(&DirectionLabel { direction })
                 .clone()
         };
         let delivered_by_direction = [counter(Direction::Request), counter(Direction::Response)];

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::{
     job::{Budget, Reservation},
-    stats::reason,
+    stats::Undelivered,
 };
 
 /// What a piece costs besides its bytes: its place in the channel and its allocation's
@@ -27,7 +27,7 @@ pub const MIN_STREAM_BACKLOG: usize = 4 << 20;
 enum Piece {
     Bytes(Bytes, Held),
     End,
-    Abandon(&'static str),
+    Abandon(Undelivered),
 }
 
 /// A piece's shares of the replay budget and of its copy's backlog, given back on drop.
@@ -43,7 +43,7 @@ pub struct BodySender {
     tx: mpsc::UnboundedSender<Piece>,
     budget: Budget,
     backlog: Budget,
-    abandoned: Arc<OnceLock<&'static str>>,
+    abandoned: Arc<OnceLock<Undelivered>>,
     done: bool,
 }
 
@@ -51,7 +51,7 @@ pub struct BodySender {
 #[derive(Debug)]
 pub struct BodyStream {
     rx: mpsc::UnboundedReceiver<Piece>,
-    abandoned: Arc<OnceLock<&'static str>>,
+    abandoned: Arc<OnceLock<Undelivered>>,
 }
 
 /// What comes next in a streamed body.
@@ -61,7 +61,7 @@ pub enum Next {
     /// The body is complete.
     End,
     /// The copy must not be completed, for this ledger reason.
-    Abandon(&'static str),
+    Abandon(Undelivered),
 }
 
 /// A connected pair, drawing on `budget`.
@@ -106,7 +106,7 @@ impl BodySender {
                 true
             }
             None => {
-                self.abandon(reason::QUEUE_FULL);
+                self.abandon(Undelivered::QueueFull);
                 false
             }
         }
@@ -118,7 +118,7 @@ impl BodySender {
     }
 
     /// The body will not be completed.
-    pub fn abandon(&mut self, why: &'static str) {
+    pub fn abandon(&mut self, why: Undelivered) {
         self.finish(Piece::Abandon(why));
     }
 
@@ -134,7 +134,7 @@ impl BodySender {
 
 impl Drop for BodySender {
     fn drop(&mut self) {
-        self.finish(Piece::Abandon(reason::INCOMPLETE));
+        self.finish(Piece::Abandon(Undelivered::Incomplete));
     }
 }
 
@@ -145,13 +145,13 @@ impl BodyStream {
             Some(Piece::Bytes(bytes, held)) => Next::Bytes(bytes, held),
             Some(Piece::End) => Next::End,
             Some(Piece::Abandon(why)) => Next::Abandon(why),
-            None => Next::Abandon(reason::INCOMPLETE),
+            None => Next::Abandon(Undelivered::Incomplete),
         }
     }
 
     /// Whether the copy was abandoned already, and why: a copy still waiting to be sent
     /// then never reaches the shadow at all.
-    pub fn abandoned(&self) -> Option<&'static str> {
+    pub fn abandoned(&self) -> Option<Undelivered> {
         self.abandoned.get().copied()
     }
 }
@@ -168,7 +168,11 @@ mod tests {
         assert_eq!(budget.used(), 6 + PIECE_OVERHEAD, "bytes and overhead");
         assert!(rx.abandoned().is_none());
         assert!(!tx.push(Bytes::from_static(b"6789a")), "over the budget");
-        assert_eq!(rx.abandoned(), Some(reason::QUEUE_FULL), "known at once");
+        assert_eq!(
+            rx.abandoned(),
+            Some(Undelivered::QueueFull),
+            "known at once"
+        );
         assert!(!tx.push(Bytes::from_static(b"x")), "done after abandoning");
         let Next::Bytes(bytes, held) = rx.next().await else {
             panic!("bytes first");
@@ -176,7 +180,10 @@ mod tests {
         assert_eq!(&bytes[..], b"012345");
         drop(held);
         assert_eq!(budget.used(), 0);
-        assert!(matches!(rx.next().await, Next::Abandon(reason::QUEUE_FULL)));
+        assert!(matches!(
+            rx.next().await,
+            Next::Abandon(Undelivered::QueueFull)
+        ));
     }
 
     #[tokio::test]
@@ -190,7 +197,7 @@ mod tests {
         }
         // A sixteenth of 1 GiB, less the overheads.
         assert_eq!(pushed, 63);
-        assert_eq!(rx.abandoned(), Some(reason::QUEUE_FULL));
+        assert_eq!(rx.abandoned(), Some(Undelivered::QueueFull));
         // Another copy still has room.
         let (mut other, _rx) = channel(budget);
         assert!(other.push(piece));
@@ -202,8 +209,11 @@ mod tests {
         let budget = Budget::new(1000, Gauge::default());
         let (tx, mut rx) = channel(budget.clone());
         drop(tx);
-        assert_eq!(rx.abandoned(), Some(reason::INCOMPLETE));
-        assert!(matches!(rx.next().await, Next::Abandon(reason::INCOMPLETE)));
+        assert_eq!(rx.abandoned(), Some(Undelivered::Incomplete));
+        assert!(matches!(
+            rx.next().await,
+            Next::Abandon(Undelivered::Incomplete)
+        ));
         let (mut tx, mut rx) = channel(budget);
         assert!(tx.push(Bytes::from_static(b"ab")));
         tx.end();

@@ -283,7 +283,7 @@ fn log_drop(mapping: &str, err: &UpstreamError) {
     *last = Some(now);
     tracing::warn!(
         mapping,
-        reason = err.reason(),
+        reason = %err.reason(),
         error = %crate::error_chain(err),
         "a copy was not delivered (further drops in the next 10 s are only counted)"
     );

@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use super::{
     body::BodyStream,
     copy::Copy,
-    stats::{ReplayStats, reason},
+    stats::{ReplayStats, Undelivered},
 };
 use crate::{active::ActiveConfig, reassembly::FlowKey, route::ShadowPlan};
 
@@ -67,7 +67,7 @@ impl Job {
     }
 
     /// The copy was not delivered, for `reason`.
-    pub fn dropped(&mut self, reason: &'static str) {
+    pub fn dropped(&mut self, reason: Undelivered) {
         if let Some(stats) = self.ledger.take() {
             stats.dropped(self.mapping(), reason, true);
         }
@@ -77,8 +77,8 @@ impl Job {
 impl Drop for Job {
     fn drop(&mut self) {
         let reason = match std::thread::panicking() {
-            true => reason::INTERNAL,
-            false => reason::SHUTDOWN,
+            true => Undelivered::Internal,
+            false => Undelivered::Shutdown,
         };
         self.dropped(reason);
     }
@@ -233,16 +233,16 @@ mod tests {
     }
 
     /// (copied, in flight, dropped by reason) of Mapping `s`.
-    fn ledger(stats: &ReplayStats) -> (u64, i64, Vec<(&'static str, u64)>) {
+    fn ledger(stats: &ReplayStats) -> (u64, i64, Vec<(Undelivered, u64)>) {
         let label = crate::replay::stats::MappingLabel {
             mapping: "s".into(),
         };
-        let dropped = reason::ALL
+        let dropped = Undelivered::ALL
             .iter()
             .map(|reason| {
                 let labels = DropLabels {
                     mapping: "s".into(),
-                    reason,
+                    reason: *reason,
                 };
                 (*reason, stats.dropped.get_or_create(&labels).get())
             })
@@ -266,22 +266,26 @@ mod tests {
         let mut copied = job(&budget);
         copied.queued(&stats);
         copied.copied(200, Duration::from_millis(1));
-        copied.dropped("timeout");
+        copied.dropped(Undelivered::Timeout);
         drop(copied);
         assert_eq!(ledger(&stats), (1, 0, vec![]));
         // Dropped for a reason: that reason only.
         let mut failed = job(&budget);
         failed.queued(&stats);
-        failed.dropped("timeout");
+        failed.dropped(Undelivered::Timeout);
         drop(failed);
-        assert_eq!(ledger(&stats), (1, 0, vec![("timeout", 1)]));
+        assert_eq!(ledger(&stats), (1, 0, vec![(Undelivered::Timeout, 1)]));
         // Gone unsettled: a task dropped at shutdown.
         let mut abandoned = job(&budget);
         abandoned.queued(&stats);
         drop(abandoned);
         assert_eq!(
             ledger(&stats),
-            (1, 0, vec![("timeout", 1), (reason::SHUTDOWN, 1)])
+            (
+                1,
+                0,
+                vec![(Undelivered::Timeout, 1), (Undelivered::Shutdown, 1)]
+            )
         );
         // Gone with a panicking task.
         let mut crashed = job(&budget);
@@ -297,7 +301,11 @@ mod tests {
             (
                 1,
                 0,
-                vec![("timeout", 1), (reason::SHUTDOWN, 1), (reason::INTERNAL, 1)]
+                vec![
+                    (Undelivered::Timeout, 1),
+                    (Undelivered::Shutdown, 1),
+                    (Undelivered::Internal, 1)
+                ]
             )
         );
         assert_eq!(budget.used(), 0);

@@ -9,7 +9,7 @@ use super::{
     body::{self, BodySender},
     copy,
     job::{self, Budget, NoJob},
-    stats::{ReplayStats, reason},
+    stats::{ReplayStats, Undelivered},
 };
 use crate::{active::ActiveConfig, http::Request, reassembly::FlowKey};
 
@@ -135,9 +135,10 @@ impl Offerer {
                 Err(_) => {
                     // Nobody will read the body: its sender must not count anything.
                     if let Some(mut sender) = body.take() {
-                        sender.abandon(reason::QUEUE_FULL);
+                        sender.abandon(Undelivered::QueueFull);
                     }
-                    self.stats.dropped(&plan.name, reason::QUEUE_FULL, false);
+                    self.stats
+                        .dropped(&plan.name, Undelivered::QueueFull, false);
                     return (Offered::Dropped, Some(shadowed), None);
                 }
             }
@@ -154,7 +155,8 @@ impl Offerer {
             .and_then(|group| config.table.groups()[group].shadow.as_ref());
         if let Some(plan) = plan {
             self.stats.observed(&plan.name);
-            self.stats.dropped(&plan.name, reason::UNCONFIRMED, false);
+            self.stats
+                .dropped(&plan.name, Undelivered::Unconfirmed, false);
         }
         plan.is_some()
     }

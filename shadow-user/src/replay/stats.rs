@@ -10,7 +10,10 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::compare::{Comparison, Role};
+use crate::{
+    compare::{Comparison, Role},
+    labels::label_value,
+};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MappingLabel {
@@ -20,41 +23,80 @@ pub struct MappingLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DropLabels {
     pub mapping: String,
-    pub reason: &'static str,
+    pub reason: Undelivered,
 }
 
-/// Why a copy was not delivered.
-pub mod reason {
-    /// The replay byte budget was full: copies waiting or being sent hold all of it.
-    pub const QUEUE_FULL: &str = "queue_full";
-    /// shadowd is shutting down.
-    pub const SHUTDOWN: &str = "shutdown";
-    /// A replay task failed (a bug, logged): what became of its copy is unknown.
-    pub const INTERNAL: &str = "internal";
+/// Why a copy was not delivered: the `reason` of `shadowd_replay_dropped_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Undelivered {
     /// Never copied: production was not shown to have read it as a request (its connection
     /// was not seen established, and no answer acknowledged its last byte).
-    pub const UNCONFIRMED: &str = "unconfirmed";
-    /// A copy sent while its request was still being captured did not get the rest of
-    /// it (capture lost bytes of the body, the client's connection ended in it, or its
-    /// framing broke): its shadow connection was reset, so the shadow never took it for a
-    /// complete request.
-    pub const INCOMPLETE: &str = "incomplete";
+    Unconfirmed,
+    /// A copy sent while its request was still being captured did not get the rest of it
+    /// (capture lost bytes of the body, the client's connection ended in it, or its framing
+    /// broke): its shadow connection was reset, so the shadow never took it for a complete
+    /// request.
+    Incomplete,
+    /// The replay byte budget was full: copies waiting or being sent hold all of it.
+    QueueFull,
+    /// No connection could be made to the shadow service.
+    ConnectFailed,
+    /// The service's circuit breaker is open after failed connects.
+    CircuitOpen,
+    /// The copy's write or the reply took longer than the copy's timeout.
+    Timeout,
+    /// The shadow closed the connection before its reply was complete.
+    Reset,
+    /// The reply is not HTTP/1 as the replay client reads it.
+    BadResponse,
+    /// Another I/O error on an open connection.
+    Io,
+    /// shadowd is shutting down.
+    Shutdown,
+    /// A replay task failed (a bug, logged): what became of its copy is unknown.
+    Internal,
+}
 
-    /// Every reason a copy can be dropped for (the upstream ones come from
-    /// `UpstreamError::reason`), in report order.
-    pub const ALL: &[&str] = &[
-        UNCONFIRMED,
-        INCOMPLETE,
-        QUEUE_FULL,
-        "connect_failed",
-        "circuit_open",
-        "timeout",
-        "reset",
-        "bad_response",
-        "io",
-        SHUTDOWN,
-        INTERNAL,
+impl Undelivered {
+    /// Every reason, in report order.
+    pub const ALL: [Undelivered; 11] = [
+        Undelivered::Unconfirmed,
+        Undelivered::Incomplete,
+        Undelivered::QueueFull,
+        Undelivered::ConnectFailed,
+        Undelivered::CircuitOpen,
+        Undelivered::Timeout,
+        Undelivered::Reset,
+        Undelivered::BadResponse,
+        Undelivered::Io,
+        Undelivered::Shutdown,
+        Undelivered::Internal,
     ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Undelivered::Unconfirmed => "unconfirmed",
+            Undelivered::Incomplete => "incomplete",
+            Undelivered::QueueFull => "queue_full",
+            Undelivered::ConnectFailed => "connect_failed",
+            Undelivered::CircuitOpen => "circuit_open",
+            Undelivered::Timeout => "timeout",
+            Undelivered::Reset => "reset",
+            Undelivered::BadResponse => "bad_response",
+            Undelivered::Io => "io",
+            Undelivered::Shutdown => "shutdown",
+            Undelivered::Internal => "internal",
+        }
+    }
+}
+
+label_value!(Undelivered);
+
+impl std::fmt::Display for Undelivered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Counters of the replay path, registered as `shadowd_replay_*`.
@@ -98,7 +140,7 @@ impl ReplayStats {
     }
 
     /// A copy left the queue unsent.
-    pub fn dropped(&self, mapping: &str, reason: &'static str, was_queued: bool) {
+    pub fn dropped(&self, mapping: &str, reason: Undelivered, was_queued: bool) {
         if was_queued {
             self.in_flight.get_or_create(&label(mapping)).dec();
             self.in_flight_total.dec();
@@ -172,9 +214,9 @@ mod tests {
         stats.queued("b");
         stats.queued("b");
         stats.copied("a", 200, Duration::from_millis(1), 1);
-        stats.dropped("b", reason::SHUTDOWN, true);
+        stats.dropped("b", Undelivered::Shutdown, true);
         // Dropped before it was queued: nothing was in flight.
-        stats.dropped("b", reason::QUEUE_FULL, false);
+        stats.dropped("b", Undelivered::QueueFull, false);
         assert_eq!(stats.in_flight_total.get(), 1);
         assert_eq!(stats.in_flight.get_or_create(&label("b")).get(), 1);
     }
@@ -190,7 +232,7 @@ mod tests {
         stats.sampled_out("a");
         stats.queued("a");
         stats.copied("a", 200, Duration::from_millis(1), 1);
-        stats.dropped("a", reason::QUEUE_FULL, false);
+        stats.dropped("a", Undelivered::QueueFull, false);
         stats.queued("b");
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();

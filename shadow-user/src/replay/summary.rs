@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::stats::{DropLabels, MappingLabel, ReplayStats, reason};
+use super::stats::{DropLabels, MappingLabel, ReplayStats, Undelivered};
 use crate::{active::ActiveConfig, pcap::FileCounts};
 
 /// Renders the file counts and, per shadow Mapping of `config`, the replay ledger.
@@ -36,7 +36,7 @@ pub fn render(counts: &FileCounts, stats: &ReplayStats, config: &ActiveConfig) -
             get(&stats.copied),
             get(&stats.sampled_out)
         );
-        for reason in reason::ALL {
+        for reason in Undelivered::ALL {
             let dropped = stats
                 .dropped
                 .get_or_create(&DropLabels {
@@ -89,8 +89,8 @@ mod tests {
         stats.sampled_out("a-shadow");
         stats.queued("a-shadow");
         stats.copied("a-shadow", 200, Duration::from_millis(1), 1);
-        stats.dropped("a-shadow", reason::QUEUE_FULL, false);
-        stats.dropped("a-shadow", "timeout", false);
+        stats.dropped("a-shadow", Undelivered::QueueFull, false);
+        stats.dropped("a-shadow", Undelivered::Timeout, false);
         let counts = FileCounts {
             packets: 10,
             segments: 8,

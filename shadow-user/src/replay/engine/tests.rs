@@ -23,7 +23,7 @@ use crate::{
         body::{self, BodySender},
         copy::Copy,
         job::{self, Budget},
-        stats::reason,
+        stats::Undelivered,
     },
     route::{self, RouteTable},
 };
@@ -322,7 +322,7 @@ fn upload(engine: &Engine, body_len: usize) -> (BodySender, Vec<u8>) {
     (tx, [head.into_bytes(), body].concat())
 }
 
-fn dropped(stats: &ReplayStats, reason: &'static str) -> u64 {
+fn dropped(stats: &ReplayStats, reason: Undelivered) -> u64 {
     stats
         .dropped
         .get_or_create(&crate::replay::stats::DropLabels {
@@ -363,7 +363,7 @@ async fn a_streamed_body_that_breaks_off_resets_the_shadow_connection() {
     drop(tx);
     let stats = engine.finish().await;
     assert_eq!(copied(&stats), 0);
-    assert_eq!(dropped(&stats, reason::INCOMPLETE), 1);
+    assert_eq!(dropped(&stats, Undelivered::Incomplete), 1);
     let (read, reset) = server.await.unwrap();
     assert!(
         reset,
@@ -391,7 +391,7 @@ async fn a_streamed_copy_abandoned_while_it_waits_never_reaches_the_shadow() {
     drop(upload);
     let stats = engine.finish().await;
     assert_eq!(copied(&stats), 1);
-    assert_eq!(dropped(&stats, reason::INCOMPLETE), 1);
+    assert_eq!(dropped(&stats, Undelivered::Incomplete), 1);
     let lines: Vec<String> = seen
         .lock()
         .unwrap()
@@ -478,7 +478,7 @@ fn copies_the_runtime_drops_mid_flight_are_each_counted_once_as_shutdown() {
     sender.submit(late);
     assert_eq!(copied(&stats), 0);
     assert_eq!(
-        dropped(&stats, reason::SHUTDOWN),
+        dropped(&stats, Undelivered::Shutdown),
         50 + 5 + 1,
         "every copy, once"
     );

@@ -73,16 +73,16 @@ fn offerer(max_bytes: usize) -> (Offerer, ReplayStats, UnboundedReceiver<Job>) {
 }
 
 /// The ledger of the shadow Mapping: (observed, sampled out, in flight, dropped by reason).
-fn ledger(stats: &ReplayStats) -> (u64, u64, i64, Vec<(&'static str, u64)>) {
+fn ledger(stats: &ReplayStats) -> (u64, u64, i64, Vec<(Undelivered, u64)>) {
     let label = MappingLabel {
         mapping: SHADOW.to_owned(),
     };
-    let dropped = reason::ALL
+    let dropped = Undelivered::ALL
         .iter()
         .map(|reason| {
             let labels = DropLabels {
                 mapping: SHADOW.to_owned(),
-                reason,
+                reason: *reason,
             };
             (*reason, stats.dropped.get_or_create(&labels).get())
         })
@@ -241,7 +241,7 @@ fn a_copy_that_finds_the_budget_full_is_dropped_at_once_and_counted() {
     let (offered, _, body) = offerer.offer_streamed(flow(), &config, &request("/myservice/a"));
     assert_eq!(offered, Offered::Dropped);
     assert!(body.is_none(), "no body sender for a dropped copy");
-    assert_eq!(ledger(&stats), (3, 0, 1, vec![(reason::QUEUE_FULL, 2)]));
+    assert_eq!(ledger(&stats), (3, 0, 1, vec![(Undelivered::QueueFull, 2)]));
     drop(held);
     assert_eq!(
         offerer.offer(flow(), &config, &request("/myservice/a")).0,
@@ -255,7 +255,10 @@ fn a_request_production_never_confirmed_is_observed_and_dropped_as_unconfirmed()
     let (mut offerer, stats, mut jobs) = offerer(1 << 20);
     let config = config(|_| ());
     assert!(offerer.unconfirmed(&config, &request("/myservice/a")));
-    assert_eq!(ledger(&stats), (1, 0, 0, vec![(reason::UNCONFIRMED, 1)]));
+    assert_eq!(
+        ledger(&stats),
+        (1, 0, 0, vec![(Undelivered::Unconfirmed, 1)])
+    );
     assert_eq!(jobs.try_recv().err(), Some(TryRecvError::Empty));
 }
 
@@ -311,7 +314,7 @@ fn offline_a_copy_waits_for_room_and_one_larger_than_the_budget_is_dropped() {
             3,
             0,
             0,
-            vec![(reason::QUEUE_FULL, 1), (reason::SHUTDOWN, 2)]
+            vec![(Undelivered::QueueFull, 1), (Undelivered::Shutdown, 2)]
         )
     );
 }

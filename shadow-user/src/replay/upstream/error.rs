@@ -4,6 +4,7 @@
 use std::{fmt, io, time::Duration};
 
 use super::response::ResponseError;
+use crate::replay::stats::Undelivered;
 
 /// A failure on the shadow side of a replay: connecting to the shadow service, or the
 /// exchange with it.
@@ -57,10 +58,13 @@ pub enum UpstreamError {
     },
     /// The copy's body stopped coming before its end (see `replay::body`): the connection
     /// was reset so the shadow cannot take what it got for a complete request.
-    #[error("the copy was abandoned while being sent ({reason}); the shadow connection was reset")]
+    #[error(
+        "the copy was abandoned while being sent ({}); the shadow connection was reset",
+        reason.as_str()
+    )]
     Abandoned {
         /// The ledger reason.
-        reason: &'static str,
+        reason: Undelivered,
     },
     /// Any other I/O error on an open connection.
     #[error("I/O error on a shadow connection while {stage}")]
@@ -73,18 +77,16 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
-    /// A stable metric label: `connect_failed`, `circuit_open`, `timeout`, `reset`,
-    /// `bad_response`, `io`,
-    /// or the reason a streamed copy was abandoned for.
-    pub fn reason(&self) -> &'static str {
+    /// The ledger reason.
+    pub fn reason(&self) -> Undelivered {
         match self {
-            UpstreamError::ConnectFailed { .. } => "connect_failed",
-            UpstreamError::CircuitOpen { .. } => "circuit_open",
-            UpstreamError::Timeout { .. } => "timeout",
-            UpstreamError::Reset { .. } => "reset",
-            UpstreamError::BadResponse { .. } => "bad_response",
-            UpstreamError::Io { .. } => "io",
-            UpstreamError::Abandoned { reason } => reason,
+            UpstreamError::ConnectFailed { .. } => Undelivered::ConnectFailed,
+            UpstreamError::CircuitOpen { .. } => Undelivered::CircuitOpen,
+            UpstreamError::Timeout { .. } => Undelivered::Timeout,
+            UpstreamError::Reset { .. } => Undelivered::Reset,
+            UpstreamError::BadResponse { .. } => Undelivered::BadResponse,
+            UpstreamError::Io { .. } => Undelivered::Io,
+            UpstreamError::Abandoned { reason } => *reason,
         }
     }
 }

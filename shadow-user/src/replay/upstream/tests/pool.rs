@@ -136,7 +136,7 @@ async fn nothing_listening_is_a_connect_failure() {
         ),
         "{err:?}"
     );
-    assert_eq!(err.reason(), "connect_failed");
+    assert_eq!(err.reason().as_str(), "connect_failed");
     // The failed connect gave its slot back.
     assert_eq!(upstream.open_connections(), 0);
 }
@@ -209,7 +209,7 @@ async fn a_service_that_keeps_refusing_fails_at_once_until_a_probe_connects() {
     let upstream = Upstream::new(service(Scheme::Http, "127.0.0.1", address), config);
     for _ in 0..2 {
         let err = upstream.connection().await.unwrap_err();
-        assert_eq!(err.reason(), "connect_failed", "{err:?}");
+        assert_eq!(err.reason().as_str(), "connect_failed", "{err:?}");
     }
     // Open: copies fail without a connect, even once something listens.
     let listener = TcpListener::bind(address).await.unwrap();
@@ -218,7 +218,7 @@ async fn a_service_that_keeps_refusing_fails_at_once_until_a_probe_connects() {
         matches!(err, UpstreamError::CircuitOpen { for_, .. } if for_ <= Duration::from_millis(300)),
         "{err:?}"
     );
-    assert_eq!(err.reason(), "circuit_open");
+    assert_eq!(err.reason().as_str(), "circuit_open");
     assert_eq!(
         upstream.open_connections(),
         0,

@@ -1,0 +1,58 @@
+//! Metric label values as types: each is a small enum with one fixed spelling per value
+//! (`as_str`), so a label can take only the values its type lists, and a series is never
+//! named by a typo. [`label_value!`] encodes such a type as its spelling.
+
+use prometheus_client::encoding::EncodeLabelSet;
+
+use crate::capture::Direction;
+
+/// Implements `EncodeLabelValue` for types with `fn as_str(self) -> &'static str`.
+macro_rules! label_value {
+    ($($kind:ty),* $(,)?) => {$(
+        impl prometheus_client::encoding::EncodeLabelValue for $kind {
+            fn encode(
+                &self,
+                encoder: &mut prometheus_client::encoding::LabelValueEncoder<'_>,
+            ) -> Result<(), std::fmt::Error> {
+                std::fmt::Write::write_str(encoder, self.as_str())
+            }
+        }
+    )*};
+}
+pub(crate) use label_value;
+
+label_value!(Direction);
+
+/// `direction="request|response"`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirectionLabel {
+    pub direction: Direction,
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus_client::{
+        metrics::{counter::Counter, family::Family},
+        registry::Registry,
+    };
+
+    use super::*;
+
+    #[test]
+    fn a_typed_label_is_written_as_its_spelling() {
+        let family = Family::<DirectionLabel, Counter>::default();
+        let mut registry = Registry::default();
+        registry.register("bytes", "Bytes", family.clone());
+        family
+            .get_or_create(&DirectionLabel {
+                direction: Direction::Response,
+            })
+            .inc();
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("bytes_total{direction=\"response\"} 1"),
+            "{text}"
+        );
+    }
+}
