@@ -19,6 +19,7 @@ use prometheus_client::{
 use crate::{
     capture::ports::PortSet,
     config::{self, ConfigError, Diagnostics, ModuleSettings},
+    labels::label_value,
     route::RouteTable,
 };
 
@@ -101,9 +102,32 @@ pub fn fingerprint(paths: &[PathBuf]) -> Option<u64> {
     Some(hasher.finish())
 }
 
+/// How a reload ended: the `outcome` of `shadowd_config_reloads_total`.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    /// The new configuration is in use.
+    Applied,
+    /// It did not parse: the running one stays.
+    Rejected,
+    /// It parsed, but the kernel refused its capture ports: the running one stays.
+    Failed,
+}
+
+impl ReloadOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReloadOutcome::Applied => "applied",
+            ReloadOutcome::Rejected => "rejected",
+            ReloadOutcome::Failed => "failed",
+        }
+    }
+}
+
+label_value!(ReloadOutcome);
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
-    pub outcome: &'static str,
+    pub outcome: ReloadOutcome,
 }
 
 /// Metrics of the configuration, registered as `shadowd_config_*` and
@@ -137,7 +161,7 @@ impl ConfigMetrics {
         self.mappings.set(config.mappings as i64);
     }
 
-    pub fn reload(&self, outcome: &'static str) {
+    pub fn reload(&self, outcome: ReloadOutcome) {
         self.reloads.get_or_create(&OutcomeLabel { outcome }).inc();
     }
 }

@@ -23,6 +23,12 @@ pub(crate) use label_value;
 
 label_value!(Direction);
 
+/// `mapping="<shadow Mapping name>"`: the names come from the configuration, a small set.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MappingLabel {
+    pub mapping: String,
+}
+
 /// `direction="request|response"`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DirectionLabel {

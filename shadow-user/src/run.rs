@@ -15,7 +15,7 @@ use tokio::{
 };
 
 use crate::{
-    active::{ActiveConfig, ConfigMetrics, SharedConfig, fingerprint},
+    active::{ActiveConfig, ConfigMetrics, ReloadOutcome, SharedConfig, fingerprint},
     admin::{AdminError, AdminMetrics, AdminState, Bound, Listener},
     capture::{
         Capture, CaptureConfig, CaptureError, heartbeat::Liveness, program::ProgramLogger,
@@ -275,7 +275,7 @@ impl Reloader<'_> {
         let new = match ActiveConfig::load(&self.args.config) {
             Ok(new) => new,
             Err(err) => {
-                self.metrics.reload("rejected");
+                self.metrics.reload(ReloadOutcome::Rejected);
                 tracing::error!(
                     error = %crate::error_chain(&err),
                     "the new configuration is unusable; the running one stays in use"
@@ -300,7 +300,7 @@ impl Reloader<'_> {
         // Both or neither: routing by a table whose ports the program does not capture
         // would have /diag say what the kernel does not do.
         if let Err(err) = capture.set_ports(ports.clone()) {
-            self.metrics.reload("failed");
+            self.metrics.reload(ReloadOutcome::Failed);
             // Unlike a file that does not parse, this may pass: the next poll tries again.
             self.last_fingerprint = 0;
             tracing::error!(
@@ -310,7 +310,7 @@ impl Reloader<'_> {
             return;
         }
         self.metrics.in_use(&new);
-        self.metrics.reload("applied");
+        self.metrics.reload(ReloadOutcome::Applied);
         tracing::info!(
             mappings = new.mappings,
             errors = new.diagnostics.errors.len(),

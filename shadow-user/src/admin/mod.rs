@@ -21,7 +21,7 @@ use axum::{
 };
 
 use prometheus_client::{
-    encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder},
+    encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family},
     registry::Registry,
 };
@@ -30,6 +30,7 @@ use tokio::net::TcpListener;
 use crate::{
     capture::heartbeat::{Heartbeat, Liveness},
     diag::Sources,
+    labels::label_value,
 };
 
 mod listener;
@@ -83,11 +84,7 @@ impl std::fmt::Display for Listener {
     }
 }
 
-impl EncodeLabelValue for Listener {
-    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
-        std::fmt::Write::write_str(encoder, self.as_str())
-    }
-}
+label_value!(Listener);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ListenerLabel {

@@ -19,6 +19,8 @@ use prometheus_client::{
 };
 
 pub use join::Join;
+
+use crate::labels::{MappingLabel, label_value};
 pub use quantiles::Quantiles;
 
 /// Which side a response came from.
@@ -75,22 +77,20 @@ pub struct Pair {
     pub compared: Counter,
 }
 
+label_value!(Role);
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResponseLabels {
     mapping: String,
-    role: &'static str,
+    role: Role,
+    /// One of [`CLASSES`].
     class: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RoleLabels {
     mapping: String,
-    role: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct MappingLabel {
-    mapping: String,
+    role: Role,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -167,14 +167,14 @@ impl Comparison {
         self.responses
             .get_or_create(&ResponseLabels {
                 mapping: mapping.to_string(),
-                role: role.as_str(),
+                role,
                 class: CLASSES[class],
             })
             .inc();
         self.latency
             .get_or_create(&RoleLabels {
                 mapping: mapping.to_string(),
-                role: role.as_str(),
+                role,
             })
             .observe(latency.as_secs_f64());
         if id != 0

@@ -12,7 +12,8 @@ use crate::{
     active::SharedConfig,
     capture::{ports::PortSet, program::StatsReader},
     compare::{CLASSES, Side},
-    replay::stats::{DropLabels, MappingLabel, ReplayStats, Undelivered},
+    labels::MappingLabel,
+    replay::stats::{DropLabels, ReplayStats, Undelivered},
 };
 
 /// What the report is built from.

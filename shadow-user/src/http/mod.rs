@@ -106,7 +106,7 @@ impl DropReason {
 }
 
 /// Why a flow stopped being parsed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum UnsupportedReason {
     /// `101 Switching Protocols` answered a request with `Upgrade`.
     Upgrade,
@@ -128,7 +128,7 @@ impl UnsupportedReason {
 }
 
 /// Oddities that do not stop a message from being produced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Notice {
     /// Both `Content-Length` and `Transfer-Encoding: chunked`: chunked framing was used
     /// (RFC 9112 §6.3), as the server must have done.

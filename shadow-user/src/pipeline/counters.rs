@@ -7,17 +7,29 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::http::HttpEvent;
+use crate::{
+    capture::Direction,
+    http::{HttpEvent, Notice, UnsupportedReason},
+    labels::label_value,
+};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DropLabels {
-    pub direction: &'static str,
+    pub direction: Direction,
+    /// `DropReason::as_str`: one value per kind (`malformed` whatever was malformed).
     pub reason: &'static str,
 }
 
+label_value!(UnsupportedReason, Notice);
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabel {
-    pub reason: &'static str,
+pub struct UnsupportedLabel {
+    pub reason: UnsupportedReason,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NoticeLabel {
+    pub reason: Notice,
 }
 
 /// Counts of HTTP events, registered as `shadowd_http_*`.
@@ -28,8 +40,8 @@ pub struct HttpCounters {
     pub unconfirmed: Counter,
     pub responses: Counter,
     pub dropped: Family<DropLabels, Counter>,
-    pub unsupported: Family<ReasonLabel, Counter>,
-    pub notices: Family<ReasonLabel, Counter>,
+    pub unsupported: Family<UnsupportedLabel, Counter>,
+    pub notices: Family<NoticeLabel, Counter>,
     /// Requests that match no group, or whose group has no shadow.
     pub not_shadowed: Counter,
 }
@@ -58,23 +70,19 @@ impl HttpCounters {
             HttpEvent::Dropped { direction, reason } => {
                 self.dropped
                     .get_or_create(&DropLabels {
-                        direction: direction.as_str(),
+                        direction: *direction,
                         reason: reason.as_str(),
                     })
                     .inc();
             }
             HttpEvent::Unsupported { reason } => {
                 self.unsupported
-                    .get_or_create(&ReasonLabel {
-                        reason: reason.as_str(),
-                    })
+                    .get_or_create(&UnsupportedLabel { reason: *reason })
                     .inc();
             }
             HttpEvent::Notice { what } => {
                 self.notices
-                    .get_or_create(&ReasonLabel {
-                        reason: what.as_str(),
-                    })
+                    .get_or_create(&NoticeLabel { reason: *what })
                     .inc();
             }
         }

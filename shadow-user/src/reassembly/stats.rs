@@ -1,7 +1,10 @@
 //! Counters of the reassembler, registered as `shadowd_reassembly_*`.
 
 use super::acceptance::RejectReason;
-use crate::{capture::Direction, labels::DirectionLabel};
+use crate::{
+    capture::Direction,
+    labels::{DirectionLabel, label_value},
+};
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge},
@@ -39,9 +42,16 @@ impl GapReason {
     }
 }
 
+label_value!(GapReason, RejectReason);
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabel {
-    pub reason: &'static str,
+pub struct GapLabel {
+    pub reason: GapReason,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectLabel {
+    pub reason: RejectReason,
 }
 
 /// Counters of the flow table.
@@ -62,9 +72,9 @@ pub struct ReassemblyStats {
     /// The two counters of `delivered_bytes`, fetched once so the per-segment path does not
     /// look labels up.
     delivered_by_direction: [Counter; 2],
-    pub gaps: Family<ReasonLabel, Counter>,
+    pub gaps: Family<GapLabel, Counter>,
     /// Client segments production's stack drops, by reason: never reassembled.
-    pub rejected_segments: Family<ReasonLabel, Counter>,
+    pub rejected_segments: Family<RejectLabel, Counter>,
     /// Connections whose client bytes began without a handshake the capture saw complete:
     /// their requests wait for production's answers to confirm them.
     pub unverified_flows: Counter,
@@ -113,35 +123,23 @@ impl ReassemblyStats {
     }
 
     pub fn gap(&self, reason: GapReason) {
-        self.gaps
-            .get_or_create(&ReasonLabel {
-                reason: reason.as_str(),
-            })
-            .inc();
+        self.gaps.get_or_create(&GapLabel { reason }).inc();
     }
 
     pub fn rejected(&self, reason: RejectReason) {
         self.rejected_segments
-            .get_or_create(&ReasonLabel {
-                reason: reason.as_str(),
-            })
+            .get_or_create(&RejectLabel { reason })
             .inc();
     }
 
     pub fn rejected_of(&self, reason: RejectReason) -> u64 {
         self.rejected_segments
-            .get_or_create(&ReasonLabel {
-                reason: reason.as_str(),
-            })
+            .get_or_create(&RejectLabel { reason })
             .get()
     }
 
     pub fn gaps_of(&self, reason: GapReason) -> u64 {
-        self.gaps
-            .get_or_create(&ReasonLabel {
-                reason: reason.as_str(),
-            })
-            .get()
+        self.gaps.get_or_create(&GapLabel { reason }).get()
     }
 
     pub fn register(&self, registry: &mut Registry) {

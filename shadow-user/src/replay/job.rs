@@ -234,7 +234,7 @@ mod tests {
 
     /// (copied, in flight, dropped by reason) of Mapping `s`.
     fn ledger(stats: &ReplayStats) -> (u64, i64, Vec<(Undelivered, u64)>) {
-        let label = crate::replay::stats::MappingLabel {
+        let label = crate::labels::MappingLabel {
             mapping: "s".into(),
         };
         let dropped = Undelivered::ALL

@@ -12,13 +12,8 @@ use prometheus_client::{
 
 use crate::{
     compare::{Comparison, Role},
-    labels::label_value,
+    labels::{MappingLabel, label_value},
 };
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct MappingLabel {
-    pub mapping: String,
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DropLabels {

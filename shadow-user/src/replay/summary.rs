@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::stats::{DropLabels, MappingLabel, ReplayStats, Undelivered};
+use super::stats::{DropLabels, ReplayStats, Undelivered};
+use crate::labels::MappingLabel;
 use crate::{active::ActiveConfig, pcap::FileCounts};
 
 /// Renders the file counts and, per shadow Mapping of `config`, the replay ledger.

@@ -154,7 +154,7 @@ impl Engine {
 fn copied(stats: &ReplayStats) -> u64 {
     stats
         .copied
-        .get_or_create(&crate::replay::stats::MappingLabel {
+        .get_or_create(&crate::labels::MappingLabel {
             mapping: "shadow".into(),
         })
         .get()

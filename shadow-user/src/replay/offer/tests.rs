@@ -15,9 +15,10 @@ use crate::{
     capture::Direction,
     config::{Diagnostics, Mapping},
     http::{HttpEvent, HttpFlow, Limits},
+    labels::MappingLabel,
     replay::{
         job::{COPY_OVERHEAD, Job},
-        stats::{DropLabels, MappingLabel},
+        stats::DropLabels,
     },
     route::{self, RouteTable},
 };
