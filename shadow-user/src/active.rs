@@ -140,7 +140,14 @@ pub struct ConfigMetrics {
 }
 
 impl ConfigMetrics {
-    pub fn register(&self, registry: &mut Registry) {
+    /// A new set, registered in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        metrics.register_in(registry);
+        metrics
+    }
+
+    fn register_in(&self, registry: &mut Registry) {
         registry.register(
             "diagnostics_errors",
             "Errors in the configuration in use",

@@ -17,6 +17,7 @@ pub mod generate;
 pub mod http;
 pub mod labels;
 pub mod logging;
+pub mod metrics;
 pub mod packet;
 pub mod pcap;
 pub mod pipeline;

@@ -16,17 +16,14 @@ use tokio::{
 
 use crate::{
     active::{ActiveConfig, ConfigMetrics, ReloadOutcome, SharedConfig, fingerprint},
-    admin::{AdminError, AdminMetrics, AdminState, Bound, Listener},
-    capture::{
-        Capture, CaptureConfig, CaptureError, heartbeat::Liveness, program::ProgramLogger,
-        stats::RingStats,
-    },
+    admin::{AdminError, AdminState, Bound, Listener},
+    capture::{Capture, CaptureConfig, CaptureError, heartbeat::Liveness, program::ProgramLogger},
     cli::RunArgs,
     config::ConfigError,
     diag::Sources,
-    pipeline::{FlowTotals, HttpCounters, HttpSink, SinkMetrics},
-    reassembly::ReassemblyStats,
-    replay::{self, ReplaySettings, ReplayStats, offer::Offerer},
+    metrics::Metrics,
+    pipeline::{HttpSink, SinkMetrics},
+    replay::{self, ReplaySettings, offer::Offerer},
     settings::{Settings, SettingsError},
 };
 
@@ -97,21 +94,16 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     };
 
     let mut registry = Registry::with_prefix("shadowd");
-    let admin_metrics = AdminMetrics::register(&mut registry);
-    let ring_stats = Arc::new(RingStats::default());
-    ring_stats.register(&mut registry);
-    let reassembly_stats = ReassemblyStats::default();
-    reassembly_stats.register(&mut registry);
-    let http_counters = HttpCounters::default();
-    http_counters.register(&mut registry);
-    let flow_totals = Arc::new(FlowTotals::default());
-    flow_totals.register(&mut registry);
-    let config_metrics = ConfigMetrics::default();
-    config_metrics.register(&mut registry);
+    let Metrics {
+        admin: admin_metrics,
+        ring: ring_stats,
+        reassembly: reassembly_stats,
+        http: http_counters,
+        totals: flow_totals,
+        config: config_metrics,
+        replay: replay_stats,
+    } = Metrics::register(&mut registry);
     config_metrics.in_use(&initial);
-    let replay_stats = ReplayStats::default();
-    replay_stats.register(&mut registry);
-    replay_stats.comparison.register(&mut registry);
     let comparison = replay_stats.comparison.clone();
     let replay_settings = ReplaySettings {
         max_bytes: settings.replay_bytes,

@@ -33,7 +33,14 @@ pub struct RingStats {
 
 impl RingStats {
     /// Registers every counter under `shadowd_ring_*`.
-    pub fn register(&self, registry: &mut Registry) {
+    /// A new set, registered in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        metrics.register_in(registry);
+        metrics
+    }
+
+    fn register_in(&self, registry: &mut Registry) {
         let ring = registry.sub_registry_with_prefix("ring");
         let counters = [
             (

@@ -194,7 +194,14 @@ impl Comparison {
 
     /// Registers `shadowd_responses_total`, `shadowd_response_latency_seconds` and
     /// `shadowd_status_class_differences_total`.
-    pub fn register(&self, registry: &mut Registry) {
+    /// A new set, registered in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        metrics.register_in(registry);
+        metrics
+    }
+
+    fn register_in(&self, registry: &mut Registry) {
         registry.register(
             "responses",
             "Responses by shadow Mapping, role (production on the wire, shadow by replay) and status class",

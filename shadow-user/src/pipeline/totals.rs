@@ -43,7 +43,14 @@ impl FlowTotals {
     }
 
     /// Registers under `shadowd_http_*`.
-    pub fn register(&self, registry: &mut Registry) {
+    /// A new set, registered in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        metrics.register_in(registry);
+        metrics
+    }
+
+    fn register_in(&self, registry: &mut Registry) {
         let http = registry.sub_registry_with_prefix("http");
         http.register(
             "resyncs",

@@ -142,7 +142,14 @@ impl ReassemblyStats {
         self.gaps.get_or_create(&GapLabel { reason }).get()
     }
 
-    pub fn register(&self, registry: &mut Registry) {
+    /// A new set, registered in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        metrics.register_in(registry);
+        metrics
+    }
+
+    fn register_in(&self, registry: &mut Registry) {
         let r = registry.sub_registry_with_prefix("reassembly");
         r.register("flows", "Connections tracked", self.flows.clone());
         r.register(

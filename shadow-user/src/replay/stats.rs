@@ -158,7 +158,15 @@ impl ReplayStats {
             .record(mapping, Role::Shadow, status, latency, id);
     }
 
-    pub fn register(&self, registry: &mut Registry) {
+    /// A new set, registered in `registry`, with the comparison the shadow's answers go to.
+    pub fn register(registry: &mut Registry) -> Self {
+        let mut metrics = Self::default();
+        metrics.register_in(registry);
+        metrics.comparison = Arc::new(Comparison::register(registry));
+        metrics
+    }
+
+    fn register_in(&self, registry: &mut Registry) {
         let r = registry.sub_registry_with_prefix("replay");
         r.register(
             "observed_requests",
@@ -218,9 +226,8 @@ mod tests {
 
     #[test]
     fn every_part_of_the_ledger_is_exported_per_mapping() {
-        let stats = ReplayStats::default();
         let mut registry = Registry::default();
-        stats.register(&mut registry);
+        let stats = ReplayStats::register(&mut registry);
         stats.observed("a");
         stats.observed("a");
         stats.observed("a");

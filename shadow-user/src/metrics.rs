@@ -1,0 +1,41 @@
+//! Every component's metrics, each registered once under `shadowd_` by its own `register`,
+//! composed here in the order `/metrics` lists them.
+
+use std::sync::Arc;
+
+use prometheus_client::registry::Registry;
+
+use crate::{
+    active::ConfigMetrics,
+    admin::AdminMetrics,
+    capture::stats::RingStats,
+    pipeline::{FlowTotals, HttpCounters},
+    reassembly::ReassemblyStats,
+    replay::ReplayStats,
+};
+
+/// The daemon's metrics, by component.
+pub struct Metrics {
+    pub admin: AdminMetrics,
+    pub ring: Arc<RingStats>,
+    pub reassembly: ReassemblyStats,
+    pub http: HttpCounters,
+    pub totals: Arc<FlowTotals>,
+    pub config: ConfigMetrics,
+    /// Replay's ledger and the comparison of both sides' answers.
+    pub replay: ReplayStats,
+}
+
+impl Metrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        Metrics {
+            admin: AdminMetrics::register(registry),
+            ring: Arc::new(RingStats::register(registry)),
+            reassembly: ReassemblyStats::register(registry),
+            http: HttpCounters::register(registry),
+            totals: Arc::new(FlowTotals::register(registry)),
+            config: ConfigMetrics::register(registry),
+            replay: ReplayStats::register(registry),
+        }
+    }
+}
