@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 use prometheus_client::registry::Registry;
 use tokio::{
     io::{Interest, unix::AsyncFd},
-    signal::unix::{SignalKind, signal},
+    signal::unix::{Signal, SignalKind, signal},
 };
 
 use crate::{
@@ -77,9 +77,7 @@ impl RunError {
 
 /// Runs until a termination signal.
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
-    let mut sigterm = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
-    let mut sighup = signal(SignalKind::hangup()).map_err(RunError::Signals)?;
+    let mut signals = Signals::install()?;
 
     // An unusable configuration stops here, before anything is attached.
     let initial = ActiveConfig::load(&args.config)?;
@@ -162,14 +160,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         listener.serve(state.clone(), &admin_metrics);
     }
     // Said before /readyz turns 200, so whoever waits for readiness finds it in the log.
-    tracing::info!(
-        interfaces = ?capture_config.interfaces,
-        ports = ?capture_config.ports,
-        output = capture_config.output.as_str(),
-        mirror = (capture_config.output == crate::capture::OutputKind::Mirror)
-            .then_some(capture_config.mirror_interface.as_str()),
-        "capturing"
-    );
+    log_capturing(&capture_config);
     state.ready.store(true, Ordering::Release);
 
     let mut reloader = Reloader {
@@ -179,35 +170,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         metrics: &config_metrics,
         last_fingerprint: shared.load().fingerprint,
     };
-    // With polling off the tick never comes: only SIGHUP reloads.
-    let mut poll = settings.config_poll.map(tokio::time::interval);
-    // A capture thread that ended (a panic) copies nothing more: exit, so the DaemonSet
-    // restarts shadowd, rather than run on without shadowing.
-    let heartbeat = capture.heartbeat();
-    let mut watch = tokio::time::interval(CAPTURE_WATCH);
-    let mut capture_ended = false;
-    loop {
-        tokio::select! {
-            _ = watch.tick() => if heartbeat.state() == Liveness::Ended {
-                tracing::error!("the capture thread ended: exiting so that shadowd is restarted");
-                capture_ended = true;
-                break;
-            },
-            _ = sigterm.recv() => {
-                tracing::info!("SIGTERM: shutting down");
-                break;
-            }
-            _ = sigint.recv() => {
-                tracing::info!("SIGINT: shutting down");
-                break;
-            }
-            _ = sighup.recv() => {
-                tracing::info!("SIGHUP: reloading the configuration");
-                reloader.reload(&mut capture);
-            }
-            _ = next_poll(&mut poll) => reloader.reload_if_changed(&mut capture),
-        }
-    }
+    let stop = until_stopped(&mut signals, &mut reloader, &mut capture).await;
     state.ready.store(false, Ordering::Release);
     // Stopping capture drops the last sender; copies already queued get a short grace.
     capture.shutdown().await;
@@ -221,10 +184,82 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             "copies still in flight at shutdown were abandoned"
         );
     }
-    match capture_ended {
-        true => Err(RunError::CaptureEnded),
-        false => Ok(()),
+    match stop {
+        Stop::Asked => Ok(()),
+        Stop::CaptureEnded => Err(RunError::CaptureEnded),
     }
+}
+
+/// The signals `run` answers: TERM and INT stop it, HUP reloads the configuration.
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, RunError> {
+        let install = |kind| signal(kind).map_err(RunError::Signals);
+        Ok(Signals {
+            term: install(SignalKind::terminate())?,
+            int: install(SignalKind::interrupt())?,
+            hup: install(SignalKind::hangup())?,
+        })
+    }
+}
+
+/// Why the main loop ended.
+enum Stop {
+    /// SIGTERM or SIGINT.
+    Asked,
+    /// The capture thread ended (a panic): it copies nothing more, so shadowd exits and the
+    /// DaemonSet restarts it, rather than run on without shadowing.
+    CaptureEnded,
+}
+
+/// Reloads when asked or when the files change, until a stop signal or the end of the
+/// capture thread.
+async fn until_stopped(
+    signals: &mut Signals,
+    reloader: &mut Reloader<'_>,
+    capture: &mut Capture,
+) -> Stop {
+    // With polling off the tick never comes: only SIGHUP reloads.
+    let mut poll = reloader.settings.config_poll.map(tokio::time::interval);
+    let heartbeat = capture.heartbeat();
+    let mut watch = tokio::time::interval(CAPTURE_WATCH);
+    loop {
+        tokio::select! {
+            _ = watch.tick() => if heartbeat.state() == Liveness::Ended {
+                tracing::error!("the capture thread ended: exiting so that shadowd is restarted");
+                return Stop::CaptureEnded;
+            },
+            _ = signals.term.recv() => {
+                tracing::info!("SIGTERM: shutting down");
+                return Stop::Asked;
+            }
+            _ = signals.int.recv() => {
+                tracing::info!("SIGINT: shutting down");
+                return Stop::Asked;
+            }
+            _ = signals.hup.recv() => {
+                tracing::info!("SIGHUP: reloading the configuration");
+                reloader.reload(capture);
+            }
+            _ = next_poll(&mut poll) => reloader.reload_if_changed(capture),
+        }
+    }
+}
+
+fn log_capturing(config: &CaptureConfig) {
+    tracing::info!(
+        interfaces = ?config.interfaces,
+        ports = ?config.ports,
+        output = config.output.as_str(),
+        mirror = (config.output == crate::capture::OutputKind::Mirror)
+            .then_some(config.mirror_interface.as_str()),
+        "capturing"
+    );
 }
 
 /// The next tick of the configuration poll, or never when polling is off.

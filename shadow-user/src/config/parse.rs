@@ -309,66 +309,10 @@ fn mapping(source: &Source<'_>, document: &Document, value: &Value, out: &mut Re
                 None
             }
         });
-    let weight = match f.integer(d, "weight") {
-        Some(w) if (0..=100).contains(&w) => w as u8,
-        Some(w) => {
-            f.error(d, "weight", &format!("{w} is outside 0-100"));
-            100
-        }
-        None => 100,
-    };
-    let timeout = match f.integer(d, "timeout_ms") {
-        Some(ms) if ms >= 0 => Duration::from_millis(ms as u64),
-        Some(ms) => {
-            f.error(d, "timeout_ms", &format!("{ms} is negative"));
-            DEFAULT_TIMEOUT
-        }
-        None => DEFAULT_TIMEOUT,
-    };
-    let mut headers: Vec<(String, HeaderMatch)> = f
-        .string_map(d, "headers", true)
-        .into_iter()
-        .map(|(name, value)| {
-            (
-                name.to_ascii_lowercase(),
-                value.map_or(HeaderMatch::Present, HeaderMatch::Exact),
-            )
-        })
-        .collect();
-    headers.sort();
-    let mut regex_headers: Vec<(String, String)> = f
-        .string_map(d, "regex_headers", false)
-        .into_iter()
-        .map(|(name, value)| (name.to_ascii_lowercase(), value.unwrap_or_default()))
-        .collect();
-    regex_headers.sort();
-    let add_request_headers: Vec<(String, String)> = f
-        .string_map(d, "add_request_headers", false)
-        .into_iter()
-        .map(|(name, value)| (name, value.unwrap_or_default()))
-        .collect();
-    let remove_request_headers = f.string_list(d, "remove_request_headers");
-    let rewrite = f.string(d, "rewrite");
-    let host_rewrite = f.string(d, "host_rewrite");
-    // These fields become bytes of the copy's head: nothing in them may end a line.
-    let on_the_wire = add_request_headers
-        .iter()
-        .map(|(name, value)| ("add_request_headers", wire::header_field(name, value)))
-        .chain(
-            remove_request_headers
-                .iter()
-                .map(|name| ("remove_request_headers", wire::header_name(name))),
-        )
-        .chain(rewrite.iter().map(|value| ("rewrite", wire::path(value))))
-        .chain(
-            host_rewrite
-                .iter()
-                .map(|value| ("host_rewrite", wire::host(value))),
-        );
-    for (field, problem) in on_the_wire.filter_map(|(field, checked)| Some((field, checked.err()?)))
-    {
-        f.error(d, field, &problem);
-    }
+    let weight = weight(&mut f, d);
+    let timeout = timeout(&mut f, d);
+    let (headers, regex_headers) = header_criteria(&mut f, d);
+    let edits = copy_edits(&mut f, d);
 
     let mapping = Mapping {
         name: name.unwrap_or_default(),
@@ -395,14 +339,113 @@ fn mapping(source: &Source<'_>, document: &Document, value: &Value, out: &mut Re
         }),
         shadow: f.boolean(d, "shadow", false),
         weight,
-        rewrite,
-        host_rewrite,
-        add_request_headers,
-        remove_request_headers,
+        rewrite: edits.rewrite,
+        host_rewrite: edits.host_rewrite,
+        add_request_headers: edits.add_request_headers,
+        remove_request_headers: edits.remove_request_headers,
         timeout,
         disable_shadow_host_suffix_append: f.boolean(d, "disable_shadow_host_suffix_append", false),
     };
     if !f.failed {
         out.mappings.push(mapping);
     }
+}
+
+/// `weight`: a percentage, 100 when absent.
+fn weight(f: &mut Fields<'_>, d: &mut Diagnostics) -> u8 {
+    match f.integer(d, "weight") {
+        Some(w) if (0..=100).contains(&w) => w as u8,
+        Some(w) => {
+            f.error(d, "weight", &format!("{w} is outside 0-100"));
+            100
+        }
+        None => 100,
+    }
+}
+
+/// `timeout_ms`, [`DEFAULT_TIMEOUT`] when absent.
+fn timeout(f: &mut Fields<'_>, d: &mut Diagnostics) -> Duration {
+    match f.integer(d, "timeout_ms") {
+        Some(ms) if ms >= 0 => Duration::from_millis(ms as u64),
+        Some(ms) => {
+            f.error(d, "timeout_ms", &format!("{ms} is negative"));
+            DEFAULT_TIMEOUT
+        }
+        None => DEFAULT_TIMEOUT,
+    }
+}
+
+/// `headers` and `regex_headers` of a Mapping.
+type HeaderCriteria = (Vec<(String, HeaderMatch)>, Vec<(String, String)>);
+
+/// `headers` and `regex_headers`, with lower-case names, sorted: the same criteria however
+/// they were written.
+fn header_criteria(f: &mut Fields<'_>, d: &mut Diagnostics) -> HeaderCriteria {
+    let mut headers: Vec<(String, HeaderMatch)> = f
+        .string_map(d, "headers", true)
+        .into_iter()
+        .map(|(name, value)| {
+            (
+                name.to_ascii_lowercase(),
+                value.map_or(HeaderMatch::Present, HeaderMatch::Exact),
+            )
+        })
+        .collect();
+    headers.sort();
+    let mut regex_headers: Vec<(String, String)> = f
+        .string_map(d, "regex_headers", false)
+        .into_iter()
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.unwrap_or_default()))
+        .collect();
+    regex_headers.sort();
+    (headers, regex_headers)
+}
+
+/// What a shadow Mapping changes in its copies.
+struct CopyEdits {
+    rewrite: Option<String>,
+    host_rewrite: Option<String>,
+    add_request_headers: Vec<(String, String)>,
+    remove_request_headers: Vec<String>,
+}
+
+/// The copy edits, each checked: they become bytes of the copy's head, and nothing in them
+/// may end a line.
+fn copy_edits(f: &mut Fields<'_>, d: &mut Diagnostics) -> CopyEdits {
+    let edits = CopyEdits {
+        add_request_headers: f
+            .string_map(d, "add_request_headers", false)
+            .into_iter()
+            .map(|(name, value)| (name, value.unwrap_or_default()))
+            .collect(),
+        remove_request_headers: f.string_list(d, "remove_request_headers"),
+        rewrite: f.string(d, "rewrite"),
+        host_rewrite: f.string(d, "host_rewrite"),
+    };
+    let checked = edits
+        .add_request_headers
+        .iter()
+        .map(|(name, value)| ("add_request_headers", wire::header_field(name, value)))
+        .chain(
+            edits
+                .remove_request_headers
+                .iter()
+                .map(|name| ("remove_request_headers", wire::header_name(name))),
+        )
+        .chain(
+            edits
+                .rewrite
+                .iter()
+                .map(|value| ("rewrite", wire::path(value))),
+        )
+        .chain(
+            edits
+                .host_rewrite
+                .iter()
+                .map(|value| ("host_rewrite", wire::host(value))),
+        );
+    for (field, problem) in checked.filter_map(|(field, result)| Some((field, result.err()?))) {
+        f.error(d, field, &problem);
+    }
+    edits
 }
