@@ -216,21 +216,14 @@ impl<H: StreamHandler> FlowTable<H> {
         // is not followed).
         let payload = if rst || syn { &[][..] } else { segment.payload };
         if segment.has(tcp_flags::ACK) && !rst {
-            // What the segment acknowledges of the other side, before its own bytes: an
-            // answer's ACK comes before the answer.
-            let other = direction.other();
-            if let Some(offset) = flow.stream_mut(other).acked_offset(segment.ack) {
-                if other == Direction::Request {
-                    flow.request_acked = flow.request_acked.max(offset);
-                }
-                if !payload.is_empty() {
-                    // Picked up mid-way, the segment's first byte is about to be offset 0.
-                    let from = flow.stream_mut(direction).position(data_seq).unwrap_or(0);
-                    let from = u64::try_from(from).unwrap_or(0);
-                    let carrier = from..from + payload.len() as u64;
-                    flow.handler.acked(other, offset, carrier, scratch);
-                }
-            }
+            take_ack(
+                flow,
+                direction,
+                segment.ack,
+                data_seq,
+                payload.len(),
+                scratch,
+            );
         }
         if !payload.is_empty() {
             announce(flow, direction, &self.stats, scratch);
@@ -275,14 +268,14 @@ impl<H: StreamHandler> FlowTable<H> {
             ts,
             self.limits.hole_timeout,
         );
-        if over_flow || over_total || stale {
-            let reason = if over_flow {
-                GapReason::FlowBufferFull
-            } else if over_total {
-                GapReason::GlobalBufferFull
-            } else {
-                GapReason::HoleTimeout
-            };
+        let given_up = [
+            (over_flow, GapReason::FlowBufferFull),
+            (over_total, GapReason::GlobalBufferFull),
+            (stale, GapReason::HoleTimeout),
+        ]
+        .into_iter()
+        .find_map(|(given_up, reason)| given_up.then_some(reason));
+        if let Some(reason) = given_up {
             skip_holes(
                 stream,
                 direction,
@@ -556,6 +549,34 @@ impl<H: StreamHandler> FlowTable<H> {
             flow.finished = true;
             self.stats.flows_finished.inc();
         }
+    }
+}
+
+/// What a segment of `direction` acknowledges of the other side, taken before its own bytes
+/// (an answer's ACK comes before the answer): how far production has read the requests,
+/// and, for a segment carrying `payload_len` bytes from `data_seq`, which of its bytes carry
+/// the acknowledgement.
+fn take_ack<H: StreamHandler>(
+    flow: &mut Flow<H>,
+    direction: Direction,
+    ack: u32,
+    data_seq: u32,
+    payload_len: usize,
+    scratch: &mut Vec<H::Event>,
+) {
+    let other = direction.other();
+    let Some(offset) = flow.stream_mut(other).acked_offset(ack) else {
+        return;
+    };
+    if other == Direction::Request {
+        flow.request_acked = flow.request_acked.max(offset);
+    }
+    if payload_len > 0 {
+        // Picked up mid-way, the segment's first byte is about to be offset 0.
+        let from = flow.stream_mut(direction).position(data_seq).unwrap_or(0);
+        let from = u64::try_from(from).unwrap_or(0);
+        let carrier = from..from + payload_len as u64;
+        flow.handler.acked(other, offset, carrier, scratch);
     }
 }
 
