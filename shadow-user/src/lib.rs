@@ -5,15 +5,12 @@
 pub mod active;
 pub mod admin;
 pub mod capture;
-pub mod check;
-pub mod cli;
+pub mod cmd;
 pub mod compare;
 pub mod config;
 pub mod diag;
-pub mod extract;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod generate;
 pub mod http;
 pub mod labels;
 pub mod logging;
@@ -24,9 +21,7 @@ pub mod pipeline;
 pub mod reassembly;
 pub mod replay;
 pub mod route;
-pub mod run;
 pub mod settings;
-pub mod status;
 
 /// Renders an error with all its sources, `outer: inner: …`.
 pub fn error_chain(err: &dyn std::error::Error) -> String {

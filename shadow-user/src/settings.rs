@@ -7,7 +7,7 @@ use crate::{
         LoopGuard, OutputKind, loop_guard::LoopGuardError, ports::PortSet, ring::RingConfig,
         ringbuf::RingBufConfig,
     },
-    cli::{RunArgs, ShadowArgs},
+    cmd::cli::{RunArgs, ShadowArgs},
     config::ModuleSettings,
     replay::upstream::{TlsClient, TlsOptions, TlsSetupError, UpstreamConfig},
 };

@@ -12,7 +12,7 @@ use shadowd_tests::{
     shadowing::expected_copy,
 };
 
-/// How long shadowd lets copies go out after SIGTERM (`run.rs`).
+/// How long shadowd lets copies go out after SIGTERM (`cmd/run.rs`).
 const DRAIN: Duration = Duration::from_secs(3);
 const COPIES: usize = 4;
 

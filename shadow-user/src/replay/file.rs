@@ -7,7 +7,7 @@ use std::{path::Path, sync::Arc};
 use super::{ReplaySettings, ReplayStats, offer::Offerer, start};
 use crate::{
     active::ActiveConfig,
-    extract::ServerSide,
+    cmd::extract::ServerSide,
     http::{HttpEvent, HttpFlow},
     pcap::{FileCounts, PcapReadError, read_segments},
     reassembly::{FlowTable, ReassemblyStats},

@@ -6,7 +6,7 @@ use std::{io::Write, path::Path};
 use clap::CommandFactory as _;
 use clap_complete::Shell;
 
-use crate::cli::Cli;
+use crate::cmd::cli::{Cli, GenerateWhat};
 
 /// Writes completions for `shell` to `out`.
 pub fn completions(shell: Shell, out: &mut dyn Write) {
@@ -34,6 +34,28 @@ pub fn man_pages(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
         page(name, sub.clone().name(static_name))?;
     }
     Ok(written)
+}
+
+/// `shadowd generate`: the exit code.
+pub fn command(what: GenerateWhat) -> i32 {
+    match what {
+        GenerateWhat::Completions { shell } => {
+            completions(shell, &mut std::io::stdout());
+            0
+        }
+        GenerateWhat::Man { dir } => match man_pages(&dir) {
+            Ok(pages) => {
+                for page in pages {
+                    println!("{}", page.display());
+                }
+                0
+            }
+            Err(err) => {
+                tracing::error!(error = %err, dir = %dir.display(), "writing man pages");
+                1
+            }
+        },
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,9 @@ use base64::Engine;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::cli::ExtractArgs;
 use crate::{
+    active::ActiveConfig,
     capture::{Direction, ports::PortSet},
     http::{Budgets, HttpEvent, HttpFlow, Limits as HttpLimits, Request},
     packet::{Segment, tcp_flags},
@@ -317,5 +319,38 @@ fn event_name(event: &HttpEvent) -> Option<String> {
             Some(format!("unsupported flows ({})", reason.as_str()))
         }
         HttpEvent::Notice { what } => Some(format!("notice ({})", what.as_str())),
+    }
+}
+
+/// `shadowd extract`: the exit code.
+pub fn command(args: &ExtractArgs) -> i32 {
+    let config = match ActiveConfig::load(&args.config) {
+        Ok(config) => config,
+        Err(err) => {
+            tracing::error!(error = %crate::error_chain(&err), "shadowd extract: unusable configuration");
+            return 64;
+        }
+    };
+    config.log();
+    let server_side = if !args.capture_ports.is_empty() {
+        ServerSide::Ports(PortSet::new(args.capture_ports.iter().copied()))
+    } else if !args.config.is_empty() {
+        ServerSide::Ports(config.capture_ports(None))
+    } else {
+        ServerSide::Inferred(Default::default())
+    };
+    let routes = (!args.config.is_empty()).then_some(&config.table);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match extract(&args.pcap, server_side, routes, &mut out) {
+        Ok(summary) => {
+            drop(out);
+            eprint!("{}", summary.render());
+            0
+        }
+        Err(err) => {
+            tracing::error!(error = %crate::error_chain(&err), "shadowd extract failed");
+            1
+        }
     }
 }

@@ -18,7 +18,7 @@ use crate::{
     active::{ActiveConfig, ConfigMetrics, ReloadOutcome, SharedConfig, fingerprint},
     admin::{AdminError, AdminState, Bound, Listener},
     capture::{Capture, CaptureConfig, CaptureError, heartbeat::Liveness, program::ProgramLogger},
-    cli::RunArgs,
+    cmd::cli::RunArgs,
     config::ConfigError,
     diag::Sources,
     metrics::Metrics,

@@ -1,0 +1,58 @@
+//! `shadowd replay`: the requests of a capture file, copied to their shadows as live capture
+//! would copy them, with the ledger printed at the end.
+
+use std::sync::Arc;
+
+use super::{cli::ReplayArgs, extract::ServerSide};
+use crate::{
+    active::ActiveConfig,
+    capture::ports::PortSet,
+    replay::{ReplaySettings, ReplayStats, file::replay_file},
+    settings::ShadowSettings,
+};
+
+/// `shadowd replay`: the exit code.
+pub async fn command(args: &ReplayArgs) -> i32 {
+    let config = match ActiveConfig::load(&args.config) {
+        Ok(config) => config,
+        Err(err) => {
+            tracing::error!(error = %crate::error_chain(&err), "shadowd replay: unusable configuration");
+            return 64;
+        }
+    };
+    config.log();
+    let shadow = ShadowSettings::resolve(&args.shadow, config.module.as_ref());
+    let upstream = match shadow.upstream(0) {
+        Ok(upstream) => upstream,
+        Err(err) => {
+            tracing::error!(error = %crate::error_chain(&err), "shadowd replay: TLS set-up");
+            return 64;
+        }
+    };
+    let explicit =
+        (!args.capture_ports.is_empty()).then(|| PortSet::new(args.capture_ports.iter().copied()));
+    let server_side = ServerSide::Ports(config.capture_ports(explicit.as_ref()));
+    let stats = ReplayStats::default();
+    let config = Arc::new(config);
+    let result = replay_file(
+        &args.pcap,
+        config.clone(),
+        server_side,
+        ReplaySettings::new(upstream),
+        stats.clone(),
+    )
+    .await;
+    match result {
+        Ok(counts) => {
+            eprint!(
+                "{}",
+                crate::replay::summary::render(&counts, &stats, &config)
+            );
+            0
+        }
+        Err(err) => {
+            tracing::error!(error = %crate::error_chain(&err), "shadowd replay failed");
+            1
+        }
+    }
+}
