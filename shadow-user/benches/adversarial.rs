@@ -14,8 +14,8 @@ use std::{
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use shadowd::{
-    capture::Direction,
     http::{HttpFlow, Limits as HttpLimits},
+    packet::Direction,
     packet::{Segment, tcp_flags},
     reassembly::{FlowTable, Limits, ReassemblyStats},
 };

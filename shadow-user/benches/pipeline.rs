@@ -11,8 +11,8 @@ use std::{
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use shadowd::{
-    capture::Direction,
     http::{HttpEvent, HttpFlow, Limits as HttpLimits},
+    packet::Direction,
     packet::{Segment, tcp_flags},
     reassembly::{FlowTable, Limits, ReassemblyStats},
 };

@@ -29,8 +29,8 @@ use std::{
 };
 
 use crate::{
-    capture::Direction,
     http::{self, HttpEvent, HttpFlow, Request},
+    packet::Direction,
     packet::{self, Segment, linktype},
     pcap::read_segments_from,
     reassembly::{FlowTable, GapKind, Limits, ReassemblyStats},

@@ -4,7 +4,7 @@
 
 use prometheus_client::encoding::EncodeLabelSet;
 
-use crate::capture::Direction;
+use crate::packet::Direction;
 
 /// Implements `EncodeLabelValue` for types with `fn as_str(self) -> &'static str`.
 macro_rules! label_value {

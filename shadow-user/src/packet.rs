@@ -12,6 +12,33 @@ use shadow_common::proto::{
     NEXTHDR_FRAGMENT, NEXTHDR_HOP, NEXTHDR_ROUTING, NOT_TCP,
 };
 
+/// Which way a segment travels relative to the captured service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Client → service: the destination port is a capture port.
+    Request,
+    /// Service → client: the source port is a capture port.
+    Response,
+}
+
+impl Direction {
+    /// Label value used in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Request => "request",
+            Direction::Response => "response",
+        }
+    }
+
+    /// The direction the peer's segments travel.
+    pub fn other(self) -> Direction {
+        match self {
+            Direction::Request => Direction::Response,
+            Direction::Response => Direction::Request,
+        }
+    }
+}
+
 /// TCP flag bits as in the header's 13th byte.
 pub mod tcp_flags {
     pub const FIN: u8 = 0x01;

@@ -4,34 +4,7 @@
 use std::time::SystemTime;
 
 use super::{ports::PortSet, stats::RingStats};
-use crate::packet::{Segment, parse_ethernet};
-
-/// Which way a segment travels relative to the captured service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// Client → service: the destination port is a capture port.
-    Request,
-    /// Service → client: the source port is a capture port.
-    Response,
-}
-
-impl Direction {
-    /// Label value used in metrics and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Request => "request",
-            Direction::Response => "response",
-        }
-    }
-
-    /// The direction the peer's segments travel.
-    pub fn other(self) -> Direction {
-        match self {
-            Direction::Request => Direction::Response,
-            Direction::Response => Direction::Request,
-        }
-    }
-}
+use crate::packet::{Direction, Segment, parse_ethernet};
 
 /// One cloned TCP segment, valid only during the call that receives it: its bytes live in
 /// the capture ring, which is handed back to the kernel right after.

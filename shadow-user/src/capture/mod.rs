@@ -16,7 +16,7 @@ mod tc_metrics;
 
 use std::{sync::Arc, thread::JoinHandle};
 
-pub use frame::{Direction, Frame, FrameSink};
+pub use frame::{Frame, FrameSink};
 use heartbeat::{Heartbeat, ReaderControl};
 pub use loop_guard::LoopGuard;
 use mirror::{MirrorError, MirrorPair};

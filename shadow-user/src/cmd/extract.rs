@@ -17,8 +17,9 @@ use sha2::{Digest, Sha256};
 use super::cli::ExtractArgs;
 use crate::{
     active::ActiveConfig,
-    capture::{Direction, ports::PortSet},
+    capture::ports::PortSet,
     http::{Budgets, HttpEvent, HttpFlow, Limits as HttpLimits, Request},
+    packet::Direction,
     packet::{Segment, tcp_flags},
     pcap::{FileCounts, PcapReadError, read_segments},
     pipeline::{CountedFlow, FlowTotals},

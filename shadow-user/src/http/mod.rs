@@ -32,7 +32,7 @@ pub use response::Response;
 pub(crate) use body::{Body, Framing};
 pub(crate) use head::{BodyFields, ContentLength, Transfer, parse_length, persists};
 
-use crate::capture::Direction;
+use crate::packet::Direction;
 
 /// What a flow produced from the bytes it was given.
 #[derive(Debug, Clone, PartialEq, Eq)]

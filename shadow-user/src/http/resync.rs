@@ -6,7 +6,7 @@
 //! token RFC 9110 §9.1 allows; a status line is `HTTP/1.x SP 3DIGIT [SP reason]`, as
 //! httparse accepts them.
 
-use crate::capture::Direction;
+use crate::packet::Direction;
 
 /// First line of the HTTP/2 prior-knowledge preface (RFC 9113 §3.4).
 pub(crate) const H2_PREFACE_LINE: &[u8] = b"PRI * HTTP/2.0\r\n";

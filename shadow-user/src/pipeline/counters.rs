@@ -8,9 +8,9 @@ use prometheus_client::{
 };
 
 use crate::{
-    capture::Direction,
     http::{HttpEvent, Notice, UnsupportedReason},
     labels::label_value,
+    packet::Direction,
 };
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -11,10 +11,11 @@ use std::{
 
 use crate::{
     active::SharedConfig,
-    capture::{Direction, Frame, FrameSink},
+    capture::{Frame, FrameSink},
     compare::{Comparison, Role},
     http::Response,
     http::{Budgets, HttpEvent, HttpFlow, Limits as HttpLimits},
+    packet::Direction,
     reassembly::{FlowKey, FlowTable, GapKind, Limits, ReassemblyStats, StreamHandler},
     replay::{
         body::BodySender,

@@ -9,9 +9,9 @@ use prometheus_client::{
 };
 
 use crate::{
-    capture::Direction,
     http::{HttpEvent, HttpFlow, StreamCounters},
     labels::DirectionLabel,
+    packet::Direction,
     reassembly::{GapKind, StreamHandler},
 };
 

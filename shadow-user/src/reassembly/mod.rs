@@ -17,7 +17,7 @@ pub use acceptance::RejectReason;
 pub use stats::{GapReason, ReassemblyStats};
 pub use table::{FlowTable, Limits};
 
-use crate::capture::Direction;
+use crate::packet::Direction;
 
 /// A connection, named by its client and server ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -2,8 +2,8 @@
 
 use super::acceptance::RejectReason;
 use crate::{
-    capture::Direction,
     labels::{DirectionLabel, label_value},
+    packet::Direction,
 };
 use prometheus_client::{
     encoding::EncodeLabelSet,

@@ -14,7 +14,7 @@ use super::{
     stream::Stream,
 };
 use crate::{
-    capture::Direction,
+    packet::Direction,
     packet::{Segment, tcp_flags},
 };
 

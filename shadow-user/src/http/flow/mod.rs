@@ -15,7 +15,7 @@ use super::{
     reader::{BodyMode, Message, Reader, Step},
     sync::Sync,
 };
-use crate::capture::Direction;
+use crate::packet::Direction;
 
 /// Both directions of one captured HTTP/1 connection.
 pub struct HttpFlow {

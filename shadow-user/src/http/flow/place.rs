@@ -17,8 +17,8 @@ use std::ops::Range;
 
 use super::HttpFlow;
 use crate::{
-    capture::Direction,
     http::{DropReason, HttpEvent},
+    packet::Direction,
     reassembly::GapKind,
 };
 

@@ -8,11 +8,11 @@ use bytes::Bytes;
 
 use super::{BodyMode, BodyRead, Message, Reader, State, Step, malformed};
 use crate::{
-    capture::Direction,
     http::{
         DropReason,
         body::{Body, Framing},
     },
+    packet::Direction,
 };
 
 impl Reader {

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use bytes::{Buf, BytesMut};
 
 use super::{Reader, State};
-use crate::capture::Direction;
+use crate::packet::Direction;
 
 impl Reader {
     /// The reader no longer knows where it stands in the stream (nothing is buffered): a

@@ -18,7 +18,7 @@ use std::{collections::VecDeque, time::SystemTime};
 use bytes::{Bytes, BytesMut};
 
 use super::{DropReason, Limits, SharedBudget, StreamCounters, body::Body, resync};
-use crate::capture::Direction;
+use crate::packet::Direction;
 
 mod body;
 mod buffer;

@@ -5,11 +5,11 @@ use std::time::SystemTime;
 
 use super::{Reader, State, Step, malformed};
 use crate::{
-    capture::Direction,
     http::{
         DropReason,
         resync::{self, H2_PREFACE_LINE},
     },
+    packet::Direction,
 };
 
 impl Reader {

@@ -9,7 +9,7 @@ mod responses;
 use std::time::{Duration, SystemTime};
 
 use super::{Counters, HttpEvent, HttpFlow, Limits, Request};
-use crate::{capture::Direction, reassembly::GapKind};
+use crate::{packet::Direction, reassembly::GapKind};
 
 pub(super) const REQ: Direction = Direction::Request;
 pub(super) const RESP: Direction = Direction::Response;

@@ -4,9 +4,9 @@ use std::time::SystemTime;
 
 use super::*;
 use crate::{
-    capture::Direction,
     config::{Diagnostics, Mapping},
     http::{HttpEvent, HttpFlow, Limits},
+    packet::Direction,
     route::{self, RouteTable},
 };
 

@@ -12,10 +12,10 @@ use tokio::sync::mpsc::{UnboundedReceiver, error::TryRecvError};
 
 use super::*;
 use crate::{
-    capture::Direction,
     config::{Diagnostics, Mapping},
     http::{HttpEvent, HttpFlow, Limits},
     labels::MappingLabel,
+    packet::Direction,
     replay::{
         job::{COPY_OVERHEAD, Job},
         stats::DropLabels,
