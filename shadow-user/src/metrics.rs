@@ -8,7 +8,7 @@ use prometheus_client::registry::Registry;
 use crate::{
     active::ConfigMetrics,
     admin::AdminMetrics,
-    capture::stats::RingStats,
+    capture::stats::ReaderStats,
     pipeline::{FlowTotals, HttpCounters},
     reassembly::ReassemblyStats,
     replay::ReplayStats,
@@ -17,7 +17,7 @@ use crate::{
 /// The daemon's metrics, by component.
 pub struct Metrics {
     pub admin: AdminMetrics,
-    pub ring: Arc<RingStats>,
+    pub reader: Arc<ReaderStats>,
     pub reassembly: ReassemblyStats,
     pub http: HttpCounters,
     pub totals: Arc<FlowTotals>,
@@ -30,7 +30,7 @@ impl Metrics {
     pub fn register(registry: &mut Registry) -> Self {
         Metrics {
             admin: AdminMetrics::register(registry),
-            ring: Arc::new(RingStats::register(registry)),
+            reader: Arc::new(ReaderStats::register(registry)),
             reassembly: ReassemblyStats::register(registry),
             http: HttpCounters::register(registry),
             totals: Arc::new(FlowTotals::register(registry)),

@@ -4,7 +4,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use crate::{
     capture::{
-        LoopGuard, OutputKind, loop_guard::LoopGuardError, ports::PortSet, ring::RingConfig,
+        LoopGuard, OutputKind, loop_guard::LoopGuardError, mirror::RingConfig, ports::PortSet,
         ringbuf::RingBufConfig,
     },
     cmd::cli::{RunArgs, ShadowArgs},

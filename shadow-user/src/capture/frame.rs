@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use super::{ports::PortSet, stats::RingStats};
+use super::{ports::PortSet, stats::ReaderStats};
 use crate::packet::{Direction, Segment, parse_ethernet};
 
 /// One cloned TCP segment, valid only during the call that receives it: its bytes live in
@@ -37,7 +37,7 @@ pub(super) fn hand_on(
     timestamp: impl FnOnce() -> SystemTime,
     ports: &PortSet,
     sink: &mut dyn FrameSink,
-    stats: &RingStats,
+    stats: &ReaderStats,
 ) {
     stats.frames.inc();
     stats.bytes.inc_by(u64::from(wire_len));

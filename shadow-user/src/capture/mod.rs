@@ -9,7 +9,6 @@ pub mod mirror;
 mod port_map;
 pub mod ports;
 pub mod program;
-pub mod ring;
 pub mod ringbuf;
 pub mod stats;
 mod tc_metrics;
@@ -20,11 +19,11 @@ pub use frame::{Frame, FrameSink};
 use heartbeat::{Heartbeat, ReaderControl};
 pub use loop_guard::LoopGuard;
 use mirror::{MirrorError, MirrorPair};
+use mirror::{Ring, RingConfig, RingError};
 use ports::{PortSet, SharedPorts};
 use program::{Program, ProgramConfig, ProgramLoadError, ProgramOutput};
-use ring::{Ring, RingConfig, RingError};
 use ringbuf::RingBufConfig;
-use stats::RingStats;
+use stats::ReaderStats;
 
 /// How copies of production packets leave the TC program.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
@@ -91,11 +90,11 @@ impl Capture {
     pub async fn start(
         config: &CaptureConfig,
         sink: Box<dyn FrameSink>,
-        ring_stats: Arc<RingStats>,
+        reader_stats: Arc<ReaderStats>,
     ) -> Result<Capture, CaptureError> {
         match config.output {
-            OutputKind::Mirror => Capture::start_mirror(config, sink, ring_stats).await,
-            OutputKind::Ringbuf => Capture::start_ringbuf(config, sink, ring_stats).await,
+            OutputKind::Mirror => Capture::start_mirror(config, sink, reader_stats).await,
+            OutputKind::Ringbuf => Capture::start_ringbuf(config, sink, reader_stats).await,
         }
     }
 
@@ -114,7 +113,7 @@ impl Capture {
     async fn start_mirror(
         config: &CaptureConfig,
         sink: Box<dyn FrameSink>,
-        ring_stats: Arc<RingStats>,
+        reader_stats: Arc<ReaderStats>,
     ) -> Result<Capture, CaptureError> {
         let mirror = MirrorPair::create(&config.mirror_interface).await?;
         let mut capture = Capture::new(config.ports.clone());
@@ -125,11 +124,11 @@ impl Capture {
         let started = async {
             let ring = Ring::open(peer_ifindex, config.ring)?;
             capture.reader = Some(
-                ring::spawn(
+                mirror::ring::spawn(
                     ring,
                     capture.ports.clone(),
                     sink,
-                    ring_stats,
+                    reader_stats,
                     capture.control.clone(),
                 )
                 .map_err(CaptureError::Thread)?,
@@ -153,7 +152,7 @@ impl Capture {
     async fn start_ringbuf(
         config: &CaptureConfig,
         sink: Box<dyn FrameSink>,
-        ring_stats: Arc<RingStats>,
+        reader_stats: Arc<ReaderStats>,
     ) -> Result<Capture, CaptureError> {
         let size = config.ringbuf.size;
         if !size.is_power_of_two() || size < 4096 {
@@ -178,7 +177,7 @@ impl Capture {
                 config.ringbuf,
                 capture.ports.clone(),
                 sink,
-                ring_stats,
+                reader_stats,
                 capture.control.clone(),
             )?);
             Ok::<(), CaptureError>(())

@@ -17,7 +17,11 @@ use shadow_common::{
     OUTPUT_MIRROR, OUTPUT_RINGBUF, PROGRAM_EGRESS, PROGRAM_INGRESS, Stats, StatsKey,
 };
 
-use super::{LoopGuard, mirror, port_map, ports::PortSet, ringbuf::RingBufConfig};
+use super::{
+    LoopGuard, mirror, port_map,
+    ports::PortSet,
+    ringbuf::{RingBufConfig, RingBufMaps},
+};
 
 /// The TC object built by `build.rs`.
 static PROGRAM_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/shadow-tc"));
@@ -115,14 +119,6 @@ pub struct Program {
     pub logger: Option<ProgramLogger>,
     /// With [`ProgramOutput::RingBuf`], the ring buffer until the reader takes it.
     frames: Option<RingBufMaps>,
-}
-
-/// The maps the ring buffer's reader works with.
-pub struct RingBufMaps {
-    /// The copies (a `BPF_MAP_TYPE_RINGBUF`).
-    pub frames: MapData,
-    /// The reader's asleep/awake flag (`shadow_common::MAP_READER_STATE`).
-    pub reader_state: Array<MapData, u32>,
 }
 
 /// Where the program hands the packets it copies.

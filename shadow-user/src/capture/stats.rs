@@ -5,7 +5,7 @@ use prometheus_client::{metrics::counter::Counter, registry::Registry};
 
 /// Counters kept by the capture thread.
 #[derive(Debug, Default)]
-pub struct RingStats {
+pub struct ReaderStats {
     /// Ring blocks walked (mirror), or ring buffer drains that found records.
     pub blocks: Counter,
     /// Frames read from the ring.
@@ -31,7 +31,7 @@ pub struct RingStats {
     pub socket_errors: Counter,
 }
 
-impl RingStats {
+impl ReaderStats {
     /// Registers every counter under `shadowd_ring_*`.
     /// A new set, registered in `registry`.
     pub fn register(registry: &mut Registry) -> Self {

@@ -55,7 +55,10 @@ pub enum RunError {
 impl RunError {
     /// Exit code: 64 (EX_USAGE) when the configuration or command line is unusable.
     pub fn exit_code(&self) -> i32 {
-        use crate::capture::{mirror::MirrorError, program::ProgramLoadError, ring::RingError};
+        use crate::capture::{
+            mirror::{MirrorError, RingError},
+            program::ProgramLoadError,
+        };
         match self {
             RunError::Config(_)
             | RunError::Settings(_)
@@ -94,7 +97,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let mut registry = Registry::with_prefix("shadowd");
     let Metrics {
         admin: admin_metrics,
-        ring: ring_stats,
+        reader: reader_stats,
         reassembly: reassembly_stats,
         http: http_counters,
         totals: flow_totals,
@@ -134,7 +137,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         shared.clone(),
         Offerer::new(replay_stats.clone(), replay_sender, max_replay_bytes),
     ));
-    let mut capture = Capture::start(&capture_config, sink, ring_stats).await?;
+    let mut capture = Capture::start(&capture_config, sink, reader_stats).await?;
     let mut program_stats = None;
     if let Some(program) = capture.program_mut() {
         program_stats = Some(program.stats());

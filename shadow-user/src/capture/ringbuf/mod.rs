@@ -27,8 +27,7 @@ use super::{
     frame::{FrameSink, hand_on},
     heartbeat::ReaderControl,
     ports::SharedPorts,
-    program::RingBufMaps,
-    stats::RingStats,
+    stats::ReaderStats,
 };
 
 /// How long the reader keeps polling on its own timer after the last record it found.
@@ -104,7 +103,7 @@ fn run(
     config: RingBufConfig,
     ports: &SharedPorts,
     sink: &mut dyn FrameSink,
-    stats: &RingStats,
+    stats: &ReaderStats,
     control: &ReaderControl,
 ) {
     let mut reassembler = Reassembler::default();
@@ -150,7 +149,7 @@ fn drain(
     reassembler: &mut Reassembler,
     ports: &SharedPorts,
     sink: &mut dyn FrameSink,
-    stats: &RingStats,
+    stats: &ReaderStats,
     clock: &mut Clock,
 ) -> usize {
     let snapshot = ports.snapshot();
@@ -197,13 +196,21 @@ fn wait(ring: &Consumer, timeout: Duration) {
     unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
 }
 
+/// The maps the ring buffer's reader works with.
+pub struct RingBufMaps {
+    /// The copies (a `BPF_MAP_TYPE_RINGBUF`).
+    pub frames: MapData,
+    /// The reader's asleep/awake flag (`shadow_common::MAP_READER_STATE`).
+    pub reader_state: Array<MapData, u32>,
+}
+
 /// Maps the ring buffer and runs the reader on its own thread.
 pub fn spawn(
     maps: RingBufMaps,
     config: RingBufConfig,
     ports: SharedPorts,
     mut sink: Box<dyn FrameSink>,
-    stats: Arc<RingStats>,
+    stats: Arc<ReaderStats>,
     control: ReaderControl,
 ) -> Result<std::thread::JoinHandle<()>, CaptureError> {
     let RingBufMaps {

@@ -17,11 +17,11 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use super::{
+use crate::capture::{
     frame::{FrameSink, hand_on},
     heartbeat::ReaderControl,
     ports::SharedPorts,
-    stats::RingStats,
+    stats::ReaderStats,
 };
 
 /// Ring geometry.
@@ -162,7 +162,7 @@ impl Ring {
         &mut self,
         ports: &SharedPorts,
         sink: &mut dyn FrameSink,
-        stats: &RingStats,
+        stats: &ReaderStats,
         control: &ReaderControl,
     ) {
         let poll_timeout_ms = 100;
@@ -198,9 +198,9 @@ impl Ring {
     unsafe fn walk_block(
         &self,
         block: NonNull<u8>,
-        ports: &super::ports::PortSet,
+        ports: &crate::capture::ports::PortSet,
         sink: &mut dyn FrameSink,
-        stats: &RingStats,
+        stats: &ReaderStats,
     ) {
         // SAFETY: the caller guarantees the block header is ours to read.
         let desc = unsafe { block.cast::<libc::tpacket_block_desc>().as_ref() };
@@ -238,9 +238,9 @@ impl Ring {
         &self,
         frame: &libc::tpacket3_hdr,
         data: &[u8],
-        ports: &super::ports::PortSet,
+        ports: &crate::capture::ports::PortSet,
         sink: &mut dyn FrameSink,
-        stats: &RingStats,
+        stats: &ReaderStats,
     ) {
         let timestamp = || {
             SystemTime::UNIX_EPOCH
@@ -250,7 +250,7 @@ impl Ring {
         hand_on(data, frame.tp_len, timestamp, ports, sink, stats);
     }
 
-    fn wait(&self, timeout_ms: i32, stats: &RingStats) {
+    fn wait(&self, timeout_ms: i32, stats: &ReaderStats) {
         let mut pfd = libc::pollfd {
             fd: self.fd.as_raw_fd(),
             events: libc::POLLIN | libc::POLLERR,
@@ -283,7 +283,7 @@ impl Ring {
     }
 
     /// Adds the kernel's drop counters (which reset on every read) to `stats`.
-    fn collect_kernel_stats(&self, stats: &RingStats) {
+    fn collect_kernel_stats(&self, stats: &ReaderStats) {
         let mut kstats = libc::tpacket_stats_v3 {
             tp_packets: 0,
             tp_drops: 0,
@@ -351,7 +351,7 @@ pub fn spawn(
     mut ring: Ring,
     ports: SharedPorts,
     mut sink: Box<dyn FrameSink>,
-    stats: Arc<RingStats>,
+    stats: Arc<ReaderStats>,
     control: ReaderControl,
 ) -> io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
