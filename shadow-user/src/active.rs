@@ -16,6 +16,8 @@ use prometheus_client::{
     registry::Registry,
 };
 
+use crate::metrics::Registered;
+
 use crate::{
     capture::ports::PortSet,
     config::{self, ConfigError, Diagnostics, ModuleSettings},
@@ -140,13 +142,18 @@ pub struct ConfigMetrics {
 }
 
 impl ConfigMetrics {
-    /// A new set, registered in `registry`.
-    pub fn register(registry: &mut Registry) -> Self {
-        let metrics = Self::default();
-        metrics.register_in(registry);
-        metrics
+    /// Records the configuration now in use.
+    pub fn in_use(&self, config: &ActiveConfig) {
+        self.errors.set(config.diagnostics.errors.len() as i64);
+        self.mappings.set(config.mappings as i64);
     }
 
+    pub fn reload(&self, outcome: ReloadOutcome) {
+        self.reloads.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+}
+
+impl Registered for ConfigMetrics {
     fn register_in(&self, registry: &mut Registry) {
         registry.register(
             "diagnostics_errors",
@@ -160,15 +167,5 @@ impl ConfigMetrics {
             self.reloads.clone(),
         );
         config.register("mappings", "Mappings loaded", self.mappings.clone());
-    }
-
-    /// Records the configuration now in use.
-    pub fn in_use(&self, config: &ActiveConfig) {
-        self.errors.set(config.diagnostics.errors.len() as i64);
-        self.mappings.set(config.mappings as i64);
-    }
-
-    pub fn reload(&self, outcome: ReloadOutcome) {
-        self.reloads.get_or_create(&OutcomeLabel { outcome }).inc();
     }
 }

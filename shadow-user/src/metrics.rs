@@ -1,5 +1,5 @@
-//! Every component's metrics, each registered once under `shadowd_` by its own `register`,
-//! composed here in the order `/metrics` lists them.
+//! Every component's metrics, each registered once under `shadowd_` by its own
+//! [`Registered::register_in`], composed here in the order `/metrics` lists them.
 
 use std::sync::Arc;
 
@@ -37,5 +37,18 @@ impl Metrics {
             config: ConfigMetrics::register(registry),
             replay: ReplayStats::register(registry),
         }
+    }
+}
+
+/// A component's metrics: made with `Default`, then registered under their names.
+pub trait Registered: Default {
+    /// Registers every metric of `self` in `registry`.
+    fn register_in(&self, registry: &mut Registry);
+
+    /// A new set, registered in `registry`.
+    fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        metrics.register_in(registry);
+        metrics
     }
 }

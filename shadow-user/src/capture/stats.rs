@@ -3,6 +3,8 @@
 
 use prometheus_client::{metrics::counter::Counter, registry::Registry};
 
+use crate::metrics::Registered;
+
 /// Counters kept by the capture thread.
 #[derive(Debug, Default)]
 pub struct ReaderStats {
@@ -31,15 +33,10 @@ pub struct ReaderStats {
     pub socket_errors: Counter,
 }
 
-impl ReaderStats {
-    /// Registers every counter under `shadowd_ring_*`.
-    /// A new set, registered in `registry`.
-    pub fn register(registry: &mut Registry) -> Self {
-        let metrics = Self::default();
-        metrics.register_in(registry);
-        metrics
-    }
+impl ReaderStats {}
 
+impl Registered for ReaderStats {
+    /// Registers every counter under `shadowd_ring_*`.
     fn register_in(&self, registry: &mut Registry) {
         let ring = registry.sub_registry_with_prefix("ring");
         let counters = [

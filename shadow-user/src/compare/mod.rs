@@ -18,6 +18,8 @@ use prometheus_client::{
     registry::Registry,
 };
 
+use crate::metrics::Registered;
+
 pub use join::Join;
 
 use crate::labels::{MappingLabel, label_value};
@@ -191,16 +193,11 @@ impl Comparison {
             }
         }
     }
+}
 
+impl Registered for Comparison {
     /// Registers `shadowd_responses_total`, `shadowd_response_latency_seconds` and
     /// `shadowd_status_class_differences_total`.
-    /// A new set, registered in `registry`.
-    pub fn register(registry: &mut Registry) -> Self {
-        let metrics = Self::default();
-        metrics.register_in(registry);
-        metrics
-    }
-
     fn register_in(&self, registry: &mut Registry) {
         registry.register(
             "responses",

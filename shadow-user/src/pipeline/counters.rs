@@ -7,6 +7,8 @@ use prometheus_client::{
     registry::Registry,
 };
 
+use crate::metrics::Registered;
+
 use crate::{
     http::{HttpEvent, Notice, UnsupportedReason},
     labels::label_value,
@@ -87,14 +89,9 @@ impl HttpCounters {
             }
         }
     }
+}
 
-    /// A new set, registered in `registry`.
-    pub fn register(registry: &mut Registry) -> Self {
-        let metrics = Self::default();
-        metrics.register_in(registry);
-        metrics
-    }
-
+impl Registered for HttpCounters {
     fn register_in(&self, registry: &mut Registry) {
         let http = registry.sub_registry_with_prefix("http");
         http.register(

@@ -8,6 +8,8 @@ use prometheus_client::{
     registry::Registry,
 };
 
+use crate::metrics::Registered;
+
 use crate::{
     http::{HttpEvent, HttpFlow, StreamCounters},
     labels::DirectionLabel,
@@ -41,15 +43,10 @@ impl FlowTotals {
     pub fn of(family: &Family<DirectionLabel, Counter>, direction: Direction) -> u64 {
         family.get_or_create(&DirectionLabel { direction }).get()
     }
+}
 
+impl Registered for FlowTotals {
     /// Registers under `shadowd_http_*`.
-    /// A new set, registered in `registry`.
-    pub fn register(registry: &mut Registry) -> Self {
-        let metrics = Self::default();
-        metrics.register_in(registry);
-        metrics
-    }
-
     fn register_in(&self, registry: &mut Registry) {
         let http = registry.sub_registry_with_prefix("http");
         http.register(

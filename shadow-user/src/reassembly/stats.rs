@@ -11,6 +11,8 @@ use prometheus_client::{
     registry::Registry,
 };
 
+use crate::metrics::Registered;
+
 /// Why bytes of a stream were given up as lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GapReason {
@@ -141,14 +143,9 @@ impl ReassemblyStats {
     pub fn gaps_of(&self, reason: GapReason) -> u64 {
         self.gaps.get_or_create(&GapLabel { reason }).get()
     }
+}
 
-    /// A new set, registered in `registry`.
-    pub fn register(registry: &mut Registry) -> Self {
-        let metrics = Self::default();
-        metrics.register_in(registry);
-        metrics
-    }
-
+impl Registered for ReassemblyStats {
     fn register_in(&self, registry: &mut Registry) {
         let r = registry.sub_registry_with_prefix("reassembly");
         r.register("flows", "Connections tracked", self.flows.clone());

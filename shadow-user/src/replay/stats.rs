@@ -10,6 +10,8 @@ use prometheus_client::{
     registry::Registry,
 };
 
+use crate::metrics::Registered;
+
 use crate::{
     compare::{Comparison, Role},
     labels::{MappingLabel, label_value},
@@ -157,9 +159,11 @@ impl ReplayStats {
         self.comparison
             .record(mapping, Role::Shadow, status, latency, id);
     }
+}
 
+impl Registered for ReplayStats {
     /// A new set, registered in `registry`, with the comparison the shadow's answers go to.
-    pub fn register(registry: &mut Registry) -> Self {
+    fn register(registry: &mut Registry) -> Self {
         let mut metrics = Self::default();
         metrics.register_in(registry);
         metrics.comparison = Arc::new(Comparison::register(registry));
