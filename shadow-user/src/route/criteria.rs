@@ -31,21 +31,9 @@ pub struct Criteria {
 }
 
 impl Criteria {
-    /// The criteria of `mapping`, normalised so that equal meanings compare equal.
+    /// The criteria of `mapping`. Its header names come lower-cased and sorted from the
+    /// configuration, so equal meanings compare equal.
     pub fn of(mapping: &Mapping) -> Self {
-        let lower = |name: &String| name.to_ascii_lowercase();
-        let mut headers: Vec<_> = mapping
-            .headers
-            .iter()
-            .map(|(n, v)| (lower(n), v.clone()))
-            .collect();
-        headers.sort();
-        let mut regex_headers: Vec<_> = mapping
-            .regex_headers
-            .iter()
-            .map(|(n, v)| (lower(n), v.clone()))
-            .collect();
-        regex_headers.sort();
         Self {
             prefix: mapping.prefix.clone(),
             prefix_regex: mapping.prefix_regex,
@@ -53,8 +41,8 @@ impl Criteria {
             method: mapping.method.clone(),
             host: mapping.host.clone(),
             host_regex: mapping.host.is_some() && mapping.host_regex,
-            headers,
-            regex_headers,
+            headers: mapping.headers.clone(),
+            regex_headers: mapping.regex_headers.clone(),
             precedence: mapping.precedence,
         }
     }
