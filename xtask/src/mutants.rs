@@ -68,6 +68,10 @@ pub struct MutantsArgs {
     /// The module to mutate; every module when absent.
     #[arg(value_parser = PossibleValuesParser::new(MODULES.map(|module| module.name)))]
     module: Option<String>,
+    /// Test again only what the last run of the same module did not catch (after adding
+    /// tests); the counts printed are then of this run alone.
+    #[arg(long)]
+    iterate: bool,
 }
 
 pub fn run(args: &MutantsArgs) -> Result<()> {
@@ -103,6 +107,9 @@ pub fn run(args: &MutantsArgs) -> Result<()> {
     cmd.args(["mutants", "--package", "shadow-user", "--jobs", "1"])
         .arg("--output")
         .arg(&out);
+    if args.iterate {
+        cmd.arg("--iterate");
+    }
     for module in &modules {
         for path in module.files {
             let glob = match path.strip_suffix('/') {
