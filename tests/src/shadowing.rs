@@ -16,13 +16,19 @@ pub fn target(raw: &[u8]) -> String {
         .to_string()
 }
 
-/// `host` with `-shadow` inserted before the port, as Envoy names a mirrored request's
-/// host.
+/// `host` with `-shadow` after its host part and before its port, as Envoy names a mirrored
+/// request's host. An oracle for shadowd's own rule, so written apart from it: this splits the
+/// authority by its grammar (an IP literal in brackets, else a name or address and an optional
+/// `:port`) where shadowd searches for the last colon with no bracket after it.
 pub fn shadow_host(host: &str) -> String {
-    match host.rfind(':') {
-        Some(p) if !host[p..].contains(']') => format!("{}-shadow{}", &host[..p], &host[p..]),
-        _ => format!("{host}-shadow"),
-    }
+    let (name, port) = if host.starts_with('[') {
+        let literal_end = host.find(']').map_or(host.len(), |end| end + 1);
+        host.split_at(literal_end)
+    } else {
+        host.rsplit_once(':')
+            .map_or((host, ""), |(name, _)| host.split_at(name.len()))
+    };
+    format!("{name}-shadow{port}")
 }
 
 /// The copy a shadow should receive of `raw`: the first Host field's value suffixed.
@@ -80,6 +86,8 @@ mod tests {
         assert_eq!(shadow_host("myservice:80"), "myservice-shadow:80");
         assert_eq!(shadow_host("[::1]:80"), "[::1]-shadow:80");
         assert_eq!(shadow_host("[::1]"), "[::1]-shadow");
+        assert_eq!(shadow_host("198.18.0.2:8080"), "198.18.0.2-shadow:8080");
+        assert_eq!(shadow_host("[fd00::2]:8080"), "[fd00::2]-shadow:8080");
         assert_eq!(
             expected_copy(b"GET / HTTP/1.1\r\nX: y\r\nhOST: a:1\r\n\r\n"),
             b"GET / HTTP/1.1\r\nX: y\r\nhOST: a-shadow:1\r\n\r\n".to_vec()
