@@ -171,6 +171,14 @@ fn report(results: &Path, modules: &[Module]) -> Result<()> {
             viable + unviable
         );
     }
+    // An --iterate run leaves out what earlier runs caught or found unviable, and lists them.
+    let earlier = std::fs::read_to_string(results.join("previously_caught.txt"))
+        .map_or(0, |text| {
+            text.lines().filter(|line| !line.trim().is_empty()).count()
+        });
+    if earlier > 0 {
+        println!("\nmutants: and {earlier} caught or unviable in earlier runs, not tested again");
+    }
     println!(
         "\nmutants: the missed ones are listed in {}",
         results.join("missed.txt").display()

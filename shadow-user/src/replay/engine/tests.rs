@@ -151,6 +151,27 @@ impl Engine {
     }
 }
 
+/// Returns once `condition` holds; fails the test after 10 s. What the tests wait for is an
+/// event (a copy counted, a request read), not a stretch of time that usually covers it.
+async fn until(what: &str, condition: impl Fn() -> bool) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !condition() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("waited 10 s for {what}"));
+}
+
+/// The first lines the server read, in order.
+fn lines(seen: &Seen) -> Vec<String> {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .map(|(_, l)| l.clone())
+        .collect()
+}
+
 fn copied(stats: &ReplayStats) -> u64 {
     stats
         .copied
@@ -214,20 +235,12 @@ async fn a_connection_that_comes_back_later_starts_afresh() {
     let engine = Engine::start(addr, 4);
     engine.submit(1, 0);
     // Done and forgotten before its next copy: nothing of it waits in between.
-    while copied(&engine.stats) < 1 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until("the first copy", || copied(&engine.stats) == 1).await;
     assert_eq!(engine.stats.active_flows.get(), 0);
     engine.submit(1, 1);
     let stats = engine.finish().await;
     assert_eq!(copied(&stats), 2);
-    let lines: Vec<String> = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(_, l)| l.clone())
-        .collect();
-    assert_eq!(lines, ["GET /1/0 HTTP/1.1", "GET /1/1 HTTP/1.1"]);
+    assert_eq!(lines(&seen), ["GET /1/0 HTTP/1.1", "GET /1/1 HTTP/1.1"]);
 }
 
 #[tokio::test]
@@ -262,11 +275,20 @@ async fn what_replay_keeps_per_copy_fits_its_overhead() {
     drop(task);
 }
 
-/// A server that reads one connection to its end, answering once `expected` bytes came;
-/// returns what it read and whether the connection ended in a reset.
-async fn one_connection(expected: usize) -> (SocketAddr, tokio::task::JoinHandle<(Vec<u8>, bool)>) {
+/// What `one_connection` read: its task's result (the bytes and whether the connection
+/// ended in a reset) and, meanwhile, how many bytes came so far.
+struct OneConnection {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<(Vec<u8>, bool)>,
+    so_far: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// A server that reads one connection to its end, answering once `expected` bytes came.
+async fn one_connection(expected: usize) -> OneConnection {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let so_far = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = so_far.clone();
     let task = tokio::spawn(async move {
         let (mut tcp, _) = listener.accept().await.unwrap();
         let mut read = Vec::new();
@@ -276,6 +298,7 @@ async fn one_connection(expected: usize) -> (SocketAddr, tokio::task::JoinHandle
                 Ok(0) => return (read, false),
                 Ok(n) => {
                     read.extend_from_slice(&chunk[..n]);
+                    count.store(read.len(), std::sync::atomic::Ordering::SeqCst);
                     if read.len() == expected {
                         let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
                         tcp.write_all(ok).await.unwrap();
@@ -286,7 +309,7 @@ async fn one_connection(expected: usize) -> (SocketAddr, tokio::task::JoinHandle
             }
         }
     });
-    (addr, task)
+    OneConnection { addr, task, so_far }
 }
 
 /// Submits a streamed copy of flow `flow_number`: `head` and `first` body bytes now, the
@@ -337,8 +360,8 @@ async fn a_streamed_body_reaches_the_shadow_whole_as_its_pieces_arrive() {
     let body_len = 300_000;
     let head_len =
         format!("POST /up HTTP/1.1\r\nHost: s\r\nContent-Length: {body_len}\r\n\r\n").len();
-    let (addr, server) = one_connection(head_len + body_len).await;
-    let engine = Engine::start(addr, 4);
+    let server = one_connection(head_len + body_len).await;
+    let engine = Engine::start(server.addr, 4);
     let (mut tx, whole) = upload(&engine, body_len);
     for piece in whole[head_len + 1000..].chunks(7_000) {
         assert!(tx.push(Bytes::copy_from_slice(piece)));
@@ -347,7 +370,7 @@ async fn a_streamed_body_reaches_the_shadow_whole_as_its_pieces_arrive() {
     tx.end();
     let stats = engine.finish().await;
     assert_eq!(copied(&stats), 1);
-    let (read, reset) = server.await.unwrap();
+    let (read, reset) = server.task.await.unwrap();
     assert!(!reset, "a complete copy ends in a close, not a reset");
     assert!(read == whole, "the shadow read the request byte-exact");
 }
@@ -355,16 +378,21 @@ async fn a_streamed_body_reaches_the_shadow_whole_as_its_pieces_arrive() {
 #[tokio::test]
 async fn a_streamed_body_that_breaks_off_resets_the_shadow_connection() {
     let body_len = 300_000;
-    let (addr, server) = one_connection(usize::MAX).await;
-    let engine = Engine::start(addr, 4);
+    let server = one_connection(usize::MAX).await;
+    let engine = Engine::start(server.addr, 4);
     let (mut tx, whole) = upload(&engine, body_len);
     assert!(tx.push(Bytes::from_static(&[1; 5000])));
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Broken off once the shadow has read all that was captured: a request half sent.
+    let sent = whole.len() - body_len + 1000 + 5000;
+    until("the captured part to reach the shadow", || {
+        server.so_far.load(std::sync::atomic::Ordering::SeqCst) == sent
+    })
+    .await;
     drop(tx);
     let stats = engine.finish().await;
     assert_eq!(copied(&stats), 0);
     assert_eq!(dropped(&stats, Undelivered::Incomplete), 1);
-    let (read, reset) = server.await.unwrap();
+    let (read, reset) = server.task.await.unwrap();
     assert!(
         reset,
         "the shadow sees a reset, not a request that looks complete"
@@ -385,21 +413,16 @@ async fn a_streamed_copy_abandoned_while_it_waits_never_reaches_the_shadow() {
     let (addr, seen) = server(Duration::from_millis(300)).await;
     let engine = Engine::start(addr, 1);
     engine.submit(1, 0);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    until("the GET to hold the connection", || lines(&seen).len() == 1).await;
     let upload = streamed(&engine, 2);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Waiting for the connection or not yet, the abandoned upload must send nothing.
+    tokio::task::yield_now().await;
     drop(upload);
     let stats = engine.finish().await;
     assert_eq!(copied(&stats), 1);
     assert_eq!(dropped(&stats, Undelivered::Incomplete), 1);
-    let lines: Vec<String> = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(_, l)| l.clone())
-        .collect();
     assert_eq!(
-        lines,
+        lines(&seen),
         ["GET /1/0 HTTP/1.1"],
         "nothing of the upload was sent"
     );
@@ -413,22 +436,13 @@ async fn streamed_copies_leave_connections_to_the_others() {
     let engine = Engine::start(addr, 2);
     let first = streamed(&engine, 1);
     let second = streamed(&engine, 2);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    until("the first upload to stream", || lines(&seen).len() == 1).await;
     engine.submit(3, 0);
-    let stats = engine.stats.clone();
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while copied(&stats) < 1 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    until("the GET to be copied while an upload streams", || {
+        copied(&engine.stats) == 1
     })
-    .await
-    .expect("the GET is copied while an upload streams");
-    let mut lines: Vec<String> = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(_, l)| l.clone())
-        .collect();
+    .await;
+    let mut lines = lines(&seen);
     lines.sort();
     assert_eq!(
         lines,

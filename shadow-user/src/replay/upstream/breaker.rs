@@ -7,8 +7,11 @@
 use std::{
     fmt::Display,
     sync::{Mutex, MutexGuard, PoisonError},
-    time::{Duration, Instant},
+    time::Duration,
 };
+
+// The runtime's clock, so tests with paused time move the breaker's pauses too.
+use tokio::time::Instant;
 
 /// When the breaker opens and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

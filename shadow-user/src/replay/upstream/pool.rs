@@ -107,7 +107,7 @@ impl Upstream {
         };
         // A probe left hanging (its copy dropped mid-connect) is given up after this long.
         let probe_limit = self.config.connect_timeout.saturating_mul(2);
-        let probe = match self.breaker.admit(std::time::Instant::now(), probe_limit) {
+        let probe = match self.breaker.admit(Instant::now(), probe_limit) {
             Admission::Go { probe } => probe,
             Admission::Refused { for_ } => {
                 return Err(UpstreamError::CircuitOpen {
@@ -123,7 +123,7 @@ impl Upstream {
             Ok(_) => self.breaker.connected(&self.service),
             Err(_) => {
                 self.breaker
-                    .connect_failed(std::time::Instant::now(), probe, &self.service);
+                    .connect_failed(Instant::now(), probe, &self.service);
             }
         }
         opened

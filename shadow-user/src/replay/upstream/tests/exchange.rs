@@ -198,16 +198,23 @@ async fn garbage_is_a_bad_response() {
     assert_eq!(err.reason().as_str(), "bad_response", "{err:?}");
 }
 
-#[tokio::test]
-async fn a_silent_shadow_times_out() {
+#[tokio::test(start_paused = true)]
+async fn a_silent_shadow_times_out_after_exactly_its_timeout() {
     let server = Server::start(vec![Reply::Silent]).await;
     let upstream = plain(&server);
     let mut connection = upstream.connection().await.unwrap();
-    let timeout = Duration::from_millis(200);
+    // A Mapping's default timeout_ms; the paused clock moves only to the next timer.
+    let timeout = Duration::from_millis(3000);
+    let started = tokio::time::Instant::now();
     let err = connection
         .exchange(GET, &Bytes::new(), None, false, timeout)
         .await
         .unwrap_err();
+    assert_eq!(
+        started.elapsed(),
+        timeout,
+        "given up neither early nor late"
+    );
     assert!(matches!(err, UpstreamError::Timeout { after } if after == timeout));
     assert_eq!(err.reason().as_str(), "timeout");
     assert!(!connection.is_reusable());

@@ -19,6 +19,7 @@ use bytes::Bytes;
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::TcpListener,
+    sync::watch,
     task::{JoinHandle, JoinSet},
 };
 use tokio_rustls::TlsAcceptor;
@@ -49,6 +50,8 @@ pub(super) struct Server {
     pub accepted: Arc<AtomicUsize>,
     /// Every request read, as received.
     pub requests: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// Connections closed so far, counted once each is shut down and dropped.
+    closed: watch::Receiver<usize>,
     task: JoinHandle<()>,
 }
 
@@ -64,6 +67,8 @@ impl Server {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(VecDeque::from(replies)));
         let (count, seen) = (accepted.clone(), requests.clone());
+        let (closes, closed) = watch::channel(0);
+        let closes = Arc::new(closes);
         let task = tokio::spawn(async move {
             // Dropped with this task, which aborts every connection's task.
             let mut connections = JoinSet::new();
@@ -73,6 +78,7 @@ impl Server {
                 };
                 count.fetch_add(1, Ordering::SeqCst);
                 let (script, seen, tls) = (script.clone(), seen.clone(), tls.clone());
+                let closes = closes.clone();
                 connections.spawn(async move {
                     match tls {
                         None => serve(tcp, script, seen).await,
@@ -82,6 +88,7 @@ impl Server {
                             }
                         }
                     }
+                    closes.send_modify(|closed| *closed += 1);
                 });
             }
         });
@@ -89,12 +96,23 @@ impl Server {
             addr,
             accepted,
             requests,
+            closed,
             task,
         }
     }
 
     pub fn accepted(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Returns once the server has closed `count` connections. On loopback the close's FIN
+    /// has then reached the client's socket: it went out with the close.
+    pub async fn closed(&self, count: usize) {
+        self.closed
+            .clone()
+            .wait_for(|closed| *closed >= count)
+            .await
+            .expect("the server's task holds the sender");
     }
 }
 

@@ -53,8 +53,7 @@ async fn an_idle_connection_closed_by_the_shadow_is_replaced() {
     let mut connection = upstream.connection().await.unwrap();
     assert!(send(&mut connection, GET, false).await.unwrap().reusable);
     upstream.put_back(connection);
-    // Let the close arrive.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.closed(1).await;
     let mut connection = upstream.connection().await.unwrap();
     assert_eq!(send(&mut connection, GET, false).await.unwrap().status, 200);
     assert_eq!(server.accepted(), 2);
@@ -66,7 +65,7 @@ async fn a_held_connection_closed_by_the_shadow_is_a_reset() {
     let upstream = plain(&server);
     let mut connection = upstream.connection().await.unwrap();
     assert!(send(&mut connection, GET, false).await.unwrap().reusable);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.closed(1).await;
     let err = send(&mut connection, GET, false).await.unwrap_err();
     assert!(
         matches!(err, UpstreamError::Reset { reused: true, .. }),
@@ -75,7 +74,7 @@ async fn a_held_connection_closed_by_the_shadow_is_a_reset() {
     assert_eq!(server.requests.lock().unwrap().len(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_pool_bound_holds_callers_past_the_connect_timeout_until_a_slot_frees() {
     let server = Server::start(vec![Reply::Send(vec![OK])]).await;
     let upstream = Upstream::new(
@@ -87,7 +86,8 @@ async fn the_pool_bound_holds_callers_past_the_connect_timeout_until_a_slot_free
         let upstream = upstream.clone();
         async move { upstream.connection().await.map(|_| ()) }
     });
-    // Four connect timeouts later it still waits for the one slot, and gets no error.
+    // Four connect timeouts later (on the runtime's paused clock) it still waits for the one
+    // slot, and gets no error.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!waiter.is_finished());
     assert_eq!(upstream.open_connections(), 1);
@@ -195,7 +195,7 @@ async fn sockets_carry_the_loop_guard_mark() {
     assert_eq!(send(&mut connection, GET, false).await.unwrap().status, 200);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_service_that_keeps_refusing_fails_at_once_until_a_probe_connects() {
     let address = dead_address().await;
     let config = Arc::new(UpstreamConfig {
@@ -215,7 +215,7 @@ async fn a_service_that_keeps_refusing_fails_at_once_until_a_probe_connects() {
     let listener = TcpListener::bind(address).await.unwrap();
     let err = upstream.connection().await.unwrap_err();
     assert!(
-        matches!(err, UpstreamError::CircuitOpen { for_, .. } if for_ <= Duration::from_millis(300)),
+        matches!(err, UpstreamError::CircuitOpen { for_, .. } if for_ == Duration::from_millis(300)),
         "{err:?}"
     );
     assert_eq!(err.reason().as_str(), "circuit_open");
@@ -224,8 +224,15 @@ async fn a_service_that_keeps_refusing_fails_at_once_until_a_probe_connects() {
         0,
         "the refusal gave its slot back"
     );
-    // After the pause one probe connects, and the breaker closes.
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    // Still open a moment before the pause ends (the clock is paused: no time passes
+    // but what the test lets pass); after it, one probe connects, and the breaker closes.
+    tokio::time::sleep(Duration::from_millis(299)).await;
+    let err = upstream.connection().await.unwrap_err();
+    assert!(
+        matches!(err, UpstreamError::CircuitOpen { for_, .. } if for_ == Duration::from_millis(1)),
+        "{err:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(1)).await;
     let probe = upstream.connection().await.expect("the probe connects");
     let (_accepted, _) = listener.accept().await.unwrap();
     let next = upstream.connection().await.expect("closed again");
