@@ -68,19 +68,30 @@ impl Scrape {
         )
     }
 
-    /// Panics unless the loss ledger of `mapping` balances: observed = copied + sampled out
-    /// + dropped + in flight.
+    /// The loss ledger of `mapping` as the scrape shows it.
+    pub fn ledger(&self, mapping: &str) -> MappingLedger {
+        let mut dropped = BTreeMap::new();
+        for sample in self.samples.iter().filter(|s| {
+            s.name == "shadowd_replay_dropped_requests_total"
+                && s.labels.get("mapping").map(String::as_str) == Some(mapping)
+        }) {
+            let reason = sample.labels.get("reason").cloned().unwrap_or_default();
+            *dropped.entry(reason).or_default() += sample.count();
+        }
+        dropped.retain(|_, n| *n > 0);
+        MappingLedger {
+            observed: self.replay("observed_requests_total", mapping),
+            copied: self.replay("copied_requests_total", mapping),
+            sampled_out: self.replay("sampled_out_requests_total", mapping),
+            dropped,
+            in_flight: self.replay("in_flight_requests", mapping),
+        }
+    }
+
+    /// Panics unless the loss ledger of `mapping` balances.
     pub fn assert_ledger_balances(&self, mapping: &str) {
-        let observed = self.replay("observed_requests_total", mapping);
-        let copied = self.replay("copied_requests_total", mapping);
-        let sampled = self.replay("sampled_out_requests_total", mapping);
-        let dropped = self.replay("dropped_requests_total", mapping);
-        let in_flight = self.replay("in_flight_requests", mapping);
-        assert_eq!(
-            observed,
-            copied + sampled + dropped + in_flight,
-            "ledger of {mapping}: observed {observed} = copied {copied} + sampled out {sampled} + dropped {dropped} + in flight {in_flight}"
-        );
+        let ledger = self.ledger(mapping);
+        assert_eq!(ledger.imbalance(), 0, "ledger of {mapping}: {ledger}");
     }
 
     /// Values of `name` summed by the value of `label`, zeros left out.
@@ -92,6 +103,50 @@ impl Scrape {
         }
         out.retain(|_, v| *v > 0);
         out
+    }
+}
+
+/// The loss ledger of one Mapping, read from outside the daemon (the tests' and the bench's
+/// own reading, apart from the daemon's /diag): every request observed is copied, sampled
+/// out, dropped for a reason or still in flight.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MappingLedger {
+    pub observed: u64,
+    pub copied: u64,
+    pub sampled_out: u64,
+    /// By reason, zeros left out.
+    pub dropped: BTreeMap<String, u64>,
+    pub in_flight: u64,
+}
+
+impl MappingLedger {
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.values().sum()
+    }
+
+    /// observed − (copied + sampled out + dropped + in flight): zero when it balances.
+    pub fn imbalance(&self) -> i64 {
+        self.observed as i64
+            - (self.copied + self.sampled_out + self.dropped_total() + self.in_flight) as i64
+    }
+}
+
+impl std::fmt::Display for MappingLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "observed {} = copied {} + sampled out {} + dropped {} {:?} + in flight {}",
+            self.observed,
+            self.copied,
+            self.sampled_out,
+            self.dropped_total(),
+            self.dropped,
+            self.in_flight
+        )?;
+        match self.imbalance() {
+            0 => Ok(()),
+            n => write!(f, " (IMBALANCE {n})"),
+        }
     }
 }
 

@@ -438,11 +438,10 @@ fn a_down_hanging_or_slow_shadow_never_touches_production_and_recovers() {
     // the README rules out), one fewer a copy lost without a reason.
     type Ledger = (BTreeMap<String, u64>, u64);
     let settle = |observed: u64| -> Ledger {
-        let scrape = daemon.accounted_for(mapping, observed, Duration::from_secs(20));
-        (
-            scrape.by_label("shadowd_replay_dropped_requests_total", "reason"),
-            replay(&scrape, "copied_requests_total", mapping),
-        )
+        let ledger = daemon
+            .accounted_for(mapping, observed, Duration::from_secs(20))
+            .ledger(mapping);
+        (ledger.dropped, ledger.copied)
     };
     let plus = |ledger: &Ledger, reason: &str, n: u64, copied: u64| -> Ledger {
         let mut drops = ledger.0.clone();

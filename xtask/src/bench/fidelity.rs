@@ -257,12 +257,13 @@ pub fn account(
     let production = outcome.production.len() as u64;
     let shadow = outcome.shadow.len() as u64;
     let shortfall = production as i64 - shadow as i64;
-    let unobserved = production as i64 - ledger.observed as i64;
-    let counted =
-        unobserved + (ledger.sampled_out + ledger.dropped_total() + ledger.in_flight) as i64;
-    let delivered_anyway = shadow as i64 - ledger.copied as i64;
-    let verdict = if ledger.imbalance() != 0 {
-        format!("BUG: the ledger is off by {}", ledger.imbalance())
+    let unobserved = production as i64 - ledger.replay.observed as i64;
+    let counted = unobserved
+        + (ledger.replay.sampled_out + ledger.replay.dropped_total() + ledger.replay.in_flight)
+            as i64;
+    let delivered_anyway = shadow as i64 - ledger.replay.copied as i64;
+    let verdict = if ledger.replay.imbalance() != 0 {
+        format!("BUG: the ledger is off by {}", ledger.replay.imbalance())
     } else if unobserved > 0
         && ledger.capture_losses() + ledger.mirror_veth_dropped + ledger.out_of_order_bytes == 0
     {
@@ -295,19 +296,19 @@ pub fn account(
             "BUG: {} copies counted as answered that the shadow never logged",
             -delivered_anyway
         )
-    } else if delivered_anyway > ledger.dropped_total() as i64 {
+    } else if delivered_anyway > ledger.replay.dropped_total() as i64 {
         format!(
             "BUG: the shadow logged {} more requests than shadowd sent",
-            delivered_anyway - ledger.dropped_total() as i64
+            delivered_anyway - ledger.replay.dropped_total() as i64
         )
     } else if shortfall == 0 {
         "complete".to_string()
     } else if shortfall == counted - delivered_anyway {
         format!(
             "explained: shortfall {shortfall} = never observed {unobserved} + sampled out {} + dropped {} + in flight {} - dropped yet delivered {delivered_anyway}",
-            ledger.sampled_out,
-            ledger.dropped_total(),
-            ledger.in_flight
+            ledger.replay.sampled_out,
+            ledger.replay.dropped_total(),
+            ledger.replay.in_flight
         )
     } else {
         format!("BUG: shortfall {shortfall} but counters say {counted}")

@@ -7,16 +7,14 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 // The same Prometheus text reader the integration tests use.
-pub use shadowd_tests::metrics::Scrape;
+pub use shadowd_tests::metrics::{MappingLedger, Scrape};
 
 /// The shadow Mapping's ledger and the counters of loss before a request is observed.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Ledger {
-    pub observed: u64,
-    pub copied: u64,
-    pub sampled_out: u64,
-    pub dropped: BTreeMap<String, u64>,
-    pub in_flight: u64,
+    /// The shadow Mapping's requests: observed = copied + sampled out + dropped + in flight.
+    #[serde(flatten)]
+    pub replay: MappingLedger,
     pub ring_dropped_frames: u64,
     pub reassembly_gaps: BTreeMap<String, u64>,
     pub http_dropped_messages: BTreeMap<String, u64>,
@@ -40,13 +38,8 @@ pub struct Ledger {
 
 impl Ledger {
     pub fn from_scrape(scrape: &Scrape, mapping: &str, output: &str) -> Ledger {
-        let m = [("mapping", mapping)];
         Ledger {
-            observed: scrape.sum("shadowd_replay_observed_requests_total", &m),
-            copied: scrape.sum("shadowd_replay_copied_requests_total", &m),
-            sampled_out: scrape.sum("shadowd_replay_sampled_out_requests_total", &m),
-            dropped: scrape.by_label("shadowd_replay_dropped_requests_total", "reason"),
-            in_flight: scrape.sum("shadowd_replay_in_flight_requests", &m),
+            replay: scrape.ledger(mapping),
             ring_dropped_frames: scrape.sum("shadowd_ring_dropped_frames_total", &[]),
             reassembly_gaps: scrape.by_label("shadowd_reassembly_gaps_total", "reason"),
             http_dropped_messages: scrape.by_label("shadowd_http_dropped_messages_total", "reason"),
@@ -62,16 +55,6 @@ impl Ledger {
             out_of_order_bytes: scrape.sum("shadowd_reassembly_out_of_order_bytes", &[]),
             open_flows: scrape.sum("shadowd_reassembly_flows", &[]),
         }
-    }
-
-    pub fn dropped_total(&self) -> u64 {
-        self.dropped.values().sum()
-    }
-
-    /// observed − (copied + sampled out + dropped + in flight): zero when it balances.
-    pub fn imbalance(&self) -> i64 {
-        self.observed as i64
-            - (self.copied + self.sampled_out + self.dropped_total() + self.in_flight) as i64
     }
 
     /// Clones that neither reached the ring nor were counted dropped anywhere shadowd
@@ -98,20 +81,10 @@ impl Ledger {
     /// One line for logs and reports.
     pub fn describe(&self) -> String {
         format!(
-            "observed {} = copied {} + sampled out {} + dropped {} {:?} + in flight {}{}; \
-             gaps {:?}, http drops {:?}, clone failures {}; cloned {} = ring frames {} + ring \
+            "{}; gaps {:?}, http drops {:?}, clone failures {}; cloned {} = ring frames {} + ring \
              drops {} + lost before the ring {} (mirror veth counted {}); {} bytes held out of \
              order in {} open flows",
-            self.observed,
-            self.copied,
-            self.sampled_out,
-            self.dropped_total(),
-            self.dropped,
-            self.in_flight,
-            match self.imbalance() {
-                0 => String::new(),
-                n => format!(" (IMBALANCE {n})"),
-            },
+            self.replay,
             self.reassembly_gaps,
             self.http_dropped_messages,
             self.tc_clone_failed,

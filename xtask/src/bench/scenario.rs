@@ -240,7 +240,7 @@ impl<'t> Stack<'t> {
     /// Marks the start of the measured part (after a warm-up).
     pub fn begin(&mut self) -> Result<()> {
         if let Some(daemon) = &self.shadowd {
-            self.begin = (daemon.cpu_seconds()?, daemon.ledger()?.copied);
+            self.begin = (daemon.cpu_seconds()?, daemon.ledger()?.replay.copied);
         }
         self.cpu_at_begin = Some(cpustat::snapshot());
         Ok(())
@@ -266,7 +266,7 @@ impl<'t> Stack<'t> {
             }
             daemon.save_metrics()?;
             outcome.shadowd_cpu_s = daemon.cpu_seconds()? - self.begin.0;
-            outcome.copied_since_begin = ledger.copied.saturating_sub(self.begin.1);
+            outcome.copied_since_begin = ledger.replay.copied.saturating_sub(self.begin.1);
             outcome.shadowd_hwm_kib = daemon.hwm_kib()?;
             outcome.ledger = Some(ledger);
         }

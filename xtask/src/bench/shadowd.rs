@@ -153,8 +153,8 @@ impl<'ns> Shadowd<'ns> {
         let mut quiet_since: Option<Instant> = None;
         let outcome = signals::wait_for(timeout, "shadowd to settle", || {
             let ledger = self.ledger().ok()?;
-            let quiet = ledger.in_flight == 0 && last == Some(ledger.observed);
-            last = Some(ledger.observed);
+            let quiet = ledger.replay.in_flight == 0 && last == Some(ledger.replay.observed);
+            last = Some(ledger.replay.observed);
             if !quiet {
                 quiet_since = None;
                 std::thread::sleep(Duration::from_millis(250));
