@@ -480,3 +480,30 @@ fn a_response_head_too_large_is_passed_over_to_the_same_byte_however_it_is_cut()
     let (events, _) = events_with(&ops, small_limits());
     assert_eq!(summary(&events), ["response 204 to None body 0"]);
 }
+
+#[test]
+fn a_status_line_found_by_the_search_starts_its_message_where_its_line_starts() {
+    // The response that production began sending says which request bytes its stack had
+    // received, by the acknowledgement of the segment its first byte came in: the offset
+    // must be that of its status line, wherever the search found it and however it came cut.
+    let found = |pieces: &[&[u8]]| {
+        let mut reader = super::super::reader::Reader::new(
+            RESP,
+            Limits::default(),
+            crate::http::SharedBudget::new(1 << 20),
+        );
+        for piece in pieces {
+            let mut input = *piece;
+            while !input.is_empty() {
+                if let super::super::reader::Step::Head = reader.next(&mut input, ts(0)) {
+                    return reader.message_start();
+                }
+            }
+        }
+        panic!("no head found in {pieces:?}");
+    };
+    let whole: &[u8] = b"rest of a body\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    assert_eq!(found(&[whole]), 16);
+    assert_eq!(found(&[&whole[..20], &whole[20..]]), 16);
+    assert_eq!(found(&[&whole[..10], &whole[10..24], &whole[24..]]), 16);
+}
