@@ -2,6 +2,7 @@
 //!
 //! Everything here is `#[repr(C)]`, `Copy` and made of fixed-width integers so that both sides
 //! agree on the bytes the kernel stores in BPF maps.
+#![warn(missing_docs)]
 #![no_std]
 
 /// Name of the TC program attached at ingress.
@@ -114,14 +115,18 @@ const _: () = assert!(core::mem::size_of::<ChunkHeader>() == 32);
 /// A ring buffer record of [`SMALL_CHUNK`] data bytes.
 #[repr(C)]
 pub struct SmallChunk {
+    /// Where the data comes from, and how much of it is valid.
     pub header: ChunkHeader,
+    /// The packet's bytes, from `header.offset`; only `header.len` of them are valid.
     pub data: [u8; SMALL_CHUNK],
 }
 
 /// A ring buffer record of [`LARGE_CHUNK`] data bytes.
 #[repr(C)]
 pub struct LargeChunk {
+    /// Where the data comes from, and how much of it is valid.
     pub header: ChunkHeader,
+    /// The packet's bytes, from `header.offset`; only `header.len` of them are valid.
     pub data: [u8; LARGE_CHUNK],
 }
 
@@ -229,15 +234,23 @@ mod pod {
 pub mod proto {
     /// Ethernet header length without VLAN tags.
     pub const ETH_HLEN: usize = 14;
+    /// EtherType of IPv4.
     pub const ETH_P_IP: u16 = 0x0800;
+    /// EtherType of IPv6.
     pub const ETH_P_IPV6: u16 = 0x86DD;
+    /// EtherType of an 802.1Q VLAN tag.
     pub const ETH_P_8021Q: u16 = 0x8100;
+    /// EtherType of an 802.1ad (QinQ) VLAN tag.
     pub const ETH_P_8021AD: u16 = 0x88A8;
+    /// IP protocol number of TCP.
     pub const IPPROTO_TCP: u8 = 6;
     /// IPv6 extension headers shaped (next header, length in 8-octet units - 1).
     pub const NEXTHDR_HOP: u8 = 0;
+    /// IPv6 hop-by-hop options.
     pub const NEXTHDR_ROUTING: u8 = 43;
+    /// IPv6 routing header.
     pub const NEXTHDR_FRAGMENT: u8 = 44;
+    /// IPv6 fragment header.
     pub const NEXTHDR_DEST: u8 = 60;
     /// Next-header values that end the walk: not TCP (ICMP, UDP, ICMPv6, none, SCTP, UDP-Lite).
     pub const NOT_TCP: [u8; 6] = [1, 17, 58, 59, 132, 136];

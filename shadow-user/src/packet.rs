@@ -41,21 +41,32 @@ impl Direction {
 
 /// TCP flag bits as in the header's 13th byte.
 pub mod tcp_flags {
+    /// No more data from the sender.
     pub const FIN: u8 = 0x01;
+    /// Synchronize sequence numbers: opens a connection.
     pub const SYN: u8 = 0x02;
+    /// Reset the connection.
     pub const RST: u8 = 0x04;
+    /// The acknowledgement number is valid.
     pub const ACK: u8 = 0x10;
+    /// The urgent pointer is valid.
     pub const URG: u8 = 0x20;
 }
 
 /// One TCP segment, borrowing its payload from the captured frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Segment<'a> {
+    /// The sender's address and port.
     pub src: SocketAddr,
+    /// The receiver's address and port.
     pub dst: SocketAddr,
+    /// The sequence number of the first payload byte (or of the SYN or FIN).
     pub seq: u32,
+    /// The next sequence number the sender expects from the receiver (with `ACK`).
     pub ack: u32,
+    /// The TCP flags ([`tcp_flags`]).
     pub flags: u8,
+    /// The TCP payload.
     pub payload: &'a [u8],
 }
 
@@ -69,18 +80,39 @@ impl Segment<'_> {
 /// Why a frame did not yield a TCP segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PacketError {
+    /// The frame carries neither IPv4 nor IPv6.
     #[error("frame is not IPv4 or IPv6 (ethertype {ethertype:#06x})")]
-    NotIp { ethertype: u16 },
+    NotIp {
+        /// The frame's EtherType.
+        ethertype: u16,
+    },
+    /// The IP packet carries no TCP.
     #[error("IP packet is not TCP (protocol {protocol})")]
-    NotTcp { protocol: u8 },
+    NotTcp {
+        /// The IP protocol number.
+        protocol: u8,
+    },
+    /// The frame ends inside a header.
     #[error("frame cut short in the {layer} header")]
-    Truncated { layer: &'static str },
+    Truncated {
+        /// The header it ends in.
+        layer: &'static str,
+    },
+    /// An IP fragment.
     #[error("IP fragment: TCP segments are reassembled by the kernel, not here")]
     Fragment,
+    /// A link type this parser does not read.
     #[error("capture link type {link} is not supported")]
-    UnsupportedLink { link: i32 },
+    UnsupportedLink {
+        /// The capture's link type.
+        link: i32,
+    },
+    /// An IPv6 extension header this parser does not walk.
     #[error("IPv6 extension header {next_header} is not walked")]
-    Ipv6Extension { next_header: u8 },
+    Ipv6Extension {
+        /// Its next-header value.
+        next_header: u8,
+    },
 }
 
 /// Parses an Ethernet frame (at most one VLAN tag) down to its TCP segment.
@@ -103,11 +135,17 @@ pub fn parse_ethernet(frame: &[u8]) -> Result<Segment<'_>, PacketError> {
 
 /// Link-layer header types of capture files (the pcap LINKTYPE_* values handled here).
 pub mod linktype {
+    /// `LINKTYPE_ETHERNET`: Ethernet II frames.
     pub const ETHERNET: i32 = 1;
+    /// `LINKTYPE_RAW`: IPv4 or IPv6 packets with no link header.
     pub const RAW: i32 = 101;
+    /// `LINKTYPE_LINUX_SLL`: Linux cooked capture, version 1.
     pub const LINUX_SLL: i32 = 113;
+    /// `LINKTYPE_IPV4`: IPv4 packets with no link header.
     pub const IPV4: i32 = 228;
+    /// `LINKTYPE_IPV6`: IPv6 packets with no link header.
     pub const IPV6: i32 = 229;
+    /// `LINKTYPE_LINUX_SLL2`: Linux cooked capture, version 2.
     pub const LINUX_SLL2: i32 = 276;
 }
 

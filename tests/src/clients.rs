@@ -11,11 +11,14 @@ use crate::netns::Netns;
 
 /// One write of a raw client, then a pause.
 pub struct Piece<'a> {
+    /// What to write.
     pub bytes: &'a [u8],
+    /// How long to wait after writing it.
     pub pause: Duration,
 }
 
 impl<'a> Piece<'a> {
+    /// A write with no pause after it.
     pub fn now(bytes: &'a [u8]) -> Self {
         Piece {
             bytes,

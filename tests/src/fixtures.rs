@@ -36,6 +36,7 @@ pub fn production_get(topo: &Topology, path: &str) -> u16 {
 pub struct MappingFile(PathBuf);
 
 impl MappingFile {
+    /// Writes `text` to a new file of its own.
     pub fn new(text: &str) -> MappingFile {
         let n = NEXT_FILE.fetch_add(1, Ordering::Relaxed);
         let path =
@@ -44,6 +45,7 @@ impl MappingFile {
         MappingFile(path)
     }
 
+    /// The file's path, as a command-line argument.
     pub fn arg(&self) -> &str {
         self.0.to_str().expect("utf-8 temp path")
     }
@@ -65,13 +67,18 @@ pub fn user_example(shadow_extra: &str) -> String {
 /// Client, production (with shadowd's interface) and a shadow host where
 /// `myservice-shadow.default` resolves, with recording servers on both sides.
 pub struct ShadowSetup {
+    /// The client and production namespaces.
     pub topo: Topology,
+    /// The shadow's namespace.
     pub shadow_host: ShadowHost,
+    /// The production server, on the watched interface.
     pub production: HttpServer,
+    /// The shadow server, where `myservice-shadow.default` resolves.
     pub shadow: HttpServer,
 }
 
 impl ShadowSetup {
+    /// Production serves with `production`; the shadow answers every request at once.
     pub fn new(production: Behaviour) -> ShadowSetup {
         Self::with_shadow(production, Behaviour::default())
     }

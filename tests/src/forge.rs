@@ -11,19 +11,28 @@ use crate::netns::Netns;
 
 /// TCP flag bits.
 pub mod flags {
+    /// Synchronize sequence numbers.
     pub const SYN: u8 = 0x02;
+    /// Push.
     pub const PSH: u8 = 0x08;
+    /// Acknowledgement valid.
     pub const ACK: u8 = 0x10;
 }
 
 /// One segment to forge.
 #[derive(Debug, Clone, Copy)]
 pub struct Forged<'a> {
+    /// Source address and port.
     pub src: SocketAddrV4,
+    /// Destination address and port.
     pub dst: SocketAddrV4,
+    /// Sequence number.
     pub seq: u32,
+    /// Acknowledgement number.
     pub ack: u32,
+    /// TCP flags ([`flags`]).
     pub flags: u8,
+    /// The payload.
     pub payload: &'a [u8],
 }
 

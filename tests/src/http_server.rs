@@ -22,14 +22,19 @@ use crate::netns::Netns;
 /// Byte and request counts of a server.
 #[derive(Debug, Default)]
 pub struct Counts {
+    /// Bytes read from clients.
     pub read: AtomicU64,
+    /// Bytes written to clients.
     pub written: AtomicU64,
+    /// Requests read whole.
     pub requests: AtomicU64,
 }
 
 /// A running server; stops accepting on drop.
 pub struct HttpServer {
+    /// Where it listens.
     pub addr: SocketAddr,
+    /// What it read and wrote so far.
     pub counts: Arc<Counts>,
     received: Arc<Recorded>,
     stop: Arc<AtomicBool>,

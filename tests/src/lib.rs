@@ -4,6 +4,9 @@
 //! Every kernel object a test creates lives inside namespaces the test owns, so deleting the
 //! namespaces removes everything, even when the test panics halfway.
 
+#![warn(missing_docs)]
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod bpf_maps;
 pub mod clients;
 pub mod fixtures;

@@ -5,14 +5,18 @@ use std::collections::BTreeMap;
 /// One sample line: metric name, labels, value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
+    /// The metric name, with its suffix (`_total`, `_bucket`…).
     pub name: String,
+    /// Its labels.
     pub labels: BTreeMap<String, String>,
+    /// Its value.
     pub value: f64,
 }
 
 /// All samples of one scrape.
 #[derive(Debug, Clone, Default)]
 pub struct Scrape {
+    /// Every sample line, in the order read.
     pub samples: Vec<Sample>,
 }
 
@@ -111,15 +115,20 @@ impl Scrape {
 /// out, dropped for a reason or still in flight.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct MappingLedger {
+    /// Requests of the Mapping shadowd saw.
     pub observed: u64,
+    /// Copies the shadow answered.
     pub copied: u64,
+    /// Requests the weight left out.
     pub sampled_out: u64,
     /// By reason, zeros left out.
     pub dropped: BTreeMap<String, u64>,
+    /// Copies on their way.
     pub in_flight: u64,
 }
 
 impl MappingLedger {
+    /// The drops of every reason.
     pub fn dropped_total(&self) -> u64 {
         self.dropped.values().sum()
     }

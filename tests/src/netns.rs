@@ -14,6 +14,7 @@ static NEXT_ID: AtomicU32 = AtomicU32::new(0);
 /// A named network namespace (`ip netns`), deleted on drop with everything inside it.
 #[derive(Debug)]
 pub struct Netns {
+    /// The name `ip netns` knows it by.
     pub name: String,
 }
 
@@ -112,18 +113,27 @@ impl Drop for Netns {
 /// Client and server namespaces joined by a veth: `cli0` 198.18.0.1 / fd00:18::1 in the
 /// client, `srv0` 198.18.0.2 / fd00:18::2 in the server.
 pub struct Topology {
+    /// The client's namespace.
     pub client: Netns,
+    /// Production's namespace, where shadowd runs.
     pub server: Netns,
 }
 
 impl Topology {
+    /// The client's IPv4 address.
     pub const CLIENT_V4: &'static str = "198.18.0.1";
+    /// Production's IPv4 address.
     pub const SERVER_V4: &'static str = "198.18.0.2";
+    /// The client's IPv6 address.
     pub const CLIENT_V6: &'static str = "fd00:18::1";
+    /// Production's IPv6 address.
     pub const SERVER_V6: &'static str = "fd00:18::2";
+    /// The client's end of the veth.
     pub const CLIENT_IF: &'static str = "cli0";
+    /// Production's end of the veth: the interface shadowd watches.
     pub const SERVER_IF: &'static str = "srv0";
 
+    /// Creates both namespaces and the veth between them.
     pub fn new() -> Topology {
         let client = Netns::new("c");
         let server = Netns::new("s");
@@ -156,12 +166,15 @@ impl Topology {
 /// veth (`shd0` 198.18.1.1 in the server, `shd1` 198.18.1.2 in the shadow): copies do not
 /// cross the watched interface.
 pub struct ShadowHost {
+    /// The shadow's namespace.
     pub ns: Netns,
 }
 
 impl ShadowHost {
+    /// The shadow's address.
     pub const ADDRESS: &'static str = "198.18.1.2";
 
+    /// Creates the shadow's namespace and its veth to production's.
     pub fn new(topology: &Topology) -> ShadowHost {
         let ns = Netns::new("sh");
         run(Command::new("ip").args([

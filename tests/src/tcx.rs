@@ -11,6 +11,7 @@ pub struct Attachments {
     /// Bumped by the kernel at every attach or detach: equal revisions mean nothing was
     /// attached or detached in between.
     pub revision: u64,
+    /// The ids of the programs attached, in order.
     pub program_ids: Vec<u32>,
 }
 

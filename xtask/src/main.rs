@@ -1,5 +1,7 @@
 //! `cargo xtask`: set-up, tests, and the commands a new user runs.
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 mod bench;
 mod demo;
 mod fuzz;

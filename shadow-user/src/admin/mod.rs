@@ -35,8 +35,6 @@ use crate::{
 
 mod listener;
 
-pub use listener::{HEAD_TIMEOUT, MAX_CONNECTIONS};
-
 /// What the admin endpoints read.
 pub struct AdminState {
     /// Set once the program is attached and the configuration loaded (cleared when

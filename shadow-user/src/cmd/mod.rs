@@ -1,10 +1,49 @@
 //! The subcommands of `shadowd`: the command line (`cli`), the daemon (`run`), and the
-//! tools beside it (`check`, `status`, `extract`, `replay`, `generate`).
+//! tools beside it (`check`, `status`, `extract`, `replay`, `generate`), and `main`, which
+//! parses the one and runs the other.
 
-pub mod check;
-pub mod cli;
-pub mod extract;
-pub mod generate;
-pub mod replay;
-pub mod run;
-pub mod status;
+pub(crate) mod check;
+pub(crate) mod cli;
+pub(crate) mod extract;
+pub(crate) mod generate;
+pub(crate) mod replay;
+pub(crate) mod run;
+pub(crate) mod status;
+
+use clap::Parser as _;
+
+use crate::{error_chain, logging};
+use cli::{Cli, Command};
+
+/// The `shadowd` binary: parses the command line, runs the chosen command and exits with its
+/// code.
+pub fn main() -> ! {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::error!(error = %err, "starting the async runtime");
+            std::process::exit(1);
+        }
+    };
+    let code = match cli.command {
+        Command::Extract(args) => extract::command(&args),
+        Command::Replay(args) => runtime.block_on(replay::command(&args)),
+        Command::Generate { what } => generate::command(what),
+        Command::Status(args) => status::status(args.admin, &mut std::io::stdout()),
+        Command::Check(args) => check::check(&args.config, &mut std::io::stdout()),
+        Command::Run(args) => match runtime.block_on(run::run(args)) {
+            Ok(()) => 0,
+            Err(err) => {
+                tracing::error!(error = %error_chain(&err), "shadowd run failed");
+                err.exit_code()
+            }
+        },
+    };
+    std::process::exit(code);
+}

@@ -7,8 +7,11 @@ use std::{fmt, path::PathBuf, time::Duration};
 /// Where a resource was read: file, document number (from 1), first line of the document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
+    /// The file.
     pub file: PathBuf,
+    /// The YAML document in the file, from 1.
     pub document: usize,
+    /// The document's first line.
     pub line: usize,
 }
 
@@ -36,6 +39,7 @@ pub enum HeaderMatch {
 /// Scheme of a Mapping's service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scheme {
+    /// `http://` or no scheme: the copy goes over plain TCP.
     Http,
     /// `https://` in the service: the copy goes over TLS.
     Https,
@@ -44,6 +48,7 @@ pub enum Scheme {
 /// A Mapping's `service`: `[scheme://]name[.namespace][:port]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Service {
+    /// `http://` or `https://`.
     pub scheme: Scheme,
     /// The host part as written (`myservice.default`).
     pub host: String,
@@ -63,34 +68,51 @@ impl fmt::Display for Service {
 /// One Mapping, as loaded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mapping {
+    /// `name` as written.
     pub name: String,
+    /// `namespace`, else `default`.
     pub namespace: String,
     /// `<name>.<namespace>.<n>`, n = the document's index in its source, from 1.
     pub rkey: String,
+    /// Where it was read.
     pub origin: Origin,
 
+    /// The path prefix matched (`prefix`), or a regular expression (`prefix_regex`).
     pub prefix: String,
+    /// `prefix` is a regular expression the whole path must match.
     pub prefix_regex: bool,
+    /// `case_sensitive` (default true): whether `prefix` compares case.
     pub case_sensitive: bool,
+    /// The method the request must have, if any.
     pub method: Option<String>,
+    /// The Host (`:authority`) the request must have, if any: a value, or a regular expression (`host_regex`).
     pub host: Option<String>,
+    /// `host` is a regular expression the whole Host value must match.
     pub host_regex: bool,
     /// Sorted by header name (lower case).
     pub headers: Vec<(String, HeaderMatch)>,
     /// Sorted by header name (lower case).
     pub regex_headers: Vec<(String, String)>,
+    /// `precedence`: a higher one is tried first, before longer prefixes.
     pub precedence: i64,
 
+    /// Where requests go: production's service, or the shadow's for a shadow Mapping.
     pub service: Service,
+    /// `shadow: true`: this Mapping receives copies instead of serving requests.
     pub shadow: bool,
     /// Percentage of matching requests copied (shadow Mappings), 0–100.
     pub weight: u8,
+    /// `rewrite` on a shadow Mapping: replaces the matched prefix in the copy's target.
     pub rewrite: Option<String>,
+    /// `host_rewrite` on a shadow Mapping: the copy's Host value, before the `-shadow` suffix.
     pub host_rewrite: Option<String>,
     /// In the order written.
     pub add_request_headers: Vec<(String, String)>,
+    /// Fields removed from every copy (shadow Mappings), before the additions.
     pub remove_request_headers: Vec<String>,
+    /// `timeout_ms`: how long the copy waits for the shadow's response.
     pub timeout: Duration,
+    /// Keep the copy's Host as it is, without the `-shadow` suffix (Envoy's option).
     pub disable_shadow_host_suffix_append: bool,
 }
 
@@ -98,15 +120,19 @@ pub struct Mapping {
 /// `""` for global ones).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Diagnostics {
+    /// `[rkey, message]` of what makes a Mapping, or the configuration, unusable.
     pub errors: Vec<(String, String)>,
+    /// `[rkey, message]` of what is worth knowing but changes nothing.
     pub notices: Vec<(String, String)>,
 }
 
 impl Diagnostics {
+    /// Records an error about `rkey` (`""` for the configuration as a whole).
     pub fn error(&mut self, rkey: impl Into<String>, message: impl Into<String>) {
         self.errors.push((rkey.into(), message.into()));
     }
 
+    /// Records a notice about `rkey` (`""` for the configuration as a whole).
     pub fn notice(&mut self, rkey: impl Into<String>, message: impl Into<String>) {
         self.notices.push((rkey.into(), message.into()));
     }

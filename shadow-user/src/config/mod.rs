@@ -28,25 +28,40 @@ pub use module::{LimitSettings, ModuleSettings};
 /// A configuration that cannot be used at all.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A configuration file or directory could not be read.
     #[error("reading {path}")]
     Read {
+        /// What was read.
         path: PathBuf,
+        /// Why it failed.
         #[source]
         source: io::Error,
     },
+    /// A document is not YAML.
     #[error("{path}, document {document}, line {line}: not valid YAML: {message}")]
     Syntax {
+        /// The file.
         path: PathBuf,
+        /// The document in the file, from 1.
         document: usize,
+        /// The line in the file.
         line: usize,
+        /// What the YAML parser said.
         message: String,
     },
+    /// A directory without configuration files.
     #[error("no configuration files in {path} (looked for *.yaml and *.yml)")]
-    Empty { path: PathBuf },
+    Empty {
+        /// The directory.
+        path: PathBuf,
+    },
     /// Daemon settings are all or nothing: half a Module could move the admin server or
     /// lose the interfaces without anyone noticing.
     #[error("the shadowd Module is invalid: {message}")]
-    Module { message: String },
+    Module {
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// Everything the configuration sources said.
@@ -54,8 +69,11 @@ pub enum ConfigError {
 pub struct Loaded {
     /// Files read, in order.
     pub files: Vec<PathBuf>,
+    /// Every Mapping read, valid or not, in the order read.
     pub mappings: Vec<Mapping>,
+    /// The shadowd Module's settings, if a Module was read.
     pub module: Option<ModuleSettings>,
+    /// What is wrong with the Mappings, and what is worth knowing.
     pub diagnostics: Diagnostics,
 }
 

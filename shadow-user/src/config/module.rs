@@ -27,6 +27,7 @@ pub struct ModuleSettings {
     /// BPF ring buffer bytes and reader poll interval (`--ringbuf-size`,
     /// `--ringbuf-poll-us`).
     pub ringbuf_size: Option<u32>,
+    /// See `ringbuf_size`.
     pub ringbuf_poll_us: Option<u64>,
     /// Mirror veth name (`--mirror-interface`).
     pub mirror_interface: Option<String>,
@@ -36,7 +37,9 @@ pub struct ModuleSettings {
     pub loop_guard_mask: Option<u32>,
     /// Capture ring geometry (`--ring-block-size`, `--ring-blocks`, `--ring-block-timeout-ms`).
     pub ring_block_size: Option<u32>,
+    /// See `ring_block_size`.
     pub ring_blocks: Option<u32>,
+    /// See `ring_block_size`.
     pub ring_block_timeout_ms: Option<u64>,
     /// Extra CA certificates for `https://` shadows (`--shadow-ca-file`).
     pub shadow_ca_file: Option<std::path::PathBuf>,
@@ -77,6 +80,7 @@ pub struct LimitSettings {
     /// Bytes of requests one connection may hold while production has not confirmed them
     /// (default 1 MiB), and all connections together (default 64 MiB).
     pub max_held_bytes: Option<usize>,
+    /// See `max_held_bytes`.
     pub max_held_total_bytes: Option<usize>,
     /// Bytes the parsers of all connections may buffer of messages in progress (default
     /// 128 MiB); a message that finds no room is dropped as `parse_budget_full`.

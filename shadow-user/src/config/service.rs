@@ -6,16 +6,33 @@ use super::mapping::{Scheme, Service};
 /// Why a `service` value is not usable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServiceError {
+    /// A path, query or user information after the host.
     #[error("service {service} has extra URL components")]
-    ExtraComponents { service: String },
+    ExtraComponents {
+        /// The value as written.
+        service: String,
+    },
+    /// A port that is not a number from 1 to 65535.
     #[error("service {service} has an invalid port")]
-    Port { service: String },
+    Port {
+        /// The value as written.
+        service: String,
+    },
+    /// Nothing before the port.
     #[error("service {service} has no host")]
-    NoHost { service: String },
+    NoHost {
+        /// The value as written.
+        service: String,
+    },
+    /// A scheme other than `http://` and `https://`.
     #[error("service {service} has an unsupported scheme (only http:// and https://)")]
-    Scheme { service: String },
+    Scheme {
+        /// The value as written.
+        service: String,
+    },
 }
 
+/// Reads a Mapping's `service` value.
 pub fn parse(service: &str) -> Result<Service, ServiceError> {
     let owned = || service.to_string();
     let trimmed = service.trim();

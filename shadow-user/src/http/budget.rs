@@ -19,6 +19,7 @@ pub struct SharedBudget {
 }
 
 impl SharedBudget {
+    /// A budget of `limit` bytes, none used.
     pub fn new(limit: usize) -> SharedBudget {
         SharedBudget {
             used: Arc::new(AtomicUsize::new(0)),

@@ -49,43 +49,73 @@ pub enum HttpEvent {
     /// [`HttpEvent::RequestEnd`], or [`HttpEvent::RequestBroken`] if it does not complete.
     RequestStreaming(Request),
     /// The next bytes of a streaming request's body, exactly as on the wire.
-    RequestBody { sequence: u64, bytes: bytes::Bytes },
+    RequestBody {
+        /// The request's number on its connection, from 0.
+        sequence: u64,
+        /// The bytes.
+        bytes: bytes::Bytes,
+    },
     /// A streaming request is complete; `last_byte` is the capture time of its last byte.
     RequestEnd {
+        /// The request's number on its connection, from 0.
         sequence: u64,
+        /// The capture time of the request's last byte.
         last_byte: std::time::SystemTime,
     },
     /// A streaming request will not complete (its loss is also reported as `Dropped`), or
     /// production will not read it (`unread`: an earlier answer closes the connection).
-    RequestBroken { sequence: u64, unread: bool },
+    RequestBroken {
+        /// The request's number on its connection, from 0.
+        sequence: u64,
+        /// Production will not read it: an earlier answer closes the connection.
+        unread: bool,
+    },
     /// A complete response (interim 1xx ones included).
     Response(Response),
     /// A message that will never be produced.
     Dropped {
+        /// The request side or the response side.
         direction: Direction,
+        /// Why.
         reason: DropReason,
     },
     /// The connection stopped being HTTP/1; nothing more comes from this flow.
-    Unsupported { reason: UnsupportedReason },
+    Unsupported {
+        /// Why the flow is no longer HTTP/1.
+        reason: UnsupportedReason,
+    },
     /// Something worth counting about a message that was still produced.
-    Notice { what: Notice },
+    Notice {
+        /// What was noticed.
+        what: Notice,
+    },
 }
 
 /// Why a message was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum DropReason {
+    /// Bytes of the message were lost in capture.
     #[error("bytes of the message were lost in capture")]
     Gap,
+    /// The stream ended before the message did.
     #[error("the stream ended before the message did")]
     Truncated,
+    /// The message breaks HTTP/1.1's grammar.
     #[error("malformed message: {what}")]
-    Malformed { what: &'static str },
+    Malformed {
+        /// Where the grammar broke.
+        what: &'static str,
+    },
+    /// The head is larger than `max_head_bytes`.
     #[error("message head larger than the limit")]
     HeadTooLarge,
+    /// More header fields than `max_headers`.
     #[error("more header fields than the limit")]
     TooManyHeaders,
+    /// The body is larger than the limit for kept bodies.
     #[error("message body larger than the limit")]
     BodyTooLarge,
+    /// The parsers of all connections buffer as much as their budget allows.
     #[error("the parsers of all connections buffer as much as their budget allows")]
     ParseBudgetFull,
 }
@@ -161,7 +191,9 @@ pub struct StreamCounters {
 /// flow ends).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
+    /// The request side's counters.
     pub request: StreamCounters,
+    /// The response side's counters.
     pub response: StreamCounters,
     /// Final responses emitted with `request_sequence: None`.
     pub unpaired_responses: u64,

@@ -8,6 +8,7 @@ use bytes::Bytes;
 /// Where one header field line is in a message: byte ranges `(start, end)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeaderPos {
+    /// The field name.
     pub name: (usize, usize),
     /// Without surrounding whitespace.
     pub value: (usize, usize),
@@ -23,7 +24,9 @@ pub struct Request {
     pub raw: Bytes,
     /// Bytes of the request line, header fields and blank line.
     pub head_len: usize,
+    /// The method.
     pub method: (usize, usize),
+    /// The request target.
     pub target: (usize, usize),
     /// Minor version: 0 or 1.
     pub version: u8,
@@ -53,6 +56,7 @@ impl Request {
         std::str::from_utf8(self.slice(range)).unwrap_or_default()
     }
 
+    /// The method's bytes.
     pub fn method_bytes(&self) -> &[u8] {
         self.slice(self.method)
     }
@@ -62,6 +66,7 @@ impl Request {
         self.text(self.method)
     }
 
+    /// The request target's bytes.
     pub fn target_bytes(&self) -> &[u8] {
         self.slice(self.target)
     }

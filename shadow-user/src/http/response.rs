@@ -6,6 +6,7 @@ use std::time::SystemTime;
 /// One complete response, interim (1xx) ones included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Response {
+    /// The status code.
     pub status: u16,
     /// `sequence` of the request this answers; `None` when that cannot be known (the
     /// request was lost or dropped, or pairing was lost after a gap).

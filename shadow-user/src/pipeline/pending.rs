@@ -63,14 +63,6 @@ impl PendingResponses {
     pub fn take(&mut self, flow: FlowKey, sequence: u64) -> Option<Pending> {
         self.waiting.remove(&(flow, sequence))
     }
-
-    pub fn len(&self) -> usize {
-        self.waiting.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.waiting.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -92,7 +84,7 @@ mod tests {
         for seq in 0..(MAX_PENDING as u64 + 3) {
             pending.insert(flow, seq, entry(seq));
         }
-        assert_eq!(pending.len(), MAX_PENDING);
+        assert_eq!(pending.waiting.len(), MAX_PENDING);
         assert_eq!(pending.evicted.get(), 3);
         assert!(pending.take(flow, 0).is_none());
         assert_eq!(pending.take(flow, 5).map(|p| p.id), Some(5));

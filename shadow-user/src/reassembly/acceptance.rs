@@ -32,6 +32,7 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
+    /// The metric label value.
     pub fn as_str(self) -> &'static str {
         match self {
             RejectReason::NoAck => "no_ack",

@@ -22,7 +22,9 @@ use crate::packet::Direction;
 /// A connection, named by its client and server ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowKey {
+    /// The end that opened the connection.
     pub client: SocketAddr,
+    /// The end that accepted it (production).
     pub server: SocketAddr,
 }
 

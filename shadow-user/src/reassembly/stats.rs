@@ -32,6 +32,7 @@ pub enum GapReason {
 }
 
 impl GapReason {
+    /// The metric label value.
     pub fn as_str(self) -> &'static str {
         match self {
             GapReason::FlowBufferFull => "flow_buffer_full",
@@ -59,21 +60,32 @@ pub struct RejectLabel {
 /// Counters of the flow table.
 #[derive(Debug, Clone)]
 pub struct ReassemblyStats {
+    /// Connections tracked now.
     pub flows: Gauge,
+    /// Connections that started being tracked.
     pub flows_created: Counter,
+    /// Connections ended by FIN (both ways) or RST.
     pub flows_closed: Counter,
+    /// Connections forgotten after the idle timeout.
     pub flows_expired: Counter,
+    /// Connections forgotten to make room for new ones (the table was full).
     pub flows_evicted: Counter,
+    /// Connections no longer parsed: they left HTTP/1 for another protocol.
     pub flows_finished: Counter,
+    /// Bytes held now behind a hole, waiting for the bytes before them.
     pub out_of_order_bytes: Gauge,
+    /// Segments that arrived ahead of a hole.
     pub out_of_order_segments: Counter,
+    /// Retransmitted or overlapping bytes, dropped.
     pub duplicate_bytes: Counter,
+    /// Segments too far from their stream to belong to it.
     pub out_of_window_segments: Counter,
     /// In-order bytes handed on, by direction (labels `request`, `response`).
     pub delivered_bytes: Family<DirectionLabel, Counter>,
     /// The two counters of `delivered_bytes`, fetched once so the per-segment path does not
     /// look labels up.
     delivered_by_direction: [Counter; 2],
+    /// Places where bytes are missing for good, by reason.
     pub gaps: Family<GapLabel, Counter>,
     /// Client segments production's stack drops, by reason: never reassembled.
     pub rejected_segments: Family<RejectLabel, Counter>,
@@ -124,22 +136,26 @@ impl ReassemblyStats {
         }
     }
 
+    /// Counts a gap of `reason`.
     pub fn gap(&self, reason: GapReason) {
         self.gaps.get_or_create(&GapLabel { reason }).inc();
     }
 
+    /// Counts a client segment production's stack drops for `reason`.
     pub fn rejected(&self, reason: RejectReason) {
         self.rejected_segments
             .get_or_create(&RejectLabel { reason })
             .inc();
     }
 
+    /// The client segments dropped for `reason` so far.
     pub fn rejected_of(&self, reason: RejectReason) -> u64 {
         self.rejected_segments
             .get_or_create(&RejectLabel { reason })
             .get()
     }
 
+    /// The gaps of `reason` so far.
     pub fn gaps_of(&self, reason: GapReason) -> u64 {
         self.gaps.get_or_create(&GapLabel { reason }).get()
     }

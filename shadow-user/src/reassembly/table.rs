@@ -135,6 +135,7 @@ pub struct FlowTable<H: StreamHandler> {
 }
 
 impl<H: StreamHandler> FlowTable<H> {
+    /// An empty table; `new_handler` makes the handler of each new connection.
     pub fn new(
         limits: Limits,
         stats: ReassemblyStats,
@@ -152,6 +153,7 @@ impl<H: StreamHandler> FlowTable<H> {
         }
     }
 
+    /// Connections tracked.
     pub fn len(&self) -> usize {
         self.flows.len()
     }
@@ -161,6 +163,7 @@ impl<H: StreamHandler> FlowTable<H> {
         self.flows.contains_key(key)
     }
 
+    /// Whether no connection is tracked.
     pub fn is_empty(&self) -> bool {
         self.flows.is_empty()
     }

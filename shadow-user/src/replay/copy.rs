@@ -25,10 +25,6 @@ impl Copy {
     pub fn len(&self) -> usize {
         self.head.len() + self.body.len()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// One change: bytes of the captured head replaced by others.

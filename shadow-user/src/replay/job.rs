@@ -135,6 +135,7 @@ impl Budget {
         self.limit
     }
 
+    #[cfg(test)]
     pub fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
     }

@@ -21,10 +21,8 @@ mod tls;
 #[cfg(test)]
 mod tests;
 
-pub use breaker::BreakerConfig;
 pub use config::UpstreamConfig;
-pub use connection::{Connection, Exchange};
-pub use error::{ConnectStage, ExchangeStage, UpstreamError};
+pub use connection::Connection;
+pub use error::UpstreamError;
 pub use pool::Upstream;
-pub use response::ResponseError;
 pub use tls::{TlsClient, TlsOptions, TlsSetupError};

@@ -35,7 +35,6 @@ pub struct Upstream {
     config: Arc<UpstreamConfig>,
     /// One permit per connection that may be open; each [`Connection`] holds one.
     slots: Arc<Semaphore>,
-    max: usize,
     /// Copies whose bodies are still being captured may take all connections but an eighth
     /// (at least one): a connection carrying one waits on its client, however slow, and
     /// some must stay free for the rest. Not fewer: uploads waiting for a connection hold
@@ -54,14 +53,10 @@ impl Upstream {
     /// The upstream for `service`. Nothing is resolved or opened until a connection is
     /// asked for.
     pub fn new(service: Service, config: Arc<UpstreamConfig>) -> Arc<Upstream> {
-        // At least one, or every copy would wait and fail; at most what a semaphore holds.
-        let max = config
-            .max_connections_per_service
-            .clamp(1, Semaphore::MAX_PERMITS);
+        let max = Upstream::bound(&config);
         Arc::new(Upstream {
             service,
             slots: Arc::new(Semaphore::new(max)),
-            max,
             streams: Arc::new(Semaphore::new((max - (max / 8).max(1)).max(1))),
             idle: Mutex::new(Vec::new()),
             returned: Notify::new(),
@@ -71,14 +66,18 @@ impl Upstream {
         })
     }
 
-    /// The service this upstream reaches.
-    pub fn service(&self) -> &Service {
-        &self.service
+    /// Connections that may be open at once: at least one, or every copy would wait and
+    /// fail; at most what a semaphore holds.
+    fn bound(config: &UpstreamConfig) -> usize {
+        config
+            .max_connections_per_service
+            .clamp(1, Semaphore::MAX_PERMITS)
     }
 
     /// Connections open now, busy or idle.
+    #[cfg(test)]
     pub fn open_connections(&self) -> usize {
-        self.max - self.slots.available_permits()
+        Upstream::bound(&self.config) - self.slots.available_permits()
     }
 
     /// Room for one more copy with a streamed body, if there is some now.

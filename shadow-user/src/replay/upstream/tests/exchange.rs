@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::{GET, PATIENT, Reply, Server, plain, send};
-use crate::replay::upstream::{ExchangeStage, UpstreamError};
+use crate::replay::upstream::{UpstreamError, error::ExchangeStage};
 
 #[tokio::test]
 async fn content_length_body() {

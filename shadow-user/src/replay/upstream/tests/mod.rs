@@ -24,7 +24,10 @@ use tokio::{
 };
 use tokio_rustls::TlsAcceptor;
 
-use super::{Connection, Exchange, TlsClient, TlsOptions, Upstream, UpstreamConfig, UpstreamError};
+use super::{
+    Connection, TlsClient, TlsOptions, Upstream, UpstreamConfig, UpstreamError,
+    connection::Exchange,
+};
 use crate::config::{Scheme, Service};
 
 /// A plain GET copy.

@@ -9,8 +9,8 @@ use super::{GET, Reply, Server, config, plain, send, service};
 use crate::{
     config::Scheme,
     replay::upstream::{
-        BreakerConfig, ConnectStage, Upstream, UpstreamConfig, UpstreamError, connect,
-        resolve::AddressCache,
+        Upstream, UpstreamConfig, UpstreamError, breaker::BreakerConfig, connect,
+        error::ConnectStage, resolve::AddressCache,
     },
 };
 

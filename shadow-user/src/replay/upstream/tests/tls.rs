@@ -23,7 +23,8 @@ use super::{GET, Reply, Server, config, send, service};
 use crate::{
     config::Scheme,
     replay::upstream::{
-        ConnectStage, TlsClient, TlsOptions, TlsSetupError, Upstream, UpstreamConfig, UpstreamError,
+        TlsClient, TlsOptions, TlsSetupError, Upstream, UpstreamConfig, UpstreamError,
+        error::ConnectStage,
     },
 };
 
