@@ -2,7 +2,10 @@
 //! where production's parser is known to stand.
 
 use super::*;
-use crate::{http::StreamCounters, reassembly::GapKind};
+use crate::{
+    http::{DropReason, StreamCounters},
+    reassembly::GapKind,
+};
 
 const GET: &[u8] = b"GET /index.html?q=1 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n";
 const POST: &[u8] =
@@ -825,5 +828,73 @@ fn a_head_dropped_for_the_parse_budget_does_not_give_up_the_connection() {
     assert!(
         !found.iter().any(|e| e.starts_with("unconfirmed")),
         "{found:?}"
+    );
+}
+
+#[test]
+fn a_head_of_exactly_the_limit_is_read_and_one_byte_more_is_not() {
+    let limits = small_limits();
+    let head = |len: usize| {
+        let start = b"GET /a HTTP/1.1\r\nX: ";
+        let mut head = start.to_vec();
+        head.resize(len - 4, b'v');
+        head.extend_from_slice(b"\r\n\r\n");
+        &*Box::leak(head.into_boxed_slice())
+    };
+    let fits = head(limits.max_head_bytes);
+    let found = events_with(&[Op::Push(REQ, fits)], limits).0;
+    assert_eq!(summary(&found), ["request 0 GET /a body 0"]);
+    let over = head(limits.max_head_bytes + 1);
+    let found = events_with(&[Op::Push(REQ, over)], limits).0;
+    assert_eq!(summary(&found), ["dropped request head_too_large"]);
+}
+
+#[test]
+fn a_start_line_longer_than_the_head_limit_is_never_held_whole() {
+    // `run` checks after every push that the flow holds no more than its bound (about four
+    // heads here): a start line must be refused once it passes the head limit, however it
+    // was cut, not buffered until its line ends.
+    let limits = small_limits();
+    let line = format!("GET /{} HTTP/1.1", "a".repeat(4096));
+    let line: &'static [u8] = Box::leak(line.into_bytes().into_boxed_slice());
+    assert!(line.len() > buffer_bound(limits));
+    let ops = [Op::Push(REQ, line), Op::Push(REQ, b"\r\n\r\n")];
+    let found = run(&ops, limits, |_, data| vec![data]).0;
+    assert_eq!(summary(&found), ["dropped request head_too_large"]);
+}
+
+#[test]
+fn an_empty_line_before_a_request_is_the_reason_it_is_refused() {
+    let found = events(&[Op::Push(REQ, join(&[b"\r\n", GET]))]);
+    assert!(
+        matches!(
+            found[..],
+            [HttpEvent::Dropped {
+                reason: DropReason::Malformed {
+                    what: "empty line before request"
+                },
+                ..
+            }]
+        ),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn a_stray_line_end_after_a_post_that_production_acknowledged_confirms_the_post() {
+    // On a connection picked up mid-way only production's acknowledgements confirm
+    // requests; its stack read the CRLF after the POST too, and acknowledged it with it.
+    let ops = [
+        Op::Pickup(REQ),
+        Op::Push(REQ, POST),
+        Op::Push(REQ, b"\r\n"),
+        Op::Answer,
+    ];
+    assert_eq!(
+        summary(&events(&ops)),
+        [
+            "request 0 POST /submit body 11",
+            "response 204 to Some(0) body 0"
+        ]
     );
 }

@@ -507,3 +507,29 @@ fn a_status_line_found_by_the_search_starts_its_message_where_its_line_starts() 
     assert_eq!(found(&[&whole[..20], &whole[20..]]), 16);
     assert_eq!(found(&[&whole[..10], &whole[10..24], &whole[24..]]), 16);
 }
+
+#[test]
+fn a_response_after_empty_lines_starts_at_its_status_line() {
+    let mut reader = super::super::reader::Reader::new(
+        RESP,
+        Limits::default(),
+        crate::http::SharedBudget::new(1 << 20),
+    );
+    let mut input: &[u8] = OK_EMPTY;
+    assert!(matches!(
+        reader.next(&mut input, ts(0)),
+        super::super::reader::Step::Head
+    ));
+    reader.start_body(
+        crate::http::body::Framing::None,
+        super::super::reader::BodyMode::Pass,
+    );
+    let mut input: &[u8] = b"\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n";
+    while !matches!(
+        reader.next(&mut input, ts(1)),
+        super::super::reader::Step::Head
+    ) {
+        assert!(!input.is_empty(), "no second head");
+    }
+    assert_eq!(reader.message_start(), OK_EMPTY.len() as u64 + 4);
+}
