@@ -100,17 +100,146 @@ impl<H> Flow<H> {
         self.request.pending_bytes() + self.response.pending_bytes()
     }
 
-    fn stream_mut(&mut self, direction: Direction) -> &mut Stream {
+    fn stream(&self, direction: Direction) -> &Stream {
         match direction {
+            Direction::Request => &self.request,
+            Direction::Response => &self.response,
+        }
+    }
+
+    fn stream_mut(&mut self, direction: Direction) -> &mut Stream {
+        self.stream_and_handler(direction).0
+    }
+
+    /// The stream of `direction` and the handler, borrowed together.
+    fn stream_and_handler(&mut self, direction: Direction) -> (&mut Stream, &mut H) {
+        let stream = match direction {
             Direction::Request => &mut self.request,
             Direction::Response => &mut self.response,
-        }
+        };
+        (stream, &mut self.handler)
     }
 
     /// True when the client's stream is known from its first byte, in a connection
     /// production's stack established: the first byte then begins the first request.
     fn verified_start(&self) -> bool {
         self.established && self.request.is_from_syn()
+    }
+}
+
+impl<H: StreamHandler> Flow<H> {
+    /// Takes in what `segment` brings to its direction: its SYN, what it acknowledges of the
+    /// other direction, and its payload, handed to the handler in stream order.
+    fn take_in(
+        &mut self,
+        direction: Direction,
+        segment: &Segment<'_>,
+        ts: SystemTime,
+        stats: &ReassemblyStats,
+        scratch: &mut Vec<H::Event>,
+    ) {
+        let rst = segment.has(tcp_flags::RST);
+        let syn = segment.has(tcp_flags::SYN);
+        let fin = segment.has(tcp_flags::FIN);
+        if syn {
+            self.stream_mut(direction).syn(segment.seq);
+        }
+        let data_seq = if syn {
+            segment.seq.wrapping_add(1)
+        } else {
+            segment.seq
+        };
+        // The stack never reads data on an RST, nor on a SYN (TCP Fast Open aside, which
+        // is not followed).
+        let payload = if rst || syn { &[][..] } else { segment.payload };
+        if segment.has(tcp_flags::ACK) && !rst {
+            take_ack(
+                self,
+                direction,
+                segment.ack,
+                data_seq,
+                payload.len(),
+                scratch,
+            );
+        }
+        if !payload.is_empty() {
+            announce(self, direction, stats, scratch);
+        }
+        let (stream, handler) = self.stream_and_handler(direction);
+        let mut delivered = 0u64;
+        let outcome = stream.segment(data_seq, payload, fin, ts, &mut |data, at| {
+            delivered += data.len() as u64;
+            handler.data(direction, data, at, scratch);
+        });
+        stats.delivered(direction).inc_by(delivered);
+        stats.duplicate_bytes.inc_by(outcome.duplicate_bytes);
+        if outcome.buffered_bytes > 0 {
+            stats.out_of_order_segments.inc();
+        }
+        if outcome.out_of_window {
+            stats.out_of_window_segments.inc();
+        }
+    }
+
+    /// Why the holes of `direction` must be given up now, if they must: what waits for a
+    /// hole is bounded by this stream's share first, then by everyone's (`elsewhere` is what
+    /// the other flows hold), and by how long it waited.
+    fn holes_to_give_up(
+        &self,
+        direction: Direction,
+        limits: &Limits,
+        elsewhere: usize,
+        now: SystemTime,
+    ) -> Option<GapReason> {
+        let stream = self.stream(direction);
+        let over_flow = stream.pending_bytes() > limits.max_flow_buffer;
+        let over_total = elsewhere + self.pending_bytes() > limits.max_total_buffer;
+        let stale = hole_given_up(
+            stream,
+            direction,
+            self.request_acked,
+            now,
+            limits.hole_timeout,
+        );
+        [
+            (over_flow, GapReason::FlowBufferFull),
+            (over_total, GapReason::GlobalBufferFull),
+            (stale, GapReason::HoleTimeout),
+        ]
+        .into_iter()
+        .find_map(|(given_up, reason)| given_up.then_some(reason))
+    }
+
+    /// Gives up every hole of `direction` for `reason`, handing on what waited behind them.
+    fn give_up_holes(
+        &mut self,
+        direction: Direction,
+        reason: GapReason,
+        stats: &ReassemblyStats,
+        scratch: &mut Vec<H::Event>,
+    ) {
+        let request_acked = self.request_acked;
+        let (stream, handler) = self.stream_and_handler(direction);
+        let mut delivered = 0;
+        skip_holes(
+            stream,
+            direction,
+            handler,
+            scratch,
+            &mut delivered,
+            stats,
+            (reason, request_acked),
+        );
+        stats.delivered(direction).inc_by(delivered);
+    }
+
+    /// Tells the handler that `direction` ended, once, when every byte up to its FIN came.
+    fn end_if_complete(&mut self, direction: Direction, scratch: &mut Vec<H::Event>) {
+        let (stream, handler) = self.stream_and_handler(direction);
+        if stream.complete() && !stream.ended {
+            stream.ended = true;
+            handler.end(direction, scratch);
+        }
     }
 }
 
@@ -204,104 +333,20 @@ impl<H: StreamHandler> FlowTable<H> {
         }
 
         let before = flow.pending_bytes();
-        let scratch = &mut self.scratch;
-        let syn = segment.has(tcp_flags::SYN);
-        let fin = segment.has(tcp_flags::FIN);
-        if syn {
-            flow.stream_mut(direction).syn(segment.seq);
+        flow.take_in(direction, segment, ts, &self.stats, &mut self.scratch);
+        // What the other flows hold waiting for holes.
+        let elsewhere = self.total_buffered - before;
+        if let Some(reason) = flow.holes_to_give_up(direction, &self.limits, elsewhere, ts) {
+            flow.give_up_holes(direction, reason, &self.stats, &mut self.scratch);
         }
-        let data_seq = if syn {
-            segment.seq.wrapping_add(1)
-        } else {
-            segment.seq
-        };
-        // The stack never reads data on an RST, nor on a SYN (TCP Fast Open aside, which
-        // is not followed).
-        let payload = if rst || syn { &[][..] } else { segment.payload };
-        if segment.has(tcp_flags::ACK) && !rst {
-            take_ack(
-                flow,
-                direction,
-                segment.ack,
-                data_seq,
-                payload.len(),
-                scratch,
-            );
-        }
-        if !payload.is_empty() {
-            announce(flow, direction, &self.stats, scratch);
-        }
-        let request_acked = flow.request_acked;
-        let Flow {
-            request,
-            response,
-            handler,
-            ..
-        } = &mut **flow;
-        let stream = match direction {
-            Direction::Request => &mut *request,
-            Direction::Response => &mut *response,
-        };
-        let mut delivered = 0u64;
-        let outcome = stream.segment(data_seq, payload, fin, ts, &mut |data, at| {
-            delivered += data.len() as u64;
-            handler.data(direction, data, at, scratch);
-        });
-        self.stats.duplicate_bytes.inc_by(outcome.duplicate_bytes);
-        if outcome.buffered_bytes > 0 {
-            self.stats.out_of_order_segments.inc();
-        }
-        if outcome.out_of_window {
-            self.stats.out_of_window_segments.inc();
-        }
-
-        // Bound what waits for a hole: this stream's share first, then everyone's.
-        let over_flow = stream.pending_bytes() > self.limits.max_flow_buffer;
-        let grown = (request.pending_bytes() + response.pending_bytes()) as isize - before as isize;
-        let over_total =
-            (self.total_buffered as isize + grown) as usize > self.limits.max_total_buffer;
-        let stream = match direction {
-            Direction::Request => &mut *request,
-            Direction::Response => &mut *response,
-        };
-        let stale = hole_given_up(
-            stream,
-            direction,
-            request_acked,
-            ts,
-            self.limits.hole_timeout,
-        );
-        let given_up = [
-            (over_flow, GapReason::FlowBufferFull),
-            (over_total, GapReason::GlobalBufferFull),
-            (stale, GapReason::HoleTimeout),
-        ]
-        .into_iter()
-        .find_map(|(given_up, reason)| given_up.then_some(reason));
-        if let Some(reason) = given_up {
-            skip_holes(
-                stream,
-                direction,
-                handler,
-                scratch,
-                &mut delivered,
-                &self.stats,
-                (reason, request_acked),
-            );
-        }
-        self.stats.delivered(direction).inc_by(delivered);
-        if stream.complete() && !stream.ended {
-            stream.ended = true;
-            handler.end(direction, scratch);
-        }
-        let after = request.pending_bytes() + response.pending_bytes();
-        self.total_buffered = self.total_buffered + after - before;
+        flow.end_if_complete(direction, &mut self.scratch);
+        self.total_buffered = elsewhere + flow.pending_bytes();
         self.stats
             .out_of_order_bytes
             .set(self.total_buffered as i64);
 
-        let finished = handler.is_finished();
-        let both_ended = request.ended && response.ended;
+        let finished = flow.handler.is_finished();
+        let both_ended = flow.request.ended && flow.response.ended;
         out.extend(self.scratch.drain(..).map(|event| (key, event)));
         if rst {
             self.close(key, ts, GapReason::Closed, out);
@@ -398,11 +443,13 @@ impl<H: StreamHandler> FlowTable<H> {
     fn give_up_stale_holes(&mut self, now: SystemTime, out: &mut Vec<(FlowKey, H::Event)>) {
         let timeout = self.limits.hole_timeout;
         let stale = |flow: &Flow<H>, direction: Direction| {
-            let stream = match direction {
-                Direction::Request => &flow.request,
-                Direction::Response => &flow.response,
-            };
-            hole_given_up(stream, direction, flow.request_acked, now, timeout)
+            hole_given_up(
+                flow.stream(direction),
+                direction,
+                flow.request_acked,
+                now,
+                timeout,
+            )
         };
         let keys: Vec<FlowKey> = self
             .flows
@@ -419,27 +466,14 @@ impl<H: StreamHandler> FlowTable<H> {
             };
             let before = flow.pending_bytes();
             for direction in [Direction::Request, Direction::Response] {
-                if !stale(flow, direction) {
-                    continue;
-                }
-                let stream = match direction {
-                    Direction::Request => &mut flow.request,
-                    Direction::Response => &mut flow.response,
-                };
-                let mut delivered = 0;
-                skip_holes(
-                    stream,
-                    direction,
-                    &mut flow.handler,
-                    &mut self.scratch,
-                    &mut delivered,
-                    &self.stats,
-                    (GapReason::HoleTimeout, flow.request_acked),
-                );
-                self.stats.delivered(direction).inc_by(delivered);
-                if stream.complete() && !stream.ended {
-                    stream.ended = true;
-                    flow.handler.end(direction, &mut self.scratch);
+                if stale(flow, direction) {
+                    flow.give_up_holes(
+                        direction,
+                        GapReason::HoleTimeout,
+                        &self.stats,
+                        &mut self.scratch,
+                    );
+                    flow.end_if_complete(direction, &mut self.scratch);
                 }
             }
             self.total_buffered -= before - flow.pending_bytes();
@@ -504,28 +538,15 @@ impl<H: StreamHandler> FlowTable<H> {
             return;
         }
         for direction in [Direction::Request, Direction::Response] {
-            let mut delivered = 0;
-            let stream = match direction {
-                Direction::Request => &mut flow.request,
-                Direction::Response => &mut flow.response,
-            };
-            if stream.ended {
+            if flow.stream(direction).ended {
                 continue;
             }
-            if stream.has_hole() {
-                skip_holes(
-                    stream,
-                    direction,
-                    &mut flow.handler,
-                    &mut self.scratch,
-                    &mut delivered,
-                    &self.stats,
-                    (reason, flow.request_acked),
-                );
+            if flow.stream(direction).has_hole() {
+                flow.give_up_holes(direction, reason, &self.stats, &mut self.scratch);
             }
-            self.stats.delivered(direction).inc_by(delivered);
+            let (stream, handler) = flow.stream_and_handler(direction);
             stream.ended = true;
-            flow.handler.end(direction, &mut self.scratch);
+            handler.end(direction, &mut self.scratch);
         }
         if reason == GapReason::Closed {
             self.stats.flows_closed.inc();
