@@ -142,17 +142,7 @@ pub struct ProgramConfig {
 impl Program {
     /// Loads the program, fills its maps and attaches it to every interface.
     pub fn attach(config: &ProgramConfig) -> Result<Program, ProgramLoadError> {
-        let max_interfaces = (MAX_STATS_SLOTS - 1) / 2;
-        if config.interfaces.len() > max_interfaces as usize {
-            return Err(ProgramLoadError::TooManyInterfaces {
-                count: config.interfaces.len(),
-                max: max_interfaces,
-            });
-        }
-        let port_count = config.ports.iter().count();
-        if port_count > MAX_CAPTURE_PORTS as usize {
-            return Err(ProgramLoadError::TooManyPorts { count: port_count });
-        }
+        check_counts(config)?;
         // A ring buffer is at least one page; the mirror output leaves it at that.
         let frames_size = match config.output {
             ProgramOutput::Mirror { .. } => 4096,
@@ -169,108 +159,17 @@ impl Program {
                 None
             }
         };
-
-        let mut config_map: Array<MapData, KernelSettings> = take_map(&mut ebpf, MAP_CONFIG)?;
-        let mut slots: HashMap<MapData, StatsKey, u32> = take_map(&mut ebpf, MAP_STATS_SLOTS)?;
-        let stats_map: PerCpuArray<MapData, Stats> = take_map(&mut ebpf, MAP_STATS)?;
+        let frames = configure(&mut ebpf, config)?;
         let mut ports: Array<MapData, u8> = take_map(&mut ebpf, MAP_CAPTURE_PORTS)?;
-
-        let map_error = |name| move |source| ProgramLoadError::Map { name, source };
-        let (settings, frames) = match config.output {
-            ProgramOutput::Mirror { ifindex } => (
-                KernelSettings {
-                    output: OUTPUT_MIRROR,
-                    mirror_ifindex: ifindex,
-                    loop_guard_mark: config.loop_guard.mark,
-                    loop_guard_mask: config.loop_guard.mask,
-                },
-                None,
-            ),
-            ProgramOutput::RingBuf(_) => (
-                KernelSettings {
-                    output: OUTPUT_RINGBUF,
-                    mirror_ifindex: 0,
-                    loop_guard_mark: config.loop_guard.mark,
-                    loop_guard_mask: config.loop_guard.mask,
-                },
-                Some(RingBufMaps {
-                    frames: match ebpf.take_map(MAP_FRAMES) {
-                        Some(Map::RingBuf(frames)) => frames,
-                        _ => {
-                            return Err(ProgramLoadError::Missing {
-                                what: "ring buffer map",
-                                name: MAP_FRAMES,
-                            });
-                        }
-                    },
-                    reader_state: take_map(&mut ebpf, MAP_READER_STATE)?,
-                }),
-            ),
-        };
-        config_map
-            .set(0, settings, 0)
-            .map_err(map_error(MAP_CONFIG))?;
         for port in config.ports.iter() {
             ports
                 .set(u32::from(port), 1, 0)
                 .map_err(map_error(MAP_CAPTURE_PORTS))?;
         }
-
-        let mut attachments = Vec::new();
-        for (i, interface) in config.interfaces.iter().enumerate() {
-            let ifindex =
-                mirror::ifindex(interface).ok_or_else(|| ProgramLoadError::NoSuchInterface {
-                    name: interface.clone(),
-                })?;
-            for (hook, hook_name) in [(HOOK_INGRESS, "ingress"), (HOOK_EGRESS, "egress")] {
-                let slot = 1 + 2 * i as u32 + hook;
-                slots
-                    .insert(StatsKey { ifindex, hook }, slot, 0)
-                    .map_err(map_error(MAP_STATS_SLOTS))?;
-                attachments.push(Attachment {
-                    interface: interface.clone(),
-                    hook: hook_name,
-                    slot,
-                });
-            }
-        }
-
-        for (name, attach_type) in [
-            (PROGRAM_INGRESS, TcAttachType::Ingress),
-            (PROGRAM_EGRESS, TcAttachType::Egress),
-        ] {
-            let program: &mut SchedClassifier = ebpf
-                .program_mut(name)
-                .ok_or(ProgramLoadError::Missing {
-                    what: "program",
-                    name,
-                })?
-                .try_into()
-                .map_err(|source| ProgramLoadError::Program { name, source })?;
-            program
-                .load()
-                .map_err(|source| ProgramLoadError::Program { name, source })?;
-            for interface in &config.interfaces {
-                // TCX explicitly: netlink (cls_bpf) filters would outlive a crashed daemon.
-                program
-                    .attach_with_options(
-                        interface,
-                        attach_type,
-                        TcAttachOptions::TcxOrder(LinkOrder::default()),
-                    )
-                    .map_err(|source| ProgramLoadError::Attach {
-                        interface: interface.clone(),
-                        hook: if attach_type == TcAttachType::Ingress {
-                            "ingress"
-                        } else {
-                            "egress"
-                        },
-                        source,
-                    })?;
-                tracing::info!(interface, program = name, "attached");
-            }
-        }
-
+        let mut slots: HashMap<MapData, StatsKey, u32> = take_map(&mut ebpf, MAP_STATS_SLOTS)?;
+        let attachments = assign_stats_slots(&mut slots, &config.interfaces)?;
+        let stats_map: PerCpuArray<MapData, Stats> = take_map(&mut ebpf, MAP_STATS)?;
+        attach_programs(&mut ebpf, &config.interfaces)?;
         Ok(Program {
             ebpf,
             ports,
@@ -314,6 +213,148 @@ impl Program {
         drop(self);
         tracing::info!(programs, "detached and unloaded the TC programs");
     }
+}
+
+/// Refuses more interfaces or ports than the program's maps hold, before anything is loaded.
+fn check_counts(config: &ProgramConfig) -> Result<(), ProgramLoadError> {
+    let max_interfaces = (MAX_STATS_SLOTS - 1) / 2;
+    if config.interfaces.len() > max_interfaces as usize {
+        return Err(ProgramLoadError::TooManyInterfaces {
+            count: config.interfaces.len(),
+            max: max_interfaces,
+        });
+    }
+    let port_count = config.ports.iter().count();
+    if port_count > MAX_CAPTURE_PORTS as usize {
+        return Err(ProgramLoadError::TooManyPorts { count: port_count });
+    }
+    Ok(())
+}
+
+/// Writes the program's settings (its output and loop guard); with the ring buffer output,
+/// takes the maps its reader needs.
+fn configure(
+    ebpf: &mut Ebpf,
+    config: &ProgramConfig,
+) -> Result<Option<RingBufMaps>, ProgramLoadError> {
+    let (output, mirror_ifindex) = match config.output {
+        ProgramOutput::Mirror { ifindex } => (OUTPUT_MIRROR, ifindex),
+        ProgramOutput::RingBuf(_) => (OUTPUT_RINGBUF, 0),
+    };
+    // Borrowed, not taken: a map dropped before the programs load closes the descriptor
+    // their instructions refer to.
+    let map = ebpf.map_mut(MAP_CONFIG).ok_or(ProgramLoadError::Missing {
+        what: "map",
+        name: MAP_CONFIG,
+    })?;
+    let mut settings: Array<&mut MapData, KernelSettings> =
+        Array::try_from(map).map_err(map_error(MAP_CONFIG))?;
+    settings
+        .set(
+            0,
+            KernelSettings {
+                output,
+                mirror_ifindex,
+                loop_guard_mark: config.loop_guard.mark,
+                loop_guard_mask: config.loop_guard.mask,
+            },
+            0,
+        )
+        .map_err(map_error(MAP_CONFIG))?;
+    if output != OUTPUT_RINGBUF {
+        return Ok(None);
+    }
+    let frames = match ebpf.take_map(MAP_FRAMES) {
+        Some(Map::RingBuf(frames)) => frames,
+        _ => {
+            return Err(ProgramLoadError::Missing {
+                what: "ring buffer map",
+                name: MAP_FRAMES,
+            });
+        }
+    };
+    Ok(Some(RingBufMaps {
+        frames,
+        reader_state: take_map(ebpf, MAP_READER_STATE)?,
+    }))
+}
+
+/// Gives each interface's ingress and egress hook its counters' slot (slot 0 counts
+/// packets of interfaces not listed).
+fn assign_stats_slots(
+    slots: &mut HashMap<MapData, StatsKey, u32>,
+    interfaces: &[String],
+) -> Result<Vec<Attachment>, ProgramLoadError> {
+    let mut attachments = Vec::new();
+    for (i, interface) in interfaces.iter().enumerate() {
+        let ifindex =
+            mirror::ifindex(interface).ok_or_else(|| ProgramLoadError::NoSuchInterface {
+                name: interface.clone(),
+            })?;
+        for (hook, attach_type) in [
+            (HOOK_INGRESS, TcAttachType::Ingress),
+            (HOOK_EGRESS, TcAttachType::Egress),
+        ] {
+            let slot = 1 + 2 * i as u32 + hook;
+            slots
+                .insert(StatsKey { ifindex, hook }, slot, 0)
+                .map_err(map_error(MAP_STATS_SLOTS))?;
+            attachments.push(Attachment {
+                interface: interface.clone(),
+                hook: hook_name(attach_type),
+                slot,
+            });
+        }
+    }
+    Ok(attachments)
+}
+
+/// Loads both programs and attaches them to every interface.
+fn attach_programs(ebpf: &mut Ebpf, interfaces: &[String]) -> Result<(), ProgramLoadError> {
+    for (name, attach_type) in [
+        (PROGRAM_INGRESS, TcAttachType::Ingress),
+        (PROGRAM_EGRESS, TcAttachType::Egress),
+    ] {
+        let program: &mut SchedClassifier = ebpf
+            .program_mut(name)
+            .ok_or(ProgramLoadError::Missing {
+                what: "program",
+                name,
+            })?
+            .try_into()
+            .map_err(|source| ProgramLoadError::Program { name, source })?;
+        program
+            .load()
+            .map_err(|source| ProgramLoadError::Program { name, source })?;
+        for interface in interfaces {
+            // TCX explicitly: netlink (cls_bpf) filters would outlive a crashed daemon.
+            program
+                .attach_with_options(
+                    interface,
+                    attach_type,
+                    TcAttachOptions::TcxOrder(LinkOrder::default()),
+                )
+                .map_err(|source| ProgramLoadError::Attach {
+                    interface: interface.clone(),
+                    hook: hook_name(attach_type),
+                    source,
+                })?;
+            tracing::info!(interface, program = name, "attached");
+        }
+    }
+    Ok(())
+}
+
+fn hook_name(attach_type: TcAttachType) -> &'static str {
+    if attach_type == TcAttachType::Ingress {
+        "ingress"
+    } else {
+        "egress"
+    }
+}
+
+fn map_error(name: &'static str) -> impl Fn(MapError) -> ProgramLoadError {
+    move |source| ProgramLoadError::Map { name, source }
 }
 
 fn take_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, ProgramLoadError>
