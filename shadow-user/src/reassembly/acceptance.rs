@@ -183,6 +183,72 @@ mod tests {
     }
 
     #[test]
+    fn an_ack_may_lag_what_the_server_sent_by_at_most_a_receive_window() {
+        let lag = ACK_LAG as u32;
+        let from_syn = server(ACK_LAG as usize + 1000);
+        let check =
+            |server: &Stream, ack: u32| check_ack(&client_segment(tcp_flags::ACK, ack), server);
+        let offset = |acked: u32| SERVER_ISN.wrapping_add(1).wrapping_add(acked);
+        assert_eq!(check(&from_syn, offset(1000)), AckCheck::Acceptable);
+        assert_eq!(
+            check(&from_syn, offset(999)),
+            AckCheck::Rejected(RejectReason::UnacceptableAck)
+        );
+        assert_eq!(check(&from_syn, offset(lag + 1000)), AckCheck::Acceptable);
+        // Picked up mid-way: the client may acknowledge bytes from before the first one
+        // captured, as far back as the window.
+        let mut midway = Stream::default();
+        let first = 100_000_000u32;
+        midway.segment(
+            first,
+            &[b'x'; 100],
+            false,
+            SystemTime::UNIX_EPOCH,
+            &mut |_, _| {},
+        );
+        assert_eq!(check(&midway, first + 100), AckCheck::Acceptable);
+        assert_eq!(check(&midway, first - 1000), AckCheck::Acceptable);
+        assert_eq!(check(&midway, first + 100 - lag), AckCheck::Acceptable);
+        assert_eq!(
+            check(&midway, first + 99 - lag),
+            AckCheck::Rejected(RejectReason::UnacceptableAck)
+        );
+    }
+
+    #[test]
+    fn an_rst_after_the_clients_fin_lands_past_it() {
+        let mut client = Stream::default();
+        client.syn(99);
+        client.segment(
+            100,
+            b"GET / HTTP/1.1\r\n\r\n",
+            true,
+            SystemTime::UNIX_EPOCH,
+            &mut |_, _| {},
+        );
+        // The FIN takes sequence number 118; the stack then expects 119.
+        assert!(rst_in_window(119, &client));
+        assert!(!rst_in_window(120, &client));
+    }
+
+    #[test]
+    fn reject_reasons_are_labelled_as_the_metrics_document() {
+        let labels: Vec<&str> = [
+            RejectReason::NoAck,
+            RejectReason::UnacceptableAck,
+            RejectReason::RstOutOfWindow,
+            RejectReason::Urgent,
+        ]
+        .into_iter()
+        .map(RejectReason::as_str)
+        .collect();
+        assert_eq!(
+            labels,
+            ["no_ack", "unacceptable_ack", "rst_out_of_window", "urgent"]
+        );
+    }
+
+    #[test]
     fn without_the_server_side_nothing_can_be_told() {
         let segment = client_segment(tcp_flags::ACK, 12345);
         assert_eq!(check_ack(&segment, &Stream::default()), AckCheck::Unknown);

@@ -93,13 +93,10 @@ pub trait StreamHandler {
         offset: u64,
         carrier: std::ops::Range<u64>,
         out: &mut Vec<Self::Event>,
-    ) {
-        let _ = (direction, offset, carrier, out);
-    }
-    /// True while a message of the client's stream is under way (read in part).
-    fn mid_message(&self) -> bool {
-        false
-    }
+    );
+    /// True while a message of the client's stream is under way (read in part): a
+    /// connection forgotten then must not have its next bytes taken for a new message.
+    fn mid_message(&self) -> bool;
     /// `direction` ended: FIN reached, RST, or the flow expired or was evicted.
     fn end(&mut self, direction: Direction, out: &mut Vec<Self::Event>);
     /// True when nothing more of this flow is of interest (e.g. it upgraded to another

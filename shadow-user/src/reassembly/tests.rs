@@ -42,6 +42,9 @@ impl StreamHandler for Recorder {
     ) {
         out.push(Seen::Acked(direction, offset));
     }
+    fn mid_message(&self) -> bool {
+        false
+    }
     fn end(&mut self, direction: Direction, out: &mut Vec<Seen>) {
         out.push(Seen::End(direction));
     }
