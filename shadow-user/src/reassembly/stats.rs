@@ -237,3 +237,66 @@ impl Registered for ReassemblyStats {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use prometheus_client::encoding::text::encode;
+
+    use super::*;
+
+    #[test]
+    fn every_counter_is_registered_with_its_reason_labels() {
+        let mut registry = Registry::default();
+        let stats = ReassemblyStats::register(&mut registry);
+        stats.gap(GapReason::HoleTimeout);
+        stats.rejected(RejectReason::Urgent);
+        stats.delivered(Direction::Response).inc_by(7);
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        for name in [
+            "reassembly_flows ",
+            "reassembly_flows_created_total",
+            "reassembly_flows_closed_total",
+            "reassembly_flows_expired_total",
+            "reassembly_flows_evicted_total",
+            "reassembly_flows_finished_total",
+            "reassembly_out_of_order_bytes",
+            "reassembly_out_of_order_segments_total",
+            "reassembly_duplicate_bytes_total",
+            "reassembly_out_of_window_segments_total",
+            "reassembly_delivered_bytes_total{direction=\"response\"} 7",
+            "reassembly_gaps_total{reason=\"hole_timeout\"} 1",
+            "reassembly_rejected_segments_total{reason=\"urgent\"} 1",
+            "reassembly_unverified_flows_total",
+            "reassembly_forgotten_not_kept_total",
+        ] {
+            assert!(text.contains(name), "{name} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn gap_reasons_are_labelled_as_the_metrics_document() {
+        let labels: Vec<&str> = [
+            GapReason::FlowBufferFull,
+            GapReason::GlobalBufferFull,
+            GapReason::Closed,
+            GapReason::Expired,
+            GapReason::Midstream,
+            GapReason::HoleTimeout,
+        ]
+        .into_iter()
+        .map(GapReason::as_str)
+        .collect();
+        assert_eq!(
+            labels,
+            [
+                "flow_buffer_full",
+                "global_buffer_full",
+                "closed",
+                "expired",
+                "midstream",
+                "hole_timeout"
+            ]
+        );
+    }
+}

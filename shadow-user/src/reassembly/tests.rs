@@ -508,6 +508,7 @@ fn segments_production_drops_are_counted_and_go_no_further() {
     assert!(feed(&mut t, 1, 0, b"POST /x HTTP/1.1\r\n\r\n", 0).is_empty());
     assert!(t.is_empty());
     assert_eq!(stats.rejected_of(RejectReason::NoAck), 1);
+    assert_eq!(stats.rejected_of(RejectReason::UnacceptableAck), 0);
     // An ACK of server bytes never sent: what a sender that never saw the SYN-ACK writes.
     handshake(&mut t, 100);
     let forged = send(
