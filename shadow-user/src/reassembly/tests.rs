@@ -502,6 +502,30 @@ fn without_the_syn_ack_the_start_is_not_verified() {
 }
 
 #[test]
+fn without_the_clients_syn_the_start_is_not_verified() {
+    // The SYN-ACK and the client's ACK of it were captured, the client's SYN was not: the
+    // connection is established, but the capture cannot tell where the client's stream
+    // began.
+    let (mut t, stats) = table(Limits::default());
+    let mut seen = send(
+        &mut t,
+        Direction::Response,
+        SERVER_ISN,
+        8,
+        tcp_flags::SYN | tcp_flags::ACK,
+        b"",
+        0,
+    );
+    seen.extend(feed(&mut t, 8, tcp_flags::ACK, b"", 1));
+    seen.extend(feed(&mut t, 8, tcp_flags::ACK, b"GET", 2));
+    assert!(
+        without_acks(seen).starts_with(&[Seen::Gap(Direction::Request)]),
+        "the client's first bytes come after a gap"
+    );
+    assert_eq!(stats.unverified_flows.get(), 1);
+}
+
+#[test]
 fn segments_production_drops_are_counted_and_go_no_further() {
     let (mut t, stats) = table(Limits::default());
     // No ACK at all: no flow is even created.
