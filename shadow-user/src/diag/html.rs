@@ -44,123 +44,319 @@ pub fn render(report: &Report) -> String {
             "<span class=\"bad\">not ready</span>"
         }
     );
-
-    h.push_str("<h2>Production vs shadow</h2><table id=\"comparison\"><tr><th>mapping</th><th>side</th><th>responses</th><th>status classes</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>status class differs</th></tr>");
-    for c in &report.comparison {
-        for (side, data, differs) in [
-            (
-                "production",
-                &c.production,
-                format!("{} of {}", c.status_class_differences, c.compared),
-            ),
-            ("shadow", &c.shadow, String::new()),
-        ] {
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{side}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td{}>{}</td></tr>",
-                esc(&c.mapping),
-                data.count,
-                esc(&classes(data)),
-                ms(data.p50_ms),
-                ms(data.p90_ms),
-                ms(data.p99_ms),
-                if c.status_class_differences > 0 && side == "production" {
-                    " class=\"bad\""
-                } else {
-                    ""
-                },
-                differs
-            );
-        }
-    }
-    h.push_str("</table>");
-
-    h.push_str("<h2>Loss ledger</h2><table id=\"ledger\"><tr><th>mapping</th><th>observed</th><th>copied</th><th>sampled out</th><th>dropped</th><th>in flight</th><th>balances</th></tr>");
-    for l in &report.ledger {
-        let dropped = if l.dropped.is_empty() {
-            "0".to_string()
-        } else {
-            l.dropped
-                .iter()
-                .map(|(r, n)| format!("{r}: {n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
-            esc(&l.mapping),
-            l.observed,
-            l.copied,
-            l.sampled_out,
-            esc(&dropped),
-            l.in_flight,
-            if l.balanced { "ok" } else { "bad" },
-            if l.balanced { "yes" } else { "NO" }
-        );
-    }
-    h.push_str("</table>");
-
-    h.push_str("<h2>Route table</h2><table id=\"routes\"><tr><th>#</th><th>group</th><th>match</th><th>production</th><th>shadow</th></tr>");
-    for (i, g) in report.route_table.iter().enumerate() {
-        let shadow = g.shadow.as_ref().map_or_else(
-            || "none (not copied)".to_string(),
-            |s| format!("{} → {}, weight {}%", s.mapping, s.service, s.weight),
-        );
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            i + 1,
-            esc(&g.rkey),
-            esc(&g.criteria),
-            esc(&g.production.join("; ")),
-            esc(&shadow)
-        );
-    }
-    h.push_str("</table>");
-
+    h.push_str("<h2>Production vs shadow</h2>");
+    table(&mut h, "comparison", &COMPARISON, comparison_rows(report));
+    h.push_str("<h2>Loss ledger</h2>");
+    table(&mut h, "ledger", &LEDGER, ledger_rows(report));
+    h.push_str("<h2>Route table</h2>");
+    table(&mut h, "routes", &ROUTES, route_rows(report));
     for (title, id, entries) in [
         ("Errors", "errors", &report.errors),
         ("Notices", "notices", &report.notices),
     ] {
-        let _ = write!(
-            h,
-            "<h2>{title} ({})</h2><table id=\"{id}\"><tr><th>rkey</th><th>message</th></tr>",
-            entries.len()
-        );
-        for (rkey, message) in entries {
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td></tr>",
-                esc(rkey),
-                esc(message)
-            );
+        let _ = write!(h, "<h2>{title} ({})</h2>", entries.len());
+        let rows = entries
+            .iter()
+            .map(|(rkey, message)| vec![Cell::from(rkey), Cell::from(message)])
+            .collect();
+        table(&mut h, id, &["rkey", "message"], rows);
+    }
+    let ports: Vec<String> = report.capture_ports.iter().map(u16::to_string).collect();
+    let _ = write!(h, "<h2>Capture</h2><p>ports: {}</p>", ports.join(", "));
+    table(&mut h, "capture", &CAPTURE, capture_rows(report));
+    h.push_str("<p><a href=\"/diag?json=true\">JSON</a> · <a href=\"/metrics\">metrics</a></p></body></html>\n");
+    h
+}
+
+const COMPARISON: [&str; 8] = [
+    "mapping",
+    "side",
+    "responses",
+    "status classes",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "status class differs",
+];
+const LEDGER: [&str; 7] = [
+    "mapping",
+    "observed",
+    "copied",
+    "sampled out",
+    "dropped",
+    "in flight",
+    "balances",
+];
+const ROUTES: [&str; 5] = ["#", "group", "match", "production", "shadow"];
+const CAPTURE: [&str; 6] = [
+    "interface",
+    "hook",
+    "seen",
+    "cloned",
+    "clone failed",
+    "loop guarded",
+];
+
+/// One table cell: its text, escaped when written, and its CSS class if it has one.
+struct Cell {
+    text: String,
+    class: Option<&'static str>,
+}
+
+impl Cell {
+    fn with_class(text: impl ToString, class: &'static str) -> Cell {
+        Cell {
+            text: text.to_string(),
+            class: Some(class),
         }
-        h.push_str("</table>");
+    }
+}
+
+impl<T: ToString> From<T> for Cell {
+    fn from(text: T) -> Cell {
+        Cell {
+            text: text.to_string(),
+            class: None,
+        }
+    }
+}
+
+/// Writes a table with a header row and one row per entry of `rows`.
+fn table(h: &mut String, id: &str, headers: &[&str], rows: Vec<Vec<Cell>>) {
+    let _ = write!(h, "<table id=\"{id}\"><tr>");
+    for header in headers {
+        let _ = write!(h, "<th>{header}</th>");
+    }
+    h.push_str("</tr>");
+    for row in rows {
+        h.push_str("<tr>");
+        for cell in row {
+            match cell.class {
+                Some(class) => {
+                    let _ = write!(h, "<td class=\"{class}\">{}</td>", esc(&cell.text));
+                }
+                None => {
+                    let _ = write!(h, "<td>{}</td>", esc(&cell.text));
+                }
+            }
+        }
+        h.push_str("</tr>");
+    }
+    h.push_str("</table>");
+}
+
+/// Two rows per shadow Mapping, production's then the shadow's.
+fn comparison_rows(report: &Report) -> Vec<Vec<Cell>> {
+    let mut rows = Vec::new();
+    for c in &report.comparison {
+        let differs = format!("{} of {}", c.status_class_differences, c.compared);
+        let differs = if c.status_class_differences > 0 {
+            Cell::with_class(differs, "bad")
+        } else {
+            Cell::from(differs)
+        };
+        for (side, data, differs) in [
+            ("production", &c.production, differs),
+            ("shadow", &c.shadow, Cell::from("")),
+        ] {
+            rows.push(vec![
+                Cell::from(&c.mapping),
+                Cell::from(side),
+                Cell::from(data.count),
+                Cell::from(classes(data)),
+                Cell::from(ms(data.p50_ms)),
+                Cell::from(ms(data.p90_ms)),
+                Cell::from(ms(data.p99_ms)),
+                differs,
+            ]);
+        }
+    }
+    rows
+}
+
+fn ledger_rows(report: &Report) -> Vec<Vec<Cell>> {
+    report
+        .ledger
+        .iter()
+        .map(|l| {
+            let dropped = if l.dropped.is_empty() {
+                "0".to_string()
+            } else {
+                let reasons: Vec<String> =
+                    l.dropped.iter().map(|(r, n)| format!("{r}: {n}")).collect();
+                reasons.join(", ")
+            };
+            let balances = if l.balanced {
+                Cell::with_class("yes", "ok")
+            } else {
+                Cell::with_class("NO", "bad")
+            };
+            vec![
+                Cell::from(&l.mapping),
+                Cell::from(l.observed),
+                Cell::from(l.copied),
+                Cell::from(l.sampled_out),
+                Cell::from(dropped),
+                Cell::from(l.in_flight),
+                balances,
+            ]
+        })
+        .collect()
+}
+
+fn route_rows(report: &Report) -> Vec<Vec<Cell>> {
+    report
+        .route_table
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let shadow = g.shadow.as_ref().map_or_else(
+                || "none (not copied)".to_string(),
+                |s| format!("{} → {}, weight {}%", s.mapping, s.service, s.weight),
+            );
+            vec![
+                Cell::from(i + 1),
+                Cell::from(&g.rkey),
+                Cell::from(&g.criteria),
+                Cell::from(g.production.join("; ")),
+                Cell::from(shadow),
+            ]
+        })
+        .collect()
+}
+
+fn capture_rows(report: &Report) -> Vec<Vec<Cell>> {
+    report
+        .attachments
+        .iter()
+        .map(|a| {
+            vec![
+                Cell::from(&a.interface),
+                Cell::from(&a.hook),
+                Cell::from(a.seen),
+                Cell::from(a.cloned),
+                Cell::from(a.clone_failed),
+                Cell::from(a.loop_guarded),
+            ]
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::diag::model::{
+        AttachmentReport, ComparisonReport, GroupReport, LedgerReport, ShadowReport,
+    };
+
+    /// A report with every section filled, names that need escaping, and one ledger that
+    /// does not balance.
+    fn sample() -> Report {
+        let side = |count, p50| SideReport {
+            count,
+            classes: BTreeMap::from([("2xx".to_string(), count)]),
+            p50_ms: p50,
+            p90_ms: p50,
+            p99_ms: None,
+        };
+        Report {
+            version: "1.2.3".into(),
+            ready: false,
+            capture_ports: vec![80, 8080],
+            attachments: vec![AttachmentReport {
+                interface: "eth<0>".into(),
+                hook: "ingress".into(),
+                seen: 10,
+                cloned: 4,
+                clone_failed: 1,
+                loop_guarded: 2,
+            }],
+            route_table: vec![
+                GroupReport {
+                    rkey: "a.default.1".into(),
+                    criteria: "prefix /a/ & \"x\"".into(),
+                    production: vec!["a -> a:80".into(), "b -> b:80".into()],
+                    shadow: Some(ShadowReport {
+                        mapping: "a-shadow".into(),
+                        service: "a-shadow:80".into(),
+                        weight: 30,
+                    }),
+                },
+                GroupReport {
+                    rkey: "c.default.1".into(),
+                    criteria: "prefix /c/".into(),
+                    production: vec![],
+                    shadow: None,
+                },
+            ],
+            errors: vec![("a.default.1".into(), "bad <regex>".into())],
+            notices: vec![],
+            ledger: vec![
+                LedgerReport {
+                    mapping: "a-shadow".into(),
+                    observed: 10,
+                    copied: 7,
+                    sampled_out: 2,
+                    dropped: BTreeMap::from([("timeout".to_string(), 1)]),
+                    in_flight: 0,
+                    balanced: true,
+                },
+                LedgerReport {
+                    mapping: "b&shadow".into(),
+                    observed: 3,
+                    balanced: false,
+                    ..LedgerReport::default()
+                },
+            ],
+            comparison: vec![ComparisonReport {
+                mapping: "a-shadow".into(),
+                production: side(7, Some(1.5)),
+                shadow: side(7, None),
+                compared: 7,
+                status_class_differences: 2,
+            }],
+        }
     }
 
-    let _ = write!(
-        h,
-        "<h2>Capture</h2><p>ports: {}</p><table id=\"capture\"><tr><th>interface</th><th>hook</th><th>seen</th><th>cloned</th><th>clone failed</th><th>loop guarded</th></tr>",
-        report
-            .capture_ports
-            .iter()
-            .map(u16::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    for a in &report.attachments {
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&a.interface),
-            esc(&a.hook),
-            a.seen,
-            a.cloned,
-            a.clone_failed,
-            a.loop_guarded
-        );
+    #[test]
+    fn every_section_is_a_table_of_escaped_cells_with_what_is_wrong_marked() {
+        let page = render(&sample());
+        for id in [
+            "comparison",
+            "ledger",
+            "routes",
+            "errors",
+            "notices",
+            "capture",
+        ] {
+            assert_eq!(
+                page.matches(&format!("<table id=\"{id}\">")).count(),
+                1,
+                "{id}"
+            );
+        }
+        for cell in [
+            "<td>eth&lt;0&gt;</td>",
+            "<td>b&amp;shadow</td>",
+            "<td>bad &lt;regex&gt;</td>",
+            "<td>prefix /a/ &amp; &quot;x&quot;</td>",
+            "<td>a -&gt; a:80; b -&gt; b:80</td>",
+            "<td>a-shadow → a-shadow:80, weight 30%</td>",
+            "<td>none (not copied)</td>",
+            "<td class=\"bad\">2 of 7</td>",
+            "<td class=\"ok\">yes</td>",
+            "<td class=\"bad\">NO</td>",
+            "<td>timeout: 1</td>",
+            "<td>1.50</td>",
+            "<td>–</td>",
+            "<h2>Errors (1)</h2>",
+            "<p>ports: 80, 8080</p>",
+            "<span class=\"bad\">not ready</span>",
+        ] {
+            assert!(page.contains(cell), "{cell} in {page}");
+        }
+        assert!(!page.contains("<regex>") && !page.contains("eth<0>"));
     }
-    h.push_str("</table><p><a href=\"/diag?json=true\">JSON</a> · <a href=\"/metrics\">metrics</a></p></body></html>\n");
-    h
 }
