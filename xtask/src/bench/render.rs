@@ -165,6 +165,16 @@ impl Report {
     }
 
     fn details(&self, md: &mut String) {
+        self.throughput_details(md);
+        self.latency_details(md);
+        self.fidelity_details(md);
+        self.footprint_details(md);
+        self.shapes_details(md);
+        self.delay_details(md);
+    }
+
+    /// The saturated throughput runs, every round.
+    fn throughput_details(&self, md: &mut String) {
         md.push_str("\n## Every run\n\n### Saturated throughput (wrk)\n\nCPUs: the whole machine's time during the load (us user, sy system, si softirq and irq, id idle, in %; IPIs received per second).\n\n| round | placement | scenario | req/s | errors | production non-200 | production served | shadow received | shadowd CPU-s | verdict | ledger | CPUs |\n|---|---|---|---:|---:|---:|---:|---:|---:|---|---|---|\n");
         for s in &self.throughput.samples {
             let _ = writeln!(
@@ -190,6 +200,10 @@ impl Report {
             "\nRPS of the mirror peer (pinned B mirror runs): {}\n",
             self.throughput.rps_settings.join(", ")
         );
+    }
+
+    /// The fixed-rate latency runs, every round at every rate.
+    fn latency_details(&self, md: &mut String) {
         for latency in &self.latency {
             let _ = writeln!(
                 md,
@@ -216,6 +230,10 @@ impl Report {
             }
             md.push('\n');
         }
+    }
+
+    /// Every fidelity run (the shapes' and the idle connections' among them).
+    fn fidelity_details(&self, md: &mut String) {
         md.push_str("\n### Fidelity of B (oha at fixed rates; fresh servers and shadowd per rate; pinned unless the kind says otherwise)\n\n| kind | rate | achieved | production | shadow | fidelity | shortfall | counted by shadowd | verdict | CPU-s per 10k | VmHWM MiB | ledger | CPUs |\n|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---|\n");
         let runs = self.fidelity.all();
         for r in runs
@@ -246,6 +264,10 @@ impl Report {
             "\nGET sweep (pinned) ended: {}. GET sweep (unpinned) ended: {}. POST sweep ended: {}.",
             self.fidelity.get_end, self.fidelity.get_unpinned_end, self.fidelity.post_end
         );
+    }
+
+    /// shadowd's memory and idle cost.
+    fn footprint_details(&self, md: &mut String) {
         let f = &self.footprint;
         let _ = writeln!(
             md,
@@ -257,6 +279,10 @@ impl Report {
             f.flows_tracked,
             f.hwm_kib as f64 / 1024.0
         );
+    }
+
+    /// The traffic shapes: open connections, and the uploads compared byte for byte.
+    fn shapes_details(&self, md: &mut String) {
         let c = &self.shapes.concurrent;
         let _ = writeln!(
             md,
@@ -284,6 +310,10 @@ impl Report {
                 u.copies.verdict
             );
         }
+    }
+
+    /// How long each copy took to reach the shadow.
+    fn delay_details(&self, md: &mut String) {
         md.push_str("\n### Copy delay (production receives → shadow receives the copy)\n\n| rate | achieved | requests | matched | wire p50 ms | p99 | p99.9 | max | first 200 ms: matched, p50, max | nginx $msec p50 ms | p99 | tcpdump |\n|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|\n");
         for r in &self.delay {
             let _ = writeln!(

@@ -21,13 +21,28 @@ pub fn fmt(value: Option<f64>, decimals: usize) -> String {
 impl Report {
     pub(super) fn summary_rows(&self) -> Vec<Row> {
         let mut rows = Vec::new();
-        let rounds = self
-            .throughput
+        self.throughput_rows(&mut rows);
+        self.latency_rows(&mut rows);
+        self.fidelity_rows(&mut rows);
+        self.footprint_rows(&mut rows);
+        self.delay_rows(&mut rows);
+        rows
+    }
+
+    /// The number of rounds each median is taken over.
+    fn rounds(&self) -> usize {
+        self.throughput
             .samples
             .iter()
             .map(|s| s.round)
             .max()
-            .unwrap_or(0);
+            .unwrap_or(0)
+    }
+
+    /// Throughput of every scenario, pinned and unpinned, and what the shadow received at
+    /// saturation.
+    fn throughput_rows(&self, rows: &mut Vec<Row>) {
+        let rounds = self.rounds();
         for (placement, scenarios) in [
             (
                 Placement::Pinned,
@@ -72,6 +87,11 @@ impl Report {
                 ratio_to_a: None,
             });
         }
+    }
+
+    /// The fixed-rate generator's saturation, then each latency percentile at each rate.
+    fn latency_rows(&self, rows: &mut Vec<Row>) {
+        let rounds = self.rounds();
         let figures: [(&str, Figure); 3] = [
             ("p50", |r| r.p50_ms),
             ("p99", |r| r.p99_ms),
@@ -102,6 +122,11 @@ impl Report {
                 }
             }
         }
+    }
+
+    /// Each fidelity run, the highest rate with every request copied, CPU per copy and peak
+    /// RSS.
+    fn fidelity_rows(&self, rows: &mut Vec<Row>) {
         for run in self.fidelity.all() {
             rows.push(Row {
                 scenario: "B",
@@ -173,6 +198,10 @@ impl Report {
                 ratio_to_a: None,
             });
         }
+    }
+
+    /// shadowd at rest: memory with and without idle connections, CPU with no traffic.
+    fn footprint_rows(&self, rows: &mut Vec<Row>) {
         rows.push(Row {
             scenario: "B",
             figure: format!(
@@ -192,6 +221,10 @@ impl Report {
             value: fmt(Some(self.footprint.idle_cpu_percent), 1),
             ratio_to_a: None,
         });
+    }
+
+    /// How long after production a copy reaches the shadow, warm and fresh.
+    fn delay_rows(&self, rows: &mut Vec<Row>) {
         for run in &self.delay {
             rows.push(Row {
                 scenario: "B",
@@ -215,7 +248,6 @@ impl Report {
                 ratio_to_a: None,
             });
         }
-        rows
     }
 
     /// The largest VmHWM of the fidelity runs, and the run.

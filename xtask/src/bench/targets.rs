@@ -127,6 +127,16 @@ impl Report {
 
     pub(super) fn findings(&self) -> Vec<String> {
         let mut out = Vec::new();
+        self.throughput_findings(&mut out);
+        self.latency_findings(&mut out);
+        self.fidelity_findings(&mut out);
+        self.delay_findings(&mut out);
+        self.disturbed_findings(&mut out);
+        out
+    }
+
+    /// Throughput rounds with wrk errors, or whose shadow missed copies at saturation.
+    fn throughput_findings(&self, out: &mut Vec<String>) {
         for s in &self.throughput.samples {
             if s.wrk.errors > 0 {
                 out.push(format!(
@@ -155,6 +165,10 @@ impl Report {
                 ));
             }
         }
+    }
+
+    /// Latency rounds with errors, or that could not offer their rate.
+    fn latency_findings(&self, out: &mut Vec<String>) {
         for s in self.latency.iter().flat_map(|l| &l.samples) {
             let r = &s.result;
             if r.errors + r.non_200 > 0 || r.achieved_rate < 0.95 * r.target_rate as f64 {
@@ -169,6 +183,10 @@ impl Report {
                 ));
             }
         }
+    }
+
+    /// Fidelity runs and uploads that did not copy everything whole.
+    fn fidelity_findings(&self, out: &mut Vec<String>) {
         let runs = self.fidelity.all();
         for run in runs
             .chain(std::iter::once(&self.footprint.copies))
@@ -202,6 +220,10 @@ impl Report {
                 ));
             }
         }
+    }
+
+    /// Copy-delay runs whose captures dropped packets or could not match every request.
+    fn delay_findings(&self, out: &mut Vec<String>) {
         for run in &self.delay {
             for capture in &run.tcpdump {
                 if !capture.contains(" 0 packets dropped") {
@@ -221,6 +243,10 @@ impl Report {
                 ));
             }
         }
+    }
+
+    /// Runs that started with the machine busy with other work.
+    fn disturbed_findings(&self, out: &mut Vec<String>) {
         let mut disturbed = Vec::new();
         for s in &self.throughput.samples {
             disturbed.push((
@@ -264,6 +290,5 @@ impl Report {
                     .join(", ")
             ));
         }
-        out
     }
 }
