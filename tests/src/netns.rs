@@ -1,15 +1,23 @@
-//! Network namespaces and veth pairs for tests, removed on drop.
+//! Network namespaces and veth pairs for the tests and the bench, removed on drop: deleting a
+//! namespace deletes every veth (and shadowd's mirror pair) inside it. Namespaces are named
+//! `shdt<pid>-<n>-<role>`, so ones left by a process killed outright can be found and
+//! removed ([`remove_stale`]).
 
 use std::{
     fs::File,
+    net::{SocketAddr, TcpStream},
     os::fd::AsRawFd,
     process::Command,
     sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
 };
 
 use crate::run;
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(0);
+
+/// What every namespace name begins with, before the creating process's id.
+const PREFIX: &str = "shdt";
 
 /// A named network namespace (`ip netns`), deleted on drop with everything inside it.
 #[derive(Debug)]
@@ -22,7 +30,7 @@ impl Netns {
     /// Creates `shdt<pid>-<n>-<role>` with its loopback up.
     pub fn new(role: &str) -> Netns {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let name = format!("shdt{}-{id}-{role}", std::process::id());
+        let name = format!("{PREFIX}{}-{id}-{role}", std::process::id());
         run(Command::new("ip").args(["netns", "add", &name]));
         let ns = Netns { name };
         ns.ip(&["link", "set", "lo", "up"]);
@@ -36,9 +44,40 @@ impl Netns {
 
     /// A command that runs `program` inside the namespace.
     pub fn command(&self, program: &str) -> Command {
+        self.command_on(None, program)
+    }
+
+    /// A command that runs `program` inside the namespace, on `cpu` only when given
+    /// (`taskset -c`).
+    pub fn command_on(&self, cpu: Option<usize>, program: &str) -> Command {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.name, program]);
+        cmd.args(["netns", "exec", &self.name]);
+        if let Some(cpu) = cpu {
+            cmd.args(["taskset", "-c", &cpu.to_string()]);
+        }
+        cmd.arg(program);
         cmd
+    }
+
+    /// Sets the namespace's own `key` (a per-namespace sysctl) to `value`.
+    pub fn sysctl(&self, key: &str, value: &str) {
+        run(self
+            .command("sysctl")
+            .args(["-w", &format!("{key}={value}")]));
+    }
+
+    /// `GET path` on `addr` from inside the namespace: (status, body), or None if nothing
+    /// answers.
+    pub fn http_get(&self, addr: &str, path: &str) -> Option<(u16, String)> {
+        self.enter(|| crate::shadowd::http_get(addr, path))
+    }
+
+    /// Whether something accepts TCP connections on `addr` inside the namespace.
+    pub fn listening(&self, addr: &str) -> bool {
+        let Ok(addr) = addr.parse::<SocketAddr>() else {
+            return false;
+        };
+        self.enter(|| TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok())
     }
 
     /// Runs `f` on a thread that has entered the namespace; sockets it creates stay in it.
@@ -104,10 +143,37 @@ fn join_namespace(path: &str) {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
+        delete(&self.name);
     }
+}
+
+fn delete(name: &str) {
+    let _ = Command::new("ip").args(["netns", "del", name]).status();
+    let _ = std::fs::remove_dir_all(format!("/etc/netns/{name}"));
+}
+
+/// Deletes the namespaces whose creating process no longer runs (killed before its guards
+/// could); returns their names.
+pub fn remove_stale() -> Vec<String> {
+    let list = run(Command::new("ip").args(["netns", "list"]));
+    let mut removed = Vec::new();
+    for name in list
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+    {
+        let Some(pid) = name
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            delete(name);
+            removed.push(name.to_string());
+        }
+    }
+    removed
 }
 
 /// Client and server namespaces joined by a veth: `cli0` 198.18.0.1 / fd00:18::1 in the

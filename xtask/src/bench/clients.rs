@@ -119,7 +119,7 @@ impl Clients {
         while first < count {
             let share = per_process.min(count - first);
             let log = std::fs::File::create(logs.join(format!("client-{first}.log")))?;
-            let mut cmd: Command = ns.command(None, exe);
+            let mut cmd: Command = ns.command(exe);
             cmd.args(["open-connections", "--server", &server.to_string()])
                 .args(["--first", &first.to_string(), "--count", &share.to_string()])
                 .args(["--rate", &rate_each.to_string()])

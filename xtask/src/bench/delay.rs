@@ -81,7 +81,7 @@ pub fn run(bench: &mut Bench) -> Result<Vec<Run>> {
 const REQUEST_LINES: &str = "tcp dst port 80 and tcp[((tcp[12:1] & 0xf0) >> 2):4] = 0x47455420";
 
 fn tcpdump(ns: &Netns, interface: &str, file: &Path, commands: &mut Commands) -> Result<Proc> {
-    let mut cmd = ns.command(None, "tcpdump");
+    let mut cmd = ns.command("tcpdump");
     cmd.args([
         "-i", interface, "-n", "-s", "256", "-B", "65536", "-U", "-w",
     ])

@@ -56,7 +56,7 @@ pub fn run(bench: &mut Bench) -> Result<Footprint> {
             "{count} TCP connections from the client namespace to {server}, one `GET /idle/<n>` each, then held open (xtask)"
         ),
     );
-    let connections = bench.topology.client.enter(|| open_idle(server, count))??;
+    let connections = bench.topology.client.enter(|| open_idle(server, count))?;
     signals::sleep(bench.plan.idle_hold)?;
     let ledger_now = daemon.ledger()?;
     let flows_tracked = daemon.scrape()?.sum("shadowd_reassembly_flows", &[]);

@@ -34,7 +34,7 @@ pub fn wrk(
     log_dir: &Path,
     commands: &mut Commands,
 ) -> Result<Saturation> {
-    let mut cmd = client.command(cpu, "wrk");
+    let mut cmd = client.command_on(cpu, "wrk");
     cmd.args([
         "-t2",
         &format!("-c{connections}"),
@@ -116,7 +116,7 @@ pub fn oha(
     log_dir: &Path,
     commands: &mut Commands,
 ) -> Result<RateResult> {
-    let mut cmd = client.command(cpu, "oha");
+    let mut cmd = client.command_on(cpu, "oha");
     cmd.args([
         "--no-tui",
         "--output-format",

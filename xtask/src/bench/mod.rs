@@ -106,7 +106,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 
     signals::install();
     process::raise_fd_limit()?;
-    netns::remove_stale()?;
+    for name in netns::remove_stale() {
+        println!("bench: removed namespace {name} left by an earlier run");
+    }
     let out = setup::workspace_root().join("target/bench");
     let work = out.join("work");
     if work.exists() {
@@ -123,7 +125,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let load_at_start = report::load_average();
     let mut bench = Bench {
-        topology: Topology::new()?,
+        topology: Topology::new(),
         plan,
         commands: Commands::default(),
         work,

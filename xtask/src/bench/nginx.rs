@@ -208,7 +208,7 @@ impl Nginx {
         let path = |p: &Path| p.to_str().expect("utf-8 path").to_string();
         let proc = Proc::spawn(
             "nginx",
-            ns.command(cpu, "nginx").args([
+            ns.command_on(cpu, "nginx").args([
                 "-p",
                 &path(dir),
                 "-e",

@@ -74,7 +74,7 @@ impl<'ns> Shadowd<'ns> {
         let binary = binary();
         let proc = Proc::spawn(
             "shadowd",
-            ns.command(cpu, binary.to_str().context("utf-8 path")?)
+            ns.command_on(cpu, binary.to_str().context("utf-8 path")?)
                 .args(["run", "--interface", Topology::PRODUCTION_IF])
                 .args([
                     "--capture-port",
@@ -195,7 +195,7 @@ impl<'ns> Shadowd<'ns> {
             "set -e; for q in /sys/class/net/shadow0-peer/queues/rx-*; do \
              echo {mask} > $q/rps_cpus; echo $q/rps_cpus=$(cat $q/rps_cpus); done"
         );
-        let out = process::output(self.ns.command(None, "sh").args(["-c", &script]))?;
+        let out = process::output(self.ns.command("sh").args(["-c", &script]))?;
         let written: Vec<String> = out.lines().map(str::to_string).collect();
         if written.is_empty() {
             bail!("no receive queues under /sys/class/net/shadow0-peer/queues");
@@ -208,7 +208,7 @@ impl<'ns> Shadowd<'ns> {
     pub fn mirror_veth_dropped(&self) -> Result<u64> {
         let out = process::output(
             self.ns
-                .command(None, "cat")
+                .command("cat")
                 .arg("/sys/class/net/shadow0/statistics/tx_dropped"),
         )?;
         Ok(out.trim().parse()?)

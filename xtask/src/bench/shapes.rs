@@ -95,7 +95,7 @@ pub fn run(bench: &mut Bench) -> Result<Shapes> {
     bench
         .topology
         .client
-        .sysctl("net.ipv4.ip_local_port_range", "1024 65535")?;
+        .sysctl("net.ipv4.ip_local_port_range", "1024 65535");
     let plan = bench.plan.clone();
     let mut churn = Vec::new();
     for rate in &plan.churn_rates {
@@ -264,7 +264,7 @@ fn uploads(
                     .with_context(|| format!("upload {i}"))
             })
         })
-    })??;
+    })?;
     let seconds = started.elapsed().as_secs_f64();
     let background = stack.background;
     let outcome = stack.finish()?;
