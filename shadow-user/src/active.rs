@@ -20,7 +20,7 @@ use crate::metrics::Registered;
 
 use crate::{
     capture::ports::PortSet,
-    config::{self, ConfigError, Diagnostics, ModuleSettings},
+    config::{self, ConfigError, Diagnostics},
     labels::label_value,
     route::RouteTable,
 };
@@ -33,7 +33,7 @@ pub const DEFAULT_CAPTURE_PORT: u16 = 80;
 pub struct ActiveConfig {
     pub table: RouteTable,
     pub diagnostics: Diagnostics,
-    pub module: Option<ModuleSettings>,
+    pub module: Option<crate::settings::DaemonOptions>,
     pub mappings: usize,
     /// Hash of the sources' names and contents, to notice changes.
     pub fingerprint: u64,

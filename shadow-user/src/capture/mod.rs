@@ -69,8 +69,6 @@ pub enum CaptureError {
     Thread(#[source] std::io::Error),
     #[error("loading or attaching the TC program")]
     Program(#[from] ProgramLoadError),
-    #[error("ring buffer size {size} must be a power of two of at least 4096 bytes")]
-    RingBufSize { size: u32 },
     #[error("mapping the ring buffer into memory")]
     RingBufMap(#[source] std::io::Error),
 }
@@ -83,6 +81,24 @@ pub struct Capture {
     /// Stops the reader thread, and tells whether it still reads.
     control: ReaderControl,
     ports: SharedPorts,
+}
+
+/// Checks, before anything is created or attached, what only the running system can tell:
+/// every interface exists, the capture ports fit the program's map, and the mirror pair's
+/// names are free or a pair shadowd made.
+pub async fn preflight(config: &CaptureConfig) -> Result<(), CaptureError> {
+    if let Some(name) = config
+        .interfaces
+        .iter()
+        .find(|name| mirror::ifindex(name).is_none())
+    {
+        return Err(ProgramLoadError::NoSuchInterface { name: name.clone() }.into());
+    }
+    program::check_ports(&config.ports)?;
+    if config.output == OutputKind::Mirror {
+        mirror::preflight(&config.mirror_interface).await?;
+    }
+    Ok(())
 }
 
 impl Capture {
@@ -154,10 +170,6 @@ impl Capture {
         sink: Box<dyn FrameSink>,
         reader_stats: Arc<ReaderStats>,
     ) -> Result<Capture, CaptureError> {
-        let size = config.ringbuf.size;
-        if !size.is_power_of_two() || size < 4096 {
-            return Err(CaptureError::RingBufSize { size });
-        }
         let mut capture = Capture::new(config.ports.clone());
         let started = (|| {
             let mut program = Program::attach(&ProgramConfig {

@@ -52,8 +52,6 @@ pub enum ProgramLoadError {
     NoSuchInterface { name: String },
     #[error("{count} capture ports given, the kernel map holds {MAX_CAPTURE_PORTS}")]
     TooManyPorts { count: usize },
-    #[error("{count} interfaces given, at most {max} are supported")]
-    TooManyInterfaces { count: usize, max: u32 },
     #[error("attaching to {interface} at {hook} (TCX needs Linux 6.6 or newer)")]
     Attach {
         interface: String,
@@ -142,7 +140,11 @@ pub struct ProgramConfig {
 impl Program {
     /// Loads the program, fills its maps and attaches it to every interface.
     pub fn attach(config: &ProgramConfig) -> Result<Program, ProgramLoadError> {
-        check_counts(config)?;
+        debug_assert!(
+            config.interfaces.len() <= MAX_INTERFACES,
+            "checked in settings"
+        );
+        check_ports(&config.ports)?;
         // A ring buffer is at least one page; the mirror output leaves it at that.
         let frames_size = match config.output {
             ProgramOutput::Mirror { .. } => 4096,
@@ -195,10 +197,7 @@ impl Program {
 
     /// Replaces the capture ports without detaching, all or nothing (see `port_map`).
     pub fn set_ports(&mut self, wanted: &PortSet) -> Result<(), ProgramLoadError> {
-        let count = wanted.iter().count();
-        if count > MAX_CAPTURE_PORTS as usize {
-            return Err(ProgramLoadError::TooManyPorts { count });
-        }
+        check_ports(wanted)?;
         port_map::replace(&mut self.ports, &mut self.current_ports, wanted).map_err(|source| {
             ProgramLoadError::Map {
                 name: MAP_CAPTURE_PORTS,
@@ -215,18 +214,14 @@ impl Program {
     }
 }
 
-/// Refuses more interfaces or ports than the program's maps hold, before anything is loaded.
-fn check_counts(config: &ProgramConfig) -> Result<(), ProgramLoadError> {
-    let max_interfaces = (MAX_STATS_SLOTS - 1) / 2;
-    if config.interfaces.len() > max_interfaces as usize {
-        return Err(ProgramLoadError::TooManyInterfaces {
-            count: config.interfaces.len(),
-            max: max_interfaces,
-        });
-    }
-    let port_count = config.ports.iter().count();
-    if port_count > MAX_CAPTURE_PORTS as usize {
-        return Err(ProgramLoadError::TooManyPorts { count: port_count });
+/// Interfaces the program can count packets of, each hook apart (slot 0 is the catch-all).
+pub const MAX_INTERFACES: usize = ((MAX_STATS_SLOTS - 1) / 2) as usize;
+
+/// Refuses more capture ports than the program's port map holds.
+pub fn check_ports(ports: &PortSet) -> Result<(), ProgramLoadError> {
+    let count = ports.iter().count();
+    if count > MAX_CAPTURE_PORTS as usize {
+        return Err(ProgramLoadError::TooManyPorts { count });
     }
     Ok(())
 }

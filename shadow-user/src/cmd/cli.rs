@@ -1,14 +1,16 @@
 //! Command-line interface: `shadowd run`, `shadowd check` and `shadowd extract`.
 //!
-//! `run` options are all optional here: each may come from the command line or from the
-//! `shadowd` Module in the configuration, the command line winning (`settings.rs` merges
-//! them and applies the defaults).
+//! `run`'s options are defined with the `shadowd` Module's in `settings/options.rs`: each may
+//! come from the command line or from the Module, the command line winning.
 
 use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::logging::LogFormat;
+use crate::{
+    logging::LogFormat,
+    settings::{DaemonOptions, ShadowOptions},
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,6 +31,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once, at start: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Attach to interfaces and capture the connections of the capture ports.
@@ -106,23 +110,6 @@ pub struct ExtractArgs {
     pub capture_ports: Vec<u16>,
 }
 
-/// How copies reach shadow services (`run` and `replay`).
-#[derive(Debug, Clone, Default, Args)]
-pub struct ShadowArgs {
-    /// PEM file of CA certificates trusted for `https://` shadow services, besides the
-    /// system's.
-    #[arg(long, value_name = "FILE")]
-    pub shadow_ca_file: Option<PathBuf>,
-
-    /// UNSAFE, for test setups only: accept any certificate from `https://` shadow services.
-    #[arg(long)]
-    pub unsafe_skip_shadow_tls_verify: bool,
-
-    /// Connections open at once to one shadow service [default: 256].
-    #[arg(long, value_name = "N")]
-    pub shadow_max_connections: Option<usize>,
-}
-
 #[derive(Debug, Clone, Args)]
 pub struct ReplayArgs {
     /// Capture file: pcap or pcapng.
@@ -138,7 +125,7 @@ pub struct ReplayArgs {
     pub capture_ports: Vec<u16>,
 
     #[command(flatten)]
-    pub shadow: ShadowArgs,
+    pub shadow: ShadowOptions,
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -148,90 +135,9 @@ pub struct RunArgs {
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Vec<PathBuf>,
 
-    /// How often, in milliseconds, the configuration files are checked for changes; 0
-    /// turns the check off, so only SIGHUP reloads [default: 2000].
-    #[arg(long, value_name = "MS")]
-    pub config_poll_ms: Option<u64>,
-
-    /// Interface to watch (ingress and egress); repeat for several.
-    #[arg(long = "interface", short = 'i', value_name = "IFACE")]
-    pub interfaces: Vec<String>,
-
-    /// TCP port of a production service to capture; repeat for several. Default: the ports
-    /// of the production services of shadowed Mappings.
-    #[arg(long = "capture-port", short = 'p', value_name = "PORT")]
-    pub capture_ports: Vec<u16>,
-
-    /// How the TC program hands copies over: `ringbuf` copies each packet into a BPF ring
-    /// buffer; `mirror` clones it onto a mirror veth read with an AF_PACKET ring, which
-    /// costs the production CPU more [default: ringbuf].
-    #[arg(long, value_enum, value_name = "OUTPUT")]
-    pub capture_output: Option<crate::capture::OutputKind>,
-
-    /// Bytes of the BPF ring buffer of `--capture-output ringbuf` (power of two)
-    /// [default: 16777216].
-    #[arg(long, value_name = "BYTES")]
-    pub ringbuf_size: Option<u32>,
-
-    /// With `--capture-output ringbuf`: how often, in microseconds, the reader looks for
-    /// new copies while traffic flows; bounds how long a copy waits [default: 1000].
-    #[arg(long, value_name = "US")]
-    pub ringbuf_poll_us: Option<u64>,
-
-    /// With `--capture-output mirror`: name of the mirror veth the clones are sent to; its
-    /// peer is `<NAME>-peer` [default: shadow0].
-    #[arg(long, value_name = "NAME")]
-    pub mirror_interface: Option<String>,
-
-    /// Address of the admin server (/readyz, /healthz, /metrics, /diag) [default:
-    /// 127.0.0.1:8877].
-    #[arg(long, value_name = "ADDR")]
-    pub admin: Option<SocketAddr>,
-
-    /// Address of a listener that serves /metrics only, for a scraper that cannot reach
-    /// the admin server's loopback address [default: none].
-    #[arg(long, value_name = "ADDR")]
-    pub metrics: Option<SocketAddr>,
-
-    /// `skb->mark` that shadowd's own replay traffic carries; marked packets are never
-    /// cloned. 0 turns the guard off [default: 0x5A].
-    #[arg(long, value_parser = parse_u32, value_name = "MARK")]
-    pub loop_guard_mark: Option<u32>,
-
-    /// The bits of `skb->mark` the loop guard compares; the mark must lie within them.
-    /// Other components (kube-proxy, Cilium, Calico) set bits outside it [default: 0xFF;
-    /// every bit for a mark above the low byte].
-    #[arg(long, value_parser = parse_u32, value_name = "MASK")]
-    pub loop_guard_mask: Option<u32>,
-
-    /// With `--capture-output mirror`: bytes per capture ring block (power of two, at least
-    /// 128 KiB; above the largest frame) [default: 1048576].
-    #[arg(long, value_name = "BYTES")]
-    pub ring_block_size: Option<u32>,
-
-    /// With `--capture-output mirror`: number of capture ring blocks [default: 32].
-    #[arg(long, value_name = "N")]
-    pub ring_blocks: Option<u32>,
-
-    /// With `--capture-output mirror`: longest wait, in milliseconds, before the kernel hands
-    /// over a partly filled block [default: 1].
-    #[arg(long, value_name = "MS")]
-    pub ring_block_timeout_ms: Option<u64>,
-
+    /// Everything else, which the `shadowd` Module may give too (the flags win).
     #[command(flatten)]
-    pub shadow: ShadowArgs,
-}
-
-/// Accepts decimal or `0x` hexadecimal.
-fn parse_u32(value: &str) -> Result<u32, String> {
-    let parsed = match value
-        .strip_prefix("0x")
-        .or_else(|| value.strip_prefix("0X"))
-    {
-        Some(hex) => u32::from_str_radix(hex, 16),
-        None => value.parse(),
-    };
-    parsed.map_err(|err| format!("{value:?} is not a 32-bit number: {err}"))
+    pub options: DaemonOptions,
 }
 
 #[cfg(test)]
@@ -261,11 +167,21 @@ mod tests {
             "-c",
             "a.yaml",
         ]);
-        assert_eq!(args.interfaces, ["eth0", "eth1"]);
-        assert_eq!(args.capture_ports, [80]);
-        assert_eq!(args.loop_guard_mark, Some(16));
-        assert_eq!(args.mirror_interface, None);
+        let options = &args.options;
+        assert_eq!(
+            options.interfaces.as_deref(),
+            Some(&["eth0".to_string(), "eth1".to_string()][..])
+        );
+        assert_eq!(options.capture_ports.as_deref(), Some(&[80][..]));
+        assert_eq!(options.loop_guard_mark, Some(16));
+        assert_eq!(options.mirror_interface, None);
+        assert_eq!(options.shadow.unsafe_skip_shadow_tls_verify, None);
         assert_eq!(args.config, [PathBuf::from("a.yaml")]);
+        let unsafe_tls = run_args(&["--unsafe-skip-shadow-tls-verify", "-i", "eth0"]);
+        assert_eq!(
+            unsafe_tls.options.shadow.unsafe_skip_shadow_tls_verify,
+            Some(true)
+        );
     }
 
     #[test]

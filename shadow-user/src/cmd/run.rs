@@ -33,58 +33,91 @@ const CAPTURE_WATCH: Duration = Duration::from_secs(1);
 /// How long queued copies may still go out after a termination signal.
 const REPLAY_DRAIN: Duration = Duration::from_secs(3);
 
-/// Errors of `shadowd run`.
+/// The exit code of a start refused for what it was given (sysexits.h `EX_USAGE`).
+pub const EX_USAGE: i32 = 64;
+
+/// What makes `shadowd run` refuse to start, before it binds or attaches anything.
 #[derive(Debug, thiserror::Error)]
-pub enum RunError {
+pub enum Unusable {
     #[error("configuration")]
     Config(#[from] ConfigError),
     #[error("settings")]
     Settings(#[from] SettingsError),
+    #[error("setting up TLS for shadow services")]
+    Tls(#[from] crate::replay::upstream::TlsSetupError),
+    #[error("capture")]
+    Capture(#[from] CaptureError),
+}
+
+/// Errors of `shadowd run`.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Unusable(#[from] Unusable),
     #[error("admin server")]
     Admin(#[from] AdminError),
     #[error("capture")]
     Capture(#[from] CaptureError),
     #[error("installing signal handlers")]
     Signals(#[source] std::io::Error),
-    #[error("setting up TLS for shadow services")]
-    Tls(#[from] crate::replay::upstream::TlsSetupError),
     #[error("the capture thread ended; nothing more could be copied")]
     CaptureEnded,
 }
 
 impl RunError {
-    /// Exit code: 64 (EX_USAGE) when the configuration or command line is unusable.
+    /// Exit code, by the phase that failed: [`EX_USAGE`] for a start refused for what it
+    /// was given, 1 for anything that went wrong after.
     pub fn exit_code(&self) -> i32 {
-        use crate::capture::{
-            mirror::{MirrorError, RingError},
-            program::ProgramLoadError,
-        };
         match self {
-            RunError::Config(_)
-            | RunError::Settings(_)
-            | RunError::Tls(_)
-            | RunError::Capture(CaptureError::Program(
-                ProgramLoadError::NoSuchInterface { .. }
-                | ProgramLoadError::TooManyPorts { .. }
-                | ProgramLoadError::TooManyInterfaces { .. },
-            ))
-            | RunError::Capture(CaptureError::Mirror(
-                MirrorError::InvalidName { .. } | MirrorError::NotOurs { .. },
-            ))
-            | RunError::Capture(CaptureError::Ring(RingError::BlockSize { .. }))
-            | RunError::Capture(CaptureError::RingBufSize { .. }) => 64,
+            RunError::Unusable(_) => EX_USAGE,
             _ => 1,
         }
     }
 }
 
-/// Runs until a termination signal.
+/// What `run` starts from, every part of it checked.
+struct Prepared {
+    initial: ActiveConfig,
+    settings: Settings,
+    upstream: crate::replay::upstream::UpstreamConfig,
+    capture: CaptureConfig,
+}
+
+/// Loads and checks everything `run` is given (the configuration, the settings, the TLS
+/// files, the interfaces, the capture ports and the mirror pair's names) before anything is
+/// bound or attached.
+async fn prepare(args: &RunArgs) -> Result<Prepared, Unusable> {
+    let initial = ActiveConfig::load(&args.config)?;
+    let settings = Settings::resolve(args, initial.module.as_ref())?;
+    let upstream = settings.shadow.upstream(settings.loop_guard.mark)?;
+    let capture = CaptureConfig {
+        interfaces: settings.interfaces.clone(),
+        output: settings.output,
+        mirror_interface: settings.mirror_interface.clone(),
+        ports: initial.capture_ports(settings.explicit_ports.as_ref()),
+        loop_guard: settings.loop_guard,
+        ring: settings.ring,
+        ringbuf: settings.ringbuf,
+    };
+    crate::capture::preflight(&capture).await?;
+    Ok(Prepared {
+        initial,
+        settings,
+        upstream,
+        capture,
+    })
+}
+
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let mut signals = Signals::install()?;
 
-    // An unusable configuration stops here, before anything is attached.
-    let initial = ActiveConfig::load(&args.config)?;
-    let settings = Settings::resolve(&args, initial.module.as_ref())?;
+    // An unusable configuration stops here, before anything is bound or attached.
+    let Prepared {
+        initial,
+        settings,
+        upstream,
+        capture: capture_config,
+    } = prepare(&args).await?;
     initial.log();
 
     // Listeners first: a taken port stops the start before anything is attached.
@@ -108,23 +141,13 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let comparison = replay_stats.comparison.clone();
     let replay_settings = ReplaySettings {
         max_bytes: settings.replay_bytes,
-        ..ReplaySettings::new(settings.shadow.upstream(settings.loop_guard.mark)?)
+        ..ReplaySettings::new(upstream)
     };
     let max_replay_bytes = replay_settings.max_bytes;
     let (replay_sender, replay_engine) = replay::start(replay_settings, replay_stats.clone());
     let in_flight = replay_stats.in_flight_total.clone();
 
-    let ports = initial.capture_ports(settings.explicit_ports.as_ref());
     let shared: SharedConfig = Arc::new(ArcSwap::from_pointee(initial));
-    let capture_config = CaptureConfig {
-        interfaces: settings.interfaces.clone(),
-        output: settings.output,
-        mirror_interface: settings.mirror_interface.clone(),
-        ports,
-        loop_guard: settings.loop_guard,
-        ring: settings.ring,
-        ringbuf: settings.ringbuf,
-    };
     let sink = Box::new(HttpSink::new(
         settings.reassembly,
         settings.http,
@@ -315,11 +338,13 @@ impl Reloader<'_> {
         };
         new.log();
         // Only the Module's copy edits go in with the table; the rest is read at start.
-        let without_copy_edits = |module: Option<&crate::config::ModuleSettings>| {
-            module.cloned().map(|module| crate::config::ModuleSettings {
-                remove_request_headers: None,
-                ..module
-            })
+        let without_copy_edits = |module: Option<&crate::settings::DaemonOptions>| {
+            module
+                .cloned()
+                .map(|module| crate::settings::DaemonOptions {
+                    remove_request_headers: None,
+                    ..module
+                })
         };
         if without_copy_edits(new.module.as_ref())
             != without_copy_edits(self.shared.load().module.as_ref())

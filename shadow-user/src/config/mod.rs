@@ -9,7 +9,6 @@
 mod documents;
 mod fields;
 pub mod mapping;
-pub mod module;
 mod parse;
 pub mod service;
 mod wire;
@@ -23,7 +22,6 @@ use std::{
 };
 
 pub use mapping::{Diagnostics, HeaderMatch, Mapping, Origin, Scheme, Service};
-pub use module::{LimitSettings, ModuleSettings};
 
 /// A configuration that cannot be used at all.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +70,7 @@ pub struct Loaded {
     /// Every Mapping read, valid or not, in the order read.
     pub mappings: Vec<Mapping>,
     /// The shadowd Module's settings, if a Module was read.
-    pub module: Option<ModuleSettings>,
+    pub module: Option<crate::settings::DaemonOptions>,
     /// What is wrong with the Mappings, and what is worth knowing.
     pub diagnostics: Diagnostics,
 }

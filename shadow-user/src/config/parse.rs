@@ -6,11 +6,12 @@ use std::{path::Path, time::Duration};
 
 use serde_yaml_ng::Value;
 
+use crate::settings::DaemonOptions;
+
 use super::{
     documents::{self, Document, SyntaxError},
     fields::Fields,
     mapping::{Diagnostics, HeaderMatch, Mapping, Origin},
-    module::ModuleSettings,
     service, wire,
 };
 
@@ -58,7 +59,7 @@ const MAPPING_FIELDS: &[&str] = &[
 #[derive(Debug, Default)]
 pub struct Resources {
     pub mappings: Vec<Mapping>,
-    pub module: Option<ModuleSettings>,
+    pub module: Option<DaemonOptions>,
     /// The first problem with a `shadowd` Module: its settings cannot be partly applied.
     pub module_error: Option<String>,
     pub diagnostics: Diagnostics,
@@ -200,11 +201,33 @@ fn module(source: &Source<'_>, document: &Document, value: &Value, out: &mut Res
         out.module_error.get_or_insert(message.clone());
         out.diagnostics.error(&rkey, message);
     };
-    match serde_yaml_ng::from_value::<ModuleSettings>(if config.is_null() {
+    let config = if config.is_null() {
         Value::Mapping(Default::default())
     } else {
         config
-    }) {
+    };
+    // A misspelt option must not be silently ignored.
+    let known = DaemonOptions::field_names();
+    let unknown: Vec<String> = config
+        .as_mapping()
+        .into_iter()
+        .flat_map(|fields| fields.keys())
+        .map(|key| {
+            key.as_str()
+                .map_or_else(|| format!("{key:?}"), str::to_string)
+        })
+        .filter(|name| !known.contains(name))
+        .map(|name| format!("`{name}`"))
+        .collect();
+    if !unknown.is_empty() {
+        unusable(
+            out,
+            "config",
+            &format!("unknown field {}", unknown.join(", ")),
+        );
+        return;
+    }
+    match serde_yaml_ng::from_value::<DaemonOptions>(config) {
         Ok(settings) => {
             // Field names the Module removes from copies: a typo would silently remove
             // nothing, so a name that cannot be a field is an error.

@@ -295,11 +295,13 @@ fn malformed_yaml_is_unusable_with_its_line() {
 
 #[test]
 fn the_shadowd_module_carries_daemon_settings() {
-    let text = "apiVersion: getambassador.io/v3alpha1\nkind: Module\nmetadata:\n  name: shadowd\nspec:\n  config:\n    interfaces: [eth0]\n    capture_ports: [80, 8080]\n    admin: 0.0.0.0:8877\n    limits:\n      max_body_bytes: 1048576\n---\napiVersion: getambassador.io/v3alpha1\nkind: Module\nmetadata:\n  name: ambassador\n";
+    let text = "apiVersion: getambassador.io/v3alpha1\nkind: Module\nmetadata:\n  name: shadowd\nspec:\n  config:\n    interfaces: [eth0]\n    capture_ports: [80, 8080]\n    admin: 0.0.0.0:8877\n    shadow_max_connections: 4\n    unsafe_skip_shadow_tls_verify: true\n    limits:\n      max_body_bytes: 1048576\n---\napiVersion: getambassador.io/v3alpha1\nkind: Module\nmetadata:\n  name: ambassador\n";
     let loaded = load_text("module", text).unwrap();
     let module = loaded.module.expect("module");
     assert_eq!(module.interfaces, Some(vec!["eth0".to_string()]));
     assert_eq!(module.capture_ports, Some(vec![80, 8080]));
+    assert_eq!(module.shadow.shadow_max_connections, Some(4));
+    assert_eq!(module.shadow.unsafe_skip_shadow_tls_verify, Some(true));
     assert_eq!(module.limits.unwrap().http().max_body_bytes, Some(1 << 20));
     assert!(
         loaded.diagnostics.notices[0]
@@ -316,6 +318,22 @@ fn the_shadowd_module_carries_daemon_settings() {
             );
         }
         other => panic!("an invalid Module must make the configuration unusable: {other:?}"),
+    }
+
+    let misspelt = "apiVersion: ambassador/v0\nkind: Module\nname: shadowd\nconfig:\n  shadow_max_conections: 4\n  limits:\n    max_flows: 9\n";
+    match load_text("misspelt", misspelt) {
+        Err(ConfigError::Module { message }) => assert!(
+            message.contains("field config: unknown field `shadow_max_conections`"),
+            "{message}"
+        ),
+        other => panic!("a misspelt option must not be ignored: {other:?}"),
+    }
+    let nested = "apiVersion: ambassador/v0\nkind: Module\nname: shadowd\nconfig:\n  limits:\n    max_flow: 9\n";
+    match load_text("nested", nested) {
+        Err(ConfigError::Module { message }) => {
+            assert!(message.contains("unknown field `max_flow`"), "{message}")
+        }
+        other => panic!("a misspelt limit must not be ignored: {other:?}"),
     }
 
     let typo = "apiVersion: ambassador/v0\nkind: Module\nname: shadowd\nconfig:\n  remove_request_headers: [Cookie, \"Authorization \"]\n";

@@ -5,4 +5,4 @@ pub mod ring;
 pub mod veth;
 
 pub use ring::{Ring, RingConfig, RingError};
-pub use veth::{MirrorError, MirrorPair, ifindex};
+pub use veth::{MirrorError, MirrorPair, ifindex, preflight, valid_name};

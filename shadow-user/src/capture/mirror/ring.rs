@@ -50,8 +50,6 @@ impl Default for RingConfig {
 /// Errors opening the ring.
 #[derive(Debug, thiserror::Error)]
 pub enum RingError {
-    #[error("block size {block_size} must be a power of two of at least 128 KiB")]
-    BlockSize { block_size: u32 },
     #[error("{call} on the capture socket of interface index {ifindex}")]
     Syscall {
         call: &'static str,
@@ -75,11 +73,6 @@ unsafe impl Send for Ring {}
 impl Ring {
     /// Opens a ring receiving every frame arriving on `ifindex`.
     pub fn open(ifindex: u32, config: RingConfig) -> Result<Ring, RingError> {
-        if !config.block_size.is_power_of_two() || config.block_size < 128 << 10 {
-            return Err(RingError::BlockSize {
-                block_size: config.block_size,
-            });
-        }
         let fail = |call: &'static str| {
             move |source: io::Error| RingError::Syscall {
                 call,

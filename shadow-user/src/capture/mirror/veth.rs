@@ -20,8 +20,6 @@ const MARK: &str = "shadowd mirror pair";
 /// Errors setting up or removing the pair.
 #[derive(Debug, thiserror::Error)]
 pub enum MirrorError {
-    #[error("mirror interface name {name:?} is empty or longer than {MAX_IFNAME_LEN} bytes")]
-    InvalidName { name: String },
     #[error("opening a netlink socket")]
     Netlink(#[source] io::Error),
     #[error("{action} mirror interface {name}")]
@@ -70,6 +68,36 @@ pub fn peer_name(name: &str) -> String {
     format!("{}{suffix}", &name[..keep])
 }
 
+/// Whether `name` can name a link, as the kernel's `dev_valid_name` has it: 1 to 15 bytes,
+/// not `.` or `..`, no `/`, `:` or whitespace.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_IFNAME_LEN
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', ':'])
+        && !name.chars().any(char::is_whitespace)
+}
+
+/// Errs when a link named `name` or `<name>-peer` exists and is not a pair shadowd made:
+/// creating the pair would then refuse to replace it.
+pub async fn preflight(name: &str) -> Result<(), MirrorError> {
+    let peer = peer_name(name);
+    let existing: Vec<(&str, u32, &str)> = [(name, peer.as_str()), (peer.as_str(), name)]
+        .into_iter()
+        .filter_map(|(link, other)| ifindex(link).map(|index| (link, index, other)))
+        .collect();
+    if existing.is_empty() {
+        return Ok(());
+    }
+    let (connection, handle, _) = rtnetlink::new_connection().map_err(MirrorError::Netlink)?;
+    tokio::spawn(connection);
+    for (link, index, other) in existing {
+        check_ours(&handle, link, index, other).await?;
+    }
+    Ok(())
+}
+
 /// Index of interface `name` in the current network namespace, if it exists.
 pub fn ifindex(name: &str) -> Option<u32> {
     let c_name = CString::new(name).ok()?;
@@ -81,9 +109,7 @@ pub fn ifindex(name: &str) -> Option<u32> {
 impl MirrorPair {
     /// Creates the pair `name` / `<name>-peer`, replacing a stale one left by a crashed run.
     pub async fn create(name: &str) -> Result<MirrorPair, MirrorError> {
-        if name.is_empty() || name.len() > MAX_IFNAME_LEN || name.contains(['/', ' ']) {
-            return Err(MirrorError::InvalidName { name: name.into() });
-        }
+        debug_assert!(valid_name(name), "checked in settings");
         let peer = peer_name(name);
         let (connection, handle, _) = rtnetlink::new_connection().map_err(MirrorError::Netlink)?;
         tokio::spawn(connection);
