@@ -1,5 +1,5 @@
 //! Pushes, gaps and ends through one `HttpFlow`; script format and checks in
-//! `shadowd::fuzzing`.
+//! `shadow_wire::fuzzing`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| shadowd::fuzzing::http_flow(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| shadow_wire::fuzzing::http_flow(data));

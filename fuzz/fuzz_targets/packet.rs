@@ -1,4 +1,4 @@
-//! One frame parsed under every link type; checks in `shadowd::fuzzing`.
+//! One frame parsed under every link type; checks in `shadow_wire::fuzzing`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| shadowd::fuzzing::packet(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| shadow_wire::fuzzing::packet(data));

@@ -1,4 +1,4 @@
-//! Bytes read as a pcap or pcapng capture file; checks in `shadowd::fuzzing`.
+//! Bytes read as a pcap or pcapng capture file; checks in `shadow_wire::fuzzing`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| shadowd::fuzzing::pcap(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| shadow_wire::fuzzing::pcap(data));

@@ -1,5 +1,5 @@
 //! Segments through a `FlowTable<HttpFlow>`, then a flush; script format and checks in
-//! `shadowd::fuzzing`.
+//! `shadow_wire::fuzzing`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| shadowd::fuzzing::reassembly(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| shadow_wire::fuzzing::reassembly(data));

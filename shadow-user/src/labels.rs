@@ -3,36 +3,13 @@
 //! named by a typo. [`label_value!`] encodes such a type as its spelling.
 
 use prometheus_client::encoding::EncodeLabelSet;
-
-use crate::packet::Direction;
-
-/// Implements `EncodeLabelValue` for types with `fn as_str(self) -> &'static str`.
-macro_rules! label_value {
-    ($($kind:ty),* $(,)?) => {$(
-        impl prometheus_client::encoding::EncodeLabelValue for $kind {
-            fn encode(
-                &self,
-                encoder: &mut prometheus_client::encoding::LabelValueEncoder<'_>,
-            ) -> Result<(), std::fmt::Error> {
-                std::fmt::Write::write_str(encoder, self.as_str())
-            }
-        }
-    )*};
-}
-pub(crate) use label_value;
-
-label_value!(Direction);
+// The macro and the direction label live with the parsers, whose counters use them too.
+pub(crate) use shadow_wire::{label_value, labels::DirectionLabel};
 
 /// `mapping="<shadow Mapping name>"`: the names come from the configuration, a small set.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MappingLabel {
     pub mapping: String,
-}
-
-/// `direction="request|response"`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DirectionLabel {
-    pub direction: Direction,
 }
 
 #[cfg(test)]
@@ -43,6 +20,7 @@ mod tests {
     };
 
     use super::*;
+    use crate::packet::Direction;
 
     #[test]
     fn a_typed_label_is_written_as_its_spelling() {

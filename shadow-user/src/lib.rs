@@ -1,13 +1,16 @@
 //! shadowd: copies live HTTP traffic to shadow services from kernel packet clones.
 //!
-//! The binary (`main.rs`) calls [`cmd::main`]. Only what the binary, the benches and the fuzz
-//! targets use is public ([`cmd::main`], [`fuzzing`], and the parsers and tables a bench
-//! drives: [`packet`], [`reassembly`], [`http`], [`config`], [`route`]); the daemon's stages
-//! are the crate's own, so the compiler finds what nothing uses.
+//! The binary (`main.rs`) calls [`cmd::main`]. Only what the binary and the route bench use
+//! is public ([`cmd::main`], [`config`], [`route`]); the daemon's stages are the crate's own,
+//! so the compiler finds what nothing uses. The parsers of the data path (frames, TCP
+//! streams, HTTP messages) are the `shadow-wire` crate.
 
 #![warn(missing_docs)]
 // Dependencies that only the tests, benches or build script use are not the library's.
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
+// Used here under the names they had as modules of this crate.
+pub(crate) use shadow_wire::{http, packet, pcap, reassembly};
 
 pub(crate) mod active;
 pub(crate) mod admin;
@@ -16,16 +19,10 @@ pub mod cmd;
 pub(crate) mod compare;
 pub mod config;
 pub(crate) mod diag;
-#[doc(hidden)]
-pub mod fuzzing;
-pub mod http;
 pub(crate) mod labels;
 pub(crate) mod logging;
 pub(crate) mod metrics;
-pub mod packet;
-pub(crate) mod pcap;
 pub(crate) mod pipeline;
-pub mod reassembly;
 pub(crate) mod replay;
 pub mod route;
 pub(crate) mod settings;

@@ -52,3 +52,10 @@ pub trait Registered: Default {
         metrics
     }
 }
+
+/// The reassembler's counters are named where they are defined, with the parsers.
+impl Registered for ReassemblyStats {
+    fn register_in(&self, registry: &mut Registry) {
+        ReassemblyStats::register_in(self, registry);
+    }
+}

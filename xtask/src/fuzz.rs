@@ -30,7 +30,7 @@ pub struct FuzzArgs {
 }
 
 pub fn run(args: &FuzzArgs) -> Result<()> {
-    // shadow-user's build script builds the eBPF program, which needs what setup installs.
+    // The pinned nightly and the rest of the toolchain come with the set-up.
     setup::run()?;
     let nightly = setup::pinned_nightly()?;
     install_cargo_fuzz()?;

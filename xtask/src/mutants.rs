@@ -1,5 +1,5 @@
 //! `cargo xtask mutants [MODULE]`: cargo-mutants over the modules where a wrong line loses or
-//! invents copies, against shadow-user's unit and property tests, with caught and missed
+//! invents copies, against their crate's unit and property tests, with caught and missed
 //! mutants counted per module. Slow (every mutant is a build and a test run), so not in CI.
 
 use std::{collections::BTreeMap, path::Path};
@@ -11,11 +11,13 @@ use crate::{setup, test};
 
 const CARGO_MUTANTS_VERSION: &str = "27.1.0";
 
-/// A module to mutate: its name, the source files whose mutants it counts (paths from the
-/// workspace root), and the unit tests run against each mutant (libtest name filters: the
-/// module's own tests and those of what drives it; every test when all modules run at once).
+/// A module to mutate: its name, its crate, the source files whose mutants it counts (paths
+/// from the workspace root), and the unit tests run against each mutant (libtest name
+/// filters: the module's own tests and those of what drives it; every test when all modules
+/// run at once).
 struct Module {
     name: &'static str,
+    package: &'static str,
     files: &'static [&'static str],
     tests: &'static [&'static str],
 }
@@ -23,21 +25,25 @@ struct Module {
 const MODULES: [Module; 6] = [
     Module {
         name: "http",
-        files: &["shadow-user/src/http/"],
-        tests: &["http::", "pipeline::", "fuzzing::"],
+        package: "shadow-wire",
+        files: &["shadow-wire/src/http/"],
+        tests: &["http::", "end_to_end::", "fuzzing::"],
     },
     Module {
         name: "reassembly",
-        files: &["shadow-user/src/reassembly/"],
-        tests: &["reassembly::", "pipeline::", "fuzzing::"],
+        package: "shadow-wire",
+        files: &["shadow-wire/src/reassembly/"],
+        tests: &["reassembly::", "end_to_end::", "fuzzing::"],
     },
     Module {
         name: "route",
+        package: "shadow-user",
         files: &["shadow-user/src/route/"],
         tests: &["route::", "config::", "replay::", "check::"],
     },
     Module {
         name: "copy",
+        package: "shadow-user",
         files: &[
             "shadow-user/src/replay/copy.rs",
             "shadow-user/src/replay/copy/",
@@ -46,6 +52,7 @@ const MODULES: [Module; 6] = [
     },
     Module {
         name: "ledger",
+        package: "shadow-user",
         files: &[
             "shadow-user/src/replay/offer.rs",
             "shadow-user/src/replay/stats.rs",
@@ -55,6 +62,7 @@ const MODULES: [Module; 6] = [
     },
     Module {
         name: "compare",
+        package: "shadow-user",
         files: &["shadow-user/src/compare/"],
         tests: &["compare::", "pipeline::", "replay::", "diag::"],
     },
@@ -104,9 +112,15 @@ pub fn run(args: &MutantsArgs) -> Result<()> {
     // here: the build, not the tests, would be most of the run.
     cmd.env("CARGO_PROFILE_DEV_DEBUG", "0")
         .env("CARGO_PROFILE_TEST_DEBUG", "0");
-    cmd.args(["mutants", "--package", "shadow-user", "--jobs", "1"])
+    cmd.args(["mutants", "--jobs", "1"])
         .arg("--output")
         .arg(&out);
+    let mut packages: Vec<&str> = modules.iter().map(|module| module.package).collect();
+    packages.sort_unstable();
+    packages.dedup();
+    for package in packages {
+        cmd.args(["--package", package]);
+    }
     if args.iterate {
         cmd.arg("--iterate");
     }

@@ -11,7 +11,6 @@ use crate::metrics::Registered;
 
 use crate::{
     http::{HttpEvent, Notice, UnsupportedReason},
-    labels::label_value,
     packet::Direction,
 };
 
@@ -21,8 +20,6 @@ pub struct DropLabels {
     /// `DropReason::as_str`: one value per kind (`malformed` whatever was malformed).
     pub reason: &'static str,
 }
-
-label_value!(UnsupportedReason, Notice);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct UnsupportedLabel {

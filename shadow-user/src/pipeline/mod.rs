@@ -4,7 +4,6 @@
 
 use std::{
     collections::HashMap,
-    ops::Range,
     sync::Arc,
     time::{Duration, SystemTime},
 };
@@ -15,8 +14,7 @@ use crate::{
     compare::{Comparison, Role},
     http::Response,
     http::{Budgets, HttpEvent, HttpFlow, Limits as HttpLimits},
-    packet::Direction,
-    reassembly::{FlowKey, FlowTable, GapKind, Limits, ReassemblyStats, StreamHandler},
+    reassembly::{FlowKey, FlowTable, Limits, ReassemblyStats},
     replay::{
         body::BodySender,
         offer::{Offered, Offerer, Shadowed},
@@ -31,52 +29,6 @@ mod totals;
 pub use counters::HttpCounters;
 pub use pending::{Pending, PendingResponses};
 pub use totals::{CountedFlow, FlowTotals};
-
-impl StreamHandler for HttpFlow {
-    type Event = HttpEvent;
-
-    fn data(
-        &mut self,
-        direction: Direction,
-        data: &[u8],
-        ts: SystemTime,
-        out: &mut Vec<HttpEvent>,
-    ) {
-        self.push(direction, data, ts, out);
-    }
-
-    fn gap(
-        &mut self,
-        direction: Direction,
-        resume_at: u64,
-        kind: GapKind,
-        out: &mut Vec<HttpEvent>,
-    ) {
-        HttpFlow::gap(self, direction, resume_at, kind, out);
-    }
-
-    fn acked(
-        &mut self,
-        direction: Direction,
-        offset: u64,
-        carrier: Range<u64>,
-        out: &mut Vec<HttpEvent>,
-    ) {
-        HttpFlow::acked(self, direction, offset, carrier, out);
-    }
-
-    fn mid_message(&self) -> bool {
-        self.mid_request()
-    }
-
-    fn end(&mut self, direction: Direction, out: &mut Vec<HttpEvent>) {
-        HttpFlow::end(self, direction, out);
-    }
-
-    fn is_finished(&self) -> bool {
-        HttpFlow::is_finished(self)
-    }
-}
 
 /// The live consumer of captured frames: reassembles, parses, counts.
 pub struct HttpSink {
@@ -297,6 +249,3 @@ impl FrameSink for HttpSink {
         self.streams.retain(|flow, _| table.contains(flow));
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -83,7 +83,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         return test::status(test::cargo().args([
             "bench",
             "--package",
-            "shadow-user",
+            "shadow-wire",
             "--bench",
             "pipeline",
             "--bench",

@@ -18,9 +18,9 @@ use super::{
     super::body::{BodyStream, Next},
     error::{ExchangeStage, UpstreamError},
     persist,
-    response::{Complete, ResponseReader},
     stream::Stream,
 };
+use crate::http::reply::{Complete, ResponseReader};
 
 /// Bytes read at a time. Only a response head is ever kept longer than one read, so the
 /// buffer stays under `MAX_HEAD_BYTES + READ_CHUNK`.

@@ -3,7 +3,7 @@
 
 use std::{fmt, io, time::Duration};
 
-use super::response::ResponseError;
+use crate::http::reply::ResponseError;
 use crate::replay::stats::Undelivered;
 
 /// A failure on the shadow side of a replay: connecting to the shadow service, or the

@@ -14,7 +14,6 @@ mod error;
 mod persist;
 mod pool;
 mod resolve;
-pub(crate) mod response;
 mod stream;
 mod tls;
 

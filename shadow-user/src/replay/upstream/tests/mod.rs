@@ -2,7 +2,6 @@
 
 mod exchange;
 mod pool;
-mod response;
 mod tls;
 
 use std::{

@@ -10,7 +10,7 @@ use std::{
 };
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use shadowd::{
+use shadow_wire::{
     http::{HttpEvent, HttpFlow, Limits as HttpLimits},
     packet::Direction,
     packet::{Segment, tcp_flags},

@@ -9,7 +9,7 @@ mod stream;
 mod table;
 
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;
 
 use std::{net::SocketAddr, time::SystemTime};
 

@@ -6,10 +6,11 @@ use std::time::{Duration, SystemTime};
 
 use proptest::prelude::*;
 
-use super::*;
 use crate::{
-    packet::{Segment, tcp_flags},
-    reassembly::tests::segments_of,
+    http::{HttpEvent, HttpFlow, Limits as HttpLimits},
+    packet::{Direction, Segment, tcp_flags},
+    reassembly::{FlowKey, FlowTable, Limits, ReassemblyStats, StreamHandler},
+    testing::segments_of,
 };
 
 /// One request as it goes on the wire.

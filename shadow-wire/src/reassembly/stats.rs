@@ -1,17 +1,12 @@
 //! Counters of the reassembler, registered as `shadowd_reassembly_*`.
 
 use super::acceptance::RejectReason;
-use crate::{
-    labels::{DirectionLabel, label_value},
-    packet::Direction,
-};
+use crate::{label_value, labels::DirectionLabel, packet::Direction};
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
-
-use crate::metrics::Registered;
 
 /// Why bytes of a stream were given up as lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -161,8 +156,9 @@ impl ReassemblyStats {
     }
 }
 
-impl Registered for ReassemblyStats {
-    fn register_in(&self, registry: &mut Registry) {
+impl ReassemblyStats {
+    /// Registers every counter in `registry`, under `reassembly_`.
+    pub fn register_in(&self, registry: &mut Registry) {
         let r = registry.sub_registry_with_prefix("reassembly");
         r.register("flows", "Connections tracked", self.flows.clone());
         r.register(
@@ -247,7 +243,8 @@ mod tests {
     #[test]
     fn every_counter_is_registered_with_its_reason_labels() {
         let mut registry = Registry::default();
-        let stats = ReassemblyStats::register(&mut registry);
+        let stats = ReassemblyStats::default();
+        stats.register_in(&mut registry);
         stats.gap(GapReason::HoleTimeout);
         stats.rejected(RejectReason::Urgent);
         stats.delivered(Direction::Response).inc_by(7);

@@ -6,7 +6,10 @@ use std::time::{Duration, SystemTime};
 use proptest::prelude::*;
 
 use super::*;
-use crate::packet::{Segment, tcp_flags};
+use crate::{
+    packet::{Segment, tcp_flags},
+    testing::segments_of,
+};
 
 /// What a handler saw, per direction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -292,18 +295,6 @@ fn idle_flows_expire_and_the_table_is_bounded() {
     t.expire(at(20_000), &mut out);
     assert!(t.is_empty());
     assert_eq!(stats.flows_expired.get(), 2);
-}
-
-/// Cuts `stream` into segments at `cuts`, then applies reordering and duplication.
-pub(crate) fn segments_of(stream: &[u8], cuts: &[usize]) -> Vec<(usize, Vec<u8>)> {
-    let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (stream.len() + 1)).collect();
-    bounds.extend([0, stream.len()]);
-    bounds.sort_unstable();
-    bounds.dedup();
-    bounds
-        .windows(2)
-        .map(|w| (w[0], stream[w[0]..w[1]].to_vec()))
-        .collect()
 }
 
 proptest! {

@@ -9,11 +9,13 @@
 mod body;
 mod budget;
 mod flow;
+mod handler;
 mod head;
 mod hold;
 mod limits;
 mod pairing;
 mod reader;
+pub mod reply;
 mod request;
 mod response;
 mod resync;
@@ -30,7 +32,8 @@ pub use response::Response;
 
 // The replay client reads shadows' replies with the same body framing and length rules.
 pub(crate) use body::{Body, Framing};
-pub(crate) use head::{BodyFields, ContentLength, Transfer, parse_length, persists};
+pub use head::persists;
+pub(crate) use head::{BodyFields, ContentLength, Transfer, parse_length};
 
 use crate::packet::Direction;
 
@@ -173,6 +176,9 @@ impl Notice {
         }
     }
 }
+
+// Metric label values, as the daemon counts them.
+crate::label_value!(UnsupportedReason, Notice);
 
 /// What one direction of a flow passed over.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -139,7 +139,7 @@ impl BodyFields {
 
 /// What a message's version and `Connection` fields say about the connection after it
 /// (RFC 9112 §9.3): HTTP/1.1 persists unless `close`, HTTP/1.0 only with `keep-alive`.
-pub(crate) fn persists(version: u8, headers: &[httparse::Header<'_>]) -> bool {
+pub fn persists(version: u8, headers: &[httparse::Header<'_>]) -> bool {
     let mut close = false;
     let mut keep_alive = false;
     let fields = headers

@@ -13,7 +13,7 @@ use std::{
 };
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use shadowd::{
+use shadow_wire::{
     http::{HttpFlow, Limits as HttpLimits},
     packet::Direction,
     packet::{Segment, tcp_flags},

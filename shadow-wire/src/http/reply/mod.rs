@@ -2,11 +2,10 @@
 //! head, where its body ends (RFC 9112 §6.3) and whether the connection persists after it.
 //! Bodies are read past, never kept, by the capture side's body reader ([`Body`]).
 
-use super::persist::persists;
-use crate::http::{Body, BodyFields, ContentLength, Framing, Transfer, parse_length};
+use super::{Body, BodyFields, ContentLength, Framing, Transfer, parse_length, persists};
 
 /// Largest response head read; a larger one is a `HeadTooLarge` error.
-pub(super) const MAX_HEAD_BYTES: usize = 64 * 1024;
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Most header fields in a response head.
 const MAX_HEADERS: usize = 100;
 /// Most interim responses before the final one: each is small, but a shadow must not keep
@@ -18,13 +17,20 @@ const MAX_INTERIM: usize = 16;
 pub enum ResponseError {
     /// The head (status line, fields, blank line) is longer than the cap.
     #[error("response head larger than {max} bytes")]
-    HeadTooLarge { max: usize },
+    HeadTooLarge {
+        /// The cap.
+        max: usize,
+    },
     /// The head has more fields than the cap.
     #[error("more than {max} header fields in the response head")]
-    TooManyHeaders { max: usize },
+    TooManyHeaders {
+        /// The cap.
+        max: usize,
+    },
     /// httparse rejected the head.
     #[error("malformed response head")]
     Head {
+        /// What httparse said.
         #[source]
         source: httparse::Error,
     },
@@ -33,15 +39,22 @@ pub enum ResponseError {
     ContentLength,
     /// Interim responses kept coming.
     #[error("more than {max} interim (1xx) responses")]
-    TooManyInterim { max: usize },
+    TooManyInterim {
+        /// The cap.
+        max: usize,
+    },
     /// The chunked body's framing is broken.
     #[error("broken chunked framing: {what}")]
-    Chunked { what: &'static str },
+    Chunked {
+        /// Where it broke.
+        what: &'static str,
+    },
 }
 
 /// The final response, read to its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Complete {
+pub struct Complete {
+    /// The status code.
     pub status: u16,
     /// The response lets the connection carry another request.
     pub persists: bool,
@@ -49,7 +62,7 @@ pub(crate) struct Complete {
 
 /// What one call to [`ResponseReader::decode`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Decoded {
+pub struct Decoded {
     /// Bytes read from the front of the input; the rest must be offered again, with more.
     pub consumed: usize,
     /// The final response ended with the last consumed byte.
@@ -58,7 +71,7 @@ pub(crate) struct Decoded {
 
 /// Reads one reply (interim responses and the final one) incrementally.
 #[derive(Debug)]
-pub(crate) struct ResponseReader {
+pub struct ResponseReader {
     head_request: bool,
     interim: usize,
     state: State,
@@ -260,3 +273,6 @@ fn body_fields(headers: &[httparse::Header<'_>]) -> BodyFields {
     }
     fields
 }
+
+#[cfg(test)]
+mod tests;

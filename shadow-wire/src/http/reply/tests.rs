@@ -1,7 +1,7 @@
 //! The reply reader on byte fixtures, each fed in pieces of every size: where each reply
 //! ends, its status, and whether the connection persists.
 
-use crate::replay::upstream::response::{Complete, ResponseError, ResponseReader};
+use super::{Complete, ResponseError, ResponseReader};
 
 /// The reply that follows each fixture on the wire: it must not be read.
 const NEXT: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";

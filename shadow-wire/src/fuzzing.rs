@@ -29,12 +29,11 @@ use std::{
 };
 
 use crate::{
-    http::{self, HttpEvent, HttpFlow, Request},
+    http::{self, HttpEvent, HttpFlow, Request, reply::ResponseReader},
     packet::Direction,
     packet::{self, Segment, linktype},
     pcap::read_segments_from,
     reassembly::{FlowTable, GapKind, Limits, ReassemblyStats},
-    replay::upstream::response::ResponseReader,
 };
 
 /// Limits small enough that short inputs reach them: the default ones need megabytes.

@@ -15,16 +15,23 @@ use crate::packet::{Segment, parse_link};
 /// Errors reading a capture file.
 #[derive(Debug, thiserror::Error)]
 pub enum PcapReadError {
+    /// The file could not be opened.
     #[error("opening {path}")]
     Open {
+        /// The file.
         path: PathBuf,
+        /// Why.
         #[source]
         source: io::Error,
     },
+    /// The file is not a capture the reader knows, or is damaged.
     #[error("{path} is not a pcap or pcapng file, or is damaged at byte {offset}: {detail}")]
     Format {
+        /// The file.
         path: PathBuf,
+        /// Where the reader stopped.
         offset: usize,
+        /// What the reader said.
         detail: String,
     },
 }
@@ -32,7 +39,9 @@ pub enum PcapReadError {
 /// Counts of what a file held besides TCP segments.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct FileCounts {
+    /// Frames read.
     pub packets: u64,
+    /// TCP segments among them.
     pub segments: u64,
     /// Frames that were not TCP, or not parseable (see `shadowd_ring_unparsed_frames` live).
     pub skipped: u64,
