@@ -23,12 +23,16 @@ enum Seen {
     End(Direction),
 }
 
+/// Records what the table hands over; mid-message once it saw client bytes and no end.
 #[derive(Default)]
-struct Recorder;
+struct Recorder {
+    mid_request: bool,
+}
 
 impl StreamHandler for Recorder {
     type Event = Seen;
     fn data(&mut self, direction: Direction, data: &[u8], _: SystemTime, out: &mut Vec<Seen>) {
+        self.mid_request |= direction == Direction::Request;
         out.push(Seen::Data(direction, data.to_vec()));
     }
     fn gap(&mut self, direction: Direction, resume_at: u64, kind: GapKind, out: &mut Vec<Seen>) {
@@ -46,7 +50,7 @@ impl StreamHandler for Recorder {
         out.push(Seen::Acked(direction, offset));
     }
     fn mid_message(&self) -> bool {
-        false
+        self.mid_request
     }
     fn end(&mut self, direction: Direction, out: &mut Vec<Seen>) {
         out.push(Seen::End(direction));
@@ -61,7 +65,10 @@ const SERVER: &str = "198.18.0.2:80";
 
 fn table(limits: Limits) -> (FlowTable<Recorder>, ReassemblyStats) {
     let stats = ReassemblyStats::default();
-    (FlowTable::new(limits, stats.clone(), |_| Recorder), stats)
+    (
+        FlowTable::new(limits, stats.clone(), |_| Recorder::default()),
+        stats,
+    )
 }
 
 fn at(ms: u64) -> SystemTime {
@@ -277,7 +284,7 @@ fn idle_flows_expire_and_the_table_is_bounded() {
         ..Limits::default()
     };
     let stats = ReassemblyStats::default();
-    let mut t: FlowTable<Recorder> = FlowTable::new(limits, stats.clone(), |_| Recorder);
+    let mut t: FlowTable<Recorder> = FlowTable::new(limits, stats.clone(), |_| Recorder::default());
     let mut out = Vec::new();
     for port in 1..=3u16 {
         let segment = Segment {
@@ -603,7 +610,7 @@ fn a_full_table_evicts_connections_never_established_first() {
         ..Limits::default()
     };
     let stats = ReassemblyStats::default();
-    let mut t: FlowTable<Recorder> = FlowTable::new(limits, stats.clone(), |_| Recorder);
+    let mut t: FlowTable<Recorder> = FlowTable::new(limits, stats.clone(), |_| Recorder::default());
     // An established connection, idle since, then a forged one, then another.
     handshake(&mut t, 100);
     feed(&mut t, 101, tcp_flags::ACK, b"GET", 1);
@@ -630,4 +637,221 @@ fn a_full_table_evicts_connections_never_established_first() {
         without_acks(next),
         [Seen::Data(Direction::Request, b" /".to_vec())]
     );
+}
+
+/// The flow of the tests' client and server ports.
+fn key() -> FlowKey {
+    FlowKey {
+        client: CLIENT.parse().unwrap(),
+        server: SERVER.parse().unwrap(),
+    }
+}
+
+#[test]
+fn a_new_connection_on_the_same_ports_replaces_the_old_only_when_the_server_accepts_it() {
+    let (mut t, stats) = table(Limits::default());
+    handshake(&mut t, 100);
+    feed(&mut t, 101, tcp_flags::ACK, b"GET /a", 1);
+    assert!(t.contains(&key()));
+    // A SYN on the same ports the server answers with a challenge ACK (not a SYN-ACK of
+    // it): a forgery, or a stale retransmission. The connection goes on as it was.
+    let forged = send(&mut t, Direction::Request, 5000, 0, tcp_flags::SYN, b"", 2);
+    assert!(forged.is_empty(), "{forged:?}");
+    send(
+        &mut t,
+        Direction::Response,
+        SERVER_ISN.wrapping_add(1),
+        107,
+        tcp_flags::ACK,
+        b"",
+        3,
+    );
+    let more = feed(&mut t, 107, tcp_flags::ACK, b" HTTP", 4);
+    assert_eq!(
+        without_acks(more),
+        [Seen::Data(Direction::Request, b" HTTP".to_vec())]
+    );
+    // A SYN the server accepts: the old connection ends and the new one starts from its
+    // first byte, verified by its own handshake.
+    send(&mut t, Direction::Request, 9000, 0, tcp_flags::SYN, b"", 5);
+    let replaced = send(
+        &mut t,
+        Direction::Response,
+        7777,
+        9001,
+        tcp_flags::SYN | tcp_flags::ACK,
+        b"",
+        6,
+    );
+    assert!(
+        replaced.contains(&Seen::End(Direction::Request)),
+        "{replaced:?}"
+    );
+    assert!(
+        replaced.contains(&Seen::End(Direction::Response)),
+        "{replaced:?}"
+    );
+    let first = send(
+        &mut t,
+        Direction::Request,
+        9001,
+        7778,
+        tcp_flags::ACK,
+        b"GET /b",
+        7,
+    );
+    assert_eq!(
+        without_acks(first),
+        [Seen::Data(Direction::Request, b"GET /b".to_vec())]
+    );
+    assert_eq!(stats.flows_created.get(), 2);
+    assert_eq!(t.len(), 1);
+}
+
+#[test]
+fn a_connection_forgotten_mid_message_resumes_as_such_unless_it_starts_anew() {
+    let limits = Limits {
+        idle_timeout: Duration::from_secs(10),
+        ..Limits::default()
+    };
+    let (mut t, stats) = table(limits);
+    handshake(&mut t, 100);
+    feed(&mut t, 101, tcp_flags::ACK, b"POST /upload", 1);
+    let mut out = Vec::new();
+    // Idle a moment less than the timeout: kept.
+    t.expire(at(1 + 9_999), &mut out);
+    assert!(t.contains(&key()));
+    t.expire(at(1 + 10_000), &mut out);
+    assert!(!t.contains(&key()) && t.is_empty());
+    assert_eq!(stats.flows_expired.get(), 1);
+    // Its next bytes continue a message: none may be taken for a start.
+    let resumed = feed(&mut t, 113, tcp_flags::ACK, b" more body", 20_000);
+    assert_eq!(
+        resumed[..3],
+        [
+            Seen::Gap(Direction::Request),
+            Seen::ResumeAt(Direction::Request, 0),
+            Seen::Kind(GapKind::Resumed)
+        ]
+    );
+    // A connection that starts with a handshake is new, whatever was forgotten.
+    let (mut t, _) = table(limits);
+    handshake(&mut t, 100);
+    feed(&mut t, 101, tcp_flags::ACK, b"POST /upload", 1);
+    t.expire(at(20_000), &mut Vec::new());
+    let mut fresh = handshake(&mut t, 500);
+    fresh.extend(feed(&mut t, 501, tcp_flags::ACK, b"GET", 20_001));
+    assert_eq!(
+        without_acks(fresh),
+        [Seen::Data(Direction::Request, b"GET".to_vec())]
+    );
+    // Forgotten for ten timeouts, a connection is gone for good: its bytes are a pickup.
+    let (mut t, _) = table(limits);
+    handshake(&mut t, 100);
+    feed(&mut t, 101, tcp_flags::ACK, b"POST /upload", 1);
+    t.expire(at(20_000), &mut Vec::new());
+    t.expire(at(20_000 + 100_000), &mut Vec::new());
+    let later = feed(&mut t, 113, tcp_flags::ACK, b"x", 120_001);
+    assert_eq!(later[2], Seen::Kind(GapKind::Pickup));
+}
+
+#[test]
+fn bytes_held_out_of_order_are_counted_until_their_flow_ends_however_it_ends() {
+    let held = |t: &mut FlowTable<Recorder>, isn: u32, ms: u64| {
+        handshake(t, isn);
+        feed(t, isn.wrapping_add(1), tcp_flags::ACK, b"AB", ms);
+        feed(t, isn.wrapping_add(5), tcp_flags::ACK, b"EFGH", ms + 1); // "CD" missing
+    };
+    // Ended by production's RST.
+    let (mut t, stats) = table(Limits::default());
+    held(&mut t, 0, 1);
+    assert_eq!(stats.out_of_order_bytes.get(), 4);
+    assert_eq!(stats.out_of_order_segments.get(), 1);
+    send(
+        &mut t,
+        Direction::Response,
+        SERVER_ISN.wrapping_add(1),
+        7,
+        tcp_flags::RST | tcp_flags::ACK,
+        b"",
+        3,
+    );
+    assert_eq!(stats.out_of_order_bytes.get(), 0);
+    // Ended by idling out.
+    let (mut t, stats) = table(Limits::default());
+    held(&mut t, 0, 1);
+    t.expire(at(1_000_000), &mut Vec::new());
+    assert_eq!(stats.out_of_order_bytes.get(), 0);
+    // Two flows: what one gives back leaves the other's count.
+    let (mut t, stats) = table(Limits::default());
+    held(&mut t, 0, 1);
+    let other = Segment {
+        src: "198.18.0.1:40001".parse().unwrap(),
+        dst: SERVER.parse().unwrap(),
+        seq: 9,
+        ack: 1,
+        flags: tcp_flags::ACK,
+        payload: b"XYZ",
+    };
+    // Picked up mid-way: its first bytes are delivered, those after a hole held.
+    t.segment(Direction::Request, &other, at(2), &mut Vec::new());
+    let ahead = Segment { seq: 20, ..other };
+    t.segment(Direction::Request, &ahead, at(3), &mut Vec::new());
+    assert_eq!(stats.out_of_order_bytes.get(), 4 + 3);
+    feed(&mut t, 3, tcp_flags::ACK, b"CD", 4);
+    assert_eq!(stats.out_of_order_bytes.get(), 3);
+}
+
+#[test]
+fn what_all_flows_hold_out_of_order_is_bounded_together() {
+    let limits = Limits {
+        max_total_buffer: 6,
+        ..Limits::default()
+    };
+    let (mut t, stats) = table(limits);
+    handshake(&mut t, 0);
+    feed(&mut t, 1, tcp_flags::ACK, b"AB", 1);
+    feed(&mut t, 5, tcp_flags::ACK, b"EFGH", 2); // 4 held
+    assert_eq!(stats.gaps_of(GapReason::GlobalBufferFull), 0);
+    let other = |seq: u32, payload: &'static [u8]| Segment {
+        src: "198.18.0.1:40001".parse().unwrap(),
+        dst: SERVER.parse().unwrap(),
+        seq,
+        ack: 1,
+        flags: tcp_flags::ACK,
+        payload,
+    };
+    let mut out = Vec::new();
+    t.segment(Direction::Request, &other(100, b"x"), at(3), &mut out);
+    // Two more held bytes reach the bound, not past it.
+    t.segment(Direction::Request, &other(110, b"yz"), at(4), &mut out);
+    assert_eq!(stats.gaps_of(GapReason::GlobalBufferFull), 0);
+    assert_eq!(stats.out_of_order_bytes.get(), 6);
+    // One more is past it: the flow that grew gives up its holes (two).
+    t.segment(Direction::Request, &other(120, b"!"), at(5), &mut out);
+    assert_eq!(stats.gaps_of(GapReason::GlobalBufferFull), 2);
+    assert_eq!(
+        stats.out_of_order_bytes.get(),
+        4,
+        "the first flow's bytes stay held"
+    );
+}
+
+#[test]
+fn segments_far_outside_their_stream_are_counted_and_dropped() {
+    let (mut t, stats) = table(Limits::default());
+    handshake(&mut t, 0);
+    feed(&mut t, 1, tcp_flags::ACK, b"AB", 1);
+    // The stream stands at offset 2 (sequence number 3): exactly 2^30 ahead still belongs
+    // to it, one more does not.
+    let edge = feed(&mut t, 3 + (1 << 30), tcp_flags::ACK, b"!", 2);
+    assert!(bytes_of(&edge).is_empty());
+    assert_eq!(stats.out_of_window_segments.get(), 0);
+    assert_eq!(stats.out_of_order_bytes.get(), 1);
+    let far = feed(&mut t, 4 + (1 << 30), tcp_flags::ACK, b"far away", 2);
+    assert!(bytes_of(&far).is_empty());
+    assert_eq!(stats.out_of_window_segments.get(), 1);
+    assert_eq!(stats.out_of_order_bytes.get(), 1);
+    let next = feed(&mut t, 3, tcp_flags::ACK, b"CD", 3);
+    assert_eq!(bytes_of(&next), b"CD");
 }
