@@ -389,9 +389,6 @@ impl<H: StreamHandler> FlowTable<H> {
             }
             return true;
         }
-        if self.flows.contains_key(&key) {
-            return true;
-        }
         let rst = segment.has(tcp_flags::RST);
         let fin = segment.has(tcp_flags::FIN);
         if rst || (segment.payload.is_empty() && !syn && !fin) {
