@@ -898,3 +898,11 @@ fn a_stray_line_end_after_a_post_that_production_acknowledged_confirms_the_post(
         ]
     );
 }
+
+#[test]
+fn a_requests_method_and_target_are_its_own_bytes() {
+    let found = events(&[Op::Push(REQ, b"PATCH /a/b?q=1 HTTP/1.1\r\nHost: h\r\n\r\n")]);
+    let request = requests(&found)[0];
+    assert_eq!(request.method_bytes(), b"PATCH");
+    assert_eq!(request.target_bytes(), b"/a/b?q=1");
+}

@@ -533,3 +533,25 @@ fn a_response_after_empty_lines_starts_at_its_status_line() {
     }
     assert_eq!(reader.message_start(), OK_EMPTY.len() as u64 + 4);
 }
+
+#[test]
+fn interim_responses_are_the_1xx_but_101() {
+    let response = |status| crate::http::Response {
+        status,
+        request_sequence: None,
+        first_byte: ts(0),
+        last_byte: ts(0),
+        head_len: 1,
+        body_len: 0,
+    };
+    for (status, interim) in [
+        (99, false),
+        (100, true),
+        (101, false),
+        (103, true),
+        (199, true),
+        (200, false),
+    ] {
+        assert_eq!(response(status).is_interim(), interim, "{status}");
+    }
+}
