@@ -5,7 +5,7 @@
 //! server) and scrape (metrics listener, which serves nothing else) answer, the admin server
 //! bounds its connections and slow heads, and the HTML page renders in a real browser.
 
-use std::{io::Read, net::TcpStream, time::Duration};
+use std::{io::Read, net::TcpStream, path::Path, time::Duration};
 
 use serde_yaml_ng::Value;
 use shadowd_tests::{
@@ -138,10 +138,12 @@ fn a_second_shadow_error_reaches_diag_ambassador_and_the_gauge() {
         .get("/ambassador/v0/diag/?json=true&filter=errors")
         .expect("ambassador diag");
     let errors: Vec<(String, String)> = serde_json::from_str(&body).expect("[[rkey, message]]");
-    assert_eq!(
-        errors,
-        [("myservice-mapping.default.1".to_string(), error.to_string())]
-    );
+    // Keyed by the group, named after its first Mapping: the file's first document.
+    let file = Path::new(mappings.arg())
+        .file_name()
+        .unwrap()
+        .to_string_lossy();
+    assert_eq!(errors, [(format!("{file}.1"), error.to_string())]);
     let (_, body) = daemon.get("/diag?json=true").expect("diag");
     let report: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(report["errors"][0][1], error);

@@ -101,7 +101,9 @@ mod tests {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/myservice-services.yaml");
         let (code, text) = run(&[example]);
         assert_eq!(code, 0, "{text}");
-        assert!(text.contains("group myservice-mapping.default.1"), "{text}");
+        // The group is named after its first Mapping in rkey order: the Service annotations
+        // name them `myservice.default.1` and `myservice-shadow.default.1`, `-` before `.`.
+        assert!(text.contains("group myservice-shadow.default.1"), "{text}");
         assert!(
             text.contains("production: myservice-mapping -> myservice.default:80"),
             "{text}"
@@ -130,17 +132,17 @@ mod tests {
         let (code, text) = run(std::slice::from_ref(&path));
         std::fs::remove_dir_all(&dir).ok();
         assert_eq!(code, 1, "{text}");
-        // Mappings are taken in rkey order: `myservice-shadow-2.default.3`
-        // sorts before `myservice-shadow-mapping.default.2`, so it is the first shadow.
+        // Mappings are taken in rkey order, and a plain file names its documents
+        // `three.yaml.1`, `.2`, `.3`: the first shadow is the first written, as in Ambassador.
         assert!(
             text.contains(
-                "[myservice-mapping.default.1] cannot accept myservice-shadow-mapping as second \
-                 shadow after myservice-shadow-2"
+                "[three.yaml.1] cannot accept myservice-shadow-2 as second shadow after \
+                 myservice-shadow-mapping"
             ),
             "{text}"
         );
         assert!(
-            text.contains("shadow:     myservice-shadow-2 -> other.default:80"),
+            text.contains("shadow:     myservice-shadow-mapping -> myservice-shadow.default:80"),
             "{text}"
         );
     }

@@ -72,6 +72,31 @@ struct Source<'a> {
     label: String,
     /// Namespace of Mappings that do not set one.
     namespace: Option<String>,
+    /// What the rkeys of its documents are named after, as Emissary's fetcher names them:
+    /// the file's name, or `<service>.<namespace>` of the Service whose annotation it is.
+    rkey_base: String,
+    /// An annotation's documents are named after the Service even when one is written as
+    /// a custom resource.
+    annotation: bool,
+}
+
+impl Source<'_> {
+    /// The rkey of a resource of this source: `<name>.<namespace>` for a custom resource
+    /// (`metadata` naming it) read from a file, else `<rkey_base>.<n>`, `n` the document's
+    /// number in the source, from 1.
+    fn rkey(&self, document: &Document, value: &Value) -> String {
+        let metadata = value.get("metadata");
+        let field = |key: &str| metadata.and_then(|m| m.get(key)).and_then(Value::as_str);
+        match field("name") {
+            Some(name) if !self.annotation => {
+                let namespace = field("namespace")
+                    .or(self.namespace.as_deref())
+                    .unwrap_or("default");
+                format!("{name}.{namespace}")
+            }
+            _ => format!("{}.{}", self.rkey_base, document.number),
+        }
+    }
 }
 
 /// Reads every resource of the YAML `text` of file `path`.
@@ -80,6 +105,11 @@ pub fn file(path: &Path, text: &str, out: &mut Resources) -> Result<(), SyntaxEr
         path,
         label: path.display().to_string(),
         namespace: None,
+        rkey_base: path.file_name().map_or_else(
+            || path.display().to_string(),
+            |name| name.to_string_lossy().into_owned(),
+        ),
+        annotation: false,
     };
     for document in documents::split(text, 0)? {
         resource(&source, &document, &document.value, out)?;
@@ -154,7 +184,12 @@ fn service_annotation(
             "{} (annotation {ANNOTATION} of Service {service_name})",
             source.label
         ),
+        rkey_base: format!(
+            "{service_name}.{}",
+            namespace.as_deref().unwrap_or("default")
+        ),
         namespace,
+        annotation: true,
     };
     let docs = documents::split(text, key_line).map_err(|mut err| {
         err.message = format!("in {}: {}", inner.label, err.message);
@@ -184,11 +219,7 @@ fn module(source: &Source<'_>, document: &Document, value: &Value, out: &mut Res
         );
         return;
     }
-    let rkey = format!(
-        "shadowd.{}.{}",
-        source.namespace.as_deref().unwrap_or("default"),
-        document.number
-    );
+    let rkey = source.rkey(document, value);
     let config = spec.get("config").cloned().unwrap_or(Value::Null);
     // A Module error makes the whole configuration unusable (`ConfigError::Module`).
     let unusable = |out: &mut Resources, field: &str, problem: &str| {
@@ -305,11 +336,7 @@ fn mapping(source: &Source<'_>, document: &Document, value: &Value, out: &mut Re
         .or_else(|| meta_str("namespace"))
         .or_else(|| source.namespace.clone())
         .unwrap_or_else(|| "default".into());
-    let rkey = format!(
-        "{}.{namespace}.{}",
-        name.as_deref().unwrap_or("(unnamed)"),
-        document.number
-    );
+    let rkey = source.rkey(document, value);
     let mut f = Fields::new(
         map,
         document,

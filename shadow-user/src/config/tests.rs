@@ -36,28 +36,43 @@ fn summary(loaded: &Loaded) -> Vec<(String, String, String, bool)> {
 
 #[test]
 fn the_users_example_in_both_forms() {
-    let expected = vec![
+    let production = |rkey: &str| {
         (
-            "myservice-mapping.default.1".to_string(),
+            rkey.to_string(),
             "/myservice/".to_string(),
             "myservice.default:80".to_string(),
             false,
-        ),
+        )
+    };
+    let shadow = |rkey: &str| {
         (
-            "myservice-shadow-mapping.default.1".to_string(),
+            rkey.to_string(),
             "/myservice/".to_string(),
             "myservice-shadow.default:80".to_string(),
             true,
-        ),
-    ];
+        )
+    };
+    // rkeys are named after their source, as Emissary's are: a Service's annotation names
+    // its Mappings after the Service; sorted as strings, `-` before `.`.
     let services = load(&[examples().join("myservice-services.yaml")]).unwrap();
-    assert_eq!(summary(&services), expected);
+    assert_eq!(
+        summary(&services),
+        [
+            shadow("myservice-shadow.default.1"),
+            production("myservice.default.1")
+        ]
+    );
     assert_eq!(services.diagnostics, Diagnostics::default());
 
+    // A plain file names its documents after itself, in document order.
     let plain = load(&[examples().join("myservice-mappings.yaml")]).unwrap();
-    let mut expected_plain = expected.clone();
-    expected_plain[1].0 = "myservice-shadow-mapping.default.2".into();
-    assert_eq!(summary(&plain), expected_plain);
+    assert_eq!(
+        summary(&plain),
+        [
+            production("myservice-mappings.yaml.1"),
+            shadow("myservice-mappings.yaml.2")
+        ]
+    );
     assert_eq!(plain.mappings[1].weight, 100);
     assert_eq!(plain.mappings[1].timeout.as_millis(), 3000);
 }
@@ -102,7 +117,8 @@ items:
     let loaded = load_text("crd", text).unwrap();
     assert_eq!(loaded.diagnostics, Diagnostics::default());
     let api = &loaded.mappings[0];
-    assert_eq!(api.rkey, "api.prod.1");
+    // A custom resource is named after itself, an annotation's Mapping after its Service.
+    assert_eq!(api.rkey, "api.prod");
     assert_eq!(api.service.to_string(), "https://api.prod:443");
     assert_eq!(api.weight, 30);
     assert_eq!(
@@ -158,7 +174,7 @@ fn field_errors_name_file_document_line_and_field() {
         .iter()
         .map(|(_, m)| m.as_str())
         .collect();
-    assert_eq!(loaded.diagnostics.errors[0].0, "b.default.2");
+    assert_eq!(loaded.diagnostics.errors[0].0, "config.yaml.2");
     assert!(errors[0].ends_with("config.yaml, document 2, line 11: field service: service http://b/path has extra URL components"), "{errors:?}");
     assert!(
         errors[1].ends_with("document 2, line 12: field weight: 130 is outside 0-100"),
@@ -208,19 +224,19 @@ fn fields_that_would_inject_bytes_into_a_copy_are_errors_and_build_nothing() {
     assert_eq!(errors.len(), 5, "{errors:?}");
     for (rkey, field) in [
         (
-            "h.default.2",
+            "config.yaml.2",
             "field add_request_headers: the value of X-Test holds a byte",
         ),
         (
-            "n.default.3",
+            "config.yaml.3",
             "field add_request_headers: \"X Test\" is not a header field name",
         ),
         (
-            "r.default.4",
+            "config.yaml.4",
             "field remove_request_headers: \"Cookie\\r\\n\" is not a header field name",
         ),
-        ("w.default.5", "field rewrite: "),
-        ("o.default.6", "field host_rewrite: "),
+        ("config.yaml.5", "field rewrite: "),
+        ("config.yaml.6", "field host_rewrite: "),
     ] {
         assert!(
             errors.iter().any(|(k, m)| *k == rkey && m.contains(field)),
@@ -270,7 +286,7 @@ fn unknown_fields_and_kinds_are_notices() {
         notices[0].ends_with("document 1, line 6: unknown Mapping field cors ignored"),
         "{notices:?}"
     );
-    assert_eq!(loaded.diagnostics.notices[0].0, "a.default.1");
+    assert_eq!(loaded.diagnostics.notices[0].0, "config.yaml.1");
     assert!(
         notices[1].ends_with("document 2: kind ConfigMap ignored"),
         "{notices:?}"
