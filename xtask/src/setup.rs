@@ -26,6 +26,9 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "openssl",
     // Renders /diag in the browser test.
     "chromium",
+    // promtool checks and unit-tests the alert rules; a real Prometheus scrapes a running
+    // shadowd with them loaded.
+    "prometheus",
 ];
 
 /// The nightly toolchain the eBPF crate builds with (LLVM 22, like bpf-linker).
