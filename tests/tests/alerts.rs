@@ -1,7 +1,8 @@
-//! The alert rules in `deploy/prometheus/`: `promtool` checks them and runs their unit tests,
-//! the Prometheus Operator's copy holds the same groups, and a real Prometheus scraping a
-//! running shadowd (real traffic through the program) fires `ShadowdShadowDown` for a shadow
-//! that goes down and fires nothing while all is well.
+//! The alert rules in `deploy/prometheus/` and the dashboard in `deploy/grafana/`: `promtool`
+//! checks the rules and runs their unit tests, the Prometheus Operator's copy holds the same
+//! groups, and a real Prometheus scraping a running shadowd (real traffic through the program)
+//! fires `ShadowdShadowDown` for a shadow that goes down and nothing while all is well, and
+//! answers every query of the dashboard with data.
 
 use std::{
     path::{Path, PathBuf},
@@ -215,4 +216,55 @@ fn a_real_prometheus_fires_shadow_down_and_nothing_while_all_is_well() {
         !firing.contains(&"ShadowdLedgerUnbalanced".to_string()),
         "{firing:?}"
     );
+
+    // Every query of the dashboard, with all Mappings and a rate window of 10 s, has data.
+    let empty: Vec<String> = dashboard_queries()
+        .into_iter()
+        .map(|expr| {
+            expr.replace("$mapping", ".*")
+                .replace("$__rate_interval", "10s")
+        })
+        .filter(|query| prometheus.value(&topo.server, query).is_none())
+        .collect();
+    assert!(empty.is_empty(), "queries without data: {empty:#?}");
+}
+
+/// The query of every target of every panel of `deploy/grafana/shadowd.json`.
+fn dashboard_queries() -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana/shadowd.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let queries: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().cloned().unwrap_or_default())
+        .map(|target| target["expr"].as_str().unwrap().to_string())
+        .collect();
+    assert!(queries.len() > 10, "{queries:?}");
+    queries
+}
+
+#[test]
+fn the_dashboard_imports_as_is() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana/shadowd.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let variables: Vec<&str> = dashboard["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|variable| variable["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(variables, ["datasource", "mapping"]);
+    // Every panel reads the chosen data source, none a fixed one.
+    for panel in dashboard["panels"].as_array().unwrap() {
+        if panel["type"] == "row" {
+            continue;
+        }
+        assert_eq!(panel["datasource"]["uid"], "${datasource}", "{panel}");
+        for target in panel["targets"].as_array().unwrap() {
+            assert_eq!(target["datasource"]["uid"], "${datasource}", "{target}");
+        }
+    }
 }
