@@ -54,11 +54,21 @@ pub fn read_segments(
     path: &Path,
     each: impl FnMut(SystemTime, &Segment<'_>),
 ) -> Result<FileCounts, PcapReadError> {
+    read_segments_through(path, |file| file, each)
+}
+
+/// As [`read_segments`], reading the file through `through` (one that counts the bytes for
+/// a progress bar, say).
+pub fn read_segments_through<R: io::Read + Send>(
+    path: &Path,
+    through: impl FnOnce(File) -> R,
+    each: impl FnMut(SystemTime, &Segment<'_>),
+) -> Result<FileCounts, PcapReadError> {
     let file = File::open(path).map_err(|source| PcapReadError::Open {
         path: path.into(),
         source,
     })?;
-    read_segments_from(file, path, READ_BUFFER, each)
+    read_segments_from(through(file), path, READ_BUFFER, each)
 }
 
 /// Bytes of a capture file held while reading it: more than any block (a 64 KiB GSO frame

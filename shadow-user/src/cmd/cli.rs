@@ -42,7 +42,9 @@ pub enum Command {
     )]
     Run(RunArgs),
     /// Show a running daemon's production vs shadow table and loss ledger.
-    #[command(after_help = "Example:\n  shadowd status --admin 127.0.0.1:8877")]
+    #[command(
+        after_help = "Examples:\n  shadowd status --admin 127.0.0.1:8877\n  shadowd status --watch"
+    )]
     Status(StatusArgs),
     /// Load a configuration, print its route table, errors and notices.
     #[command(
@@ -84,6 +86,10 @@ pub struct StatusArgs {
     /// Admin address of the running daemon.
     #[arg(long, default_value = "127.0.0.1:8877", value_name = "ADDR")]
     pub admin: SocketAddr,
+
+    /// Redraw the view every SECONDS (2 when none is given) until interrupted.
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "2")]
+    pub watch: Option<f64>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -15,13 +15,14 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::cli::ExtractArgs;
+use super::progress::FileProgress;
 use crate::{
     active::ActiveConfig,
     capture::ports::PortSet,
     http::{Budgets, HttpEvent, HttpFlow, Limits as HttpLimits, Request},
     packet::Direction,
     packet::{Segment, tcp_flags},
-    pcap::{FileCounts, PcapReadError, read_segments},
+    pcap::{FileCounts, PcapReadError, read_segments_through},
     pipeline::{CountedFlow, FlowTotals},
     reassembly::{FlowKey, FlowTable, Limits, ReassemblyStats},
     route::RouteTable,
@@ -172,12 +173,17 @@ pub struct Summary {
     pub totals: Arc<FlowTotals>,
 }
 
-/// Extracts the requests of `path`, writing one JSON line each to `out`.
+/// Segments between two updates of the progress message.
+const PROGRESS_EVERY: u64 = 4096;
+
+/// Extracts the requests of `path`, writing one JSON line each to `out`, and saying how far it
+/// got on `progress`.
 pub fn extract(
     path: &Path,
     mut server_side: ServerSide,
     routes: Option<&RouteTable>,
     out: &mut dyn Write,
+    progress: &FileProgress,
 ) -> Result<Summary, PcapReadError> {
     let reassembly = ReassemblyStats::default();
     let totals = Arc::new(FlowTotals::default());
@@ -212,13 +218,26 @@ pub fn extract(
             }
         }
     };
-    let file = read_segments(path, |ts, segment| {
-        last_ts = ts;
-        if let Some(direction) = server_side.direction(segment) {
-            table.segment(direction, segment, ts, &mut events);
-            emit(&mut events, &mut summary);
-        }
-    })?;
+    let mut segments = 0u64;
+    let file = read_segments_through(
+        path,
+        |file| progress.reader(file),
+        |ts, segment| {
+            last_ts = ts;
+            if let Some(direction) = server_side.direction(segment) {
+                table.segment(direction, segment, ts, &mut events);
+                emit(&mut events, &mut summary);
+            }
+            segments += 1;
+            if segments.is_multiple_of(PROGRESS_EVERY) {
+                progress.say(format!(
+                    "{} requests, {} responses",
+                    summary.requests, summary.responses
+                ));
+            }
+        },
+    )?;
+    progress.finish();
     summary.file = file;
     table.flush(last_ts, &mut events);
     emit(&mut events, &mut summary);
@@ -343,7 +362,8 @@ pub fn command(args: &ExtractArgs) -> i32 {
     let routes = (!args.config.is_empty()).then_some(&config.table);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    match extract(&args.pcap, server_side, routes, &mut out) {
+    let progress = FileProgress::start(&args.pcap);
+    match extract(&args.pcap, server_side, routes, &mut out, &progress) {
         Ok(summary) => {
             drop(out);
             eprint!("{}", summary.render());

@@ -6,6 +6,7 @@ pub(crate) mod check;
 pub(crate) mod cli;
 pub(crate) mod extract;
 pub(crate) mod generate;
+pub(crate) mod progress;
 pub(crate) mod replay;
 pub(crate) mod run;
 pub(crate) mod status;
@@ -35,7 +36,15 @@ pub fn main() -> ! {
         Command::Extract(args) => extract::command(&args),
         Command::Replay(args) => runtime.block_on(replay::command(&args)),
         Command::Generate { what } => generate::command(what),
-        Command::Status(args) => status::status(args.admin, &mut std::io::stdout()),
+        Command::Status(args) => match args.watch {
+            Some(seconds) => status::watch(
+                args.admin,
+                std::time::Duration::from_secs_f64(seconds.max(0.1)),
+                None,
+                &mut std::io::stdout(),
+            ),
+            None => status::status(args.admin, &mut std::io::stdout()),
+        },
         Command::Check(args) => check::check(&args.config, &mut std::io::stdout()),
         Command::Run(args) => match runtime.block_on(run::run(args)) {
             Ok(()) => 0,

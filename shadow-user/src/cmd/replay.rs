@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{cli::ReplayArgs, extract::ServerSide};
+use super::{cli::ReplayArgs, extract::ServerSide, progress::FileProgress};
 use crate::{
     active::ActiveConfig,
     capture::ports::PortSet,
@@ -34,14 +34,24 @@ pub async fn command(args: &ReplayArgs) -> i32 {
     let server_side = ServerSide::Ports(config.capture_ports(explicit.as_ref()));
     let stats = ReplayStats::default();
     let config = Arc::new(config);
+    let progress = FileProgress::start(&args.pcap);
+    let tick = {
+        let (progress, stats) = (progress.clone(), stats.clone());
+        let names = crate::replay::summary::shadow_mappings(&config);
+        move || progress.say(crate::replay::summary::progress(&stats, &names))
+    };
+    let reader = progress.clone();
     let result = replay_file(
         &args.pcap,
         config.clone(),
         server_side,
         ReplaySettings::new(upstream),
         stats.clone(),
+        move |file| reader.reader(file),
+        tick,
     )
     .await;
+    progress.finish();
     match result {
         Ok(counts) => {
             eprint!(

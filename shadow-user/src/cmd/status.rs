@@ -1,5 +1,6 @@
 //! `shadowd status`: fetches `/diag?json=true` from a running daemon and prints the
-//! production vs shadow table and the loss ledger, for people on the node.
+//! production vs shadow table and the loss ledger, for people on the node; with `--watch`,
+//! redraws it until interrupted.
 
 use std::{
     io::{Read, Write},
@@ -80,5 +81,81 @@ pub fn status(addr: SocketAddr, out: &mut dyn Write) -> i32 {
             let _ = writeln!(out, "shadowd status: {}", crate::error_chain(&err));
             1
         }
+    }
+}
+
+/// Clears a terminal and puts the cursor at its top left, so each view replaces the last.
+const CLEAR: &str = "\x1b[H\x1b[2J";
+
+/// Redraws the status of the daemon at `addr` every `every`, `rounds` times or until the
+/// process is interrupted; a daemon that does not answer is said so, and asked again.
+pub fn watch(addr: SocketAddr, every: Duration, rounds: Option<usize>, out: &mut dyn Write) -> i32 {
+    let mut round = 0;
+    while rounds.is_none_or(|rounds| round < rounds) {
+        let _ = write!(out, "{CLEAR}");
+        match fetch(addr) {
+            Ok(report) => {
+                let _ = write!(out, "{}", text::render(&report));
+            }
+            Err(err) => {
+                let _ = writeln!(out, "shadowd status: {}", crate::error_chain(&err));
+            }
+        }
+        let _ = writeln!(out, "(every {:.1} s; Ctrl-C to stop)", every.as_secs_f64());
+        let _ = out.flush();
+        round += 1;
+        if rounds.is_none_or(|rounds| round < rounds) {
+            std::thread::sleep(every);
+        }
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{io::Write as _, net::TcpListener};
+
+    use super::*;
+
+    /// An admin server that answers each request with `report`, `count` times.
+    fn serve(report: &Report, count: usize) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let body = serde_json::to_string(report).unwrap();
+        std::thread::spawn(move || {
+            for _ in 0..count {
+                let (mut stream, _) = listener.accept().unwrap();
+                // The whole request: closing with bytes unread would reset the connection.
+                let mut request = Vec::new();
+                let mut byte = [0u8; 1];
+                while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                    request.push(byte[0]);
+                }
+                let _ = write!(stream, "HTTP/1.0 200 OK\r\n\r\n{body}");
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn watch_redraws_the_view_and_rides_out_a_daemon_that_went_away() {
+        let report = Report {
+            version: "9.9.9".into(),
+            ready: true,
+            ..Report::default()
+        };
+        let addr = serve(&report, 2);
+        let mut out = Vec::new();
+        assert_eq!(watch(addr, Duration::from_millis(10), Some(3), &mut out), 0);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.matches(CLEAR).count(), 3, "{text}");
+        let views: Vec<&str> = text.split(CLEAR).skip(1).collect();
+        let once = text::render(&report);
+        assert!(
+            views[0].starts_with(&once) && views[1].starts_with(&once),
+            "{text}"
+        );
+        // The third ask finds no one: said, not fatal.
+        assert!(views[2].starts_with("shadowd status: connecting"), "{text}");
     }
 }

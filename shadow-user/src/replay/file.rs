@@ -9,7 +9,7 @@ use crate::{
     active::ActiveConfig,
     cmd::extract::ServerSide,
     http::{HttpEvent, HttpFlow},
-    pcap::{FileCounts, PcapReadError, read_segments},
+    pcap::{FileCounts, PcapReadError, read_segments_through},
     reassembly::{FlowTable, ReassemblyStats},
 };
 
@@ -22,13 +22,20 @@ pub enum ReplayFileError {
     Reader,
 }
 
-/// Replays `path` with `config`; returns what the file held. Counters are in `stats`.
-pub async fn replay_file(
+/// Segments between two calls of the progress callback.
+const PROGRESS_EVERY: u64 = 4096;
+
+/// Replays `path` with `config`, reading the file through `through` and calling `tick` now
+/// and then (a progress bar's reader and its update); returns what the file held. Counters
+/// are in `stats`.
+pub async fn replay_file<R: std::io::Read + Send>(
     path: &Path,
     config: Arc<ActiveConfig>,
     mut server_side: ServerSide,
     settings: ReplaySettings,
     stats: ReplayStats,
+    through: impl FnOnce(std::fs::File) -> R + Send + 'static,
+    mut tick: impl FnMut() + Send + 'static,
 ) -> Result<FileCounts, ReplayFileError> {
     let max_bytes = settings.max_bytes;
     let (sender, engine) = start(settings, stats.clone());
@@ -59,11 +66,16 @@ pub async fn replay_file(
                 }
             }
         };
-        let counts = read_segments(&path, |ts, segment| {
+        let mut segments = 0u64;
+        let counts = read_segments_through(&path, through, |ts, segment| {
             last = ts;
             if let Some(direction) = server_side.direction(segment) {
                 table.segment(direction, segment, ts, &mut events);
                 handle(&mut events, &mut offerer);
+            }
+            segments += 1;
+            if segments.is_multiple_of(PROGRESS_EVERY) {
+                tick();
             }
         })?;
         table.flush(last, &mut events);

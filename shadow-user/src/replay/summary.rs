@@ -7,51 +7,86 @@ use super::stats::{DropLabels, ReplayStats, Undelivered};
 use crate::labels::MappingLabel;
 use crate::{active::ActiveConfig, pcap::FileCounts};
 
+/// The names of the shadow Mappings of `config`, once each, sorted.
+pub fn shadow_mappings(config: &ActiveConfig) -> Vec<String> {
+    let mut names: Vec<String> = config
+        .table
+        .groups()
+        .iter()
+        .filter_map(|group| group.shadow.as_ref().map(|plan| plan.name.clone()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// One shadow Mapping's ledger as replay counted it.
+struct Tally {
+    observed: u64,
+    copied: u64,
+    sampled_out: u64,
+    /// The reasons that happened.
+    dropped: Vec<(Undelivered, u64)>,
+}
+
+fn tally(stats: &ReplayStats, name: &str) -> Tally {
+    let label = MappingLabel {
+        mapping: name.to_string(),
+    };
+    let get = |family: &prometheus_client::metrics::family::Family<MappingLabel, _>| {
+        let counter: &prometheus_client::metrics::counter::Counter = &family.get_or_create(&label);
+        counter.get()
+    };
+    let dropped = Undelivered::ALL
+        .into_iter()
+        .map(|reason| {
+            let labels = DropLabels {
+                mapping: name.to_string(),
+                reason,
+            };
+            (reason, stats.dropped.get_or_create(&labels).get())
+        })
+        .filter(|(_, dropped)| *dropped > 0)
+        .collect();
+    Tally {
+        observed: get(&stats.observed),
+        copied: get(&stats.copied),
+        sampled_out: get(&stats.sampled_out),
+        dropped,
+    }
+}
+
 /// Renders the file counts and, per shadow Mapping of `config`, the replay ledger.
 pub fn render(counts: &FileCounts, stats: &ReplayStats, config: &ActiveConfig) -> String {
     let mut text = format!(
         "packets {} (tcp segments {}, other {}, snapped {})\n",
         counts.packets, counts.segments, counts.skipped, counts.truncated
     );
-    let mut names: Vec<&str> = config
-        .table
-        .groups()
-        .iter()
-        .filter_map(|group| group.shadow.as_ref().map(|plan| plan.name.as_str()))
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    for name in names {
-        let label = MappingLabel {
-            mapping: name.to_string(),
-        };
-        let get = |family: &prometheus_client::metrics::family::Family<MappingLabel, _>| {
-            let counter: &prometheus_client::metrics::counter::Counter =
-                &family.get_or_create(&label);
-            counter.get()
-        };
+    for name in shadow_mappings(config) {
+        let tally = tally(stats, &name);
         let _ = write!(
             text,
             "{name}: observed {}, copied {}, sampled out {}",
-            get(&stats.observed),
-            get(&stats.copied),
-            get(&stats.sampled_out)
+            tally.observed, tally.copied, tally.sampled_out
         );
-        for reason in Undelivered::ALL {
-            let dropped = stats
-                .dropped
-                .get_or_create(&DropLabels {
-                    mapping: name.to_string(),
-                    reason,
-                })
-                .get();
-            if dropped > 0 {
-                let _ = write!(text, ", dropped ({reason}) {dropped}");
-            }
+        for (reason, dropped) in tally.dropped {
+            let _ = write!(text, ", dropped ({reason}) {dropped}");
         }
         text.push('\n');
     }
     text
+}
+
+/// Replay so far, all shadow Mappings together, for a progress bar.
+pub fn progress(stats: &ReplayStats, names: &[String]) -> String {
+    let (mut observed, mut copied, mut dropped) = (0, 0, 0);
+    for name in names {
+        let tally = tally(stats, name);
+        observed += tally.observed;
+        copied += tally.copied;
+        dropped += tally.dropped.iter().map(|(_, n)| n).sum::<u64>();
+    }
+    format!("{observed} requests to copy, {copied} copied, {dropped} dropped")
 }
 
 #[cfg(test)]
