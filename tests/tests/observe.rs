@@ -370,6 +370,13 @@ fn the_diag_page_renders_in_a_browser() {
         dom_text.contains("Production vs shadow") && dom_text.contains(MAPPING),
         "{dom_text}"
     );
+    // The latency distributions are a picture the browser took in: both sides' lines.
+    assert!(
+        dom_text.contains("<svg")
+            && dom_text.contains("class=\"production\"")
+            && dom_text.contains("class=\"shadow\""),
+        "{dom_text}"
+    );
     assert!(
         !String::from_utf8_lossy(&dom.stderr).contains("Uncaught"),
         "JavaScript errors"

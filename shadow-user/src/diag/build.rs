@@ -161,5 +161,15 @@ fn side(side: &Side) -> SideReport {
         p50_ms: ms(0.5),
         p90_ms: ms(0.9),
         p99_ms: ms(0.99),
+        distribution: DISTRIBUTION
+            .iter()
+            .filter_map(|q| ms(*q).map(|ms| (*q, ms)))
+            .collect(),
     }
 }
+
+/// The fractions the latency distribution is drawn at: finer towards the tail, where sides
+/// differ first.
+const DISTRIBUTION: [f64; 16] = [
+    0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999,
+];

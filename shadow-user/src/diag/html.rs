@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use super::model::{Report, SideReport};
 
 /// Escapes text for HTML.
-fn esc(text: &str) -> String {
+pub(super) fn esc(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -46,6 +46,18 @@ pub fn render(report: &Report) -> String {
     );
     h.push_str("<h2>Production vs shadow</h2>");
     table(&mut h, "comparison", &COMPARISON, comparison_rows(report));
+    let figures: Vec<String> = report
+        .comparison
+        .iter()
+        .filter_map(super::svg::distributions)
+        .collect();
+    if !figures.is_empty() {
+        h.push_str("<div id=\"latency\">");
+        for figure in figures {
+            h.push_str(&figure);
+        }
+        h.push_str("</div>");
+    }
     h.push_str("<h2>Loss ledger</h2>");
     table(&mut h, "ledger", &LEDGER, ledger_rows(report));
     h.push_str("<h2>Route table</h2>");
@@ -260,6 +272,9 @@ mod tests {
             p50_ms: p50,
             p90_ms: p50,
             p99_ms: None,
+            distribution: p50
+                .map(|ms| vec![(0.5, ms), (0.9, ms * 4.0)])
+                .unwrap_or_default(),
         };
         Report {
             version: "1.2.3".into(),
@@ -354,6 +369,8 @@ mod tests {
             "<h2>Errors (1)</h2>",
             "<p>ports: 80, 8080</p>",
             "<span class=\"bad\">not ready</span>",
+            "<div id=\"latency\"><svg",
+            "<polyline class=\"production\"",
         ] {
             assert!(page.contains(cell), "{cell} in {page}");
         }

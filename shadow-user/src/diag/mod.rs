@@ -5,6 +5,7 @@
 mod build;
 pub mod html;
 pub mod model;
+mod svg;
 pub mod text;
 
 pub use build::Sources;

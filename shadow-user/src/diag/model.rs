@@ -77,6 +77,10 @@ pub struct SideReport {
     pub p50_ms: Option<f64>,
     pub p90_ms: Option<f64>,
     pub p99_ms: Option<f64>,
+    /// The latency distribution: `[fraction, ms]` points, the fraction of responses at or
+    /// below each latency, from the fastest to the slowest (empty without responses).
+    #[serde(default)]
+    pub distribution: Vec<(f64, f64)>,
 }
 
 /// Production next to shadow, for one shadow Mapping.
