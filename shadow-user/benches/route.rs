@@ -12,7 +12,7 @@ use std::{hint::black_box, path::PathBuf, time::Duration};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use shadowd::{
-    config::{Diagnostics, HeaderMatch, Mapping, Origin, Scheme, Service},
+    config::{Criteria, Diagnostics, HeaderMatch, Mapping, Origin, Scheme, Service},
     route::{RequestParts, RouteTable},
 };
 
@@ -48,15 +48,17 @@ fn mapping(i: usize) -> Mapping {
             document: 1,
             line: 1,
         },
-        prefix,
-        prefix_regex,
-        case_sensitive: group % 20 != 11,
-        method: (group % 12 == 6).then(|| "POST".to_owned()),
-        host,
-        host_regex: false,
-        headers,
-        regex_headers,
-        precedence: 0,
+        criteria: Criteria {
+            prefix,
+            prefix_regex,
+            case_sensitive: group % 20 != 11,
+            method: (group % 12 == 6).then(|| "POST".to_owned()),
+            host,
+            host_regex: false,
+            headers,
+            regex_headers,
+            precedence: 0,
+        },
         service: Service {
             scheme: Scheme::Http,
             host: format!("svc-{group}{}.default", if shadow { "-shadow" } else { "" }),

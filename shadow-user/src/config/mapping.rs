@@ -65,6 +65,32 @@ impl fmt::Display for Service {
     }
 }
 
+/// What a request must have to match a group: a Mapping's match fields. Mappings with equal
+/// criteria form one group (`route::criteria` orders and prints them).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Criteria {
+    /// A literal path prefix, or a regex with `prefix_regex`.
+    pub prefix: String,
+    /// `prefix` is a regex that must match the whole path.
+    pub prefix_regex: bool,
+    /// Whether a literal `prefix` is compared case-sensitively (ignored for regexes, as
+    /// Envoy does).
+    pub case_sensitive: bool,
+    /// `None` matches any method.
+    pub method: Option<String>,
+    /// The Host value (port included), compared ASCII case-insensitively, or a regex.
+    pub host: Option<String>,
+    /// `host` is a regex that must match the whole Host value. Always false without a host.
+    pub host_regex: bool,
+    /// Header fields that must be present, or have exactly a value (repeated fields joined
+    /// with `,`). Sorted by name (lower case).
+    pub headers: Vec<(String, HeaderMatch)>,
+    /// Header fields whose value must match a regex as a whole. Sorted by name (lower case).
+    pub regex_headers: Vec<(String, String)>,
+    /// Higher is tried first, before prefix length.
+    pub precedence: i64,
+}
+
 /// One Mapping, as loaded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mapping {
@@ -72,29 +98,15 @@ pub struct Mapping {
     pub name: String,
     /// `namespace`, else `default`.
     pub namespace: String,
-    /// `<name>.<namespace>.<n>`, n = the document's index in its source, from 1.
+    /// Named after where it came from, as Emissary names it (`<service>.<namespace>.<n>`
+    /// in a Service's annotation, `<name>.<namespace>` for a custom resource, `<file
+    /// name>.<n>` in a plain file): Mappings are taken in rkey order.
     pub rkey: String,
     /// Where it was read.
     pub origin: Origin,
 
-    /// The path prefix matched (`prefix`), or a regular expression (`prefix_regex`).
-    pub prefix: String,
-    /// `prefix` is a regular expression the whole path must match.
-    pub prefix_regex: bool,
-    /// `case_sensitive` (default true): whether `prefix` compares case.
-    pub case_sensitive: bool,
-    /// The method the request must have, if any.
-    pub method: Option<String>,
-    /// The Host (`:authority`) the request must have, if any: a value, or a regular expression (`host_regex`).
-    pub host: Option<String>,
-    /// `host` is a regular expression the whole Host value must match.
-    pub host_regex: bool,
-    /// Sorted by header name (lower case).
-    pub headers: Vec<(String, HeaderMatch)>,
-    /// Sorted by header name (lower case).
-    pub regex_headers: Vec<(String, String)>,
-    /// `precedence`: a higher one is tried first, before longer prefixes.
-    pub precedence: i64,
+    /// What a request must have to match it: the fields that decide its group.
+    pub criteria: Criteria,
 
     /// Where requests go: production's service, or the shadow's for a shadow Mapping.
     pub service: Service,

@@ -21,7 +21,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-pub use mapping::{Diagnostics, HeaderMatch, Mapping, Origin, Scheme, Service};
+pub use mapping::{Criteria, Diagnostics, HeaderMatch, Mapping, Origin, Scheme, Service};
 
 /// A configuration that cannot be used at all.
 #[derive(Debug, thiserror::Error)]

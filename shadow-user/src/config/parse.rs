@@ -11,7 +11,7 @@ use crate::settings::DaemonOptions;
 use super::{
     documents::{self, Document, SyntaxError},
     fields::Fields,
-    mapping::{Diagnostics, HeaderMatch, Mapping, Origin},
+    mapping::{Criteria, Diagnostics, HeaderMatch, Mapping, Origin},
     service, wire,
 };
 
@@ -373,15 +373,17 @@ fn mapping(source: &Source<'_>, document: &Document, value: &Value, out: &mut Re
             document: document.number,
             line: document.first_line,
         },
-        prefix: prefix.unwrap_or_default(),
-        prefix_regex: f.boolean(d, "prefix_regex", false),
-        case_sensitive: f.boolean(d, "case_sensitive", true),
-        method: f.string(d, "method"),
-        host: f.string(d, "host"),
-        host_regex: f.boolean(d, "host_regex", false),
-        headers,
-        regex_headers,
-        precedence: f.integer(d, "precedence").unwrap_or(0),
+        criteria: Criteria {
+            prefix: prefix.unwrap_or_default(),
+            prefix_regex: f.boolean(d, "prefix_regex", false),
+            case_sensitive: f.boolean(d, "case_sensitive", true),
+            method: f.string(d, "method"),
+            host: f.string(d, "host"),
+            host_regex: f.boolean(d, "host_regex", false),
+            headers,
+            regex_headers,
+            precedence: f.integer(d, "precedence").unwrap_or(0),
+        },
         service: service.unwrap_or_else(|| super::mapping::Service {
             scheme: super::mapping::Scheme::Http,
             host: String::new(),

@@ -26,7 +26,7 @@ fn summary(loaded: &Loaded) -> Vec<(String, String, String, bool)> {
         .map(|m| {
             (
                 m.rkey.clone(),
-                m.prefix.clone(),
+                m.criteria.prefix.clone(),
                 m.service.to_string(),
                 m.shadow,
             )
@@ -122,7 +122,7 @@ items:
     assert_eq!(api.service.to_string(), "https://api.prod:443");
     assert_eq!(api.weight, 30);
     assert_eq!(
-        api.headers,
+        api.criteria.headers,
         vec![
             ("x-canary".into(), HeaderMatch::Exact("true".into())),
             ("x-debug".into(), HeaderMatch::Present)

@@ -3,48 +3,16 @@
 
 use std::{cmp::Ordering, fmt};
 
+pub use crate::config::Criteria;
 use crate::config::{HeaderMatch, Mapping};
-
-/// What a request must have to match a group. Mappings with equal criteria form one group.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Criteria {
-    /// A literal path prefix, or a regex with `prefix_regex`.
-    pub prefix: String,
-    /// `prefix` is a regex that must match the whole path.
-    pub prefix_regex: bool,
-    /// Whether a literal `prefix` is compared case-sensitively (ignored for regexes, as
-    /// Envoy does).
-    pub case_sensitive: bool,
-    /// `None` matches any method.
-    pub method: Option<String>,
-    /// The Host value (port included), compared ASCII case-insensitively, or a regex.
-    pub host: Option<String>,
-    /// `host` is a regex that must match the whole Host value. Always false without a host.
-    pub host_regex: bool,
-    /// Header fields that must be present, or have exactly a value (repeated fields joined
-    /// with `,`). Sorted by name (lower case).
-    pub headers: Vec<(String, HeaderMatch)>,
-    /// Header fields whose value must match a regex as a whole. Sorted by name (lower case).
-    pub regex_headers: Vec<(String, String)>,
-    /// Higher is tried first, before prefix length.
-    pub precedence: i64,
-}
 
 impl Criteria {
     /// The criteria of `mapping`. Its header names come lower-cased and sorted from the
     /// configuration, so equal meanings compare equal.
     pub fn of(mapping: &Mapping) -> Self {
-        Self {
-            prefix: mapping.prefix.clone(),
-            prefix_regex: mapping.prefix_regex,
-            case_sensitive: mapping.case_sensitive,
-            method: mapping.method.clone(),
-            host: mapping.host.clone(),
-            host_regex: mapping.host.is_some() && mapping.host_regex,
-            headers: mapping.headers.clone(),
-            regex_headers: mapping.regex_headers.clone(),
-            precedence: mapping.precedence,
-        }
+        let mut criteria = mapping.criteria.clone();
+        criteria.host_regex &= criteria.host.is_some();
+        criteria
     }
 
     /// Orders groups for matching: the group that must be tried first is `Less`.

@@ -154,25 +154,22 @@ fn production_rewrite_is_a_notice_where_there_is_a_copy() {
 fn invalid_regexes_are_errors_naming_the_field_and_build_nothing() {
     let cases: [(Mapping, &str); 3] = [
         (
-            Mapping {
-                prefix_regex: true,
-                ..mapping("bad-prefix", "/api/(v1", "api")
-            },
+            edited(mapping("bad-prefix", "/api/(v1", "api"), |c| {
+                c.prefix_regex = true;
+            }),
             "invalid regex in prefix: regex parse error:",
         ),
         (
-            Mapping {
-                host: Some("*.example.com".to_owned()),
-                host_regex: true,
-                ..mapping("bad-host", "/", "web")
-            },
+            edited(mapping("bad-host", "/", "web"), |c| {
+                c.host = Some("*.example.com".to_owned());
+                c.host_regex = true;
+            }),
             "invalid regex in host: regex parse error:",
         ),
         (
-            Mapping {
-                regex_headers: vec![("x-user".to_owned(), "[a-".to_owned())],
-                ..mapping("bad-header", "/", "web")
-            },
+            edited(mapping("bad-header", "/", "web"), |c| {
+                c.regex_headers = vec![("x-user".to_owned(), "[a-".to_owned())];
+            }),
             "invalid regex in regex_headers.x-user: regex parse error:",
         ),
     ];
@@ -192,10 +189,9 @@ fn invalid_regexes_are_errors_naming_the_field_and_build_nothing() {
 
 #[test]
 fn a_regex_that_only_parses_when_wrapped_is_refused() {
-    let bad = Mapping {
-        prefix_regex: true,
-        ..mapping("sneaky", "a)|(b", "web")
-    };
+    let bad = edited(mapping("sneaky", "a)|(b", "web"), |c| {
+        c.prefix_regex = true;
+    });
     let (table, diagnostics) = build(&[bad]);
     assert_eq!(diagnostics.errors.len(), 1);
     assert!(table.groups().is_empty());
@@ -248,34 +244,27 @@ fn production_mappings_with_equal_criteria_share_a_group() {
 fn criteria_that_differ_make_different_groups() {
     let base = || mapping("base", "/x/", "web");
     let variants = [
-        Mapping {
-            method: Some("GET".to_owned()),
-            ..base()
-        },
-        Mapping {
-            case_sensitive: false,
-            ..base()
-        },
-        Mapping {
-            prefix_regex: true,
-            ..base()
-        },
-        Mapping {
-            host: Some("a.example".to_owned()),
-            ..base()
-        },
-        Mapping {
-            headers: vec![("x-a".to_owned(), HeaderMatch::Present)],
-            ..base()
-        },
-        Mapping {
-            regex_headers: vec![("x-a".to_owned(), ".*".to_owned())],
-            ..base()
-        },
-        Mapping {
-            precedence: 1,
-            ..base()
-        },
+        edited(base(), |c| {
+            c.method = Some("GET".to_owned());
+        }),
+        edited(base(), |c| {
+            c.case_sensitive = false;
+        }),
+        edited(base(), |c| {
+            c.prefix_regex = true;
+        }),
+        edited(base(), |c| {
+            c.host = Some("a.example".to_owned());
+        }),
+        edited(base(), |c| {
+            c.headers = vec![("x-a".to_owned(), HeaderMatch::Present)];
+        }),
+        edited(base(), |c| {
+            c.regex_headers = vec![("x-a".to_owned(), ".*".to_owned())];
+        }),
+        edited(base(), |c| {
+            c.precedence = 1;
+        }),
     ];
     for (i, variant) in variants.into_iter().enumerate() {
         let variant = Mapping {

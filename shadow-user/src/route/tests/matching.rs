@@ -90,14 +90,12 @@ fn nothing_matches() {
 fn precedence_beats_length() {
     let mappings = [
         mapping("long", "/api/v1/users/", "users"),
-        Mapping {
-            precedence: 10,
-            ..mapping("short", "/api/", "api")
-        },
-        Mapping {
-            precedence: -1,
-            ..mapping("negative", "/api/v1/users/admin/", "admin")
-        },
+        edited(mapping("short", "/api/", "api"), |c| {
+            c.precedence = 10;
+        }),
+        edited(mapping("negative", "/api/v1/users/admin/", "admin"), |c| {
+            c.precedence = -1;
+        }),
     ];
     check(
         &mappings,
@@ -109,10 +107,9 @@ fn precedence_beats_length() {
     );
     let mappings = [
         mapping("long", "/api/v1/users/", "users"),
-        Mapping {
-            precedence: -1,
-            ..mapping("negative", "/api/v1/users/admin/", "admin")
-        },
+        edited(mapping("negative", "/api/v1/users/admin/", "admin"), |c| {
+            c.precedence = -1;
+        }),
     ];
     check(&mappings, &[case("/api/v1/users/admin/1", Some("long"))]);
 }
@@ -121,19 +118,16 @@ fn precedence_beats_length() {
 fn host_with_and_without_port() {
     let mappings = [
         mapping("any", "/", "web"),
-        Mapping {
-            host: Some("example.com".to_owned()),
-            ..mapping("bare", "/", "web")
-        },
-        Mapping {
-            host: Some("example.com:8080".to_owned()),
-            ..mapping("port", "/", "web")
-        },
-        Mapping {
-            host: Some(r"[a-z]+\.example\.org(:\d+)?".to_owned()),
-            host_regex: true,
-            ..mapping("regex", "/", "web")
-        },
+        edited(mapping("bare", "/", "web"), |c| {
+            c.host = Some("example.com".to_owned());
+        }),
+        edited(mapping("port", "/", "web"), |c| {
+            c.host = Some("example.com:8080".to_owned());
+        }),
+        edited(mapping("regex", "/", "web"), |c| {
+            c.host = Some(r"[a-z]+\.example\.org(:\d+)?".to_owned());
+            c.host_regex = true;
+        }),
     ];
     let on = |host| Case {
         host,
@@ -189,14 +183,12 @@ fn host_with_and_without_port() {
 fn method() {
     let mappings = [
         mapping("any", "/x/", "web"),
-        Mapping {
-            method: Some("POST".to_owned()),
-            ..mapping("post", "/x/", "web")
-        },
-        Mapping {
-            method: Some("DELETE".to_owned()),
-            ..mapping("delete", "/x/", "web")
-        },
+        edited(mapping("post", "/x/", "web"), |c| {
+            c.method = Some("POST".to_owned());
+        }),
+        edited(mapping("delete", "/x/", "web"), |c| {
+            c.method = Some("DELETE".to_owned());
+        }),
     ];
     let with = |method| Case {
         method,
@@ -230,18 +222,15 @@ fn method() {
 fn headers_present_exact_and_regex() {
     let mappings = [
         mapping("plain", "/", "web"),
-        Mapping {
-            headers: vec![("x-canary".to_owned(), HeaderMatch::Present)],
-            ..mapping("present", "/", "web")
-        },
-        Mapping {
-            headers: vec![("x-env".to_owned(), HeaderMatch::Exact("staging".to_owned()))],
-            ..mapping("exact", "/", "web")
-        },
-        Mapping {
-            regex_headers: vec![("x-user".to_owned(), r"\d+".to_owned())],
-            ..mapping("regex", "/", "web")
-        },
+        edited(mapping("present", "/", "web"), |c| {
+            c.headers = vec![("x-canary".to_owned(), HeaderMatch::Present)];
+        }),
+        edited(mapping("exact", "/", "web"), |c| {
+            c.headers = vec![("x-env".to_owned(), HeaderMatch::Exact("staging".to_owned()))];
+        }),
+        edited(mapping("regex", "/", "web"), |c| {
+            c.regex_headers = vec![("x-user".to_owned(), r"\d+".to_owned())];
+        }),
     ];
     let with = |headers, expect| Case {
         headers,
@@ -266,14 +255,12 @@ fn headers_present_exact_and_regex() {
         ],
     );
     let joined = [
-        Mapping {
-            headers: vec![("x-env".to_owned(), HeaderMatch::Exact("a,b".to_owned()))],
-            ..mapping("exact", "/", "web")
-        },
-        Mapping {
-            regex_headers: vec![("x-user".to_owned(), r"\d+,\d+,\d+".to_owned())],
-            ..mapping("regex", "/", "web")
-        },
+        edited(mapping("exact", "/", "web"), |c| {
+            c.headers = vec![("x-env".to_owned(), HeaderMatch::Exact("a,b".to_owned()))];
+        }),
+        edited(mapping("regex", "/", "web"), |c| {
+            c.regex_headers = vec![("x-user".to_owned(), r"\d+,\d+,\d+".to_owned())];
+        }),
     ];
     check(
         &joined,
@@ -298,14 +285,12 @@ fn a_constraint_beats_no_constraint_when_the_key_ties() {
     // before the unconstrained one, whichever came first.
     let mappings = [
         mapping("a-plain", "/x/", "web"),
-        Mapping {
-            host: Some("h".to_owned()),
-            ..mapping("b-host", "/x/", "web")
-        },
-        Mapping {
-            headers: vec![("x-a".to_owned(), HeaderMatch::Present)],
-            ..mapping("c-header", "/x/", "web")
-        },
+        edited(mapping("b-host", "/x/", "web"), |c| {
+            c.host = Some("h".to_owned());
+        }),
+        edited(mapping("c-header", "/x/", "web"), |c| {
+            c.headers = vec![("x-a".to_owned(), HeaderMatch::Present)];
+        }),
     ];
     check(
         &mappings,
@@ -329,14 +314,12 @@ fn a_constraint_beats_no_constraint_when_the_key_ties() {
 fn regex_prefix_must_match_the_whole_path() {
     let mappings = [
         mapping("root", "/", "web"),
-        Mapping {
-            prefix_regex: true,
-            ..mapping("users", r"/users/\d+", "users")
-        },
-        Mapping {
-            prefix_regex: true,
-            ..mapping("alt", "/a|/ab", "alt")
-        },
+        edited(mapping("users", r"/users/\d+", "users"), |c| {
+            c.prefix_regex = true;
+        }),
+        edited(mapping("alt", "/a|/ab", "alt"), |c| {
+            c.prefix_regex = true;
+        }),
     ];
     check(
         &mappings,
@@ -356,10 +339,9 @@ fn regex_prefix_must_match_the_whole_path() {
 fn case_insensitive_prefix() {
     let mappings = [
         mapping("root", "/", "web"),
-        Mapping {
-            case_sensitive: false,
-            ..mapping("api", "/Api/", "api")
-        },
+        edited(mapping("api", "/Api/", "api"), |c| {
+            c.case_sensitive = false;
+        }),
         mapping("api-exact", "/api/exact/", "api"),
     ];
     check(
@@ -407,15 +389,13 @@ fn captured_requests_are_routed_from_their_bytes() {
     };
     let mappings = [
         mapping("api", "/api/", "api"),
-        Mapping {
-            headers: vec![("x-env".to_owned(), HeaderMatch::Exact("staging".to_owned()))],
-            method: Some("POST".to_owned()),
-            ..mapping("staging", "/api/v1/", "api")
-        },
-        Mapping {
-            host: Some("shop".to_owned()),
-            ..mapping("shop", "/api/v1/", "api")
-        },
+        edited(mapping("staging", "/api/v1/", "api"), |c| {
+            c.headers = vec![("x-env".to_owned(), HeaderMatch::Exact("staging".to_owned()))];
+            c.method = Some("POST".to_owned());
+        }),
+        edited(mapping("shop", "/api/v1/", "api"), |c| {
+            c.host = Some("shop".to_owned());
+        }),
     ];
     let (table, _) = build(&mappings);
     assert_eq!(table.route(&request).unwrap().rkey, "staging.default.1");

@@ -28,15 +28,17 @@ pub(crate) fn mapping(name: &str, prefix: &str, service: &str) -> Mapping {
             document: 1,
             line: 1,
         },
-        prefix: prefix.to_owned(),
-        prefix_regex: false,
-        case_sensitive: true,
-        method: None,
-        host: None,
-        host_regex: false,
-        headers: Vec::new(),
-        regex_headers: Vec::new(),
-        precedence: 0,
+        criteria: Criteria {
+            prefix: prefix.to_owned(),
+            prefix_regex: false,
+            case_sensitive: true,
+            method: None,
+            host: None,
+            host_regex: false,
+            headers: Vec::new(),
+            regex_headers: Vec::new(),
+            precedence: 0,
+        },
         service: Service {
             scheme: Scheme::Http,
             host: host.to_owned(),
@@ -54,6 +56,12 @@ pub(crate) fn mapping(name: &str, prefix: &str, service: &str) -> Mapping {
 }
 
 /// The same Mapping as a shadow.
+/// `mapping` with its criteria changed by `edit`.
+pub(crate) fn edited(mut mapping: Mapping, edit: impl FnOnce(&mut Criteria)) -> Mapping {
+    edit(&mut mapping.criteria);
+    mapping
+}
+
 pub(crate) fn shadow(name: &str, prefix: &str, service: &str) -> Mapping {
     Mapping {
         shadow: true,

@@ -28,15 +28,15 @@ fn canonical<V: Clone + Ord>(fields: &[(String, V)]) -> Vec<(String, V)> {
 /// One group: the same method, prefix, prefix_regex, case_sensitive, host/host_regex,
 /// headers, regex_headers and precedence.
 fn same_criteria(a: &Mapping, b: &Mapping) -> bool {
-    a.method == b.method
-        && a.prefix == b.prefix
-        && a.prefix_regex == b.prefix_regex
-        && a.case_sensitive == b.case_sensitive
-        && a.host == b.host
-        && (a.host.is_none() || a.host_regex == b.host_regex)
-        && canonical(&a.headers) == canonical(&b.headers)
-        && canonical(&a.regex_headers) == canonical(&b.regex_headers)
-        && a.precedence == b.precedence
+    a.criteria.method == b.criteria.method
+        && a.criteria.prefix == b.criteria.prefix
+        && a.criteria.prefix_regex == b.criteria.prefix_regex
+        && a.criteria.case_sensitive == b.criteria.case_sensitive
+        && a.criteria.host == b.criteria.host
+        && (a.criteria.host.is_none() || a.criteria.host_regex == b.criteria.host_regex)
+        && canonical(&a.criteria.headers) == canonical(&b.criteria.headers)
+        && canonical(&a.criteria.regex_headers) == canonical(&b.criteria.regex_headers)
+        && a.criteria.precedence == b.criteria.precedence
 }
 
 /// `pattern` anchored at both ends, compiled once per thread: the generated patterns come
@@ -69,9 +69,14 @@ fn compiles(pattern: &str) -> bool {
 
 /// Whether the table would turn `m` away for a regex that does not compile.
 fn bad_regex(m: &Mapping) -> bool {
-    (m.prefix_regex && !compiles(&m.prefix))
-        || (m.host_regex && m.host.as_deref().is_some_and(|host| !compiles(host)))
-        || m.regex_headers
+    (m.criteria.prefix_regex && !compiles(&m.criteria.prefix))
+        || (m.criteria.host_regex
+            && m.criteria
+                .host
+                .as_deref()
+                .is_some_and(|host| !compiles(host)))
+        || m.criteria
+            .regex_headers
             .iter()
             .any(|(_, pattern)| !compiles(pattern))
 }
@@ -81,6 +86,7 @@ fn bad_regex(m: &Mapping) -> bool {
 fn constraint_weight(m: &Mapping) -> usize {
     let chars = |s: &str| s.chars().count();
     let exact: usize = m
+        .criteria
         .headers
         .iter()
         .map(|(name, value)| {
@@ -92,14 +98,16 @@ fn constraint_weight(m: &Mapping) -> usize {
         })
         .sum();
     let regex: usize = m
+        .criteria
         .regex_headers
         .iter()
         .map(|(name, value)| chars(name) + chars(value) + 1)
         .sum();
-    let host = m.host.as_deref().map_or(0, |host| {
-        chars(":authority") + chars(host) + usize::from(m.host_regex)
+    let host = m.criteria.host.as_deref().map_or(0, |host| {
+        chars(":authority") + chars(host) + usize::from(m.criteria.host_regex)
     });
     let method = m
+        .criteria
         .method
         .as_deref()
         .map_or(0, |method| chars(":method") + chars(method));
@@ -146,33 +154,36 @@ fn joined(request: &RequestParts<'_>, name: &str) -> Option<String> {
 /// Whether `request` meets every criterion of `m`.
 fn meets(m: &Mapping, request: &RequestParts<'_>) -> bool {
     let (path, host) = path_and_host(request);
-    let prefix = if m.prefix_regex {
-        full_match(&m.prefix, path)
-    } else if m.case_sensitive {
-        path.starts_with(&m.prefix)
+    let prefix = if m.criteria.prefix_regex {
+        full_match(&m.criteria.prefix, path)
+    } else if m.criteria.case_sensitive {
+        path.starts_with(&m.criteria.prefix)
     } else {
         path.to_ascii_lowercase()
-            .starts_with(&m.prefix.to_ascii_lowercase())
+            .starts_with(&m.criteria.prefix.to_ascii_lowercase())
     };
     let method = m
+        .criteria
         .method
         .as_deref()
         .is_none_or(|method| method == request.method);
-    let host = match (&m.host, host) {
+    let host = match (&m.criteria.host, host) {
         (None, _) => true,
         (Some(_), None) => false,
-        (Some(wanted), Some(host)) if m.host_regex => full_match(wanted, host),
+        (Some(wanted), Some(host)) if m.criteria.host_regex => full_match(wanted, host),
         (Some(wanted), Some(host)) => wanted.eq_ignore_ascii_case(host),
     };
-    let headers = m
-        .headers
-        .iter()
-        .all(|(name, wanted)| match (wanted, joined(request, name)) {
-            (_, None) => false,
-            (HeaderMatch::Present, Some(_)) => true,
-            (HeaderMatch::Exact(wanted), Some(value)) => *wanted == value,
-        });
+    let headers =
+        m.criteria
+            .headers
+            .iter()
+            .all(|(name, wanted)| match (wanted, joined(request, name)) {
+                (_, None) => false,
+                (HeaderMatch::Present, Some(_)) => true,
+                (HeaderMatch::Exact(wanted), Some(value)) => *wanted == value,
+            });
     let regex_headers = m
+        .criteria
         .regex_headers
         .iter()
         .all(|(name, pattern)| joined(request, name).is_some_and(|v| full_match(pattern, &v)));
@@ -221,19 +232,27 @@ pub(super) fn oracle_route<'m>(
     // §3: descending by [precedence, len(prefix), regex header length, prefix, method],
     // then by constraint weight; stable, so ties keep rkey order.
     let regex_len = |m: &Mapping| -> usize {
-        m.regex_headers
+        m.criteria
+            .regex_headers
             .iter()
             .map(|(name, value)| name.chars().count() + value.chars().count())
             .sum()
     };
     groups.sort_by(|a, b| {
         let (a, b) = (a.first, b.first);
-        b.precedence
-            .cmp(&a.precedence)
-            .then(b.prefix.chars().count().cmp(&a.prefix.chars().count()))
+        b.criteria
+            .precedence
+            .cmp(&a.criteria.precedence)
+            .then(
+                b.criteria
+                    .prefix
+                    .chars()
+                    .count()
+                    .cmp(&a.criteria.prefix.chars().count()),
+            )
             .then(regex_len(b).cmp(&regex_len(a)))
-            .then(b.prefix.cmp(&a.prefix))
-            .then(b.method.cmp(&a.method))
+            .then(b.criteria.prefix.cmp(&a.criteria.prefix))
+            .then(b.criteria.method.cmp(&a.criteria.method))
             .then(constraint_weight(b).cmp(&constraint_weight(a)))
     });
     groups

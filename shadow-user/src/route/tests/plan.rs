@@ -109,14 +109,14 @@ fn shadow_rewrite_replaces_the_matched_prefix() {
 #[test]
 fn shadow_rewrite_of_a_case_insensitive_prefix_replaces_what_matched() {
     let mappings = [
+        edited(mapping("p", "/Api/", "api"), |c| {
+            c.case_sensitive = false;
+        }),
         Mapping {
-            case_sensitive: false,
-            ..mapping("p", "/Api/", "api")
-        },
-        Mapping {
-            case_sensitive: false,
             rewrite: Some("/v2/".to_owned()),
-            ..shadow("s", "/Api/", "api-shadow")
+            ..edited(shadow("s", "/Api/", "api-shadow"), |c| {
+                c.case_sensitive = false;
+            })
         },
     ];
     let (table, _) = build(&mappings);
@@ -133,14 +133,14 @@ fn shadow_rewrite_of_a_case_insensitive_prefix_replaces_what_matched() {
 #[test]
 fn shadow_rewrite_with_a_regex_prefix_replaces_the_whole_path() {
     let mappings = [
+        edited(mapping("p", r"/users/\d+", "users"), |c| {
+            c.prefix_regex = true;
+        }),
         Mapping {
-            prefix_regex: true,
-            ..mapping("p", r"/users/\d+", "users")
-        },
-        Mapping {
-            prefix_regex: true,
             rewrite: Some("/user".to_owned()),
-            ..shadow("s", r"/users/\d+", "users-shadow")
+            ..edited(shadow("s", r"/users/\d+", "users-shadow"), |c| {
+                c.prefix_regex = true;
+            })
         },
     ];
     let (table, _) = build(&mappings);

@@ -48,16 +48,20 @@ fn arb_mapping() -> impl Strategy<Value = Mapping> {
                 precedence,
                 shadow,
             )| {
+                let base = mapping("m", &prefix, "svc");
                 Mapping {
-                    prefix_regex,
-                    case_sensitive,
-                    host: host.map(str::to_owned),
-                    method: method.map(str::to_owned),
-                    headers,
-                    regex_headers,
-                    precedence,
+                    criteria: Criteria {
+                        prefix_regex,
+                        case_sensitive,
+                        host: host.map(str::to_owned),
+                        method: method.map(str::to_owned),
+                        headers,
+                        regex_headers,
+                        precedence,
+                        ..base.criteria.clone()
+                    },
                     shadow,
-                    ..mapping("m", &prefix, "svc")
+                    ..base
                 }
             },
         )
