@@ -393,4 +393,76 @@ mod tests {
         };
         assert!(Settings::resolve(&flags(on_eth0(ringbuf)), None).is_ok());
     }
+
+    /// The `[default: …]` each option's help states, by argument id.
+    fn stated_defaults() -> std::collections::BTreeMap<String, String> {
+        let command = <DaemonOptions as clap::Args>::augment_args(clap::Command::new("shadowd"));
+        command
+            .get_arguments()
+            .filter_map(|arg| {
+                let help = arg.get_help()?.to_string();
+                let stated = help.split("[default: ").nth(1)?;
+                let value = stated.split([']', ';']).next()?.to_string();
+                Some((arg.get_id().to_string(), value))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_defaults_the_help_states_are_the_ones_applied() {
+        let settings = Settings::resolve(&flags(on_eth0(DaemonOptions::default())), None).unwrap();
+        let stated = stated_defaults();
+        let applied = [
+            ("admin", settings.admin.to_string()),
+            (
+                "config_poll_ms",
+                settings.config_poll.unwrap().as_millis().to_string(),
+            ),
+            ("capture_output", settings.output.as_str().to_string()),
+            ("ringbuf_size", settings.ringbuf.size.to_string()),
+            (
+                "ringbuf_poll_us",
+                settings.ringbuf.poll_interval.as_micros().to_string(),
+            ),
+            ("mirror_interface", settings.mirror_interface.clone()),
+            (
+                "loop_guard_mark",
+                format!("{:#X}", settings.loop_guard.mark).replace("0X", "0x"),
+            ),
+            (
+                "loop_guard_mask",
+                format!("{:#X}", settings.loop_guard.mask).replace("0X", "0x"),
+            ),
+            ("ring_block_size", settings.ring.block_size.to_string()),
+            ("ring_blocks", settings.ring.block_count.to_string()),
+            (
+                "ring_block_timeout_ms",
+                settings.ring.block_timeout.as_millis().to_string(),
+            ),
+            (
+                "shadow_max_connections",
+                settings
+                    .shadow
+                    .upstream(0)
+                    .unwrap()
+                    .max_connections_per_service
+                    .to_string(),
+            ),
+        ];
+        for (id, value) in &applied {
+            assert_eq!(
+                stated.get(*id),
+                Some(value),
+                "--{id}'s help and the default applied"
+            );
+        }
+        // Every option whose help states a default is checked above.
+        let checked: std::collections::BTreeSet<&str> = applied.iter().map(|(id, _)| *id).collect();
+        for id in stated.keys() {
+            assert!(
+                checked.contains(id.as_str()) || id == "metrics",
+                "--{id} states a default no test holds to what is applied"
+            );
+        }
+    }
 }
