@@ -138,6 +138,16 @@ fn an_absolute_form_target_names_the_shadow_as_the_host_does() {
         b"GET http://u:p@myservice-shadow:8080/myservice/x HTTP/1.1\r\nHost: myservice-shadow:8080\r\n\r\n"
             .to_vec()
     );
+    // Also when the host is rewritten: the `@` ends the user information, it is no part of
+    // the host replaced.
+    assert_eq!(
+        copy_of(
+            b"GET http://u:p@myservice/myservice/x HTTP/1.1\r\nHost: myservice\r\n\r\n",
+            &plan
+        ),
+        b"GET http://u:p@test.internal-shadow/v2/x HTTP/1.1\r\nHost: test.internal-shadow\r\n\r\n"
+            .to_vec()
+    );
 }
 
 #[test]
