@@ -512,9 +512,10 @@ fn programs_after_shadowd_on_the_interface_still_see_every_packet() {
         &format!("{}:{CAPTURE_PORT}", Topology::SERVER_V4),
     );
     let first = Shadowd::start(&topo.server, &mirror_args());
-    // A second TCX program on the same hooks, attached after the first: it only sees
-    // packets if the first hands them on (TCX_NEXT) instead of ending the chain. It uses
-    // the ring buffer output, the first the mirror: both outputs are in the chain.
+    // A second shadowd on the same hooks, attached first in the chain (before the first
+    // one): the first only sees packets if the second hands them on (TCX_NEXT) instead of
+    // ending the chain. One uses the mirror output, the other the ring buffer: both
+    // outputs are in the chain.
     let second = Shadowd::start_with_admin(&topo.server, &shadowd_args(), "127.0.0.1:8878");
     for _ in 0..5 {
         let (code, _) = curl(
@@ -536,5 +537,38 @@ fn programs_after_shadowd_on_the_interface_still_see_every_packet() {
             let cloned = tc(&a, "cloned_request");
             (cloned >= 10 && cloned == tc(&b, "cloned_request")).then_some(())
         },
+    );
+}
+
+#[test]
+fn a_program_that_ends_the_chain_before_shadowd_started_hides_nothing_from_it() {
+    let topo = Topology::new();
+    let _server = HttpServer::start(
+        &topo.server,
+        &format!("{}:{CAPTURE_PORT}", Topology::SERVER_V4),
+    );
+    // A CNI's program on the interface already, ending the chain for every packet.
+    let _cni = tcx::PassProgram::attach(&topo.server, Topology::SERVER_IF);
+    let daemon = Shadowd::start(&topo.server, &shadowd_args());
+    // shadowd attached first: its programs run before the one that ends the chain.
+    let ours = shadowd_programs();
+    for hook in tcx::attachments(&topo.server, Topology::SERVER_IF) {
+        assert_eq!(hook.program_ids.len(), 2, "{hook:?}");
+        assert!(ours.contains(&hook.program_ids[0]), "{hook:?} {ours:?}");
+    }
+    for _ in 0..5 {
+        let (code, _) = curl(
+            &topo.client,
+            &[&format!(
+                "http://{}:{CAPTURE_PORT}/bytes/100",
+                Topology::SERVER_V4
+            )],
+        );
+        assert_eq!(code, "200");
+    }
+    eventually(
+        Duration::from_secs(10),
+        "shadowd to see the traffic",
+        || (tc(&daemon.scrape(), "cloned_request") >= 10).then_some(()),
     );
 }

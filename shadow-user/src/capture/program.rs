@@ -322,12 +322,14 @@ fn attach_programs(ebpf: &mut Ebpf, interfaces: &[String]) -> Result<(), Program
             .load()
             .map_err(|source| ProgramLoadError::Program { name, source })?;
         for interface in interfaces {
-            // TCX explicitly: netlink (cls_bpf) filters would outlive a crashed daemon.
+            // TCX explicitly: netlink (cls_bpf) filters would outlive a crashed daemon. First
+            // in the chain: a program before it that ends the chain (a CNI's pass or
+            // redirect) would hide production's packets; shadowd only reads and hands on.
             program
                 .attach_with_options(
                     interface,
                     attach_type,
-                    TcAttachOptions::TcxOrder(LinkOrder::default()),
+                    TcAttachOptions::TcxOrder(LinkOrder::first()),
                 )
                 .map_err(|source| ProgramLoadError::Attach {
                     interface: interface.clone(),
