@@ -504,6 +504,20 @@ fn nothing_is_left_behind_after_sigterm_or_sigkill() {
     );
 }
 
+/// Five GETs, each on a connection of its own, answered 200.
+fn five_gets(topo: &Topology) {
+    for _ in 0..5 {
+        let (code, _) = curl(
+            &topo.client,
+            &[&format!(
+                "http://{}:{CAPTURE_PORT}/bytes/100",
+                Topology::SERVER_V4
+            )],
+        );
+        assert_eq!(code, "200");
+    }
+}
+
 #[test]
 fn programs_after_shadowd_on_the_interface_still_see_every_packet() {
     let topo = Topology::new();
@@ -517,16 +531,7 @@ fn programs_after_shadowd_on_the_interface_still_see_every_packet() {
     // ending the chain. One uses the mirror output, the other the ring buffer: both
     // outputs are in the chain.
     let second = Shadowd::start_with_admin(&topo.server, &shadowd_args(), "127.0.0.1:8878");
-    for _ in 0..5 {
-        let (code, _) = curl(
-            &topo.client,
-            &[&format!(
-                "http://{}:{CAPTURE_PORT}/bytes/100",
-                Topology::SERVER_V4
-            )],
-        );
-        assert_eq!(code, "200");
-    }
+    five_gets(&topo);
     eventually(
         Duration::from_secs(10),
         "both programs to count the traffic",
@@ -556,16 +561,7 @@ fn a_program_that_ends_the_chain_before_shadowd_started_hides_nothing_from_it() 
         assert_eq!(hook.program_ids.len(), 2, "{hook:?}");
         assert!(ours.contains(&hook.program_ids[0]), "{hook:?} {ours:?}");
     }
-    for _ in 0..5 {
-        let (code, _) = curl(
-            &topo.client,
-            &[&format!(
-                "http://{}:{CAPTURE_PORT}/bytes/100",
-                Topology::SERVER_V4
-            )],
-        );
-        assert_eq!(code, "200");
-    }
+    five_gets(&topo);
     eventually(
         Duration::from_secs(10),
         "shadowd to see the traffic",
