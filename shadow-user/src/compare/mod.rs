@@ -221,3 +221,67 @@ impl Registered for Comparison {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use prometheus_client::encoding::text::encode;
+
+    use super::*;
+
+    #[test]
+    fn statuses_fall_in_their_class_and_anything_else_in_5xx() {
+        let classes: Vec<&str> = [
+            100, 199, 200, 204, 299, 301, 399, 404, 499, 500, 599, 0, 600, 999,
+        ]
+        .into_iter()
+        .map(|status| CLASSES[class_index(status)])
+        .collect();
+        assert_eq!(
+            classes,
+            [
+                "1xx", "1xx", "2xx", "2xx", "2xx", "3xx", "3xx", "4xx", "4xx", "5xx", "5xx", "5xx",
+                "5xx", "5xx"
+            ]
+        );
+    }
+
+    #[test]
+    fn each_side_counts_its_classes_and_latency_and_differences_need_both_sides() {
+        let comparison = Comparison::default();
+        let ms = Duration::from_millis;
+        comparison.record("m", Role::Production, 200, ms(2), 1);
+        comparison.record("m", Role::Shadow, 500, ms(40), 1);
+        comparison.record("m", Role::Production, 404, ms(3), 2);
+        comparison.record("m", Role::Shadow, 404, ms(30), 2);
+        // Production's answer to a request with no copy is compared with nothing.
+        comparison.record("m", Role::Production, 302, ms(1), 0);
+        let pair = comparison.pair("m");
+        assert_eq!(pair.production.count(), 3);
+        assert_eq!(pair.shadow.count(), 2);
+        let counts = |side: &Side| side.classes.each_ref().map(Counter::get);
+        assert_eq!(counts(&pair.production), [0, 1, 1, 1, 0]);
+        assert_eq!(counts(&pair.shadow), [0, 0, 0, 1, 1]);
+        assert_eq!((pair.compared.get(), pair.differing.get()), (2, 1));
+        assert_eq!(
+            pair.shadow.latency.quantile(1.0).unwrap().as_millis() / 10,
+            4
+        );
+
+        let mut registry = Registry::default();
+        comparison.register_in(&mut registry);
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        for sample in [
+            "responses_total{mapping=\"m\",role=\"production\",class=\"2xx\"} 1",
+            "responses_total{mapping=\"m\",role=\"shadow\",class=\"5xx\"} 1",
+            "status_class_differences_total{mapping=\"m\"} 1",
+            // The latency histogram's buckets, in seconds, from 0.5 ms to 10 s.
+            "response_latency_seconds_bucket{le=\"0.0005\",mapping=\"m\",role=\"shadow\"} 0",
+            "response_latency_seconds_bucket{le=\"0.05\",mapping=\"m\",role=\"shadow\"} 2",
+            "response_latency_seconds_bucket{le=\"10.0\",mapping=\"m\",role=\"production\"} 3",
+            "response_latency_seconds_count{mapping=\"m\",role=\"production\"} 3",
+        ] {
+            assert!(text.contains(sample), "{sample} in\n{text}");
+        }
+    }
+}
