@@ -77,4 +77,13 @@ mod tests {
         assert_eq!(join.meet(2, Role::Production, 1), Some(1));
         assert_eq!(join.unmatched.get(), 0);
     }
+
+    #[test]
+    fn a_second_answer_of_the_same_side_is_no_other_half() {
+        let join = Join::default();
+        assert_eq!(join.meet(7, Role::Production, 1), None);
+        assert_eq!(join.meet(7, Role::Production, 3), None);
+        // The first production half still waits for the shadow's.
+        assert_eq!(join.meet(7, Role::Shadow, 1), Some(1));
+    }
 }

@@ -255,7 +255,18 @@ mod tests {
         comparison.record("m", Role::Shadow, 404, ms(30), 2);
         // Production's answer to a request with no copy is compared with nothing.
         comparison.record("m", Role::Production, 302, ms(1), 0);
+        comparison.record("a", Role::Shadow, 200, ms(1), 9);
+        let names: Vec<String> = comparison
+            .mappings()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(names, ["a", "m"], "by name");
         let pair = comparison.pair("m");
+        assert!(
+            Arc::ptr_eq(&pair, &comparison.mappings()[1].1),
+            "one pair per Mapping"
+        );
         assert_eq!(pair.production.count(), 3);
         assert_eq!(pair.shadow.count(), 2);
         let counts = |side: &Side| side.classes.each_ref().map(Counter::get);
