@@ -80,6 +80,10 @@ pub struct MutantsArgs {
     /// tests); the counts printed are then of this run alone.
     #[arg(long)]
     iterate: bool,
+    /// Test one shard of the mutants, K of N (`0/4`: every fourth from the first): a sample
+    /// of a large module in a quarter of the time.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<String>,
 }
 
 pub fn run(args: &MutantsArgs) -> Result<()> {
@@ -123,6 +127,10 @@ pub fn run(args: &MutantsArgs) -> Result<()> {
     }
     if args.iterate {
         cmd.arg("--iterate");
+    }
+    if let Some(shard) = &args.shard {
+        // Every Nth mutant (round robin), not a run of neighbours: a fair sample.
+        cmd.args(["--shard", shard, "--sharding", "round-robin"]);
     }
     for module in &modules {
         for path in module.files {
