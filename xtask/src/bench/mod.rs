@@ -9,6 +9,7 @@ mod commands;
 mod cpustat;
 mod delay;
 mod fidelity;
+mod figures;
 mod footprint;
 mod latency;
 mod load;
@@ -162,6 +163,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     print!("{}", report.table());
     std::fs::write(out.join("report.md"), report.markdown())?;
     std::fs::write(out.join("report.json"), report.json()?)?;
+    std::fs::write(out.join("throughput.svg"), report.throughput_figure())?;
+    std::fs::write(out.join("latency.svg"), report.latency_figure())?;
     println!(
         "bench: wrote {} and {} (logs of every run under {})",
         out.join("report.md").display(),

@@ -123,6 +123,7 @@ impl Report {
         }
         md.push_str(TOPOLOGY);
         md.push_str(HOW_TO_RUN);
+        md.push_str("\n![throughput](throughput.svg)\n\n![latency](latency.svg)\n");
         md.push_str(
             "\n## Summary\n\n| scenario | figure | value | ratio to A |\n|---|---|---:|---:|\n",
         );
