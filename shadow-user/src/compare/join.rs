@@ -79,6 +79,20 @@ mod tests {
     }
 
     #[test]
+    fn at_most_max_waiting_halves_wait_the_oldest_given_up_first() {
+        let join = Join::default();
+        for id in 0..MAX_WAITING as u64 {
+            assert_eq!(join.meet(id, Role::Production, 1), None);
+        }
+        assert_eq!(join.unmatched.get(), 0, "all fit");
+        join.meet(MAX_WAITING as u64, Role::Production, 1);
+        assert_eq!(join.unmatched.get(), 1);
+        // The oldest is gone: its shadow answer now waits in turn; the next oldest met.
+        assert_eq!(join.meet(0, Role::Shadow, 1), None);
+        assert_eq!(join.meet(2, Role::Shadow, 2), Some(1));
+    }
+
+    #[test]
     fn a_second_answer_of_the_same_side_is_no_other_half() {
         let join = Join::default();
         assert_eq!(join.meet(7, Role::Production, 1), None);

@@ -253,6 +253,8 @@ mod tests {
         comparison.record("m", Role::Shadow, 500, ms(40), 1);
         comparison.record("m", Role::Production, 404, ms(3), 2);
         comparison.record("m", Role::Shadow, 404, ms(30), 2);
+        comparison.record("m", Role::Shadow, 204, ms(20), 3);
+        comparison.record("m", Role::Production, 200, ms(2), 3);
         // Production's answer to a request with no copy is compared with nothing.
         comparison.record("m", Role::Production, 302, ms(1), 0);
         comparison.record("a", Role::Shadow, 200, ms(1), 9);
@@ -267,12 +269,13 @@ mod tests {
             Arc::ptr_eq(&pair, &comparison.mappings()[1].1),
             "one pair per Mapping"
         );
-        assert_eq!(pair.production.count(), 3);
-        assert_eq!(pair.shadow.count(), 2);
+        assert_eq!(pair.production.count(), 4);
+        assert_eq!(pair.shadow.count(), 3);
         let counts = |side: &Side| side.classes.each_ref().map(Counter::get);
-        assert_eq!(counts(&pair.production), [0, 1, 1, 1, 0]);
-        assert_eq!(counts(&pair.shadow), [0, 0, 0, 1, 1]);
-        assert_eq!((pair.compared.get(), pair.differing.get()), (2, 1));
+        assert_eq!(counts(&pair.production), [0, 2, 1, 1, 0]);
+        assert_eq!(counts(&pair.shadow), [0, 1, 0, 1, 1]);
+        // Three compared (either side first), one of them with different classes.
+        assert_eq!((pair.compared.get(), pair.differing.get()), (3, 1));
         assert_eq!(
             pair.shadow.latency.quantile(1.0).unwrap().as_millis() / 10,
             4
@@ -283,14 +286,14 @@ mod tests {
         let mut text = String::new();
         encode(&mut text, &registry).unwrap();
         for sample in [
-            "responses_total{mapping=\"m\",role=\"production\",class=\"2xx\"} 1",
+            "responses_total{mapping=\"m\",role=\"production\",class=\"2xx\"} 2",
             "responses_total{mapping=\"m\",role=\"shadow\",class=\"5xx\"} 1",
             "status_class_differences_total{mapping=\"m\"} 1",
             // The latency histogram's buckets, in seconds, from 0.5 ms to 10 s.
             "response_latency_seconds_bucket{le=\"0.0005\",mapping=\"m\",role=\"shadow\"} 0",
-            "response_latency_seconds_bucket{le=\"0.05\",mapping=\"m\",role=\"shadow\"} 2",
-            "response_latency_seconds_bucket{le=\"10.0\",mapping=\"m\",role=\"production\"} 3",
-            "response_latency_seconds_count{mapping=\"m\",role=\"production\"} 3",
+            "response_latency_seconds_bucket{le=\"0.05\",mapping=\"m\",role=\"shadow\"} 3",
+            "response_latency_seconds_bucket{le=\"10.0\",mapping=\"m\",role=\"production\"} 4",
+            "response_latency_seconds_count{mapping=\"m\",role=\"production\"} 4",
         ] {
             assert!(text.contains(sample), "{sample} in\n{text}");
         }
