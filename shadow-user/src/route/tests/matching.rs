@@ -411,3 +411,88 @@ fn captured_requests_are_routed_from_their_bytes() {
         [b"staging"]
     );
 }
+
+#[test]
+fn ties_are_broken_by_the_total_length_of_constraints_not_another_measure() {
+    // Each pair: the same precedence and prefix; the first built would win a tie, so the
+    // other must win by being longer as Ambassador measures it (name plus value, summed).
+    let regex_header = |name: &str, value: &str| (name.to_owned(), value.to_owned());
+    let headers: &[(&str, &str)] = &[
+        ("ab", "cdefgh"),
+        ("abcd", "efg"),
+        ("abcdef", "v"),
+        ("abc", "vvv"),
+        ("a", "xy"),
+        ("b", "zw"),
+        ("host-ish", "v"),
+    ];
+    // Regex header lengths: 2 + 6 = 8 beats 4 + 3 = 7 (as products, 12 each: a tie).
+    let regex = [
+        edited(mapping("seven", "/", "web"), |c| {
+            c.regex_headers = vec![regex_header("abcd", "efg")];
+        }),
+        edited(mapping("eight", "/", "web"), |c| {
+            c.regex_headers = vec![regex_header("ab", "cdefgh")];
+        }),
+    ];
+    check(
+        &regex,
+        &[Case {
+            headers,
+            ..case("/x", Some("eight"))
+        }],
+    );
+    // Exact headers: 6 + 1 = 7 beats 3 + 3 = 6 (as products, 6 against 9).
+    let exact = [
+        edited(mapping("six", "/", "web"), |c| {
+            c.headers = vec![("abc".to_owned(), HeaderMatch::Exact("vvv".to_owned()))];
+        }),
+        edited(mapping("seven", "/", "web"), |c| {
+            c.headers = vec![("abcdef".to_owned(), HeaderMatch::Exact("v".to_owned()))];
+        }),
+    ];
+    check(
+        &exact,
+        &[Case {
+            headers,
+            ..case("/x", Some("seven"))
+        }],
+    );
+    // A host counts as `:authority` plus its value: 10 + 2 = 12 loses to a header of 15.
+    let host = [
+        edited(mapping("host", "/", "web"), |c| {
+            c.host = Some("ab".to_owned())
+        }),
+        edited(mapping("header", "/", "web"), |c| {
+            c.headers = vec![(
+                "abcdefghijklmn".to_owned(),
+                HeaderMatch::Exact("x".to_owned()),
+            )];
+        }),
+    ];
+    check(
+        &host,
+        &[Case {
+            host: Some("ab"),
+            headers: &[("abcdefghijklmn", "x")],
+            ..case("/x", Some("header"))
+        }],
+    );
+    // Regex headers count one more each: two of 3 (+1 each, 8) beat one of 6 (+1, 7), though
+    // their names and values are as long (6 each).
+    let count = [
+        edited(mapping("one", "/", "web"), |c| {
+            c.regex_headers = vec![regex_header("abcd", "..")];
+        }),
+        edited(mapping("two", "/", "web"), |c| {
+            c.regex_headers = vec![regex_header("a", ".*"), regex_header("b", ".*")];
+        }),
+    ];
+    check(
+        &count,
+        &[Case {
+            headers: &[("a", "1"), ("b", "2"), ("abcd", "xy")],
+            ..case("/x", Some("two"))
+        }],
+    );
+}
