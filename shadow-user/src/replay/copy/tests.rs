@@ -1,25 +1,10 @@
 //! The copy changes exactly what the shadow Mapping asks for and nothing else.
 
-use std::time::SystemTime;
-
 use super::*;
 use crate::{
     config::{Diagnostics, Mapping},
-    http::{HttpEvent, HttpFlow, Limits},
-    packet::Direction,
-    route::{self, RouteTable},
+    route::{self, RouteTable, tests::parsed as request},
 };
-
-/// Parses `wire` as one request.
-fn request(wire: &[u8]) -> Request {
-    let mut flow = HttpFlow::new(Limits::default());
-    let mut out = Vec::new();
-    flow.push(Direction::Request, wire, SystemTime::UNIX_EPOCH, &mut out);
-    match out.into_iter().next() {
-        Some(HttpEvent::Request(request)) => request,
-        other => panic!("not one request: {other:?}"),
-    }
-}
 
 /// The plan of a shadow Mapping changed by `edit`.
 fn plan(edit: impl FnOnce(&mut Mapping)) -> ShadowPlan {

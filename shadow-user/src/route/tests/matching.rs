@@ -496,3 +496,35 @@ fn ties_are_broken_by_the_total_length_of_constraints_not_another_measure() {
         }],
     );
 }
+
+#[test]
+fn a_captured_request_is_routed_by_its_own_bytes() {
+    let mappings = [
+        mapping("any", "/", "web"),
+        edited(mapping("api", "/", "web"), |c| {
+            c.host = Some("api.example".to_owned());
+        }),
+        edited(mapping("canary", "/", "web"), |c| {
+            c.headers = vec![("x-canary".to_owned(), HeaderMatch::Present)];
+            c.method = Some("POST".to_owned());
+        }),
+    ];
+    let (table, _) = build(&mappings);
+    let rkey = |wire: &[u8]| {
+        let request = parsed(wire);
+        table.route(&request).map(|group| group.rkey.clone())
+    };
+    assert_eq!(
+        rkey(b"GET /x HTTP/1.1\r\nHost: api.example\r\n\r\n").as_deref(),
+        Some("api.default.1")
+    );
+    assert_eq!(
+        rkey(b"POST /x HTTP/1.1\r\nHost: other\r\nX-Canary: 1\r\nContent-Length: 0\r\n\r\n")
+            .as_deref(),
+        Some("canary.default.1")
+    );
+    assert_eq!(
+        rkey(b"GET /x HTTP/1.1\r\nHost: other\r\n\r\n").as_deref(),
+        Some("any.default.1")
+    );
+}

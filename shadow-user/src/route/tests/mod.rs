@@ -95,6 +95,22 @@ pub(super) fn routed<'t>(table: &'t RouteTable, request: &RequestParts<'_>) -> O
     indexed
 }
 
+/// Parses `wire` as one request, as the capture side does.
+pub(crate) fn parsed(wire: &[u8]) -> crate::http::Request {
+    let mut flow = crate::http::HttpFlow::new(crate::http::Limits::default());
+    let mut out = Vec::new();
+    flow.push(
+        crate::packet::Direction::Request,
+        wire,
+        std::time::SystemTime::UNIX_EPOCH,
+        &mut out,
+    );
+    match out.into_iter().next() {
+        Some(crate::http::HttpEvent::Request(request)) => request,
+        other => panic!("not one request: {other:?}"),
+    }
+}
+
 /// The user's example (`examples/myservice-services.yaml`): production and shadow on
 /// `/myservice/`.
 pub(super) fn user_example() -> Vec<Mapping> {
