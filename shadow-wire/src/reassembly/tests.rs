@@ -855,3 +855,55 @@ fn segments_far_outside_their_stream_are_counted_and_dropped() {
     let next = feed(&mut t, 3, tcp_flags::ACK, b"CD", 3);
     assert_eq!(bytes_of(&next), b"CD");
 }
+
+#[test]
+fn held_bytes_a_later_segment_covered_whole_count_as_duplicates() {
+    let (mut t, stats) = table(Limits::default());
+    let mut seen = handshake(&mut t, 0);
+    seen.extend(feed(&mut t, 5, tcp_flags::ACK, b"EF", 1)); // held
+    assert_eq!(stats.out_of_order_bytes.get(), 2);
+    // A retransmission from the hole on, past the held bytes: they were sent twice.
+    seen.extend(feed(&mut t, 1, tcp_flags::ACK, b"ABCDEFGH", 2));
+    assert_eq!(bytes_of(&seen), b"ABCDEFGH");
+    assert_eq!(stats.duplicate_bytes.get(), 2);
+    assert_eq!(stats.out_of_order_bytes.get(), 0);
+}
+
+#[test]
+fn bytes_missing_before_a_fin_are_a_gap_when_the_connection_ends() {
+    let (mut t, stats) = table(Limits::default());
+    let mut seen = handshake(&mut t, 0);
+    seen.extend(feed(&mut t, 1, tcp_flags::ACK, b"AB", 1));
+    // The FIN comes after bytes the capture lost (sequence 3 to 5).
+    seen.extend(feed(&mut t, 6, tcp_flags::ACK | tcp_flags::FIN, b"", 2));
+    assert!(
+        !seen.contains(&Seen::End(Direction::Request)),
+        "not complete"
+    );
+    let reset = send(
+        &mut t,
+        Direction::Response,
+        SERVER_ISN.wrapping_add(1),
+        7,
+        tcp_flags::RST | tcp_flags::ACK,
+        b"",
+        3,
+    );
+    let request_side: Vec<&Seen> = reset
+        .iter()
+        .filter(|s| {
+            matches!(
+                s,
+                Seen::Gap(Direction::Request) | Seen::End(Direction::Request)
+            )
+        })
+        .collect();
+    assert_eq!(
+        request_side,
+        [
+            &Seen::Gap(Direction::Request),
+            &Seen::End(Direction::Request)
+        ]
+    );
+    assert_eq!(stats.gaps_of(GapReason::Closed), 1);
+}
