@@ -486,13 +486,16 @@ fn without_the_syn_ack_the_start_is_not_verified() {
     let (mut t, stats) = table(Limits::default());
     let mut seen = send(&mut t, Direction::Request, 7, 0, tcp_flags::SYN, b"", 0);
     seen.extend(feed(&mut t, 8, tcp_flags::ACK, b"GET", 1));
+    // Announced once: the next bytes follow on.
+    seen.extend(feed(&mut t, 11, tcp_flags::ACK, b" /", 2));
     assert_eq!(
         seen,
         [
             Seen::Gap(Direction::Request),
             Seen::ResumeAt(Direction::Request, 0),
             Seen::Kind(GapKind::Pickup),
-            Seen::Data(Direction::Request, b"GET".to_vec())
+            Seen::Data(Direction::Request, b"GET".to_vec()),
+            Seen::Data(Direction::Request, b" /".to_vec())
         ]
     );
     assert_eq!(stats.unverified_flows.get(), 1);
@@ -724,6 +727,9 @@ fn a_connection_forgotten_mid_message_resumes_as_such_unless_it_starts_anew() {
     t.expire(at(1 + 10_000), &mut out);
     assert!(!t.contains(&key()) && t.is_empty());
     assert_eq!(stats.flows_expired.get(), 1);
+    assert_eq!(stats.forgotten_not_kept.get(), 0, "remembered");
+    // Remembered across later sweeps, well within ten timeouts.
+    t.expire(at(15_000), &mut out);
     // Its next bytes continue a message: none may be taken for a start.
     let resumed = feed(&mut t, 113, tcp_flags::ACK, b" more body", 20_000);
     assert_eq!(
@@ -906,4 +912,65 @@ fn bytes_missing_before_a_fin_are_a_gap_when_the_connection_ends() {
         ]
     );
     assert_eq!(stats.gaps_of(GapReason::Closed), 1);
+}
+
+#[test]
+fn a_response_stream_picked_up_mid_way_starts_with_a_gap() {
+    let (mut t, stats) = table(Limits::default());
+    let seen = send(
+        &mut t,
+        Direction::Response,
+        900,
+        1,
+        tcp_flags::ACK,
+        b"rest of a body",
+        0,
+    );
+    assert_eq!(
+        without_acks(seen),
+        [
+            Seen::Gap(Direction::Response),
+            Seen::ResumeAt(Direction::Response, 0),
+            Seen::Data(Direction::Response, b"rest of a body".to_vec())
+        ]
+    );
+    assert_eq!(stats.gaps_of(GapReason::Midstream), 1);
+}
+
+#[test]
+fn urgent_data_is_dropped_as_the_stack_reads_it_otherwise() {
+    let (mut t, stats) = table(Limits::default());
+    handshake(&mut t, 0);
+    let urgent = feed(&mut t, 1, tcp_flags::ACK | tcp_flags::URG, b"AB", 1);
+    assert!(bytes_of(&urgent).is_empty());
+    assert_eq!(stats.rejected_of(RejectReason::Urgent), 1);
+    // URG on a segment with no data moves nothing: not rejected.
+    feed(&mut t, 1, tcp_flags::ACK | tcp_flags::URG, b"", 2);
+    assert_eq!(stats.rejected_of(RejectReason::Urgent), 1);
+}
+
+#[test]
+fn a_connection_closed_by_both_fins_leaves_the_table_and_bytes_skipped_count_as_delivered() {
+    let limits = Limits {
+        max_flow_buffer: 4,
+        ..Limits::default()
+    };
+    let (mut t, stats) = table(limits);
+    handshake(&mut t, 0);
+    feed(&mut t, 1, tcp_flags::ACK, b"AB", 1);
+    feed(&mut t, 5, tcp_flags::ACK, b"EFG", 2); // held
+    feed(&mut t, 8, tcp_flags::ACK | tcp_flags::FIN, b"HI", 3); // past the flow's share
+    assert_eq!(stats.gaps_of(GapReason::FlowBufferFull), 1);
+    assert_eq!(stats.delivered(Direction::Request).get(), 2 + 3 + 2);
+    send(
+        &mut t,
+        Direction::Response,
+        SERVER_ISN.wrapping_add(1),
+        11,
+        tcp_flags::ACK | tcp_flags::FIN,
+        b"",
+        4,
+    );
+    assert!(t.is_empty(), "both ends closed");
+    assert_eq!(stats.flows_closed.get(), 1);
 }
