@@ -974,3 +974,24 @@ fn a_connection_closed_by_both_fins_leaves_the_table_and_bytes_skipped_count_as_
     assert!(t.is_empty(), "both ends closed");
     assert_eq!(stats.flows_closed.get(), 1);
 }
+
+#[test]
+fn only_a_connection_that_went_idle_mid_message_is_remembered_as_forgotten() {
+    // Reset mid-message: it ended, it is not resumed by a later one on the same ports.
+    let (mut t, stats) = table(Limits::default());
+    handshake(&mut t, 100);
+    feed(&mut t, 101, tcp_flags::ACK, b"POST /upload", 1);
+    send(
+        &mut t,
+        Direction::Response,
+        SERVER_ISN.wrapping_add(1),
+        113,
+        tcp_flags::RST | tcp_flags::ACK,
+        b"",
+        2,
+    );
+    assert!(t.is_empty());
+    let later = feed(&mut t, 5000, tcp_flags::ACK, b"GET", 3);
+    assert_eq!(later[2], Seen::Kind(GapKind::Pickup), "{later:?}");
+    assert_eq!(stats.forgotten_not_kept.get(), 0);
+}
