@@ -17,9 +17,25 @@ const PLOT: f64 = 420.0;
 const RIGHT: f64 = 80.0;
 const COLOURS: [&str; 3] = ["#1f77b4", "#ff7f0e", "#2ca02c"];
 
+/// How bar lengths follow values.
+#[derive(Clone, Copy)]
+enum Scale {
+    /// From 0 to the largest value.
+    Linear,
+    /// Decades from this value to the largest: latencies that span a thousandfold stay
+    /// readable side by side.
+    Log { from: f64 },
+}
+
 /// A horizontal bar chart: one bar per `(label, value)`, scaled to `max`, the value written
 /// beside it as `text` says.
-fn bars(title: &str, rows: &[(String, f64, String, usize)], max: f64, mark: Option<f64>) -> String {
+fn bars(
+    title: &str,
+    rows: &[(String, f64, String, usize)],
+    max: f64,
+    scale: Scale,
+    mark: Option<f64>,
+) -> String {
     let height = 40.0 + rows.len() as f64 * (BAR + GAP) + 10.0;
     let width = LABEL + PLOT + RIGHT;
     let mut svg = format!(
@@ -27,7 +43,11 @@ fn bars(title: &str, rows: &[(String, f64, String, usize)], max: f64, mark: Opti
          viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"12\">\
          <title>{title}</title><text x=\"4\" y=\"18\" font-size=\"14\">{title}</text>"
     );
-    let x = |value: f64| LABEL + (value / max).clamp(0.0, 1.0) * PLOT;
+    let share = |value: f64| match scale {
+        Scale::Linear => value / max,
+        Scale::Log { from } => (value.max(from) / from).log10() / (max / from).log10().max(1.0),
+    };
+    let x = |value: f64| LABEL + share(value).clamp(0.0, 1.0) * PLOT;
     for (i, (label, value, text, colour)) in rows.iter().enumerate() {
         let y = 32.0 + i as f64 * (BAR + GAP);
         let _ = write!(
@@ -88,6 +108,7 @@ impl Report {
             "saturated throughput, share of A's (wrk)",
             &rows,
             1.1,
+            Scale::Linear,
             Some(1.0),
         )
     }
@@ -120,7 +141,13 @@ impl Report {
             }
         }
         let max = rows.iter().map(|row| row.1).fold(0.0, f64::max).max(0.001);
-        bars("latency at fixed rates (ms, oha)", &rows, max, None)
+        bars(
+            "latency at fixed rates (ms, oha; log scale from 0.1 ms)",
+            &rows,
+            max,
+            Scale::Log { from: 0.1 },
+            None,
+        )
     }
 }
 
@@ -134,7 +161,7 @@ mod tests {
             ("A".to_string(), 1.0, "1.00".to_string(), 0),
             ("B".to_string(), 0.5, "0.50".to_string(), 1),
         ];
-        let svg = bars("t", &rows, 1.0, Some(1.0));
+        let svg = bars("t", &rows, 1.0, Scale::Linear, Some(1.0));
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert!(
             svg.contains(&format!("width=\"{PLOT:.1}\"")),
@@ -145,5 +172,15 @@ mod tests {
             "B half: {svg}"
         );
         assert!(svg.contains(">0.50<") && svg.contains("stroke-dasharray"));
+        // On a log scale from 0.1, 1 is halfway to 10.
+        let rows = vec![
+            ("A".to_string(), 10.0, "10".to_string(), 0),
+            ("B".to_string(), 1.0, "1".to_string(), 1),
+        ];
+        let svg = bars("t", &rows, 10.0, Scale::Log { from: 0.1 }, None);
+        assert!(
+            svg.contains(&format!("width=\"{:.1}\"", PLOT / 2.0)),
+            "{svg}"
+        );
     }
 }
