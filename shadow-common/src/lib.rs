@@ -10,10 +10,20 @@ pub const PROGRAM_INGRESS: &str = "shadow_ingress";
 /// Name of the TC program attached at egress.
 pub const PROGRAM_EGRESS: &str = "shadow_egress";
 
-/// Array of [`PORT_ENTRIES`] flags indexed by TCP port (host byte order): 1 = capture port.
-/// An array rather than a hash map: the verifier inlines its lookup into a bounds check and
-/// a load, which matters on a path every production packet takes.
+/// Array of [`PORT_ENTRIES`] flags indexed by TCP port (host byte order):
+/// [`PORT_ANY_ADDRESS`] and/or [`PORT_LISTED_ENDPOINTS`], 0 = not captured. An array rather
+/// than a hash map: the verifier inlines its lookup into a bounds check and a load, which
+/// matters on a path every production packet takes. It is the pre-filter that spares
+/// packets of every other port the lookup in [`MAP_CAPTURE_ENDPOINTS`].
 pub const MAP_CAPTURE_PORTS: &str = "CAPTURE_PORTS";
+/// [`MAP_CAPTURE_PORTS`] flag: the port is captured whatever the server's address.
+pub const PORT_ANY_ADDRESS: u8 = 1;
+/// [`MAP_CAPTURE_PORTS`] flag: the port is captured for the server addresses listed in
+/// [`MAP_CAPTURE_ENDPOINTS`].
+pub const PORT_LISTED_ENDPOINTS: u8 = 2;
+/// Hash map from [`EndpointKey`] to 1: the production endpoints (server address and port)
+/// whose connections are captured.
+pub const MAP_CAPTURE_ENDPOINTS: &str = "CAPTURE_ENDPOINTS";
 /// Entries of [`MAP_CAPTURE_PORTS`]: one per port.
 pub const PORT_ENTRIES: u32 = 1 << 16;
 /// Single-entry array holding [`KernelSettings`].
@@ -27,6 +37,9 @@ pub const MAP_STATS: &str = "STATS";
 
 /// Most capture ports the kernel side holds.
 pub const MAX_CAPTURE_PORTS: u32 = 1024;
+/// Most production endpoints the kernel side holds: far above the pods a node runs (110 by
+/// default) times their ports, at 8192 × ~64 bytes of preallocated hash map.
+pub const MAX_CAPTURE_ENDPOINTS: u32 = 8192;
 /// Most attachments (interface × hook) with their own counters. Slot 0 is the catch-all for
 /// packets whose interface has no slot of its own.
 pub const MAX_STATS_SLOTS: u32 = 256;
@@ -67,6 +80,43 @@ impl KernelSettings {
     #[inline(always)]
     pub fn guards(&self, mark: u32) -> bool {
         self.loop_guard_mark != 0 && mark & self.loop_guard_mask == self.loop_guard_mark
+    }
+}
+
+/// Key of [`MAP_CAPTURE_ENDPOINTS`]: a server's address and TCP port as the packet carries
+/// them. IPv4 addresses are IPv4-mapped IPv6 (`::ffff:a.b.c.d`), so one map holds both.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EndpointKey {
+    /// The address in network byte order, IPv4 mapped into IPv6.
+    pub address: [u8; 16],
+    /// The port, host byte order.
+    pub port: u16,
+    /// Zero: keeps the key's bytes (which the kernel hashes) fully defined.
+    pub padding: u16,
+}
+const _: () = assert!(core::mem::size_of::<EndpointKey>() == 20);
+
+impl EndpointKey {
+    /// The key of an IPv4 endpoint (`octets` as the packet carries them).
+    #[inline(always)]
+    pub fn ipv4(octets: [u8; 4], port: u16) -> Self {
+        let [a, b, c, d] = octets;
+        EndpointKey {
+            address: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a, b, c, d],
+            port,
+            padding: 0,
+        }
+    }
+
+    /// The key of an IPv6 endpoint.
+    #[inline(always)]
+    pub fn ipv6(address: [u8; 16], port: u16) -> Self {
+        EndpointKey {
+            address,
+            port,
+            padding: 0,
+        }
     }
 }
 
@@ -226,6 +276,8 @@ mod pod {
     unsafe impl aya::Pod for super::ChunkHeader {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::StatsKey {}
+    // SAFETY: `repr(C)`, integers and a byte array only, no padding (size asserted above).
+    unsafe impl aya::Pod for super::EndpointKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Stats {}
 }

@@ -15,17 +15,21 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::warn;
 use shadow_common::{
-    HOOK_EGRESS, HOOK_INGRESS, KernelSettings, MAX_STATS_SLOTS, OUTPUT_RINGBUF, PORT_ENTRIES,
-    Stats, StatsKey,
+    EndpointKey, HOOK_EGRESS, HOOK_INGRESS, KernelSettings, MAX_CAPTURE_ENDPOINTS, MAX_STATS_SLOTS,
+    OUTPUT_RINGBUF, PORT_ANY_ADDRESS, PORT_ENTRIES, PORT_LISTED_ENDPOINTS, Stats, StatsKey,
 };
 
 use crate::{
-    headers::{Skip, tcp_ports},
+    headers::{Ports, Skip, tcp_ports},
     ringbuf,
 };
 
 #[map]
 static CAPTURE_PORTS: Array<u8> = Array::with_max_entries(PORT_ENTRIES, 0);
+
+#[map]
+static CAPTURE_ENDPOINTS: HashMap<EndpointKey, u8> =
+    HashMap::with_max_entries(MAX_CAPTURE_ENDPOINTS, 0);
 
 #[map]
 static CONFIG: Array<KernelSettings> = Array::with_max_entries(1, 0);
@@ -80,8 +84,8 @@ fn observe(ctx: &TcContext, hook: u32) {
         Err(Skip::Unparsed) => return stats.unparsed += 1,
         Err(Skip::Ipv6ExtUnwalked) => return stats.ipv6_ext_unwalked += 1,
     };
-    let is_request = is_capture_port(ports.dst);
-    let is_response = !is_request && is_capture_port(ports.src);
+    let is_request = is_server(ctx, &ports, End::Destination);
+    let is_response = !is_request && is_server(ctx, &ports, End::Source);
     if !is_request && !is_response {
         return stats.not_matched += 1;
     }
@@ -127,11 +131,38 @@ fn observe(ctx: &TcContext, hook: u32) {
     }
 }
 
+/// One end of a segment.
+#[derive(Clone, Copy)]
+enum End {
+    Source,
+    Destination,
+}
+
+/// Whether `end` of the segment is a captured server: its port is captured at any address,
+/// or its address and port are listed. The port flag comes first, so packets of other ports
+/// never pay for reading addresses and the hash lookup.
 #[inline(always)]
-fn is_capture_port(port: u16) -> bool {
-    CAPTURE_PORTS
-        .get(u32::from(port))
-        .is_some_and(|flag| *flag != 0)
+fn is_server(ctx: &TcContext, ports: &Ports, end: End) -> bool {
+    let port = match end {
+        End::Source => ports.src,
+        End::Destination => ports.dst,
+    };
+    let flags = CAPTURE_PORTS.get(u32::from(port)).copied().unwrap_or(0);
+    if flags & PORT_ANY_ADDRESS != 0 {
+        return true;
+    }
+    if flags & PORT_LISTED_ENDPOINTS == 0 {
+        return false;
+    }
+    let key = match end {
+        End::Source => ports.src_endpoint(ctx),
+        End::Destination => ports.dst_endpoint(ctx),
+    };
+    let Ok(key) = key else {
+        return false;
+    };
+    // SAFETY: the values are plain bytes written whole by userspace.
+    unsafe { CAPTURE_ENDPOINTS.get(&key) }.is_some()
 }
 
 /// The counters of this interface and hook, or of the catch-all slot 0.

@@ -1,9 +1,9 @@
 //! Header walking for Ethernet, 802.1Q, IPv4, IPv6 (with extension headers) and TCP: finds
-//! the TCP ports of a packet, or says why there are none.
+//! the TCP ports of a packet (and, when asked, its addresses), or says why there are none.
 
 use aya_ebpf::programs::TcContext;
 use shadow_common::{
-    MAX_IPV6_EXT_HEADERS,
+    EndpointKey, MAX_IPV6_EXT_HEADERS,
     proto::{
         ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, NEXTHDR_DEST,
         NEXTHDR_FRAGMENT, NEXTHDR_HOP, NEXTHDR_ROUTING, NOT_TCP,
@@ -19,6 +19,42 @@ pub struct Ports {
     pub dst: u16,
     /// A bare ACK: no payload and none of SYN, FIN, RST. Reassembly has no use for it.
     pub bare_ack: bool,
+    /// Where the IP header starts, and whether it is IPv6: the addresses are read from it
+    /// only for ports captured by endpoint.
+    l3: usize,
+    ipv6: bool,
+}
+
+impl Ports {
+    /// The source's address and port, as a key of the endpoint map.
+    #[inline(always)]
+    pub fn src_endpoint(&self, ctx: &TcContext) -> Result<EndpointKey, Skip> {
+        self.endpoint(ctx, 12, 8, self.src)
+    }
+
+    /// The destination's address and port, as a key of the endpoint map.
+    #[inline(always)]
+    pub fn dst_endpoint(&self, ctx: &TcContext) -> Result<EndpointKey, Skip> {
+        self.endpoint(ctx, 16, 24, self.dst)
+    }
+
+    /// The address at `v4_offset` (IPv4) or `v6_offset` (IPv6) of the IP header, with `port`.
+    #[inline(always)]
+    fn endpoint(
+        &self,
+        ctx: &TcContext,
+        v4_offset: usize,
+        v6_offset: usize,
+        port: u16,
+    ) -> Result<EndpointKey, Skip> {
+        if self.ipv6 {
+            let address: [u8; 16] = ctx.load(self.l3 + v6_offset).map_err(|_| Skip::Unparsed)?;
+            Ok(EndpointKey::ipv6(address, port))
+        } else {
+            let address: [u8; 4] = ctx.load(self.l3 + v4_offset).map_err(|_| Skip::Unparsed)?;
+            Ok(EndpointKey::ipv4(address, port))
+        }
+    }
 }
 
 const TCP_SYN_FIN_RST: u8 = 0x07;
@@ -73,6 +109,8 @@ pub fn tcp_ports(ctx: &TcContext) -> Result<Ports, Skip> {
         src: load_be16(ctx, l4)?,
         dst: load_be16(ctx, l4 + 2)?,
         bare_ack: !has_payload && flags & TCP_SYN_FIN_RST == 0,
+        l3,
+        ipv6: ethertype == ETH_P_IPV6,
     })
 }
 

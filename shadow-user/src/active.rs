@@ -19,19 +19,19 @@ use prometheus_client::{
 use crate::metrics::Registered;
 
 use crate::{
-    capture::ports::PortSet,
+    capture::{ports::PortSet, scope::CaptureScope},
     config::{self, ConfigError, Diagnostics},
     labels::label_value,
+    production::{ProductionScope, SystemResolver},
     route::RouteTable,
 };
-
-/// Port captured when nothing else names one: the default port of a Mapping's service.
-pub const DEFAULT_CAPTURE_PORT: u16 = 80;
 
 /// One loaded configuration.
 #[derive(Debug, Default)]
 pub struct ActiveConfig {
     pub table: RouteTable,
+    /// Where the shadowed production services listen, as resolved when loaded.
+    pub production: ProductionScope,
     pub diagnostics: Diagnostics,
     pub module: Option<crate::settings::DaemonOptions>,
     pub mappings: usize,
@@ -59,8 +59,10 @@ impl ActiveConfig {
             table.remove_from_every_copy(names);
         }
         table.notice_credentials(&mut diagnostics);
+        let production = ProductionScope::resolve(&table, &SystemResolver, &mut diagnostics);
         Ok(ActiveConfig {
             table,
+            production,
             diagnostics,
             module: loaded.module,
             mappings: loaded.mappings.len(),
@@ -68,18 +70,17 @@ impl ActiveConfig {
         })
     }
 
-    /// Ports to capture: the explicit ones, else those of the shadowed production services,
-    /// else 80.
-    pub fn capture_ports(&self, explicit: Option<&PortSet>) -> PortSet {
-        if let Some(explicit) = explicit {
-            return explicit.clone();
-        }
-        let derived = self.table.capture_ports();
-        if derived.is_empty() {
-            PortSet::new([DEFAULT_CAPTURE_PORT])
-        } else {
-            PortSet::new(derived)
-        }
+    /// What to capture: the explicit ports at any address, else the shadowed production
+    /// services, else port 80 at any address.
+    pub fn capture_scope(&self, explicit: Option<&PortSet>) -> CaptureScope {
+        self.production.capture_scope(explicit)
+    }
+
+    /// Whether the production services resolve differently now than when loaded (a DNS or
+    /// `/etc/hosts` change): then the configuration is worth loading again.
+    pub fn production_moved(&self) -> bool {
+        let mut ignored = Diagnostics::default();
+        ProductionScope::resolve(&self.table, &SystemResolver, &mut ignored) != self.production
     }
 
     /// Logs every error and notice.
@@ -111,7 +112,7 @@ pub enum ReloadOutcome {
     Applied,
     /// It did not parse: the running one stays.
     Rejected,
-    /// It parsed, but the kernel refused its capture ports: the running one stays.
+    /// It parsed, but the kernel refused its capture scope: the running one stays.
     Failed,
 }
 

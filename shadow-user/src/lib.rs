@@ -23,6 +23,7 @@ pub(crate) mod labels;
 pub(crate) mod logging;
 pub(crate) mod metrics;
 pub(crate) mod pipeline;
+pub(crate) mod production;
 pub(crate) mod replay;
 pub mod route;
 pub(crate) mod settings;

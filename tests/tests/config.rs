@@ -98,7 +98,9 @@ fn ports_come_from_the_mappings_and_requests_are_routed() {
         &["--interface", Topology::SERVER_IF, "--config", config.arg()],
     );
     assert!(
-        daemon.log_text().contains("ports={8080}"),
+        daemon
+            .log_text()
+            .contains("capture=port 8080 at any address"),
         "{}",
         daemon.log_text()
     );

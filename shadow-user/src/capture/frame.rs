@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use super::{ports::PortSet, stats::ReaderStats};
+use super::{scope::CaptureScope, stats::ReaderStats};
 use crate::packet::{Direction, Segment, parse_ethernet};
 
 /// One cloned TCP segment, valid only during the call that receives it: its bytes live in
@@ -28,14 +28,14 @@ pub trait FrameSink: Send {
 }
 
 /// Counts one copied frame and hands it to `sink` as a segment of a captured connection, or
-/// counts why not: cut short, not a TCP segment, or on no capture port (a copy made before
-/// a port was removed, or a stray frame). `wire_len` is the frame's length on the wire.
+/// counts why not: cut short, not a TCP segment, or of no captured server (a copy made
+/// before the scope changed, or a stray frame). `wire_len` is the frame's length on the wire.
 /// Shared by both readers.
 pub(super) fn hand_on(
     data: &[u8],
     wire_len: u32,
     timestamp: impl FnOnce() -> SystemTime,
-    ports: &PortSet,
+    scope: &CaptureScope,
     sink: &mut dyn FrameSink,
     stats: &ReaderStats,
 ) {
@@ -49,9 +49,9 @@ pub(super) fn hand_on(
         stats.unparsed.inc();
         return;
     };
-    let direction = if ports.contains(segment.dst.port()) {
+    let direction = if scope.is_server(segment.dst) {
         Direction::Request
-    } else if ports.contains(segment.src.port()) {
+    } else if scope.is_server(segment.src) {
         Direction::Response
     } else {
         stats.not_captured.inc();

@@ -6,10 +6,11 @@ pub mod frame;
 pub mod heartbeat;
 pub mod loop_guard;
 pub mod mirror;
-mod port_map;
 pub mod ports;
 pub mod program;
 pub mod ringbuf;
+pub mod scope;
+mod scope_map;
 pub mod stats;
 mod tc_metrics;
 
@@ -20,9 +21,9 @@ use heartbeat::{Heartbeat, ReaderControl};
 pub use loop_guard::LoopGuard;
 use mirror::{MirrorError, MirrorPair};
 use mirror::{Ring, RingConfig, RingError};
-use ports::{PortSet, SharedPorts};
 use program::{Program, ProgramConfig, ProgramLoadError, ProgramOutput};
 use ringbuf::RingBufConfig;
+use scope::{CaptureScope, SharedScope};
 use stats::ReaderStats;
 
 /// How copies of production packets leave the TC program.
@@ -52,7 +53,7 @@ pub struct CaptureConfig {
     pub interfaces: Vec<String>,
     pub output: OutputKind,
     pub mirror_interface: String,
-    pub ports: PortSet,
+    pub scope: CaptureScope,
     pub loop_guard: LoopGuard,
     pub ring: RingConfig,
     pub ringbuf: RingBufConfig,
@@ -80,11 +81,11 @@ pub struct Capture {
     reader: Option<JoinHandle<()>>,
     /// Stops the reader thread, and tells whether it still reads.
     control: ReaderControl,
-    ports: SharedPorts,
+    scope: SharedScope,
 }
 
 /// Checks, before anything is created or attached, what only the running system can tell:
-/// every interface exists, the capture ports fit the program's map, and the mirror pair's
+/// every interface exists, the capture scope fits the program's maps, and the mirror pair's
 /// names are free or a pair shadowd made.
 pub async fn preflight(config: &CaptureConfig) -> Result<(), CaptureError> {
     if let Some(name) = config
@@ -94,7 +95,7 @@ pub async fn preflight(config: &CaptureConfig) -> Result<(), CaptureError> {
     {
         return Err(ProgramLoadError::NoSuchInterface { name: name.clone() }.into());
     }
-    program::check_ports(&config.ports)?;
+    program::check_scope(&config.scope)?;
     if config.output == OutputKind::Mirror {
         mirror::preflight(&config.mirror_interface).await?;
     }
@@ -114,13 +115,13 @@ impl Capture {
         }
     }
 
-    fn new(ports: PortSet) -> Capture {
+    fn new(scope: CaptureScope) -> Capture {
         Capture {
             mirror: None,
             program: None,
             reader: None,
             control: ReaderControl::default(),
-            ports: SharedPorts::new(ports),
+            scope: SharedScope::new(scope),
         }
     }
 
@@ -132,7 +133,7 @@ impl Capture {
         reader_stats: Arc<ReaderStats>,
     ) -> Result<Capture, CaptureError> {
         let mirror = MirrorPair::create(&config.mirror_interface).await?;
-        let mut capture = Capture::new(config.ports.clone());
+        let mut capture = Capture::new(config.scope.clone());
         let mirror_ifindex = mirror.ifindex;
         let peer_ifindex = mirror.peer_ifindex;
         capture.mirror = Some(mirror);
@@ -142,7 +143,7 @@ impl Capture {
             capture.reader = Some(
                 mirror::ring::spawn(
                     ring,
-                    capture.ports.clone(),
+                    capture.scope.clone(),
                     sink,
                     reader_stats,
                     capture.control.clone(),
@@ -155,7 +156,7 @@ impl Capture {
                     ifindex: mirror_ifindex,
                 },
                 loop_guard: config.loop_guard,
-                ports: config.ports.clone(),
+                scope: config.scope.clone(),
             })?);
             Ok::<(), CaptureError>(())
         }
@@ -170,13 +171,13 @@ impl Capture {
         sink: Box<dyn FrameSink>,
         reader_stats: Arc<ReaderStats>,
     ) -> Result<Capture, CaptureError> {
-        let mut capture = Capture::new(config.ports.clone());
+        let mut capture = Capture::new(config.scope.clone());
         let started = (|| {
             let mut program = Program::attach(&ProgramConfig {
                 interfaces: config.interfaces.clone(),
                 output: ProgramOutput::RingBuf(config.ringbuf),
                 loop_guard: config.loop_guard,
-                ports: config.ports.clone(),
+                scope: config.scope.clone(),
             })?;
             let frames = program.take_frames();
             capture.program = Some(program);
@@ -187,7 +188,7 @@ impl Capture {
             capture.reader = Some(ringbuf::spawn(
                 frames,
                 config.ringbuf,
-                capture.ports.clone(),
+                capture.scope.clone(),
                 sink,
                 reader_stats,
                 capture.control.clone(),
@@ -217,12 +218,12 @@ impl Capture {
         self.program.as_mut()
     }
 
-    /// Replaces the capture ports in the kernel and in the reader, without detaching.
-    pub fn set_ports(&mut self, ports: PortSet) -> Result<(), CaptureError> {
+    /// Replaces the capture scope in the kernel and in the reader, without detaching.
+    pub fn set_scope(&mut self, scope: CaptureScope) -> Result<(), CaptureError> {
         if let Some(program) = self.program.as_mut() {
-            program.set_ports(&ports)?;
+            program.set_scope(&scope)?;
         }
-        self.ports.replace(ports);
+        self.scope.replace(scope);
         Ok(())
     }
 

@@ -1,10 +1,8 @@
-//! The set of capture ports as userspace sees it: decides the direction of each segment and
-//! can be swapped while capture runs.
+//! A set of TCP ports as a bitmap, so a lookup is one load: the capture ports, on the path
+//! of every captured segment.
 
-use std::sync::{Arc, RwLock};
-
-/// Ports whose connections are captured; a bitmap so a lookup is one load.
-#[derive(Clone)]
+/// A set of ports.
+#[derive(Clone, PartialEq, Eq)]
 pub struct PortSet {
     bits: Box<[u64; 1024]>,
 }
@@ -36,29 +34,15 @@ impl PortSet {
     }
 }
 
-impl std::fmt::Debug for PortSet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.iter()).finish()
+impl Default for PortSet {
+    fn default() -> Self {
+        PortSet::new([])
     }
 }
 
-/// A `PortSet` shared between the controller (which replaces it) and the capture thread
-/// (which takes a snapshot once per ring block, not per packet).
-#[derive(Clone, Debug)]
-pub struct SharedPorts(Arc<RwLock<Arc<PortSet>>>);
-
-impl SharedPorts {
-    pub fn new(ports: PortSet) -> Self {
-        SharedPorts(Arc::new(RwLock::new(Arc::new(ports))))
-    }
-
-    pub fn snapshot(&self) -> Arc<PortSet> {
-        // A poisoned lock still holds a whole `Arc`: keep using it.
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    pub fn replace(&self, ports: PortSet) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ports);
+impl std::fmt::Debug for PortSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
     }
 }
 
@@ -72,14 +56,5 @@ mod tests {
         assert!(set.contains(80) && set.contains(8080) && set.contains(0) && set.contains(65535));
         assert!(!set.contains(81));
         assert_eq!(set.iter().collect::<Vec<_>>(), vec![0, 80, 8080, 65535]);
-    }
-
-    #[test]
-    fn replace_is_seen_by_new_snapshots() {
-        let shared = SharedPorts::new(PortSet::new([80]));
-        let old = shared.snapshot();
-        shared.replace(PortSet::new([443]));
-        assert!(old.contains(80));
-        assert!(shared.snapshot().contains(443) && !shared.snapshot().contains(80));
     }
 }

@@ -12,15 +12,17 @@ use aya::{
     programs::{LinkOrder, ProgramError, SchedClassifier, TcAttachType, tc::TcAttachOptions},
 };
 use shadow_common::{
-    HOOK_EGRESS, HOOK_INGRESS, KernelSettings, MAP_CAPTURE_PORTS, MAP_CONFIG, MAP_FRAMES,
-    MAP_READER_STATE, MAP_STATS, MAP_STATS_SLOTS, MAX_CAPTURE_PORTS, MAX_STATS_SLOTS,
-    OUTPUT_MIRROR, OUTPUT_RINGBUF, PROGRAM_EGRESS, PROGRAM_INGRESS, Stats, StatsKey,
+    HOOK_EGRESS, HOOK_INGRESS, KernelSettings, MAP_CAPTURE_ENDPOINTS, MAP_CAPTURE_PORTS,
+    MAP_CONFIG, MAP_FRAMES, MAP_READER_STATE, MAP_STATS, MAP_STATS_SLOTS, MAX_CAPTURE_ENDPOINTS,
+    MAX_CAPTURE_PORTS, MAX_STATS_SLOTS, OUTPUT_MIRROR, OUTPUT_RINGBUF, PROGRAM_EGRESS,
+    PROGRAM_INGRESS, Stats, StatsKey,
 };
 
 use super::{
-    LoopGuard, mirror, port_map,
-    ports::PortSet,
+    LoopGuard, mirror,
     ringbuf::{RingBufConfig, RingBufMaps},
+    scope::CaptureScope,
+    scope_map::{self, KernelScopeMaps, MapContents},
 };
 
 /// The TC object built by `build.rs`.
@@ -52,6 +54,10 @@ pub enum ProgramLoadError {
     NoSuchInterface { name: String },
     #[error("{count} capture ports given, the kernel map holds {MAX_CAPTURE_PORTS}")]
     TooManyPorts { count: usize },
+    #[error(
+        "{count} production endpoints to capture, the kernel map holds {MAX_CAPTURE_ENDPOINTS}"
+    )]
+    TooManyEndpoints { count: usize },
     #[error("attaching to {interface} at {hook} (TCX needs Linux 6.6 or newer)")]
     Attach {
         interface: String,
@@ -109,9 +115,9 @@ pub type ProgramLogger = aya_log::EbpfLogger<&'static dyn log::Log>;
 /// The loaded and attached program.
 pub struct Program {
     ebpf: Ebpf,
-    ports: Array<MapData, u8>,
-    /// The ports flagged in `ports`.
-    current_ports: PortSet,
+    scope_maps: KernelScopeMaps,
+    /// What `scope_maps` hold.
+    current_scope: MapContents,
     stats: StatsReader,
     /// Logger for the program's aya-log records; polled by the caller.
     pub logger: Option<ProgramLogger>,
@@ -134,7 +140,7 @@ pub struct ProgramConfig {
     pub interfaces: Vec<String>,
     pub output: ProgramOutput,
     pub loop_guard: LoopGuard,
-    pub ports: PortSet,
+    pub scope: CaptureScope,
 }
 
 impl Program {
@@ -144,7 +150,7 @@ impl Program {
             config.interfaces.len() <= MAX_INTERFACES,
             "checked in settings"
         );
-        check_ports(&config.ports)?;
+        check_scope(&config.scope)?;
         // A ring buffer is at least one page; the mirror output leaves it at that.
         let frames_size = match config.output {
             ProgramOutput::Mirror { .. } => 4096,
@@ -162,20 +168,25 @@ impl Program {
             }
         };
         let frames = configure(&mut ebpf, config)?;
-        let mut ports: Array<MapData, u8> = take_map(&mut ebpf, MAP_CAPTURE_PORTS)?;
-        for port in config.ports.iter() {
-            ports
-                .set(u32::from(port), 1, 0)
-                .map_err(map_error(MAP_CAPTURE_PORTS))?;
-        }
+        let mut scope_maps = KernelScopeMaps {
+            ports: take_map(&mut ebpf, MAP_CAPTURE_PORTS)?,
+            endpoints: take_map(&mut ebpf, MAP_CAPTURE_ENDPOINTS)?,
+        };
+        let mut current_scope = MapContents::default();
+        scope_map::replace(
+            &mut scope_maps,
+            &mut current_scope,
+            &MapContents::from(&config.scope),
+        )
+        .map_err(map_error(SCOPE_MAPS))?;
         let mut slots: HashMap<MapData, StatsKey, u32> = take_map(&mut ebpf, MAP_STATS_SLOTS)?;
         let attachments = assign_stats_slots(&mut slots, &config.interfaces)?;
         let stats_map: PerCpuArray<MapData, Stats> = take_map(&mut ebpf, MAP_STATS)?;
         attach_programs(&mut ebpf, &config.interfaces)?;
         Ok(Program {
             ebpf,
-            ports,
-            current_ports: config.ports.clone(),
+            scope_maps,
+            current_scope,
             stats: StatsReader {
                 map: Arc::new(Mutex::new(stats_map)),
                 attachments: Arc::new(attachments),
@@ -195,15 +206,15 @@ impl Program {
         self.stats.clone()
     }
 
-    /// Replaces the capture ports without detaching, all or nothing (see `port_map`).
-    pub fn set_ports(&mut self, wanted: &PortSet) -> Result<(), ProgramLoadError> {
-        check_ports(wanted)?;
-        port_map::replace(&mut self.ports, &mut self.current_ports, wanted).map_err(|source| {
-            ProgramLoadError::Map {
-                name: MAP_CAPTURE_PORTS,
-                source,
-            }
-        })
+    /// Replaces the capture scope without detaching, all or nothing (see `scope_map`).
+    pub fn set_scope(&mut self, wanted: &CaptureScope) -> Result<(), ProgramLoadError> {
+        check_scope(wanted)?;
+        scope_map::replace(
+            &mut self.scope_maps,
+            &mut self.current_scope,
+            &MapContents::from(wanted),
+        )
+        .map_err(map_error(SCOPE_MAPS))
     }
 
     /// Detaches from every interface and unloads (same as dropping, but says so).
@@ -217,11 +228,18 @@ impl Program {
 /// Interfaces the program can count packets of, each hook apart (slot 0 is the catch-all).
 pub const MAX_INTERFACES: usize = ((MAX_STATS_SLOTS - 1) / 2) as usize;
 
-/// Refuses more capture ports than the program's port map holds.
-pub fn check_ports(ports: &PortSet) -> Result<(), ProgramLoadError> {
-    let count = ports.iter().count();
+/// How errors name the two maps a capture scope is written to.
+const SCOPE_MAPS: &str = "CAPTURE_PORTS/CAPTURE_ENDPOINTS";
+
+/// Refuses more capture ports or endpoints than the program's maps hold.
+pub fn check_scope(scope: &CaptureScope) -> Result<(), ProgramLoadError> {
+    let count = scope.port_flags().count();
     if count > MAX_CAPTURE_PORTS as usize {
         return Err(ProgramLoadError::TooManyPorts { count });
+    }
+    let count = scope.endpoints().count();
+    if count > MAX_CAPTURE_ENDPOINTS as usize {
+        return Err(ProgramLoadError::TooManyEndpoints { count });
     }
     Ok(())
 }

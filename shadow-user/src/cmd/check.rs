@@ -25,16 +25,10 @@ pub fn check(paths: &[PathBuf], out: &mut dyn Write) -> i32 {
         config.mappings
     );
     let _ = write!(out, "{}", config.table);
-    let ports = config.capture_ports(None);
-    let _ = writeln!(
-        out,
-        "capture ports: {}",
-        ports
-            .iter()
-            .map(|p| p.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let _ = writeln!(out, "capture: {}", config.capture_scope(None));
+    for (service, found) in &config.production.services {
+        let _ = writeln!(out, "  {service} -> {found}");
+    }
     let sections = [
         ("errors", &config.diagnostics.errors),
         ("notices", &config.diagnostics.notices),
@@ -114,7 +108,12 @@ mod tests {
             ),
             "{text}"
         );
-        assert!(text.contains("capture ports: 80"), "{text}");
+        // Nothing here resolves the cluster's names: port 80 of every address.
+        assert!(text.contains("capture: port 80 at any address"), "{text}");
+        assert!(
+            text.contains("  myservice.default:80 -> its port at any address ("),
+            "{text}"
+        );
         assert!(text.contains("errors: 0"), "{text}");
     }
 

@@ -18,7 +18,7 @@ use super::cli::ExtractArgs;
 use super::progress::FileProgress;
 use crate::{
     active::ActiveConfig,
-    capture::ports::PortSet,
+    capture::scope::CaptureScope,
     http::{Budgets, HttpEvent, HttpFlow, Limits as HttpLimits, Request},
     packet::Direction,
     packet::{Segment, tcp_flags},
@@ -30,8 +30,8 @@ use crate::{
 
 /// Decides which end of a segment is the server.
 pub enum ServerSide {
-    /// The capture ports, as live capture uses them.
-    Ports(PortSet),
+    /// The capture scope, as live capture uses it.
+    Scope(CaptureScope),
     /// Learned from SYNs: the receiver of a SYN without ACK is a server; otherwise the end
     /// with the lower port.
     Inferred(HashSet<SocketAddr>),
@@ -43,10 +43,10 @@ const MAX_LEARNED_SERVERS: usize = 65_536;
 impl ServerSide {
     pub fn direction(&mut self, segment: &Segment<'_>) -> Option<Direction> {
         match self {
-            ServerSide::Ports(ports) => {
-                if ports.contains(segment.dst.port()) {
+            ServerSide::Scope(scope) => {
+                if scope.is_server(segment.dst) {
                     Some(Direction::Request)
-                } else if ports.contains(segment.src.port()) {
+                } else if scope.is_server(segment.src) {
                     Some(Direction::Response)
                 } else {
                     None
@@ -353,9 +353,9 @@ pub fn command(args: &ExtractArgs) -> i32 {
     };
     config.log();
     let server_side = if !args.capture_ports.is_empty() {
-        ServerSide::Ports(PortSet::new(args.capture_ports.iter().copied()))
+        ServerSide::Scope(CaptureScope::ports(args.capture_ports.iter().copied()))
     } else if !args.config.is_empty() {
-        ServerSide::Ports(config.capture_ports(None))
+        ServerSide::Scope(config.capture_scope(None))
     } else {
         ServerSide::Inferred(Default::default())
     };

@@ -31,7 +31,7 @@ pub async fn command(args: &ReplayArgs) -> i32 {
     };
     let explicit =
         (!args.capture_ports.is_empty()).then(|| PortSet::new(args.capture_ports.iter().copied()));
-    let server_side = ServerSide::Ports(config.capture_ports(explicit.as_ref()));
+    let server_side = ServerSide::Scope(config.capture_scope(explicit.as_ref()));
     let stats = ReplayStats::default();
     let config = Arc::new(config);
     let progress = FileProgress::start(&args.pcap);

@@ -12,6 +12,7 @@ use prometheus_client::registry::Registry;
 use tokio::{
     io::{Interest, unix::AsyncFd},
     signal::unix::{Signal, SignalKind, signal},
+    sync::mpsc,
 };
 
 use crate::{
@@ -94,7 +95,7 @@ async fn prepare(args: &RunArgs) -> Result<Prepared, Unusable> {
         interfaces: settings.interfaces.clone(),
         output: settings.output,
         mirror_interface: settings.mirror_interface.clone(),
-        ports: initial.capture_ports(settings.explicit_ports.as_ref()),
+        scope: initial.capture_scope(settings.explicit_ports.as_ref()),
         loop_guard: settings.loop_guard,
         ring: settings.ring,
         ringbuf: settings.ringbuf,
@@ -252,6 +253,14 @@ async fn until_stopped(
 ) -> Stop {
     // With polling off the tick never comes: only SIGHUP reloads.
     let mut poll = reloader.settings.config_poll.map(tokio::time::interval);
+    // Explicit ports capture by port: where production's names point does not matter then.
+    let mut moved = match (
+        reloader.settings.config_poll,
+        &reloader.settings.explicit_ports,
+    ) {
+        (Some(every), None) => Some(watch_production(reloader.shared.clone(), every)),
+        _ => None,
+    };
     let heartbeat = capture.heartbeat();
     let mut watch = tokio::time::interval(CAPTURE_WATCH);
     loop {
@@ -273,6 +282,7 @@ async fn until_stopped(
                 reloader.reload(capture);
             }
             _ = next_poll(&mut poll) => reloader.reload_if_changed(capture),
+            Some(()) = next_move(&mut moved) => reloader.reload_moved_production(capture),
         }
     }
 }
@@ -280,12 +290,40 @@ async fn until_stopped(
 fn log_capturing(config: &CaptureConfig) {
     tracing::info!(
         interfaces = ?config.interfaces,
-        ports = ?config.ports,
+        capture = %config.scope,
         output = config.output.as_str(),
         mirror = (config.output == crate::capture::OutputKind::Mirror)
             .then_some(config.mirror_interface.as_str()),
         "capturing"
     );
+}
+
+/// Resolves the production services again every `every`, on a task of its own (a resolver
+/// waiting on DNS must not hold up signals and reloads), and says when they resolve
+/// differently from the configuration in use.
+fn watch_production(shared: SharedConfig, every: Duration) -> mpsc::Receiver<()> {
+    let (moved, receiver) = mpsc::channel(1);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let config = shared.load_full();
+            let resolved = tokio::task::spawn_blocking(move || config.production_moved()).await;
+            if resolved.unwrap_or(false) && moved.send(()).await.is_err() {
+                return;
+            }
+        }
+    });
+    receiver
+}
+
+/// The next report of production's services resolving differently; never when not watched.
+async fn next_move(moved: &mut Option<mpsc::Receiver<()>>) -> Option<()> {
+    match moved {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The next tick of the configuration poll, or never when polling is off.
@@ -320,6 +358,16 @@ impl Reloader<'_> {
         }
     }
 
+    /// Reloads because the production services resolve differently, unless the files'
+    /// last state was refused: their next change reloads anyway, and a broken file is
+    /// reported once.
+    fn reload_moved_production(&mut self, capture: &mut Capture) {
+        if self.last_fingerprint == self.shared.load().fingerprint {
+            tracing::info!("the production services resolve differently: reloading");
+            self.reload(capture);
+        }
+    }
+
     fn reload(&mut self, capture: &mut Capture) {
         if self.args.config.is_empty() {
             return;
@@ -351,16 +399,16 @@ impl Reloader<'_> {
         {
             tracing::warn!("shadowd Module settings changed: they take effect at the next start");
         }
-        let ports = new.capture_ports(self.settings.explicit_ports.as_ref());
-        // Both or neither: routing by a table whose ports the program does not capture
+        let scope = new.capture_scope(self.settings.explicit_ports.as_ref());
+        // Both or neither: routing by a table whose servers the program does not capture
         // would have /diag say what the kernel does not do.
-        if let Err(err) = capture.set_ports(ports.clone()) {
+        if let Err(err) = capture.set_scope(scope.clone()) {
             self.metrics.reload(ReloadOutcome::Failed);
             // Unlike a file that does not parse, this may pass: the next poll tries again.
             self.last_fingerprint = 0;
             tracing::error!(
                 error = %crate::error_chain(&err),
-                "the capture ports could not be changed; the running configuration stays in use"
+                "the capture scope could not be changed; the running configuration stays in use"
             );
             return;
         }
@@ -369,7 +417,7 @@ impl Reloader<'_> {
         tracing::info!(
             mappings = new.mappings,
             errors = new.diagnostics.errors.len(),
-            ports = ?ports,
+            capture = %scope,
             "configuration reloaded"
         );
         self.shared.store(Arc::new(new));

@@ -64,9 +64,15 @@ impl Sources {
         Report {
             version: env!("CARGO_PKG_VERSION").to_string(),
             ready,
-            capture_ports: config
-                .capture_ports(self.explicit_ports.as_ref())
+            capture: config
+                .capture_scope(self.explicit_ports.as_ref())
+                .items()
+                .collect(),
+            capture_services: config
+                .production
+                .services
                 .iter()
+                .map(|(service, found)| (service.clone(), found.to_string()))
                 .collect(),
             attachments: self.attachments(),
             route_table,

@@ -73,8 +73,17 @@ pub fn render(report: &Report) -> String {
             .collect();
         table(&mut h, id, &["rkey", "message"], rows);
     }
-    let ports: Vec<String> = report.capture_ports.iter().map(u16::to_string).collect();
-    let _ = write!(h, "<h2>Capture</h2><p>ports: {}</p>", ports.join(", "));
+    let _ = write!(
+        h,
+        "<h2>Capture</h2><p>capture: {}</p>",
+        esc(&report.capture.join(", "))
+    );
+    let services = report
+        .capture_services
+        .iter()
+        .map(|(service, found)| vec![Cell::from(service), Cell::from(found)])
+        .collect();
+    table(&mut h, "services", &SERVICES, services);
     table(&mut h, "capture", &CAPTURE, capture_rows(report));
     h.push_str("<p><a href=\"/diag?json=true\">JSON</a> · <a href=\"/metrics\">metrics</a></p></body></html>\n");
     h
@@ -100,6 +109,7 @@ const LEDGER: [&str; 7] = [
     "balances",
 ];
 const ROUTES: [&str; 5] = ["#", "group", "match", "production", "shadow"];
+const SERVICES: [&str; 2] = ["production service", "captured at"];
 const CAPTURE: [&str; 6] = [
     "interface",
     "hook",
@@ -279,7 +289,8 @@ mod tests {
         Report {
             version: "1.2.3".into(),
             ready: false,
-            capture_ports: vec![80, 8080],
+            capture: vec!["198.18.0.2:80".into(), "port 8080 at any address".into()],
+            capture_services: vec![("a:80".into(), "198.18.0.2:80".into())],
             attachments: vec![AttachmentReport {
                 interface: "eth<0>".into(),
                 hook: "ingress".into(),
@@ -367,7 +378,8 @@ mod tests {
             "<td>1.50</td>",
             "<td>–</td>",
             "<h2>Errors (1)</h2>",
-            "<p>ports: 80, 8080</p>",
+            "<p>capture: 198.18.0.2:80, port 8080 at any address</p>",
+            "<td>a:80</td><td>198.18.0.2:80</td>",
             "<span class=\"bad\">not ready</span>",
             "<div id=\"latency\"><svg",
             "<polyline class=\"production\"",

@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 pub struct Report {
     pub version: String,
     pub ready: bool,
-    pub capture_ports: Vec<u16>,
+    /// What capture takes in: endpoints, and ports at any address.
+    pub capture: Vec<String>,
+    /// `[service, how it is captured]` of each shadowed production service.
+    pub capture_services: Vec<(String, String)>,
     pub attachments: Vec<AttachmentReport>,
     pub route_table: Vec<GroupReport>,
     /// `[rkey, message]`, as Ambassador serves them.

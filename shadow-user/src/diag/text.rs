@@ -13,15 +13,10 @@ pub fn render(report: &Report) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "shadowd {} ({}), capture ports {}",
+        "shadowd {} ({}), capture {}",
         report.version,
         if report.ready { "ready" } else { "NOT READY" },
-        report
-            .capture_ports
-            .iter()
-            .map(u16::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
+        report.capture.join(", ")
     );
     let _ = writeln!(t, "\nproduction vs shadow");
     let _ = writeln!(

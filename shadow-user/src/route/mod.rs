@@ -19,8 +19,6 @@ mod request;
 #[cfg(test)]
 pub(crate) mod tests;
 
-use std::collections::BTreeSet;
-
 pub use criteria::Criteria;
 pub use error::RouteError;
 pub use plan::{Group, PathRewrite, Production, RewriteScope, ShadowPlan, shadow_host};
@@ -71,15 +69,13 @@ impl RouteTable {
         &self.unrouted
     }
 
-    /// The ports of the production services of groups with a shadow: the
-    /// traffic worth capturing. Empty when nothing is shadowed; the caller then applies the
-    /// default or explicit ports.
-    pub fn capture_ports(&self) -> BTreeSet<u16> {
+    /// The production Mappings of groups with a shadow, in match order: their services
+    /// receive the traffic worth capturing.
+    pub fn shadowed_production(&self) -> impl Iterator<Item = &Production> {
         self.groups
             .iter()
             .filter(|group| group.shadow.is_some())
-            .flat_map(|group| group.production.iter().map(|p| p.service.port))
-            .collect()
+            .flat_map(|group| &group.production)
     }
 }
 

@@ -20,7 +20,7 @@ use std::{
 use crate::capture::{
     frame::{FrameSink, hand_on},
     heartbeat::ReaderControl,
-    ports::SharedPorts,
+    scope::SharedScope,
     stats::ReaderStats,
 };
 
@@ -153,7 +153,7 @@ impl Ring {
     /// Reads frames until `stop` is set, handing each to `sink`.
     pub fn run(
         &mut self,
-        ports: &SharedPorts,
+        scope: &SharedScope,
         sink: &mut dyn FrameSink,
         stats: &ReaderStats,
         control: &ReaderControl,
@@ -171,7 +171,7 @@ impl Ring {
                 continue;
             }
             // SAFETY: the kernel handed this block to us (TP_STATUS_USER) until we reset it.
-            unsafe { self.walk_block(block, &ports.snapshot(), sink, stats) };
+            unsafe { self.walk_block(block, &scope.snapshot(), sink, stats) };
             status.store(libc::TP_STATUS_KERNEL, Ordering::Release);
             stats.blocks.inc();
             block_index = (block_index + 1) % self.config.block_count as usize;
@@ -191,7 +191,7 @@ impl Ring {
     unsafe fn walk_block(
         &self,
         block: NonNull<u8>,
-        ports: &crate::capture::ports::PortSet,
+        scope: &crate::capture::scope::CaptureScope,
         sink: &mut dyn FrameSink,
         stats: &ReaderStats,
     ) {
@@ -219,7 +219,7 @@ impl Ring {
             // returned, which happens after this loop.
             let data =
                 unsafe { std::slice::from_raw_parts(block.add(data_start).as_ptr(), data_len) };
-            self.deliver(frame, data, ports, sink, stats);
+            self.deliver(frame, data, scope, sink, stats);
             if frame.tp_next_offset == 0 {
                 break;
             }
@@ -231,7 +231,7 @@ impl Ring {
         &self,
         frame: &libc::tpacket3_hdr,
         data: &[u8],
-        ports: &crate::capture::ports::PortSet,
+        scope: &crate::capture::scope::CaptureScope,
         sink: &mut dyn FrameSink,
         stats: &ReaderStats,
     ) {
@@ -240,7 +240,7 @@ impl Ring {
                 + Duration::new(u64::from(frame.tp_sec), frame.tp_nsec.min(999_999_999))
         };
         // `data` is `tp_snaplen` long: shorter than `tp_len` when the kernel cut the frame.
-        hand_on(data, frame.tp_len, timestamp, ports, sink, stats);
+        hand_on(data, frame.tp_len, timestamp, scope, sink, stats);
     }
 
     fn wait(&self, timeout_ms: i32, stats: &ReaderStats) {
@@ -342,7 +342,7 @@ fn setsockopt<T>(fd: &OwnedFd, option: libc::c_int, value: &T) -> io::Result<()>
 /// Runs [`Ring::run`] on its own thread.
 pub fn spawn(
     mut ring: Ring,
-    ports: SharedPorts,
+    scope: SharedScope,
     mut sink: Box<dyn FrameSink>,
     stats: Arc<ReaderStats>,
     control: ReaderControl,
@@ -351,6 +351,6 @@ pub fn spawn(
         .name("shadowd-capture".into())
         .spawn(move || {
             let _alive = control.heartbeat().until_end();
-            ring.run(&ports, sink.as_mut(), &stats, &control)
+            ring.run(&scope, sink.as_mut(), &stats, &control)
         })
 }

@@ -72,7 +72,7 @@ impl Consumer {
     /// every [`BATCH`] records and at the end; returns how many records there were. Stops at
     /// a record the program is still writing, and after one ring's worth of bytes: under a
     /// load that refills the ring as fast as it is read, the reader's loop must still come
-    /// round (its heartbeat, the stop flag, the current capture ports).
+    /// round (its heartbeat, the stop flag, the current capture scope).
     pub fn drain(&mut self, mut each: impl FnMut(&[u8])) -> usize {
         let mut handed = 0;
         let mut unpublished = 0;

@@ -26,7 +26,7 @@ use super::{
     CaptureError,
     frame::{FrameSink, hand_on},
     heartbeat::ReaderControl,
-    ports::SharedPorts,
+    scope::SharedScope,
     stats::ReaderStats,
 };
 
@@ -101,7 +101,7 @@ fn run(
     mut frames: Consumer,
     mut reader_state: Array<MapData, u32>,
     config: RingBufConfig,
-    ports: &SharedPorts,
+    scope: &SharedScope,
     sink: &mut dyn FrameSink,
     stats: &ReaderStats,
     control: &ReaderControl,
@@ -115,7 +115,7 @@ fn run(
         let found = drain(
             &mut frames,
             &mut reassembler,
-            ports,
+            scope,
             sink,
             stats,
             &mut clock,
@@ -147,12 +147,12 @@ fn run(
 fn drain(
     frames: &mut Consumer,
     reassembler: &mut Reassembler,
-    ports: &SharedPorts,
+    scope: &SharedScope,
     sink: &mut dyn FrameSink,
     stats: &ReaderStats,
     clock: &mut Clock,
 ) -> usize {
-    let snapshot = ports.snapshot();
+    let snapshot = scope.snapshot();
     frames.drain(|record| {
         let delivered_from = match reassembler.push(record, || {
             stats.ring_drops.inc();
@@ -208,7 +208,7 @@ pub struct RingBufMaps {
 pub fn spawn(
     maps: RingBufMaps,
     config: RingBufConfig,
-    ports: SharedPorts,
+    scope: SharedScope,
     mut sink: Box<dyn FrameSink>,
     stats: Arc<ReaderStats>,
     control: ReaderControl,
@@ -226,7 +226,7 @@ pub fn spawn(
                 frames,
                 reader_state,
                 config,
-                &ports,
+                &scope,
                 sink.as_mut(),
                 &stats,
                 &control,

@@ -55,13 +55,13 @@ pub(crate) fn mapping(name: &str, prefix: &str, service: &str) -> Mapping {
     }
 }
 
-/// The same Mapping as a shadow.
 /// `mapping` with its criteria changed by `edit`.
 pub(crate) fn edited(mut mapping: Mapping, edit: impl FnOnce(&mut Criteria)) -> Mapping {
     edit(&mut mapping.criteria);
     mapping
 }
 
+/// A shadow Mapping, as `mapping` makes it.
 pub(crate) fn shadow(name: &str, prefix: &str, service: &str) -> Mapping {
     Mapping {
         shadow: true,
