@@ -50,7 +50,8 @@ pub struct BenchArgs {
     /// A short run (under 3 minutes): one round, short loads, the three headline rates.
     #[arg(long)]
     quick: bool,
-    /// Only the criterion micro-benchmarks (reassembly and HTTP parsing, one core).
+    /// Only the criterion micro-benchmarks (reassembly and HTTP parsing, one core; the TC
+    /// program's cost per packet, as root).
     #[arg(long, conflicts_with = "quick")]
     micro: bool,
     /// Only the traffic shapes (connection churn, many open connections, uploads), printed
@@ -81,7 +82,7 @@ impl Bench {
 pub fn run(args: &BenchArgs) -> Result<()> {
     setup::run()?;
     if args.micro {
-        return test::status(test::cargo().args([
+        test::status(test::cargo().args([
             "bench",
             "--package",
             "shadow-wire",
@@ -89,6 +90,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             "pipeline",
             "--bench",
             "adversarial",
+        ]))?;
+        // Loads the TC program: measures as root, says it skipped otherwise.
+        return test::status(test::cargo().args([
+            "bench",
+            "--package",
+            "shadow-user",
+            "--bench",
+            "classifier",
         ]));
     }
     if !test::is_root() {

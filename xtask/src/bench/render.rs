@@ -345,7 +345,7 @@ const HOW_TO_RUN: &str = "
 
 As root: `cargo xtask bench` (the full run, about 15 minutes), `cargo xtask bench --quick`
 (under 3 minutes: one round, short loads, the 5k/10k/20k rates), `cargo xtask bench --micro`
-(the criterion benchmarks of reassembly and HTTP parsing). It installs what is missing (nginx,
+(the criterion benchmarks of reassembly and HTTP parsing, and of the TC program per packet). It installs what is missing (nginx,
 wrk, tcpdump from Debian; oha from crates.io), builds `target/release/shadowd`, and leaves the
 logs, nginx configurations and shadowd's final `/metrics` of every run under
 `target/bench/work/`.
