@@ -21,6 +21,7 @@ use crate::metrics::Registered;
 use crate::{
     capture::{ports::PortSet, scope::CaptureScope},
     config::{self, ConfigError, Diagnostics},
+    kubernetes::ClusterSnapshot,
     labels::label_value,
     production::{ProductionScope, SystemResolver},
     route::RouteTable,
@@ -37,6 +38,8 @@ pub struct ActiveConfig {
     pub mappings: usize,
     /// Hash of the sources' names and contents, to notice changes.
     pub fingerprint: u64,
+    /// With the `kubernetes` source, the cluster as it was when loaded.
+    pub cluster: Option<Arc<ClusterSnapshot>>,
 }
 
 /// The current configuration, shared with the capture thread and the admin server.
@@ -45,10 +48,20 @@ pub type SharedConfig = Arc<ArcSwap<ActiveConfig>>;
 impl ActiveConfig {
     /// Loads `paths` and builds the route table. No paths: an empty table.
     pub fn load(paths: &[PathBuf]) -> Result<ActiveConfig, ConfigError> {
-        if paths.is_empty() {
+        Self::load_with_cluster(paths, None)
+    }
+
+    /// Loads `paths` and the Mappings of `cluster`, builds the route table and finds the
+    /// production services, in the cluster first.
+    pub fn load_with_cluster(
+        paths: &[PathBuf],
+        cluster: Option<Arc<ClusterSnapshot>>,
+    ) -> Result<ActiveConfig, ConfigError> {
+        if paths.is_empty() && cluster.is_none() {
             return Ok(ActiveConfig::default());
         }
-        let loaded = config::load(paths)?;
+        let documents = cluster.as_ref().map_or(&[][..], |c| &c.documents[..]);
+        let loaded = config::load_with_cluster(paths, documents)?;
         let mut diagnostics = loaded.diagnostics;
         let mut table = RouteTable::build(&loaded.mappings, &mut diagnostics);
         if let Some(names) = loaded
@@ -59,7 +72,12 @@ impl ActiveConfig {
             table.remove_from_every_copy(names);
         }
         table.notice_credentials(&mut diagnostics);
-        let production = ProductionScope::resolve(&table, &SystemResolver, &mut diagnostics);
+        let production = ProductionScope::resolve(
+            &table,
+            cluster.as_deref(),
+            &SystemResolver,
+            &mut diagnostics,
+        );
         Ok(ActiveConfig {
             table,
             production,
@@ -67,6 +85,7 @@ impl ActiveConfig {
             module: loaded.module,
             mappings: loaded.mappings.len(),
             fingerprint: fingerprint(paths).unwrap_or_default(),
+            cluster,
         })
     }
 
@@ -80,7 +99,9 @@ impl ActiveConfig {
     /// `/etc/hosts` change): then the configuration is worth loading again.
     pub fn production_moved(&self) -> bool {
         let mut ignored = Diagnostics::default();
-        ProductionScope::resolve(&self.table, &SystemResolver, &mut ignored) != self.production
+        let cluster = self.cluster.as_deref();
+        ProductionScope::resolve(&self.table, cluster, &SystemResolver, &mut ignored)
+            != self.production
     }
 
     /// Logs every error and notice.

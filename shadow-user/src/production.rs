@@ -1,6 +1,8 @@
 //! Where the shadowed production services listen: each production `service` of a group with
-//! a shadow, resolved to the endpoints capture takes in. An IP literal is its own endpoint; a
-//! name goes through the system resolver (`/etc/hosts`, DNS). A name that does not resolve
+//! a shadow, resolved to the endpoints capture takes in. An IP literal is its own endpoint.
+//! With the `kubernetes` source, a cluster Service is found at the endpoints of its pods on
+//! this node, on the targetPort (where its requests arrive after kube-proxy's DNAT). Other
+//! names go through the system resolver (`/etc/hosts`, DNS). A name that does not resolve
 //! cannot be told apart from other servers by address, so its port is captured at any
 //! address, and a notice says so: copies of other services' requests on that port are then
 //! possible, which capture by endpoint rules out.
@@ -14,14 +16,16 @@ use std::{
 use crate::{
     capture::{ports::PortSet, scope::CaptureScope},
     config::Diagnostics,
+    kubernetes::{ClusterSnapshot, InCluster},
     route::RouteTable,
 };
 
 /// Port captured when nothing else names one: the default port of a Mapping's service.
 pub const DEFAULT_CAPTURE_PORT: u16 = 80;
 
-/// A host and port, and the rkey of the first production Mapping that names it.
-type Wanted = BTreeMap<(String, u16), String>;
+/// A host, port and the namespace of the Mapping naming them, and the rkey of the first
+/// production Mapping that does.
+type Wanted = BTreeMap<(String, u16, String), String>;
 
 /// How each production service was found, and the scope they make together.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -35,7 +39,8 @@ pub struct ProductionScope {
 /// How one production service is captured.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Found {
-    /// An IP literal, or a name that resolved to these endpoints.
+    /// An IP literal, a name that resolved to these endpoints, or a cluster Service with
+    /// these endpoints on this node (none: no pod of it runs here).
     Endpoints(Vec<SocketAddr>),
     /// A name that did not resolve (the resolver's error): its port at any address.
     AnyAddress(String),
@@ -44,6 +49,9 @@ pub enum Found {
 impl std::fmt::Display for Found {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Found::Endpoints(endpoints) if endpoints.is_empty() => {
+                f.write_str("no endpoints on this node")
+            }
             Found::Endpoints(endpoints) => {
                 let list: Vec<String> = endpoints.iter().map(SocketAddr::to_string).collect();
                 f.write_str(&list.join(", "))
@@ -68,16 +76,17 @@ impl Resolver for SystemResolver {
 }
 
 impl ProductionScope {
-    /// The scope of `table`'s shadowed production services; notices for names that do not
-    /// resolve go to `diagnostics`.
+    /// The scope of `table`'s shadowed production services, found in `cluster` when given,
+    /// else by `resolver`; notices for names that do not resolve go to `diagnostics`.
     pub fn resolve(
         table: &RouteTable,
+        cluster: Option<&ClusterSnapshot>,
         resolver: &impl Resolver,
         diagnostics: &mut Diagnostics,
     ) -> ProductionScope {
         let mut resolved = ProductionScope::default();
-        for ((host, port), rkey) in wanted(table) {
-            let found = find(&host, port, resolver);
+        for ((host, port, namespace), rkey) in wanted(table) {
+            let found = find(&host, port, &namespace, cluster, resolver);
             match &found {
                 Found::Endpoints(endpoints) => {
                     for endpoint in endpoints {
@@ -119,18 +128,32 @@ impl ProductionScope {
 fn wanted(table: &RouteTable) -> Wanted {
     let mut wanted = Wanted::new();
     for production in table.shadowed_production() {
-        let key = (production.service.host.clone(), production.service.port);
+        let key = (
+            production.service.host.clone(),
+            production.service.port,
+            production.namespace.clone(),
+        );
         wanted.entry(key).or_insert_with(|| production.rkey.clone());
     }
     wanted
 }
 
-/// The endpoints of `host`, or why it has none.
-fn find(host: &str, port: u16, resolver: &impl Resolver) -> Found {
+/// The endpoints of `host` for a Mapping in `namespace`, or why it has none.
+fn find(
+    host: &str,
+    port: u16,
+    namespace: &str,
+    cluster: Option<&ClusterSnapshot>,
+    resolver: &impl Resolver,
+) -> Found {
     // `[fd00::2]` as written in a service.
     let literal = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
     if let Ok(ip) = literal.unwrap_or(host).parse::<IpAddr>() {
         return Found::Endpoints(vec![SocketAddr::new(ip, port)]);
+    }
+    // Not a Service of the cluster (an external name, say): the resolver may know it.
+    if let Some(InCluster::Endpoints(endpoints)) = cluster.map(|c| c.find(host, port, namespace)) {
+        return Found::Endpoints(endpoints);
     }
     match resolver.resolve(host, port) {
         Ok(endpoints) if !endpoints.is_empty() => {
@@ -186,8 +209,12 @@ mod tests {
             vec!["198.18.0.2", "fd00::2", "198.18.0.2"],
         )]));
         let mut diagnostics = Diagnostics::default();
-        let found =
-            ProductionScope::resolve(&table("myservice.default:8080"), &hosts, &mut diagnostics);
+        let found = ProductionScope::resolve(
+            &table("myservice.default:8080"),
+            None,
+            &hosts,
+            &mut diagnostics,
+        );
         assert!(found.scope.is_server(addr("198.18.0.2:8080")));
         assert!(found.scope.is_server(addr("[fd00::2]:8080")));
         assert!(!found.scope.is_server(addr("198.18.0.3:8080")));
@@ -208,8 +235,12 @@ mod tests {
             ("198.18.0.2", "198.18.0.2:80"),
             ("[fd00::2]:8080", "[fd00::2]:8080"),
         ] {
-            let found =
-                ProductionScope::resolve(&table(service), &nobody, &mut Diagnostics::default());
+            let found = ProductionScope::resolve(
+                &table(service),
+                None,
+                &nobody,
+                &mut Diagnostics::default(),
+            );
             assert_eq!(
                 found.scope.items().collect::<Vec<_>>(),
                 [endpoint],
@@ -223,6 +254,7 @@ mod tests {
         let mut diagnostics = Diagnostics::default();
         let found = ProductionScope::resolve(
             &table("myservice.default"),
+            None,
             &Hosts(HashMap::new()),
             &mut diagnostics,
         );
@@ -244,7 +276,8 @@ mod tests {
             &mut Diagnostics::default(),
         );
         let mut diagnostics = Diagnostics::default();
-        let found = ProductionScope::resolve(&unshadowed, &Hosts(HashMap::new()), &mut diagnostics);
+        let found =
+            ProductionScope::resolve(&unshadowed, None, &Hosts(HashMap::new()), &mut diagnostics);
         assert!(found.scope.is_empty() && found.services.is_empty());
         assert_eq!(
             found.capture_scope(None),
@@ -256,6 +289,7 @@ mod tests {
     fn explicit_ports_replace_the_services() {
         let found = ProductionScope::resolve(
             &table("198.18.0.2"),
+            None,
             &Hosts(HashMap::new()),
             &mut Diagnostics::default(),
         );

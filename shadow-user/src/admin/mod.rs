@@ -10,7 +10,7 @@ use std::{
     },
 };
 
-use std::collections::HashMap;
+use std::{collections::HashMap, fmt::Write as _};
 
 use axum::{
     Json, Router,
@@ -30,6 +30,7 @@ use tokio::net::TcpListener;
 use crate::{
     capture::heartbeat::{Heartbeat, Liveness},
     diag::Sources,
+    kubernetes::WatchHealth,
     labels::label_value,
 };
 
@@ -44,6 +45,9 @@ pub struct AdminState {
     pub diag: Sources,
     /// The capture thread's: `/healthz` fails when it stalls or ends.
     pub capture: Heartbeat,
+    /// With the kubernetes source, its watches: `/readyz` waits for the required ones to
+    /// list, and says how each is doing.
+    pub kubernetes: Option<WatchHealth>,
 }
 
 /// Errors starting the server.
@@ -154,10 +158,31 @@ impl Bound {
 }
 
 async fn readyz(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
-    if state.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready\n")
+    let mut ready = state.ready.load(Ordering::Acquire);
+    let mut detail = String::new();
+    if let Some(health) = &state.kubernetes {
+        ready &= health.ready();
+        for watch in health.reports() {
+            let _ = write!(
+                detail,
+                "kubernetes {}: {}, {} errors",
+                watch.resource,
+                if watch.listed { "listed" } else { "not listed" },
+                watch.errors
+            );
+            if let Some(error) = &watch.last_error {
+                let _ = write!(detail, ", failing: {error}");
+            }
+            detail.push('\n');
+        }
+    }
+    if ready {
+        (StatusCode::OK, format!("ready\n{detail}"))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready\n{detail}"),
+        )
     }
 }
 

@@ -12,7 +12,7 @@ use prometheus_client::registry::Registry;
 use tokio::{
     io::{Interest, unix::AsyncFd},
     signal::unix::{Signal, SignalKind, signal},
-    sync::mpsc,
+    sync::{mpsc, watch},
 };
 
 use crate::{
@@ -22,6 +22,7 @@ use crate::{
     cmd::cli::RunArgs,
     config::ConfigError,
     diag::Sources,
+    kubernetes::{ClusterSnapshot, ClusterSource},
     metrics::Metrics,
     pipeline::{HttpSink, SinkMetrics},
     replay::{self, ReplaySettings, offer::Offerer},
@@ -61,6 +62,8 @@ pub enum RunError {
     Capture(#[from] CaptureError),
     #[error("installing signal handlers")]
     Signals(#[source] std::io::Error),
+    #[error("connecting to the Kubernetes API (in-cluster credentials, or KUBECONFIG)")]
+    Kubernetes(#[source] kube::Error),
     #[error("the capture thread ended; nothing more could be copied")]
     CaptureEnded,
 }
@@ -138,6 +141,32 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         config: config_metrics,
         replay: replay_stats,
     } = Metrics::register(&mut registry);
+
+    // With the kubernetes source, the cluster's Mappings and endpoints, before anything is
+    // attached: capture starts with production's endpoints on this node.
+    let (cluster, initial, capture_config) = match &settings.kubernetes_node {
+        None => (None, initial, capture_config),
+        Some(node) => {
+            let client = kube::Client::try_default()
+                .await
+                .map_err(RunError::Kubernetes)?;
+            let source = ClusterSource::start(client, node.clone(), &mut registry);
+            let initial = match first_snapshot(&source).await {
+                Some(snapshot) => {
+                    let loaded = ActiveConfig::load_with_cluster(&args.config, Some(snapshot))
+                        .map_err(Unusable::from)?;
+                    loaded.log();
+                    loaded
+                }
+                None => initial,
+            };
+            let capture_config = CaptureConfig {
+                scope: initial.capture_scope(settings.explicit_ports.as_ref()),
+                ..capture_config
+            };
+            (Some(source), initial, capture_config)
+        }
+    };
     config_metrics.in_use(&initial);
     let comparison = replay_stats.comparison.clone();
     let replay_settings = ReplaySettings {
@@ -179,8 +208,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             explicit_ports: settings.explicit_ports.clone(),
             program: program_stats,
             replay: replay_stats,
+            kubernetes: cluster.as_ref().map(|c| c.health.clone()),
         },
         capture: capture.heartbeat(),
+        kubernetes: cluster.as_ref().map(|c| c.health.clone()),
     });
     admin_listener.serve(state.clone(), &admin_metrics);
     if let Some(listener) = metrics_listener {
@@ -196,6 +227,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         shared: &shared,
         metrics: &config_metrics,
         last_fingerprint: shared.load().fingerprint,
+        cluster: cluster.map(|c| c.snapshots),
     };
     let stop = until_stopped(&mut signals, &mut reloader, &mut capture).await;
     state.ready.store(false, Ordering::Release);
@@ -253,6 +285,7 @@ async fn until_stopped(
 ) -> Stop {
     // With polling off the tick never comes: only SIGHUP reloads.
     let mut poll = reloader.settings.config_poll.map(tokio::time::interval);
+    let mut cluster = reloader.cluster.clone();
     // Explicit ports capture by port: where production's names point does not matter then.
     let mut moved = match (
         reloader.settings.config_poll,
@@ -283,6 +316,10 @@ async fn until_stopped(
             }
             _ = next_poll(&mut poll) => reloader.reload_if_changed(capture),
             Some(()) = next_move(&mut moved) => reloader.reload_moved_production(capture),
+            Some(()) = next_cluster_change(&mut cluster) => {
+                tracing::info!("the cluster changed: reloading");
+                reloader.reload(capture);
+            }
         }
     }
 }
@@ -326,6 +363,37 @@ async fn next_move(moved: &mut Option<mpsc::Receiver<()>>) -> Option<()> {
     }
 }
 
+/// How long `run` waits for the cluster's first state before it starts with the files
+/// only (the cluster's state then applies when it arrives).
+const KUBERNETES_FIRST_WAIT: Duration = Duration::from_secs(30);
+
+/// The cluster's first snapshot, or `None` when it did not come in time.
+async fn first_snapshot(source: &ClusterSource) -> Option<Arc<ClusterSnapshot>> {
+    let mut snapshots = source.snapshots.clone();
+    let first = tokio::time::timeout(KUBERNETES_FIRST_WAIT, snapshots.wait_for(Option::is_some));
+    match first.await {
+        Ok(Ok(snapshot)) => snapshot.clone(),
+        _ => {
+            tracing::warn!(
+                wait = ?KUBERNETES_FIRST_WAIT,
+                watches = ?source.health.reports(),
+                "the Kubernetes API has not been listed yet: starting with the files only"
+            );
+            None
+        }
+    }
+}
+
+/// The next change of the cluster's state; never without the kubernetes source.
+async fn next_cluster_change(
+    cluster: &mut Option<watch::Receiver<Option<Arc<ClusterSnapshot>>>>,
+) -> Option<()> {
+    match cluster {
+        Some(receiver) => receiver.changed().await.ok(),
+        None => std::future::pending().await,
+    }
+}
+
 /// The next tick of the configuration poll, or never when polling is off.
 async fn next_poll(poll: &mut Option<tokio::time::Interval>) {
     match poll {
@@ -345,6 +413,8 @@ struct Reloader<'a> {
     /// Fingerprint of the files at the last attempt, good or bad, so a broken file is
     /// reported once, not at every poll.
     last_fingerprint: u64,
+    /// With the kubernetes source, the cluster's latest state.
+    cluster: Option<watch::Receiver<Option<Arc<ClusterSnapshot>>>>,
 }
 
 impl Reloader<'_> {
@@ -369,11 +439,12 @@ impl Reloader<'_> {
     }
 
     fn reload(&mut self, capture: &mut Capture) {
-        if self.args.config.is_empty() {
+        if self.args.config.is_empty() && self.cluster.is_none() {
             return;
         }
         self.last_fingerprint = fingerprint(&self.args.config).unwrap_or_default();
-        let new = match ActiveConfig::load(&self.args.config) {
+        let snapshot = self.cluster.as_ref().and_then(|c| c.borrow().clone());
+        let new = match ActiveConfig::load_with_cluster(&self.args.config, snapshot) {
             Ok(new) => new,
             Err(err) => {
                 self.metrics.reload(ReloadOutcome::Rejected);

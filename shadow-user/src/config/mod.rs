@@ -22,6 +22,17 @@ use std::{
 };
 
 pub use mapping::{Criteria, Diagnostics, HeaderMatch, Mapping, Origin, Scheme, Service};
+pub use parse::ANNOTATION;
+
+/// A resource read from the cluster (an annotated Service, a Mapping), as YAML, with what it
+/// is shown as in diagnostics (`Service default/myservice`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterDocument {
+    /// Kind, namespace and name.
+    pub source: String,
+    /// The resource, reduced to what the parser reads.
+    pub yaml: String,
+}
 
 /// A configuration that cannot be used at all.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +88,15 @@ pub struct Loaded {
 
 /// Loads `paths`: files, or directories meaning every `*.yaml`/`*.yml` in them by name.
 pub fn load(paths: &[PathBuf]) -> Result<Loaded, ConfigError> {
+    load_with_cluster(paths, &[])
+}
+
+/// Loads `paths` and the resources read from the cluster. A cluster resource that is not
+/// YAML is an error of its own: it cannot make the files unusable.
+pub fn load_with_cluster(
+    paths: &[PathBuf],
+    cluster: &[ClusterDocument],
+) -> Result<Loaded, ConfigError> {
     let mut resources = parse::Resources::default();
     let files = files(paths)?;
     for file in &files {
@@ -90,6 +110,18 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, ConfigError> {
             line: err.line,
             message: err.message,
         })?;
+    }
+    for document in cluster {
+        let source = Path::new(&document.source);
+        if let Err(err) = parse::file(source, &document.yaml, &mut resources) {
+            resources.diagnostics.error(
+                "",
+                format!(
+                    "{}, line {}: not valid YAML: {}",
+                    document.source, err.line, err.message
+                ),
+            );
+        }
     }
     if let Some(message) = resources.module_error {
         return Err(ConfigError::Module { message });

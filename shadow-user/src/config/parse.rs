@@ -23,7 +23,8 @@ const API_VERSIONS: &[&str] = &[
     "getambassador.io/v2",
     "getambassador.io/v3alpha1",
 ];
-const ANNOTATION: &str = "getambassador.io/config";
+/// The Service annotation that holds Mapping documents.
+pub const ANNOTATION: &str = "getambassador.io/config";
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(3000);
 
 /// Fields of a Mapping shadowd reads; others get a notice.

@@ -12,6 +12,7 @@ use crate::{
     active::SharedConfig,
     capture::{ports::PortSet, program::StatsReader},
     compare::{CLASSES, Side},
+    kubernetes::WatchHealth,
     labels::MappingLabel,
     replay::stats::{DropLabels, ReplayStats, Undelivered},
 };
@@ -23,6 +24,8 @@ pub struct Sources {
     pub explicit_ports: Option<PortSet>,
     pub program: Option<StatsReader>,
     pub replay: ReplayStats,
+    /// With the kubernetes source, its watches.
+    pub kubernetes: Option<WatchHealth>,
 }
 
 impl Sources {
@@ -80,6 +83,11 @@ impl Sources {
             notices: config.diagnostics.notices.clone(),
             ledger: mappings.iter().map(|m| self.ledger(m)).collect(),
             comparison: mappings.iter().map(|m| self.comparison(m)).collect(),
+            kubernetes: self
+                .kubernetes
+                .as_ref()
+                .map(WatchHealth::reports)
+                .unwrap_or_default(),
         }
     }
 

@@ -85,6 +85,25 @@ pub fn render(report: &Report) -> String {
         .collect();
     table(&mut h, "services", &SERVICES, services);
     table(&mut h, "capture", &CAPTURE, capture_rows(report));
+    if !report.kubernetes.is_empty() {
+        h.push_str("<h2>Kubernetes</h2>");
+        let rows = report
+            .kubernetes
+            .iter()
+            .map(|watch| {
+                vec![
+                    Cell::from(&watch.resource),
+                    match watch.listed {
+                        true => Cell::with_class("yes", "ok"),
+                        false => Cell::with_class("NO", "bad"),
+                    },
+                    Cell::from(watch.errors),
+                    Cell::from(watch.last_error.as_deref().unwrap_or("–")),
+                ]
+            })
+            .collect();
+        table(&mut h, "kubernetes", &KUBERNETES, rows);
+    }
     h.push_str("<p><a href=\"/diag?json=true\">JSON</a> · <a href=\"/metrics\">metrics</a></p></body></html>\n");
     h
 }
@@ -110,6 +129,7 @@ const LEDGER: [&str; 7] = [
 ];
 const ROUTES: [&str; 5] = ["#", "group", "match", "production", "shadow"];
 const SERVICES: [&str; 2] = ["production service", "captured at"];
+const KUBERNETES: [&str; 4] = ["watch", "listed", "errors", "failing with"];
 const CAPTURE: [&str; 6] = [
     "interface",
     "hook",
@@ -291,6 +311,13 @@ mod tests {
             ready: false,
             capture: vec!["198.18.0.2:80".into(), "port 8080 at any address".into()],
             capture_services: vec![("a:80".into(), "198.18.0.2:80".into())],
+            kubernetes: vec![crate::kubernetes::WatchReport {
+                resource: "services".into(),
+                required: true,
+                listed: false,
+                errors: 3,
+                last_error: Some("connection <refused>".into()),
+            }],
             attachments: vec![AttachmentReport {
                 interface: "eth<0>".into(),
                 hook: "ingress".into(),
@@ -380,6 +407,7 @@ mod tests {
             "<h2>Errors (1)</h2>",
             "<p>capture: 198.18.0.2:80, port 8080 at any address</p>",
             "<td>a:80</td><td>198.18.0.2:80</td>",
+            "<td>services</td><td class=\"bad\">NO</td><td>3</td><td>connection &lt;refused&gt;</td>",
             "<span class=\"bad\">not ready</span>",
             "<div id=\"latency\"><svg",
             "<polyline class=\"production\"",

@@ -20,6 +20,9 @@ pub struct Report {
     pub notices: Vec<(String, String)>,
     pub ledger: Vec<LedgerReport>,
     pub comparison: Vec<ComparisonReport>,
+    /// With the kubernetes source, each watch of the cluster.
+    #[serde(default)]
+    pub kubernetes: Vec<crate::kubernetes::WatchReport>,
 }
 
 /// The TC program on one interface and hook.

@@ -27,6 +27,8 @@ pub struct Production {
     pub name: String,
     /// The Mapping's rkey.
     pub rkey: String,
+    /// The Mapping's namespace: that of a `service` named without one.
+    pub namespace: String,
     /// Where production sends the request: its port is one to capture.
     pub service: Service,
 }
@@ -36,6 +38,7 @@ impl Production {
         Self {
             name: mapping.name.clone(),
             rkey: mapping.rkey.clone(),
+            namespace: mapping.namespace.clone(),
             service: mapping.service.clone(),
         }
     }

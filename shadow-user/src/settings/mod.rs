@@ -43,6 +43,8 @@ pub struct Settings {
     /// Bytes of the replay budget (`limits.max_replay_bytes`).
     pub replay_bytes: usize,
     pub shadow: ShadowSettings,
+    /// With `--kubernetes`: this node's name; `None` = files and DNS only.
+    pub kubernetes_node: Option<String>,
 }
 
 /// How copies reach shadow services.
@@ -90,9 +92,13 @@ pub enum SettingsError {
     #[error("no interface to watch: give --interface or `interfaces` in the shadowd Module")]
     NoInterface,
     #[error(
-        "no capture ports: give --capture-port, `capture_ports` in the shadowd Module, or --config with Mappings"
+        "no capture ports: give --capture-port, `capture_ports` in the shadowd Module, --config with Mappings, or --kubernetes"
     )]
     NoPorts,
+    #[error(
+        "--kubernetes needs this node's name: give --node-name, NODE_NAME (the downward API's spec.nodeName), or `node_name` in the shadowd Module"
+    )]
+    NoNodeName,
     #[error(transparent)]
     LoopGuard(#[from] LoopGuardError),
     #[error("{count} interfaces to watch; the TC program counts at most {max}")]
@@ -123,7 +129,11 @@ impl Settings {
             .capture_ports
             .as_ref()
             .map(|ports| PortSet::new(ports.iter().copied()));
-        if explicit_ports.is_none() && args.config.is_empty() {
+        let kubernetes_node = match options.kubernetes {
+            Some(true) => Some(options.node_name.clone().ok_or(SettingsError::NoNodeName)?),
+            _ => None,
+        };
+        if explicit_ports.is_none() && args.config.is_empty() && kubernetes_node.is_none() {
             return Err(SettingsError::NoPorts);
         }
         let limits = options.limits.clone().unwrap_or_default();
@@ -151,6 +161,7 @@ impl Settings {
             http: limits.http(),
             replay_bytes: limits.replay_bytes(),
             shadow: ShadowSettings::resolve(&options.shadow, None),
+            kubernetes_node,
         };
         settings.check()?;
         Ok(settings)
@@ -233,6 +244,32 @@ mod tests {
             interfaces: Some(vec!["eth0".into()]),
             ..options
         }
+    }
+
+    #[test]
+    fn the_kubernetes_source_needs_the_nodes_name_and_no_files() {
+        let kubernetes = on_eth0(DaemonOptions {
+            kubernetes: Some(true),
+            ..DaemonOptions::default()
+        });
+        let without_files = |options| RunArgs {
+            config: Vec::new(),
+            options,
+        };
+        assert!(matches!(
+            Settings::resolve(&without_files(kubernetes.clone()), None),
+            Err(SettingsError::NoNodeName)
+        ));
+        let named = DaemonOptions {
+            node_name: Some("node-a".into()),
+            ..kubernetes
+        };
+        let settings = Settings::resolve(&without_files(named), None).unwrap();
+        assert_eq!(settings.kubernetes_node.as_deref(), Some("node-a"));
+        assert!(matches!(
+            Settings::resolve(&without_files(on_eth0(DaemonOptions::default())), None),
+            Err(SettingsError::NoPorts)
+        ));
     }
 
     #[test]
@@ -438,6 +475,13 @@ mod tests {
             (
                 "ring_block_timeout_ms",
                 settings.ring.block_timeout.as_millis().to_string(),
+            ),
+            (
+                "kubernetes",
+                match settings.kubernetes_node {
+                    Some(_) => "on".to_string(),
+                    None => "off".to_string(),
+                },
             ),
             (
                 "shadow_max_connections",

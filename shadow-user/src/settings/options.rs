@@ -84,6 +84,17 @@ pub struct DaemonOptions {
     #[arg(long, value_name = "MS")]
     pub ring_block_timeout_ms: Option<u64>,
 
+    /// Read Mappings (Services' `getambassador.io/config` annotations, `getambassador.io`
+    /// Mapping resources) and where production's pods on this node listen from the
+    /// Kubernetes API, live (in-cluster credentials, or KUBECONFIG) [default: off].
+    #[arg(long, num_args = 0, default_missing_value = "true")]
+    pub kubernetes: Option<bool>,
+
+    /// With `--kubernetes`: the name of this node, as EndpointSlices name it (the DaemonSet
+    /// sets NODE_NAME from the downward API).
+    #[arg(long, env = "NODE_NAME", value_name = "NAME")]
+    pub node_name: Option<String>,
+
     /// How copies reach shadow services.
     #[command(flatten)]
     #[serde(flatten)]
@@ -185,6 +196,8 @@ impl DaemonOptions {
             ring_block_size: self.ring_block_size.or(lower.ring_block_size),
             ring_blocks: self.ring_blocks.or(lower.ring_blocks),
             ring_block_timeout_ms: self.ring_block_timeout_ms.or(lower.ring_block_timeout_ms),
+            kubernetes: self.kubernetes.or(lower.kubernetes),
+            node_name: self.node_name.or(lower.node_name),
             shadow: self.shadow.over(lower.shadow),
             remove_request_headers: self.remove_request_headers.or(lower.remove_request_headers),
             limits: self.limits.or(lower.limits),
