@@ -111,12 +111,13 @@ impl ProductionScope {
     }
 
     /// The scope capture uses: ports given on the command line or in the Module, else the
-    /// production services', else port 80 at any address.
+    /// production services' (nothing, when none of them has an endpoint on this node), else,
+    /// with no shadowed production service at all, port 80 at any address.
     pub fn capture_scope(&self, explicit: Option<&PortSet>) -> CaptureScope {
         if let Some(explicit) = explicit {
             return CaptureScope::ports(explicit.iter());
         }
-        if self.scope.is_empty() {
+        if self.services.is_empty() {
             CaptureScope::ports([DEFAULT_CAPTURE_PORT])
         } else {
             self.scope.clone()
@@ -283,6 +284,16 @@ mod tests {
             found.capture_scope(None),
             CaptureScope::ports([DEFAULT_CAPTURE_PORT])
         );
+    }
+
+    #[test]
+    fn a_cluster_service_without_pods_on_this_node_captures_nothing() {
+        let found = ProductionScope {
+            scope: CaptureScope::default(),
+            services: vec![("myservice:80".into(), Found::Endpoints(vec![]))],
+        };
+        assert!(found.capture_scope(None).is_empty());
+        assert_eq!(found.services[0].1.to_string(), "no endpoints on this node");
     }
 
     #[test]

@@ -109,6 +109,20 @@ impl HttpServer {
             .collect()
     }
 
+    /// The request targets received so far, sorted.
+    pub fn received_targets(&self) -> Vec<String> {
+        let mut targets: Vec<String> = self
+            .received()
+            .iter()
+            .map(|request| {
+                let text = String::from_utf8_lossy(request);
+                text.split(' ').nth(1).unwrap_or_default().to_string()
+            })
+            .collect();
+        targets.sort();
+        targets
+    }
+
     /// Every request received so far with the number of the connection it came on (from 1,
     /// in accept order).
     pub fn received_with_connections(&self) -> Vec<(u64, Vec<u8>)> {

@@ -12,6 +12,7 @@ pub mod clients;
 pub mod fixtures;
 pub mod forge;
 pub mod http_server;
+pub mod kube_api;
 pub mod metrics;
 pub mod netns;
 pub mod ptrace;

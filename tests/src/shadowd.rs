@@ -44,6 +44,16 @@ impl<'ns> Shadowd<'ns> {
     /// Like [`Shadowd::start`], with the admin server on `admin` (several daemons in one
     /// namespace).
     pub fn start_with_admin(ns: &'ns Netns, args: &[&str], admin: &str) -> Shadowd<'ns> {
+        Self::start_with_env(ns, args, admin, &[])
+    }
+
+    /// Like [`Shadowd::start_with_admin`], with these environment variables too.
+    pub fn start_with_env(
+        ns: &'ns Netns,
+        args: &[&str],
+        admin: &str,
+        env: &[(&str, &str)],
+    ) -> Shadowd<'ns> {
         let log = std::env::temp_dir().join(format!(
             "{}-{}-shadowd.log",
             ns.name,
@@ -56,6 +66,7 @@ impl<'ns> Shadowd<'ns> {
             .args(args)
             .args(["--admin", admin])
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()

@@ -41,21 +41,6 @@ fn get_both(topo: &Topology, tag: &str) {
     );
 }
 
-/// The paths the shadow received, sorted.
-fn shadow_paths(shadow: &HttpServer) -> Vec<String> {
-    let mut paths: Vec<String> = shadow
-        .received()
-        .iter()
-        .map(|request| {
-            let text = String::from_utf8_lossy(request);
-            let line = text.lines().next().unwrap_or_default();
-            line.split(' ').nth(1).unwrap_or_default().to_string()
-        })
-        .collect();
-    paths.sort();
-    paths
-}
-
 /// Production and, on the same veth, another service at [`OTHER`]:80; the shadow's name
 /// resolves; production's resolves to `production` when given.
 fn setup(production: Option<&str>) -> (ShadowSetup, HttpServer) {
@@ -101,7 +86,7 @@ fn only_the_production_services_addresses_are_copied_not_another_service_on_its_
     );
     let mut expected = production.clone();
     expected.sort();
-    assert_eq!(shadow_paths(&setup.shadow), expected);
+    assert_eq!(setup.shadow.received_targets(), expected);
     // The other service's packets never left the kernel.
     let scrape = shadowd.scrape();
     assert!(scrape.sum("shadowd_tc_packets_total", &[("outcome", "not_matched")]) >= 20 * 3);
@@ -122,7 +107,7 @@ fn a_production_name_that_does_not_resolve_captures_its_port_at_every_address() 
     get(&setup.topo, &format!("{OTHER}:80"), "/myservice/other");
     shadowd.accounted_for(SHADOW_MAPPING, 2, SETTLE);
     assert_eq!(
-        shadow_paths(&setup.shadow),
+        setup.shadow.received_targets(),
         ["/myservice/other", "/myservice/production"]
     );
     let (_, diag) = shadowd.get("/diag?json=true").expect("/diag");
@@ -144,7 +129,7 @@ fn an_ipv6_endpoint_is_captured_and_the_ipv4_server_on_its_port_is_not() {
     get(&setup.topo, PRODUCTION, "/myservice/v4");
     shadowd.accounted_for(SHADOW_MAPPING, 1, SETTLE);
     assert_eq!(v6.received().len(), 1);
-    assert_eq!(shadow_paths(&setup.shadow), ["/myservice/v6"]);
+    assert_eq!(setup.shadow.received_targets(), ["/myservice/v6"]);
 }
 
 #[test]
@@ -168,7 +153,7 @@ fn a_new_address_for_production_is_followed_without_a_restart() {
     get_both(&setup.topo, "after");
     shadowd.accounted_for(SHADOW_MAPPING, 2, SETTLE);
     assert_eq!(
-        shadow_paths(&setup.shadow),
+        setup.shadow.received_targets(),
         ["/myservice/after-other", "/myservice/before-production"]
     );
     assert!(shadowd.log_text().contains("resolve differently"));
@@ -218,7 +203,7 @@ fn copies_to_a_shadow_on_the_production_port_are_not_copied_again_on_its_node() 
     let mut expected = sent.clone();
     expected.sort();
     assert_eq!(
-        shadow_paths(&setup.shadow),
+        setup.shadow.received_targets(),
         expected,
         "each copy exactly once"
     );

@@ -29,6 +29,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     // promtool checks and unit-tests the alert rules; a real Prometheus scrapes a running
     // shadowd with them loaded.
     "prometheus",
+    // kube-proxy's DNAT from a ClusterIP to a pod, in the Kubernetes node tests.
+    "nftables",
 ];
 
 /// The nightly toolchain the eBPF crate builds with (LLVM 22, like bpf-linker).
