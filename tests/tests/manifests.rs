@@ -344,8 +344,9 @@ fn every_manifest_parses_and_names_what_it_is() {
             "{} has no metadata.name",
             doc.describe()
         );
-        // Everything but the Namespace itself lives in the kustomization's namespace.
-        if let (Some(namespace), false) = (namespace, doc.kind() == "Namespace") {
+        // Everything but cluster-wide kinds lives in the kustomization's namespace.
+        let cluster_wide = ["Namespace", "ClusterRole", "ClusterRoleBinding"];
+        if let (Some(namespace), false) = (namespace, cluster_wide.contains(&doc.kind())) {
             assert_eq!(
                 str_at(&doc.value, &["metadata", "namespace"]),
                 Some(namespace),
@@ -607,6 +608,78 @@ fn the_daemonset_has_the_node_network_and_capabilities_but_is_not_privileged() {
             "capability {needed} missing from {added:?}"
         );
     }
+}
+
+#[test]
+fn the_kubernetes_source_reads_exactly_what_rbac_grants_with_the_nodes_name() {
+    let manifests = Manifests::load();
+    let kubernetes = manifests
+        .module()
+        .and_then(|config| at(&config, &["kubernetes"]).and_then(Value::as_bool))
+        .unwrap_or(false)
+        || manifests.args().contains(&"--kubernetes");
+    assert!(kubernetes, "the shipped Module turns the kubernetes source on");
+    let pod = manifests.pod_spec();
+    assert_ne!(
+        at(pod, &["automountServiceAccountToken"]).and_then(Value::as_bool),
+        Some(false),
+        "the kubernetes source needs the account's token"
+    );
+    let account = str_at(pod, &["serviceAccountName"]).expect("a service account");
+    let node_name = seq_at(manifests.container(), &["env"])
+        .iter()
+        .find(|e| str_at(e, &["name"]) == Some("NODE_NAME"))
+        .expect("NODE_NAME in the environment");
+    assert_eq!(
+        str_at(node_name, &["valueFrom", "fieldRef", "fieldPath"]),
+        Some("spec.nodeName")
+    );
+
+    // The role bound to that account grants get, list and watch on exactly what the
+    // source watches, and nothing else.
+    let binding = manifests.only("ClusterRoleBinding");
+    let namespace = str_at(&manifests.daemonset().value, &["metadata", "namespace"]);
+    assert!(
+        seq_at(&binding.value, &["subjects"]).iter().any(|s| {
+            str_at(s, &["kind"]) == Some("ServiceAccount")
+                && str_at(s, &["name"]) == Some(account)
+                && str_at(s, &["namespace"]) == namespace
+        }),
+        "{} does not bind {account}",
+        binding.describe()
+    );
+    let role = manifests.only("ClusterRole");
+    assert_eq!(
+        str_at(&binding.value, &["roleRef", "name"]),
+        Some(role.name())
+    );
+    let mut granted = BTreeSet::new();
+    for rule in seq_at(&role.value, &["rules"]) {
+        let verbs: BTreeSet<&str> = seq_at(rule, &["verbs"])
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(verbs, BTreeSet::from(["get", "list", "watch"]), "read-only");
+        for group in seq_at(rule, &["apiGroups"]) {
+            for resource in seq_at(rule, &["resources"]) {
+                granted.insert(format!(
+                    "{}/{}",
+                    group.as_str().expect("a group"),
+                    resource.as_str().expect("a resource")
+                ));
+            }
+        }
+    }
+    assert_eq!(
+        granted,
+        BTreeSet::from([
+            "/services".to_string(),
+            "discovery.k8s.io/endpointslices".to_string(),
+            "getambassador.io/mappings".to_string(),
+        ])
+    );
+    let account_doc = manifests.only("ServiceAccount");
+    assert_eq!(account_doc.name(), account);
 }
 
 /// Removes a directory when dropped, so a failing test leaves nothing behind.
