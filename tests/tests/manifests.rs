@@ -618,7 +618,10 @@ fn the_kubernetes_source_reads_exactly_what_rbac_grants_with_the_nodes_name() {
         .and_then(|config| at(&config, &["kubernetes"]).and_then(Value::as_bool))
         .unwrap_or(false)
         || manifests.args().contains(&"--kubernetes");
-    assert!(kubernetes, "the shipped Module turns the kubernetes source on");
+    assert!(
+        kubernetes,
+        "the shipped Module turns the kubernetes source on"
+    );
     let pod = manifests.pod_spec();
     assert_ne!(
         at(pod, &["automountServiceAccountToken"]).and_then(Value::as_bool),
