@@ -30,8 +30,14 @@ pub const PORT_ENTRIES: u32 = 1 << 16;
 pub const MAP_CONFIG: &str = "CONFIG";
 /// BPF ring buffer of [`ChunkHeader`]-prefixed packet copies (the `ringbuf` output).
 pub const MAP_FRAMES: &str = "FRAMES";
-/// Map from [`StatsKey`] to a slot in [`MAP_STATS`].
+/// Map from [`StatsKey`] to a slot in [`MAP_STATS`], with [`SLOT_REQUESTS_LEAVE`] set for a
+/// pod-side interface.
 pub const MAP_STATS_SLOTS: &str = "STATS_SLOTS";
+/// Flag of a [`MAP_STATS_SLOTS`] value: the interface is the host side of a production pod's
+/// veth, where requests to the pod leave (TC egress) and its answers arrive (TC ingress);
+/// on every other interface requests arrive and answers leave. Carried by the slot the
+/// program looks up anyway, so it costs no lookup of its own.
+pub const SLOT_REQUESTS_LEAVE: u32 = 1 << 31;
 /// Per-CPU array of [`Stats`], one entry per attachment slot.
 pub const MAP_STATS: &str = "STATS";
 

@@ -16,7 +16,8 @@ use aya_ebpf::{
 use aya_log_ebpf::warn;
 use shadow_common::{
     EndpointKey, HOOK_EGRESS, HOOK_INGRESS, KernelSettings, MAX_CAPTURE_ENDPOINTS, MAX_STATS_SLOTS,
-    OUTPUT_RINGBUF, PORT_ANY_ADDRESS, PORT_ENTRIES, PORT_LISTED_ENDPOINTS, Stats, StatsKey,
+    OUTPUT_RINGBUF, PORT_ANY_ADDRESS, PORT_ENTRIES, PORT_LISTED_ENDPOINTS, SLOT_REQUESTS_LEAVE,
+    Stats, StatsKey,
 };
 
 use crate::{
@@ -70,7 +71,8 @@ fn observe(ctx: &TcContext, hook: u32) {
     // SAFETY: `skb` is the context pointer the kernel handed the program; reading its fields
     // is what the verifier allows for TC programs.
     let (ifindex, mark) = unsafe { ((*ctx.skb.skb).ifindex, (*ctx.skb.skb).mark) };
-    let Some(stats) = stats_for(ifindex, hook) else {
+    let (slot, requests_leave) = slot_of(ifindex, hook);
+    let Some(stats) = STATS.get_ptr_mut(slot) else {
         return;
     };
     // SAFETY: a per-CPU map value is only touched by this CPU while the program runs.
@@ -100,9 +102,15 @@ fn observe(ctx: &TcContext, hook: u32) {
     if config.guards(mark) {
         return stats.loop_guarded += 1;
     }
-    // Production receives requests and sends answers: a request leaving or an answer
-    // arriving is someone else's (or forged to pass for production's own).
-    if (is_request && hook != HOOK_INGRESS) || (is_response && hook != HOOK_EGRESS) {
+    // Production receives requests and sends answers: a request going away from it or an
+    // answer coming towards it is someone else's (or forged to pass for production's own).
+    // Towards production is ingress, except on a pod's veth, where it is egress.
+    let towards_production = if requests_leave {
+        HOOK_EGRESS
+    } else {
+        HOOK_INGRESS
+    };
+    if (is_request && hook != towards_production) || (is_response && hook == towards_production) {
         return stats.wrong_direction += 1;
     }
 
@@ -165,13 +173,17 @@ fn is_server(ctx: &TcContext, ports: &Ports, end: End) -> bool {
     unsafe { CAPTURE_ENDPOINTS.get(&key) }.is_some()
 }
 
-/// The counters of this interface and hook, or of the catch-all slot 0.
+/// The counters' slot of this interface and hook (the catch-all slot 0 for an interface
+/// without one), and whether requests leave through it.
 #[inline(always)]
-fn stats_for(ifindex: u32, hook: u32) -> Option<*mut Stats> {
+fn slot_of(ifindex: u32, hook: u32) -> (u32, bool) {
     let key = StatsKey { ifindex, hook };
     // SAFETY: slot values are plain integers written whole by userspace.
-    let slot = unsafe { STATS_SLOTS.get(key) }.copied().unwrap_or(0);
-    STATS.get_ptr_mut(slot)
+    let value = unsafe { STATS_SLOTS.get(key) }.copied().unwrap_or(0);
+    (
+        value & !SLOT_REQUESTS_LEAVE,
+        value & SLOT_REQUESTS_LEAVE != 0,
+    )
 }
 
 #[inline(always)]

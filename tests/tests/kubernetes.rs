@@ -37,7 +37,7 @@ struct Pod {
     address: &'static str,
     // Declared before the namespace: the server stops before its namespace goes.
     _server: HttpServer,
-    _ns: Netns,
+    ns: Netns,
 }
 
 impl Pod {
@@ -60,7 +60,7 @@ impl Pod {
         Pod {
             address,
             _server: server,
-            _ns: ns,
+            ns,
         }
     }
 
@@ -106,9 +106,16 @@ impl Node {
 
     /// shadowd on the uplink with the kubernetes source, as node `NODE`.
     fn shadowd(&self) -> Shadowd<'_> {
+        self.shadowd_watching(&["--interface", Topology::SERVER_IF])
+    }
+
+    /// shadowd watching `interfaces` (flags) with the kubernetes source, as node `NODE`.
+    fn shadowd_watching(&self, interfaces: &[&str]) -> Shadowd<'_> {
+        let mut args = interfaces.to_vec();
+        args.push("--kubernetes");
         Shadowd::start_with_env(
             &self.topo.server,
-            &["--interface", Topology::SERVER_IF, "--kubernetes"],
+            &args,
             ADMIN,
             &[("KUBECONFIG", self.api.kubeconfig()), ("NODE_NAME", NODE)],
         )
@@ -116,20 +123,20 @@ impl Node {
 
     /// `GET path` from the client node to `addr`, on a connection of its own.
     fn get(&self, addr: &str, path: &str) {
-        let request = format!("GET {path} HTTP/1.1\r\nHost: myservice\r\n\r\n");
-        let statuses = exchange(
-            &self.topo.client,
-            addr,
-            &[Piece::now(request.as_bytes())],
-            1,
-        );
-        assert_eq!(statuses, [200], "GET {path} from {addr}");
+        get_from(&self.topo.client, addr, path);
     }
 
     /// The paths the shadow received, sorted.
     fn shadow_paths(&self) -> Vec<String> {
         self.shadow.received_targets()
     }
+}
+
+/// `GET path` from `ns` to `addr`, on a connection of its own.
+fn get_from(ns: &Netns, addr: &str, path: &str) {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: myservice\r\n\r\n");
+    let statuses = exchange(ns, addr, &[Piece::now(request.as_bytes())], 1);
+    assert_eq!(statuses, [200], "GET {path} from {addr}");
 }
 
 /// nftables in `ns` sending the ClusterIP's port 80 to `pod`'s target port, as kube-proxy's
@@ -239,6 +246,45 @@ fn the_services_requests_through_its_cluster_ip_are_copied_and_another_service_o
     let (status, readyz) = shadowd.get("/readyz").expect("/readyz");
     assert_eq!(status, 200, "{readyz}");
     assert!(readyz.contains("kubernetes services: listed"), "{readyz}");
+}
+
+#[test]
+fn a_production_pods_veth_sees_clients_on_the_same_node_and_from_other_nodes() {
+    let node = Node::new();
+    let pod_a = Pod::start(&node.topo.server, "calia1b2c3", "198.18.2.2");
+    let client_pod = Pod::start(&node.topo.server, "cali5d6e7f", "198.18.2.5");
+    // Requests leave the node through pod A's veth: only a pod interface takes them.
+    let shadowd = node.shadowd_watching(&["--pod-interface", "calia1b2c3"]);
+    for n in 0..5 {
+        get_from(
+            &client_pod.ns,
+            &pod_a.endpoint(),
+            &format!("/myservice/same-node-{n}"),
+        );
+        node.get(
+            &format!("{CLUSTER_IP}:80"),
+            &format!("/myservice/other-node-{n}"),
+        );
+    }
+    shadowd.accounted_for(SHADOW_MAPPING, 10, SETTLE);
+    let mut expected: Vec<String> = (0..5)
+        .flat_map(|n| {
+            [
+                format!("/myservice/same-node-{n}"),
+                format!("/myservice/other-node-{n}"),
+            ]
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(node.shadow_paths(), expected);
+    let scrape = shadowd.scrape();
+    assert_eq!(
+        scrape.sum(
+            "shadowd_tc_packets_total",
+            &[("outcome", "wrong_direction")]
+        ),
+        0
+    );
 }
 
 #[test]

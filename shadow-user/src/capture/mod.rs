@@ -51,6 +51,8 @@ impl OutputKind {
 #[derive(Debug, Clone)]
 pub struct CaptureConfig {
     pub interfaces: Vec<String>,
+    /// Those of `interfaces` where requests leave: pods' veths.
+    pub pod_interfaces: std::collections::BTreeSet<String>,
     pub output: OutputKind,
     pub mirror_interface: String,
     pub scope: CaptureScope,
@@ -152,6 +154,7 @@ impl Capture {
             );
             capture.program = Some(Program::attach(&ProgramConfig {
                 interfaces: config.interfaces.clone(),
+                pod_interfaces: config.pod_interfaces.clone(),
                 output: ProgramOutput::Mirror {
                     ifindex: mirror_ifindex,
                 },
@@ -175,6 +178,7 @@ impl Capture {
         let started = (|| {
             let mut program = Program::attach(&ProgramConfig {
                 interfaces: config.interfaces.clone(),
+                pod_interfaces: config.pod_interfaces.clone(),
                 output: ProgramOutput::RingBuf(config.ringbuf),
                 loop_guard: config.loop_guard,
                 scope: config.scope.clone(),

@@ -15,7 +15,7 @@ use shadow_common::{
     HOOK_EGRESS, HOOK_INGRESS, KernelSettings, MAP_CAPTURE_ENDPOINTS, MAP_CAPTURE_PORTS,
     MAP_CONFIG, MAP_FRAMES, MAP_READER_STATE, MAP_STATS, MAP_STATS_SLOTS, MAX_CAPTURE_ENDPOINTS,
     MAX_CAPTURE_PORTS, MAX_STATS_SLOTS, OUTPUT_MIRROR, OUTPUT_RINGBUF, PROGRAM_EGRESS,
-    PROGRAM_INGRESS, Stats, StatsKey,
+    PROGRAM_INGRESS, SLOT_REQUESTS_LEAVE, Stats, StatsKey,
 };
 
 use super::{
@@ -138,6 +138,8 @@ pub enum ProgramOutput {
 #[derive(Debug, Clone)]
 pub struct ProgramConfig {
     pub interfaces: Vec<String>,
+    /// Those of `interfaces` where requests leave: pods' veths.
+    pub pod_interfaces: std::collections::BTreeSet<String>,
     pub output: ProgramOutput,
     pub loop_guard: LoopGuard,
     pub scope: CaptureScope,
@@ -180,7 +182,7 @@ impl Program {
         )
         .map_err(map_error(SCOPE_MAPS))?;
         let mut slots: HashMap<MapData, StatsKey, u32> = take_map(&mut ebpf, MAP_STATS_SLOTS)?;
-        let attachments = assign_stats_slots(&mut slots, &config.interfaces)?;
+        let attachments = assign_stats_slots(&mut slots, config)?;
         let stats_map: PerCpuArray<MapData, Stats> = take_map(&mut ebpf, MAP_STATS)?;
         attach_programs(&mut ebpf, &config.interfaces)?;
         Ok(Program {
@@ -296,10 +298,14 @@ fn configure(
 /// packets of interfaces not listed).
 fn assign_stats_slots(
     slots: &mut HashMap<MapData, StatsKey, u32>,
-    interfaces: &[String],
+    config: &ProgramConfig,
 ) -> Result<Vec<Attachment>, ProgramLoadError> {
     let mut attachments = Vec::new();
-    for (i, interface) in interfaces.iter().enumerate() {
+    for (i, interface) in config.interfaces.iter().enumerate() {
+        let direction = match config.pod_interfaces.contains(interface) {
+            true => SLOT_REQUESTS_LEAVE,
+            false => 0,
+        };
         let ifindex =
             mirror::ifindex(interface).ok_or_else(|| ProgramLoadError::NoSuchInterface {
                 name: interface.clone(),
@@ -310,7 +316,7 @@ fn assign_stats_slots(
         ] {
             let slot = 1 + 2 * i as u32 + hook;
             slots
-                .insert(StatsKey { ifindex, hook }, slot, 0)
+                .insert(StatsKey { ifindex, hook }, slot | direction, 0)
                 .map_err(map_error(MAP_STATS_SLOTS))?;
             attachments.push(Attachment {
                 interface: interface.clone(),

@@ -96,6 +96,7 @@ async fn prepare(args: &RunArgs) -> Result<Prepared, Unusable> {
     let upstream = settings.shadow.upstream(settings.loop_guard.mark)?;
     let capture = CaptureConfig {
         interfaces: settings.interfaces.clone(),
+        pod_interfaces: settings.pod_interfaces.clone(),
         output: settings.output,
         mirror_interface: settings.mirror_interface.clone(),
         scope: initial.capture_scope(settings.explicit_ports.as_ref()),

@@ -6,7 +6,7 @@ mod options;
 
 pub use options::{DaemonOptions, ShadowOptions};
 
-use std::{net::SocketAddr, time::Duration};
+use std::{collections::BTreeSet, net::SocketAddr, time::Duration};
 
 use crate::{
     capture::{
@@ -25,7 +25,10 @@ pub const DEFAULT_CONFIG_POLL: Duration = Duration::from_secs(2);
 /// Everything `run` needs, resolved.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// Every interface to watch, node interfaces first.
     pub interfaces: Vec<String>,
+    /// Those of `interfaces` that are pods' veths: requests leave through them.
+    pub pod_interfaces: BTreeSet<String>,
     /// Ports given explicitly (flag or Module); `None` = derived from the route table.
     pub explicit_ports: Option<PortSet>,
     pub output: OutputKind,
@@ -89,7 +92,9 @@ impl ShadowSettings {
 /// Settings that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingsError {
-    #[error("no interface to watch: give --interface or `interfaces` in the shadowd Module")]
+    #[error(
+        "no interface to watch: give --interface or --pod-interface, or `interfaces` or `pod_interfaces` in the shadowd Module"
+    )]
     NoInterface,
     #[error(
         "no capture ports: give --capture-port, `capture_ports` in the shadowd Module, --config with Mappings, or --kubernetes"
@@ -121,7 +126,15 @@ impl Settings {
             Some(module) => args.options.clone().over(module),
             None => args.options.clone(),
         };
-        let interfaces = options.interfaces.clone().unwrap_or_default();
+        let pod_interfaces: BTreeSet<String> = options
+            .pod_interfaces
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let mut interfaces = options.interfaces.clone().unwrap_or_default();
+        interfaces.retain(|name| !pod_interfaces.contains(name));
+        interfaces.extend(pod_interfaces.iter().cloned());
         if interfaces.is_empty() {
             return Err(SettingsError::NoInterface);
         }
@@ -139,6 +152,7 @@ impl Settings {
         let limits = options.limits.clone().unwrap_or_default();
         let settings = Settings {
             interfaces,
+            pod_interfaces,
             explicit_ports,
             output: options.capture_output.unwrap_or_default(),
             mirror_interface: options
@@ -244,6 +258,29 @@ mod tests {
             interfaces: Some(vec!["eth0".into()]),
             ..options
         }
+    }
+
+    #[test]
+    fn pod_interfaces_are_watched_after_node_interfaces_and_marked() {
+        let options = DaemonOptions {
+            interfaces: Some(vec!["eth0".into(), "cali1".into()]),
+            pod_interfaces: Some(vec!["cali1".into(), "lxc2".into()]),
+            ..DaemonOptions::default()
+        };
+        let settings = Settings::resolve(&flags(options), None).unwrap();
+        assert_eq!(settings.interfaces, ["eth0", "cali1", "lxc2"]);
+        assert_eq!(
+            settings.pod_interfaces.iter().collect::<Vec<_>>(),
+            ["cali1", "lxc2"]
+        );
+        let only_pods = DaemonOptions {
+            pod_interfaces: Some(vec!["cali1".into()]),
+            ..DaemonOptions::default()
+        };
+        assert_eq!(
+            Settings::resolve(&flags(only_pods), None).unwrap().interfaces,
+            ["cali1"]
+        );
     }
 
     #[test]

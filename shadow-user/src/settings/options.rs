@@ -18,6 +18,11 @@ pub struct DaemonOptions {
     #[arg(long = "interface", short = 'i', value_name = "IFACE")]
     pub interfaces: Option<Vec<String>>,
 
+    /// Host side of a production pod's veth to watch, where requests to the pod leave and
+    /// its answers arrive (so it sees clients on the same node too); repeat for several.
+    #[arg(long = "pod-interface", value_name = "IFACE")]
+    pub pod_interfaces: Option<Vec<String>>,
+
     /// TCP port of a production service to capture; repeat for several. Default: the ports
     /// of the production services of shadowed Mappings.
     #[arg(long = "capture-port", short = 'p', value_name = "PORT")]
@@ -183,6 +188,7 @@ impl DaemonOptions {
         let lower = lower.clone();
         DaemonOptions {
             interfaces: self.interfaces.or(lower.interfaces),
+            pod_interfaces: self.pod_interfaces.or(lower.pod_interfaces),
             capture_ports: self.capture_ports.or(lower.capture_ports),
             admin: self.admin.or(lower.admin),
             metrics: self.metrics.or(lower.metrics),
