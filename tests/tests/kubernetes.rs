@@ -121,6 +121,15 @@ impl Node {
         )
     }
 
+    /// `myservice`'s EndpointSlice says its pods on this node are at `pods`.
+    fn serve_myservice_at(&self, pods: &[&str]) {
+        let endpoints: Vec<(&str, &str)> = pods.iter().map(|pod| (*pod, NODE)).collect();
+        self.api.apply(
+            "endpointslices",
+            endpoint_slice("default", "myservice", TARGET_PORT.into(), &endpoints),
+        );
+    }
+
     /// `GET path` from the client node to `addr`, on a connection of its own.
     fn get(&self, addr: &str, path: &str) {
         get_from(&self.topo.client, addr, path);
@@ -287,6 +296,102 @@ fn a_production_pods_veth_sees_clients_on_the_same_node_and_from_other_nodes() {
     );
 }
 
+/// The interfaces `shadowd` is attached to, as `/diag` lists them.
+fn attached(shadowd: &Shadowd<'_>) -> Vec<String> {
+    let mut names: Vec<String> = diag(shadowd)["attachments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["interface"].as_str().map(str::to_string))
+        .collect();
+    names.dedup();
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[test]
+fn interfaces_auto_attaches_to_production_pods_veths_as_they_come_and_go() {
+    let node = Node::new();
+    let pod_a = Pod::start(&node.topo.server, "calia1b2c3", "198.18.2.2");
+    let client_pod = Pod::start(&node.topo.server, "cali5d6e7f", "198.18.2.5");
+    // Another Service's pod: its veth is not production's.
+    let _pod_b = Pod::start(&node.topo.server, "lxc0d4e5f6", "198.18.2.3");
+    let shadowd = node.shadowd_watching(&["--interface", "auto"]);
+    eventually(SETTLE, "pod A's veth to be attached", || {
+        (attached(&shadowd) == ["calia1b2c3"]).then_some(())
+    });
+    get_from(&client_pod.ns, &pod_a.endpoint(), "/myservice/a-same-node");
+
+    // Pod C starts and joins the Service: its veth is attached without a restart.
+    let pod_c = Pod::start(&node.topo.server, "lxc7a8b9c0", "198.18.2.4");
+    node.serve_myservice_at(&[pod_a.address, pod_c.address]);
+    eventually(SETTLE, "pod C's veth to be attached", || {
+        (attached(&shadowd) == ["calia1b2c3", "lxc7a8b9c0"]).then_some(())
+    });
+    node.get(&pod_c.endpoint(), "/myservice/c-other-node");
+
+    // Pod C is deleted (its veth goes with its namespace): detached.
+    drop(pod_c);
+    eventually(SETTLE, "pod C's veth to be detached", || {
+        (attached(&shadowd) == ["calia1b2c3"]).then_some(())
+    });
+    node.get(&format!("{CLUSTER_IP}:80"), "/myservice/a-other-node");
+    shadowd.accounted_for(SHADOW_MAPPING, 3, SETTLE);
+    assert_eq!(
+        node.shadow_paths(),
+        [
+            "/myservice/a-other-node",
+            "/myservice/a-same-node",
+            "/myservice/c-other-node"
+        ]
+    );
+}
+
+#[test]
+fn interfaces_auto_finds_a_pod_behind_a_bridge_by_its_forwarding_entry() {
+    let node = Node::new();
+    let server = &node.topo.server;
+    // The bridge plugin's layout: cni0 with the gateway address, veth* ports.
+    server.ip(&["link", "add", "cni0", "type", "bridge"]);
+    server.ip(&["addr", "add", "198.18.4.1/24", "dev", "cni0"]);
+    server.ip(&["link", "set", "cni0", "up"]);
+    node.topo
+        .client
+        .ip(&["route", "add", "198.18.4.0/24", "via", Topology::SERVER_V4]);
+    let pod_ns = Netns::new("p");
+    run(std::process::Command::new("ip").args([
+        "link",
+        "add",
+        "veth9f8e7d",
+        "netns",
+        &server.name,
+        "type",
+        "veth",
+        "peer",
+        "eth0",
+        "netns",
+        &pod_ns.name,
+    ]));
+    server.ip(&["link", "set", "veth9f8e7d", "master", "cni0"]);
+    server.ip(&["link", "set", "veth9f8e7d", "up"]);
+    pod_ns.ip(&["addr", "add", "198.18.4.2/24", "dev", "eth0"]);
+    pod_ns.ip(&["link", "set", "eth0", "up"]);
+    pod_ns.ip(&["route", "add", "default", "via", "198.18.4.1"]);
+    let _pod = HttpServer::start(&pod_ns, &format!("198.18.4.2:{TARGET_PORT}"));
+    node.serve_myservice_at(&["198.18.4.2"]);
+    let shadowd = node.shadowd_watching(&["--interface", "auto"]);
+    // The node learns the pod's MAC address once it has talked to it (a kubelet probe, in a
+    // cluster); then the bridge's forwarding entry names the veth.
+    node.get(&format!("198.18.4.2:{TARGET_PORT}"), "/warm-up");
+    eventually(SETTLE, "the bridged pod's veth to be attached", || {
+        (attached(&shadowd) == ["veth9f8e7d"]).then_some(())
+    });
+    node.get(&format!("198.18.4.2:{TARGET_PORT}"), "/myservice/bridged");
+    shadowd.accounted_for(SHADOW_MAPPING, 1, SETTLE);
+    assert_eq!(node.shadow_paths(), ["/myservice/bridged"]);
+}
+
 #[test]
 fn pods_coming_and_going_are_followed_without_a_restart() {
     let node = Node::new();
@@ -296,26 +401,14 @@ fn pods_coming_and_going_are_followed_without_a_restart() {
     node.get(&pod_c.endpoint(), "/myservice/c-before");
 
     // Pod C joins the Service.
-    let both = [(pod_a.address, NODE), (pod_c.address, NODE)];
-    node.api.apply(
-        "endpointslices",
-        endpoint_slice("default", "myservice", TARGET_PORT.into(), &both),
-    );
+    node.serve_myservice_at(&[pod_a.address, pod_c.address]);
     eventually(SETTLE, "pod C to be captured", || {
         (captured(&shadowd) == [pod_a.endpoint(), pod_c.endpoint()]).then_some(())
     });
     node.get(&pod_c.endpoint(), "/myservice/c-joined");
 
     // Pod A leaves: its connections may still drain, so it stays captured for the grace.
-    node.api.apply(
-        "endpointslices",
-        endpoint_slice(
-            "default",
-            "myservice",
-            TARGET_PORT.into(),
-            &[(pod_c.address, NODE)],
-        ),
-    );
+    node.serve_myservice_at(&[pod_c.address]);
     std::thread::sleep(Duration::from_secs(2));
     node.get(&pod_a.endpoint(), "/myservice/a-draining");
     eventually(Duration::from_secs(45), "pod A's grace to end", || {

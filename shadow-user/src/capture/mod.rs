@@ -2,10 +2,12 @@
 //! [`FrameSink`] — either the mirror veth pair with its AF_PACKET ring, or the program's BPF
 //! ring buffer.
 
+mod attachments;
 pub mod frame;
 pub mod heartbeat;
 pub mod loop_guard;
 pub mod mirror;
+pub mod pod_veths;
 pub mod ports;
 pub mod program;
 pub mod ringbuf;
@@ -84,6 +86,8 @@ pub struct Capture {
     /// Stops the reader thread, and tells whether it still reads.
     control: ReaderControl,
     scope: SharedScope,
+    /// Production pods' veths attached by `interfaces: auto`.
+    followed: std::collections::BTreeSet<String>,
 }
 
 /// Checks, before anything is created or attached, what only the running system can tell:
@@ -124,6 +128,7 @@ impl Capture {
             reader: None,
             control: ReaderControl::default(),
             scope: SharedScope::new(scope),
+            followed: Default::default(),
         }
     }
 
@@ -229,6 +234,14 @@ impl Capture {
         }
         self.scope.replace(scope);
         Ok(())
+    }
+
+    /// Attaches to the production pods' veths in `wanted` and detaches from those it
+    /// followed that are no longer there (`interfaces: auto`).
+    pub fn follow_pod_interfaces(&mut self, wanted: &std::collections::BTreeSet<String>) {
+        if let Some(program) = self.program.as_mut() {
+            program.follow_pod_interfaces(&mut self.followed, wanted);
+        }
     }
 
     /// Detaches the program, stops the reader and deletes the mirror pair. Errors are logged:

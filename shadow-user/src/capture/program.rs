@@ -4,22 +4,23 @@
 //! Links are owned by this value: dropping it (or the process exiting, even on SIGKILL)
 //! detaches everything, because TCX links live only as long as their file descriptor.
 
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeSet;
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray},
-    programs::{LinkOrder, ProgramError, SchedClassifier, TcAttachType, tc::TcAttachOptions},
+    maps::{Array, Map, MapData, MapError},
+    programs::{ProgramError, SchedClassifier},
 };
 use shadow_common::{
-    HOOK_EGRESS, HOOK_INGRESS, KernelSettings, MAP_CAPTURE_ENDPOINTS, MAP_CAPTURE_PORTS,
-    MAP_CONFIG, MAP_FRAMES, MAP_READER_STATE, MAP_STATS, MAP_STATS_SLOTS, MAX_CAPTURE_ENDPOINTS,
-    MAX_CAPTURE_PORTS, MAX_STATS_SLOTS, OUTPUT_MIRROR, OUTPUT_RINGBUF, PROGRAM_EGRESS,
-    PROGRAM_INGRESS, SLOT_REQUESTS_LEAVE, Stats, StatsKey,
+    KernelSettings, MAP_CAPTURE_ENDPOINTS, MAP_CAPTURE_PORTS, MAP_CONFIG, MAP_FRAMES,
+    MAP_READER_STATE, MAP_STATS, MAP_STATS_SLOTS, MAX_CAPTURE_ENDPOINTS, MAX_CAPTURE_PORTS,
+    OUTPUT_MIRROR, OUTPUT_RINGBUF, PROGRAM_EGRESS, PROGRAM_INGRESS,
 };
 
+pub use super::attachments::{MAX_INTERFACES, StatsReader};
 use super::{
-    LoopGuard, mirror,
+    LoopGuard,
+    attachments::Attachments,
     ringbuf::{RingBufConfig, RingBufMaps},
     scope::CaptureScope,
     scope_map::{self, KernelScopeMaps, MapContents},
@@ -58,6 +59,10 @@ pub enum ProgramLoadError {
         "{count} production endpoints to capture, the kernel map holds {MAX_CAPTURE_ENDPOINTS}"
     )]
     TooManyEndpoints { count: usize },
+    #[error("no free counters' slot: {MAX_INTERFACES} interfaces are attached")]
+    TooManyInterfaces,
+    #[error("counting the CPUs")]
+    Cpus(#[source] std::io::Error),
     #[error("attaching to {interface} at {hook} (TCX needs Linux 6.6 or newer)")]
     Attach {
         interface: String,
@@ -65,48 +70,6 @@ pub enum ProgramLoadError {
         #[source]
         source: ProgramError,
     },
-}
-
-/// One attachment point with its own counters.
-#[derive(Debug, Clone)]
-pub struct Attachment {
-    pub interface: String,
-    pub hook: &'static str,
-    slot: u32,
-}
-
-/// The per-CPU counters map, shared with the metrics collector.
-#[derive(Clone)]
-pub struct StatsReader {
-    map: Arc<Mutex<PerCpuArray<MapData, Stats>>>,
-    attachments: Arc<Vec<Attachment>>,
-}
-
-impl std::fmt::Debug for StatsReader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StatsReader")
-            .field("attachments", &self.attachments)
-            .finish()
-    }
-}
-
-impl StatsReader {
-    /// The counters of every attachment, summed over CPUs.
-    pub fn read(&self) -> Vec<(Attachment, Stats)> {
-        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        self.attachments
-            .iter()
-            .map(|attachment| {
-                let mut total = Stats::default();
-                if let Ok(values) = map.get(&attachment.slot, 0) {
-                    for cpu in values.iter() {
-                        total.accumulate(cpu);
-                    }
-                }
-                (attachment.clone(), total)
-            })
-            .collect()
-    }
 }
 
 /// Reader of the program's aya-log records, forwarded to the `log` facade (and so to tracing).
@@ -118,7 +81,7 @@ pub struct Program {
     scope_maps: KernelScopeMaps,
     /// What `scope_maps` hold.
     current_scope: MapContents,
-    stats: StatsReader,
+    attachments: Attachments,
     /// Logger for the program's aya-log records; polled by the caller.
     pub logger: Option<ProgramLogger>,
     /// With [`ProgramOutput::RingBuf`], the ring buffer until the reader takes it.
@@ -181,18 +144,20 @@ impl Program {
             &MapContents::from(&config.scope),
         )
         .map_err(map_error(SCOPE_MAPS))?;
-        let mut slots: HashMap<MapData, StatsKey, u32> = take_map(&mut ebpf, MAP_STATS_SLOTS)?;
-        let attachments = assign_stats_slots(&mut slots, config)?;
-        let stats_map: PerCpuArray<MapData, Stats> = take_map(&mut ebpf, MAP_STATS)?;
-        attach_programs(&mut ebpf, &config.interfaces)?;
+        let mut attachments = Attachments::new(
+            take_map(&mut ebpf, MAP_STATS_SLOTS)?,
+            take_map(&mut ebpf, MAP_STATS)?,
+        );
+        load_programs(&mut ebpf)?;
+        for interface in &config.interfaces {
+            let pod_side = config.pod_interfaces.contains(interface);
+            attachments.attach(&mut ebpf, interface, pod_side)?;
+        }
         Ok(Program {
             ebpf,
             scope_maps,
             current_scope,
-            stats: StatsReader {
-                map: Arc::new(Mutex::new(stats_map)),
-                attachments: Arc::new(attachments),
-            },
+            attachments,
             logger,
             frames,
         })
@@ -205,7 +170,35 @@ impl Program {
 
     /// A reader of the program's counters, usable after `self` is gone only until then.
     pub fn stats(&self) -> StatsReader {
-        self.stats.clone()
+        self.attachments.stats()
+    }
+
+    /// Attaches to each of `wanted` not attached yet, as pods' veths, and detaches from the
+    /// pods' veths in `followed` that are no longer wanted; `followed` follows what is
+    /// attached. An interface that cannot be attached (gone meanwhile) is logged and left.
+    pub fn follow_pod_interfaces(
+        &mut self,
+        followed: &mut BTreeSet<String>,
+        wanted: &BTreeSet<String>,
+    ) {
+        let gone: Vec<String> = followed.difference(wanted).cloned().collect();
+        for interface in gone {
+            self.attachments.detach(&mut self.ebpf, &interface);
+            followed.remove(&interface);
+        }
+        let attached = self.attachments.names();
+        for new in wanted.difference(&attached) {
+            match self.attachments.attach(&mut self.ebpf, new, true) {
+                Ok(()) => {
+                    followed.insert(new.clone());
+                }
+                Err(err) => tracing::warn!(
+                    interface = new,
+                    error = %crate::error_chain(&err),
+                    "a production pod's veth could not be attached"
+                ),
+            }
+        }
     }
 
     /// Replaces the capture scope without detaching, all or nothing (see `scope_map`).
@@ -226,9 +219,6 @@ impl Program {
         tracing::info!(programs, "detached and unloaded the TC programs");
     }
 }
-
-/// Interfaces the program can count packets of, each hook apart (slot 0 is the catch-all).
-pub const MAX_INTERFACES: usize = ((MAX_STATS_SLOTS - 1) / 2) as usize;
 
 /// How errors name the two maps a capture scope is written to.
 const SCOPE_MAPS: &str = "CAPTURE_PORTS/CAPTURE_ENDPOINTS";
@@ -294,46 +284,9 @@ fn configure(
     }))
 }
 
-/// Gives each interface's ingress and egress hook its counters' slot (slot 0 counts
-/// packets of interfaces not listed).
-fn assign_stats_slots(
-    slots: &mut HashMap<MapData, StatsKey, u32>,
-    config: &ProgramConfig,
-) -> Result<Vec<Attachment>, ProgramLoadError> {
-    let mut attachments = Vec::new();
-    for (i, interface) in config.interfaces.iter().enumerate() {
-        let direction = match config.pod_interfaces.contains(interface) {
-            true => SLOT_REQUESTS_LEAVE,
-            false => 0,
-        };
-        let ifindex =
-            mirror::ifindex(interface).ok_or_else(|| ProgramLoadError::NoSuchInterface {
-                name: interface.clone(),
-            })?;
-        for (hook, attach_type) in [
-            (HOOK_INGRESS, TcAttachType::Ingress),
-            (HOOK_EGRESS, TcAttachType::Egress),
-        ] {
-            let slot = 1 + 2 * i as u32 + hook;
-            slots
-                .insert(StatsKey { ifindex, hook }, slot | direction, 0)
-                .map_err(map_error(MAP_STATS_SLOTS))?;
-            attachments.push(Attachment {
-                interface: interface.clone(),
-                hook: hook_name(attach_type),
-                slot,
-            });
-        }
-    }
-    Ok(attachments)
-}
-
-/// Loads both programs and attaches them to every interface.
-fn attach_programs(ebpf: &mut Ebpf, interfaces: &[String]) -> Result<(), ProgramLoadError> {
-    for (name, attach_type) in [
-        (PROGRAM_INGRESS, TcAttachType::Ingress),
-        (PROGRAM_EGRESS, TcAttachType::Egress),
-    ] {
+/// Loads both programs into the kernel (the verifier runs here), unattached.
+fn load_programs(ebpf: &mut Ebpf) -> Result<(), ProgramLoadError> {
+    for name in [PROGRAM_INGRESS, PROGRAM_EGRESS] {
         let program: &mut SchedClassifier = ebpf
             .program_mut(name)
             .ok_or(ProgramLoadError::Missing {
@@ -345,33 +298,8 @@ fn attach_programs(ebpf: &mut Ebpf, interfaces: &[String]) -> Result<(), Program
         program
             .load()
             .map_err(|source| ProgramLoadError::Program { name, source })?;
-        for interface in interfaces {
-            // TCX explicitly: netlink (cls_bpf) filters would outlive a crashed daemon. First
-            // in the chain: a program before it that ends the chain (a CNI's pass or
-            // redirect) would hide production's packets; shadowd only reads and hands on.
-            program
-                .attach_with_options(
-                    interface,
-                    attach_type,
-                    TcAttachOptions::TcxOrder(LinkOrder::first()),
-                )
-                .map_err(|source| ProgramLoadError::Attach {
-                    interface: interface.clone(),
-                    hook: hook_name(attach_type),
-                    source,
-                })?;
-            tracing::info!(interface, program = name, "attached");
-        }
     }
     Ok(())
-}
-
-fn hook_name(attach_type: TcAttachType) -> &'static str {
-    if attach_type == TcAttachType::Ingress {
-        "ingress"
-    } else {
-        "egress"
-    }
 }
 
 fn map_error(name: &'static str) -> impl Fn(MapError) -> ProgramLoadError {

@@ -3,6 +3,8 @@
 //! SIGINT/SIGTERM.
 
 use std::{
+    collections::BTreeSet,
+    net::IpAddr,
     sync::{Arc, atomic::Ordering},
     time::Duration,
 };
@@ -18,6 +20,7 @@ use tokio::{
 use crate::{
     active::{ActiveConfig, ConfigMetrics, ReloadOutcome, SharedConfig, fingerprint},
     admin::{AdminError, AdminState, Bound, Listener},
+    capture::pod_veths,
     capture::{Capture, CaptureConfig, CaptureError, heartbeat::Liveness, program::ProgramLogger},
     cmd::cli::RunArgs,
     config::ConfigError,
@@ -64,6 +67,8 @@ pub enum RunError {
     Signals(#[source] std::io::Error),
     #[error("connecting to the Kubernetes API (in-cluster credentials, or KUBECONFIG)")]
     Kubernetes(#[source] kube::Error),
+    #[error("following the node's links (netlink) for `interfaces: auto`")]
+    PodInterfaces(#[source] std::io::Error),
     #[error("the capture thread ended; nothing more could be copied")]
     CaptureEnded,
 }
@@ -229,8 +234,16 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         metrics: &config_metrics,
         last_fingerprint: shared.load().fingerprint,
         cluster: cluster.map(|c| c.snapshots),
+        pods: None,
     };
-    let stop = until_stopped(&mut signals, &mut reloader, &mut capture).await;
+    // `interfaces: auto`: production's pods' veths, found from the endpoints captured.
+    let mut pod_interfaces = None;
+    if settings.auto_interfaces {
+        let (pods, endpoints) = watch::channel(pod_addresses(&shared.load(), &settings));
+        pod_interfaces = Some(pod_veths::follow(endpoints).map_err(RunError::PodInterfaces)?);
+        reloader.pods = Some(pods);
+    }
+    let stop = until_stopped(&mut signals, &mut reloader, &mut capture, pod_interfaces).await;
     state.ready.store(false, Ordering::Release);
     // Stopping capture drops the last sender; copies already queued get a short grace.
     capture.shutdown().await;
@@ -283,6 +296,7 @@ async fn until_stopped(
     signals: &mut Signals,
     reloader: &mut Reloader<'_>,
     capture: &mut Capture,
+    mut pod_interfaces: Option<watch::Receiver<BTreeSet<String>>>,
 ) -> Stop {
     // With polling off the tick never comes: only SIGHUP reloads.
     let mut poll = reloader.settings.config_poll.map(tokio::time::interval);
@@ -317,6 +331,9 @@ async fn until_stopped(
             }
             _ = next_poll(&mut poll) => reloader.reload_if_changed(capture),
             Some(()) = next_move(&mut moved) => reloader.reload_moved_production(capture),
+            Some(wanted) = next_pod_interfaces(&mut pod_interfaces) => {
+                capture.follow_pod_interfaces(&wanted);
+            }
             Some(()) = next_cluster_change(&mut cluster) => {
                 tracing::info!("the cluster changed: reloading");
                 reloader.reload(capture);
@@ -360,6 +377,29 @@ fn watch_production(shared: SharedConfig, every: Duration) -> mpsc::Receiver<()>
 async fn next_move(moved: &mut Option<mpsc::Receiver<()>>) -> Option<()> {
     match moved {
         Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The addresses of the production endpoints `config` captures: the pods whose veths
+/// `interfaces: auto` watches.
+fn pod_addresses(config: &ActiveConfig, settings: &Settings) -> BTreeSet<IpAddr> {
+    config
+        .capture_scope(settings.explicit_ports.as_ref())
+        .endpoints()
+        .map(|endpoint| endpoint.ip())
+        .collect()
+}
+
+/// The next set of production pods' veths; never without `interfaces: auto`.
+async fn next_pod_interfaces(
+    wanted: &mut Option<watch::Receiver<BTreeSet<String>>>,
+) -> Option<BTreeSet<String>> {
+    match wanted {
+        Some(receiver) => {
+            receiver.changed().await.ok()?;
+            Some(receiver.borrow_and_update().clone())
+        }
         None => std::future::pending().await,
     }
 }
@@ -416,6 +456,8 @@ struct Reloader<'a> {
     last_fingerprint: u64,
     /// With the kubernetes source, the cluster's latest state.
     cluster: Option<watch::Receiver<Option<Arc<ClusterSnapshot>>>>,
+    /// With `interfaces: auto`, where production's pods are, for finding their veths.
+    pods: Option<watch::Sender<BTreeSet<IpAddr>>>,
 }
 
 impl Reloader<'_> {
@@ -483,6 +525,9 @@ impl Reloader<'_> {
                 "the capture scope could not be changed; the running configuration stays in use"
             );
             return;
+        }
+        if let Some(pods) = &self.pods {
+            pods.send_replace(pod_addresses(&new, self.settings));
         }
         self.metrics.in_use(&new);
         self.metrics.reload(ReloadOutcome::Applied);

@@ -22,6 +22,9 @@ pub const DEFAULT_MIRROR: &str = "shadow0";
 /// How often the configuration files are checked for changes, by default.
 pub const DEFAULT_CONFIG_POLL: Duration = Duration::from_secs(2);
 
+/// The interface name that stands for production's pods' veths, found and followed.
+pub const AUTO_INTERFACES: &str = "auto";
+
 /// Everything `run` needs, resolved.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -29,6 +32,8 @@ pub struct Settings {
     pub interfaces: Vec<String>,
     /// Those of `interfaces` that are pods' veths: requests leave through them.
     pub pod_interfaces: BTreeSet<String>,
+    /// `interfaces: auto`: the veths of production's pods on this node too, followed.
+    pub auto_interfaces: bool,
     /// Ports given explicitly (flag or Module); `None` = derived from the route table.
     pub explicit_ports: Option<PortSet>,
     pub output: OutputKind,
@@ -133,9 +138,10 @@ impl Settings {
             .into_iter()
             .collect();
         let mut interfaces = options.interfaces.clone().unwrap_or_default();
-        interfaces.retain(|name| !pod_interfaces.contains(name));
+        let auto_interfaces = interfaces.iter().any(|name| name == AUTO_INTERFACES);
+        interfaces.retain(|name| name != AUTO_INTERFACES && !pod_interfaces.contains(name));
         interfaces.extend(pod_interfaces.iter().cloned());
-        if interfaces.is_empty() {
+        if interfaces.is_empty() && !auto_interfaces {
             return Err(SettingsError::NoInterface);
         }
         let explicit_ports = options
@@ -153,6 +159,7 @@ impl Settings {
         let settings = Settings {
             interfaces,
             pod_interfaces,
+            auto_interfaces,
             explicit_ports,
             output: options.capture_output.unwrap_or_default(),
             mirror_interface: options
@@ -261,6 +268,28 @@ mod tests {
     }
 
     #[test]
+    fn auto_stands_for_the_pods_veths_and_is_no_interface_name() {
+        let options = DaemonOptions {
+            interfaces: Some(vec!["auto".into(), "eth0".into()]),
+            ..DaemonOptions::default()
+        };
+        let settings = Settings::resolve(&flags(options), None).unwrap();
+        assert!(settings.auto_interfaces);
+        assert_eq!(settings.interfaces, ["eth0"]);
+        let only_auto = DaemonOptions {
+            interfaces: Some(vec!["auto".into()]),
+            ..DaemonOptions::default()
+        };
+        let settings = Settings::resolve(&flags(only_auto), None).unwrap();
+        assert!(settings.auto_interfaces && settings.interfaces.is_empty());
+        // The Module may say it as one word.
+        let module: DaemonOptions = serde_yaml_ng::from_str("interfaces: auto").unwrap();
+        assert_eq!(module.interfaces, Some(vec!["auto".to_string()]));
+        let module: DaemonOptions = serde_yaml_ng::from_str("interfaces: [eth0, auto]").unwrap();
+        assert_eq!(module.interfaces.unwrap().len(), 2);
+    }
+
+    #[test]
     fn pod_interfaces_are_watched_after_node_interfaces_and_marked() {
         let options = DaemonOptions {
             interfaces: Some(vec!["eth0".into(), "cali1".into()]),
@@ -278,7 +307,9 @@ mod tests {
             ..DaemonOptions::default()
         };
         assert_eq!(
-            Settings::resolve(&flags(only_pods), None).unwrap().interfaces,
+            Settings::resolve(&flags(only_pods), None)
+                .unwrap()
+                .interfaces,
             ["cali1"]
         );
     }

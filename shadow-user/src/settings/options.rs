@@ -14,8 +14,10 @@ use crate::capture::OutputKind;
 /// Every option of `shadowd run` and of the `shadowd` Module.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Args, Deserialize)]
 pub struct DaemonOptions {
-    /// Interface to watch (ingress and egress); repeat for several.
+    /// Interface to watch (ingress and egress); repeat for several. `auto`: the host side
+    /// of the veth of each production pod on this node, followed as pods come and go.
     #[arg(long = "interface", short = 'i', value_name = "IFACE")]
+    #[serde(default, deserialize_with = "one_or_many")]
     pub interfaces: Option<Vec<String>>,
 
     /// Host side of a production pod's veth to watch, where requests to the pod leave and
@@ -267,6 +269,24 @@ impl LimitSettings {
 }
 
 /// Accepts decimal or `0x` hexadecimal.
+/// A list, or one string standing for a list of it (`interfaces: auto`).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(
+        Option::<OneOrMany>::deserialize(deserializer)?.map(|value| match value {
+            OneOrMany::One(one) => vec![one],
+            OneOrMany::Many(many) => many,
+        }),
+    )
+}
+
 fn parse_u32(value: &str) -> Result<u32, String> {
     let parsed = match value
         .strip_prefix("0x")

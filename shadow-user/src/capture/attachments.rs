@@ -1,0 +1,260 @@
+//! The interfaces the program is attached to, each hook with a counters' slot of its own,
+//! attached at start and, with `interfaces: auto`, while it runs: pods' veths come and go.
+//! A slot given to a new interface starts from zero, so no counter ever goes backwards.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{Arc, Mutex, RwLock},
+};
+
+use aya::{
+    Ebpf,
+    maps::{HashMap, MapData, PerCpuArray, PerCpuValues},
+    programs::{
+        LinkOrder, SchedClassifier, TcAttachType, tc::SchedClassifierLinkId, tc::TcAttachOptions,
+    },
+};
+use shadow_common::{
+    HOOK_EGRESS, HOOK_INGRESS, MAP_STATS, MAP_STATS_SLOTS, MAX_STATS_SLOTS, PROGRAM_EGRESS,
+    PROGRAM_INGRESS, SLOT_REQUESTS_LEAVE, Stats, StatsKey,
+};
+
+use super::{mirror, program::ProgramLoadError};
+
+/// Interfaces the program can count packets of, each hook apart (slot 0 is the catch-all).
+pub const MAX_INTERFACES: usize = ((MAX_STATS_SLOTS - 1) / 2) as usize;
+
+/// Both programs, with the hook each is attached at.
+const PROGRAMS: [(&str, TcAttachType, u32); 2] = [
+    (PROGRAM_INGRESS, TcAttachType::Ingress, HOOK_INGRESS),
+    (PROGRAM_EGRESS, TcAttachType::Egress, HOOK_EGRESS),
+];
+
+/// One attachment point with its own counters.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub interface: String,
+    pub hook: &'static str,
+    slot: u32,
+}
+
+/// The per-CPU counters map and the attachments it counts, shared with the metrics
+/// collector and `/diag`.
+#[derive(Clone)]
+pub struct StatsReader {
+    map: Arc<Mutex<PerCpuArray<MapData, Stats>>>,
+    attachments: Arc<RwLock<Vec<Attachment>>>,
+}
+
+impl std::fmt::Debug for StatsReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatsReader")
+            .field("attachments", &self.attachments)
+            .finish()
+    }
+}
+
+impl StatsReader {
+    /// The counters of every attachment, summed over CPUs.
+    pub fn read(&self) -> Vec<(Attachment, Stats)> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let attachments = self.attachments.read().unwrap_or_else(|e| e.into_inner());
+        attachments
+            .iter()
+            .map(|attachment| {
+                let mut total = Stats::default();
+                if let Ok(values) = map.get(&attachment.slot, 0) {
+                    for cpu in values.iter() {
+                        total.accumulate(cpu);
+                    }
+                }
+                (attachment.clone(), total)
+            })
+            .collect()
+    }
+
+    /// Sets the counters of `slot` to zero on every CPU.
+    fn zero(&self, slot: u32) -> Result<(), ProgramLoadError> {
+        let cpus = aya::util::nr_cpus().map_err(|(_, err)| ProgramLoadError::Cpus(err))?;
+        let zeros =
+            PerCpuValues::try_from(vec![Stats::default(); cpus]).map_err(ProgramLoadError::Cpus)?;
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.set(slot, zeros, 0)
+            .map_err(|source| ProgramLoadError::Map {
+                name: MAP_STATS,
+                source,
+            })
+    }
+}
+
+/// One attached interface.
+struct Attached {
+    ifindex: u32,
+    /// Its ingress slot; egress is the next.
+    base: u32,
+    links: Vec<(&'static str, SchedClassifierLinkId)>,
+}
+
+/// What the program is attached to.
+pub struct Attachments {
+    slots: HashMap<MapData, StatsKey, u32>,
+    attached: BTreeMap<String, Attached>,
+    stats: StatsReader,
+}
+
+impl Attachments {
+    /// None yet, with the program's slot and counter maps.
+    pub fn new(
+        slots: HashMap<MapData, StatsKey, u32>,
+        counters: PerCpuArray<MapData, Stats>,
+    ) -> Self {
+        Attachments {
+            slots,
+            attached: BTreeMap::new(),
+            stats: StatsReader {
+                map: Arc::new(Mutex::new(counters)),
+                attachments: Arc::new(RwLock::new(Vec::new())),
+            },
+        }
+    }
+
+    /// The reader of the counters.
+    pub fn stats(&self) -> StatsReader {
+        self.stats.clone()
+    }
+
+    /// The interfaces attached.
+    pub fn names(&self) -> BTreeSet<String> {
+        self.attached.keys().cloned().collect()
+    }
+
+    /// Attaches both programs to `interface`, first in its TCX chains, with counters of its
+    /// own; `pod_side`: requests leave through it. All or nothing.
+    pub fn attach(
+        &mut self,
+        ebpf: &mut Ebpf,
+        interface: &str,
+        pod_side: bool,
+    ) -> Result<(), ProgramLoadError> {
+        if self.attached.contains_key(interface) {
+            return Ok(());
+        }
+        let ifindex =
+            mirror::ifindex(interface).ok_or_else(|| ProgramLoadError::NoSuchInterface {
+                name: interface.to_string(),
+            })?;
+        let used: BTreeSet<u32> = self.attached.values().map(|a| a.base).collect();
+        let base = (0..MAX_INTERFACES as u32)
+            .map(|i| 1 + 2 * i)
+            .find(|base| !used.contains(base))
+            .ok_or(ProgramLoadError::TooManyInterfaces)?;
+        let direction = if pod_side { SLOT_REQUESTS_LEAVE } else { 0 };
+        let mut attached = Attached {
+            ifindex,
+            base,
+            links: Vec::new(),
+        };
+        let result = (|| {
+            for (name, attach_type, hook) in PROGRAMS {
+                self.stats.zero(base + hook)?;
+                self.slots
+                    .insert(StatsKey { ifindex, hook }, (base + hook) | direction, 0)
+                    .map_err(|source| ProgramLoadError::Map {
+                        name: MAP_STATS_SLOTS,
+                        source,
+                    })?;
+                let program = classifier(ebpf, name)?;
+                // TCX explicitly: netlink (cls_bpf) filters would outlive a crashed daemon.
+                // First in the chain: a program before it that ends the chain (a CNI's pass
+                // or redirect) would hide production's packets; shadowd only reads and
+                // hands on.
+                let link = program
+                    .attach_with_options(
+                        interface,
+                        attach_type,
+                        TcAttachOptions::TcxOrder(LinkOrder::first()),
+                    )
+                    .map_err(|source| ProgramLoadError::Attach {
+                        interface: interface.to_string(),
+                        hook: hook_name(hook),
+                        source,
+                    })?;
+                attached.links.push((name, link));
+                tracing::info!(interface, program = name, "attached");
+            }
+            Ok(())
+        })();
+        if let Err(err) = result {
+            self.release(ebpf, interface, attached);
+            return Err(err);
+        }
+        let mut listed = self
+            .stats
+            .attachments
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        for (_, _, hook) in PROGRAMS {
+            listed.push(Attachment {
+                interface: interface.to_string(),
+                hook: hook_name(hook),
+                slot: base + hook,
+            });
+        }
+        drop(listed);
+        self.attached.insert(interface.to_string(), attached);
+        Ok(())
+    }
+
+    /// Detaches from `interface` (gone with its pod, it may already be detached).
+    pub fn detach(&mut self, ebpf: &mut Ebpf, interface: &str) {
+        if let Some(attached) = self.attached.remove(interface) {
+            self.release(ebpf, interface, attached);
+            tracing::info!(interface, "detached");
+        }
+    }
+
+    /// Undoes what attaching `interface` did, as far as it went.
+    fn release(&mut self, ebpf: &mut Ebpf, interface: &str, attached: Attached) {
+        for (name, link) in attached.links {
+            if let Ok(program) = classifier(ebpf, name) {
+                // Fails only when the link went with its interface: nothing left to undo.
+                let _ = program.detach(link);
+            }
+        }
+        for (_, _, hook) in PROGRAMS {
+            let _ = self.slots.remove(&StatsKey {
+                ifindex: attached.ifindex,
+                hook,
+            });
+        }
+        self.stats
+            .attachments
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|a| {
+                a.interface != interface || a.slot < attached.base || a.slot > attached.base + 1
+            });
+    }
+}
+
+/// The loaded classifier `name`.
+fn classifier<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<&'a mut SchedClassifier, ProgramLoadError> {
+    ebpf.program_mut(name)
+        .ok_or(ProgramLoadError::Missing {
+            what: "program",
+            name,
+        })?
+        .try_into()
+        .map_err(|source| ProgramLoadError::Program { name, source })
+}
+
+fn hook_name(hook: u32) -> &'static str {
+    if hook == HOOK_INGRESS {
+        "ingress"
+    } else {
+        "egress"
+    }
+}
