@@ -246,6 +246,13 @@ fn the_services_requests_through_its_cluster_ip_are_copied_and_another_service_o
         report["route_table"][0]["rkey"],
         "myservice-shadow.default.1"
     );
+    // /diag says where each Mapping was read.
+    let sources = report["route_table"][0]["sources"].to_string();
+    assert!(
+        sources.contains("myservice-mapping: Service default/myservice, document 1")
+            && sources.contains("myservice-shadow-mapping: Service default/myservice-shadow"),
+        "{sources}"
+    );
     let watches = report["kubernetes"].as_array().expect("watches").clone();
     let v2 = watches
         .iter()

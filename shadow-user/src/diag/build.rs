@@ -48,6 +48,17 @@ impl Sources {
                     service: plan.service.to_string(),
                     weight: plan.weight,
                 }),
+                sources: group
+                    .production
+                    .iter()
+                    .map(|p| format!("{}: {}", p.name, p.origin))
+                    .chain(
+                        group
+                            .shadow
+                            .iter()
+                            .map(|plan| format!("{}: {}", plan.name, plan.origin)),
+                    )
+                    .collect(),
             })
             .collect();
         // Every Mapping with a shadow now, and every one that saw traffic before a reload.

@@ -127,7 +127,7 @@ const LEDGER: [&str; 7] = [
     "in flight",
     "balances",
 ];
-const ROUTES: [&str; 5] = ["#", "group", "match", "production", "shadow"];
+const ROUTES: [&str; 6] = ["#", "group", "match", "production", "shadow", "read from"];
 const SERVICES: [&str; 2] = ["production service", "captured at"];
 const KUBERNETES: [&str; 4] = ["watch", "listed", "errors", "failing with"];
 const CAPTURE: [&str; 6] = [
@@ -262,6 +262,7 @@ fn route_rows(report: &Report) -> Vec<Vec<Cell>> {
                 Cell::from(&g.criteria),
                 Cell::from(g.production.join("; ")),
                 Cell::from(shadow),
+                Cell::from(g.sources.join("; ")),
             ]
         })
         .collect()
@@ -336,12 +337,14 @@ mod tests {
                         service: "a-shadow:80".into(),
                         weight: 30,
                     }),
+                    sources: vec!["a: Service default/a, document 1, line 1".into()],
                 },
                 GroupReport {
                     rkey: "c.default.1".into(),
                     criteria: "prefix /c/".into(),
                     production: vec![],
                     shadow: None,
+                    sources: vec![],
                 },
             ],
             errors: vec![("a.default.1".into(), "bad <regex>".into())],
@@ -396,7 +399,7 @@ mod tests {
             "<td>bad &lt;regex&gt;</td>",
             "<td>prefix /a/ &amp; &quot;x&quot;</td>",
             "<td>a -&gt; a:80; b -&gt; b:80</td>",
-            "<td>a-shadow → a-shadow:80, weight 30%</td>",
+            "<td>a-shadow → a-shadow:80, weight 30%</td><td>a: Service default/a, document 1, line 1</td>",
             "<td>none (not copied)</td>",
             "<td class=\"bad\">2 of 7</td>",
             "<td class=\"ok\">yes</td>",

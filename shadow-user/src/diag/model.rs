@@ -45,6 +45,10 @@ pub struct GroupReport {
     /// `name -> service` of each production Mapping.
     pub production: Vec<String>,
     pub shadow: Option<ShadowReport>,
+    /// `name: where it was read` of each of its Mappings (a file's document, or a cluster
+    /// resource such as `Service default/myservice`).
+    #[serde(default)]
+    pub sources: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{criteria::Criteria, matcher::Matcher, request::Target};
-use crate::config::{Mapping, Service};
+use crate::config::{Mapping, Origin, Service};
 
 /// Mappings with the same criteria: what production serves them, and where the copy goes.
 #[derive(Debug, Clone)]
@@ -29,6 +29,8 @@ pub struct Production {
     pub rkey: String,
     /// The Mapping's namespace: that of a `service` named without one.
     pub namespace: String,
+    /// Where the Mapping was read (a file's document, or a cluster resource).
+    pub origin: Origin,
     /// Where production sends the request: its port is one to capture.
     pub service: Service,
 }
@@ -39,6 +41,7 @@ impl Production {
             name: mapping.name.clone(),
             rkey: mapping.rkey.clone(),
             namespace: mapping.namespace.clone(),
+            origin: mapping.origin.clone(),
             service: mapping.service.clone(),
         }
     }
@@ -51,6 +54,8 @@ pub struct ShadowPlan {
     pub name: String,
     /// The shadow Mapping's rkey.
     pub rkey: String,
+    /// Where the shadow Mapping was read.
+    pub origin: Origin,
     /// Where the copy goes.
     pub service: Service,
     /// Percentage (0–100) of the group's requests to copy, each decided independently.
@@ -81,6 +86,7 @@ impl ShadowPlan {
         Self {
             name: mapping.name.clone(),
             rkey: mapping.rkey.clone(),
+            origin: mapping.origin.clone(),
             service: mapping.service.clone(),
             weight: mapping.weight,
             timeout: mapping.timeout,
