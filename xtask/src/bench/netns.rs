@@ -22,12 +22,17 @@ impl Topology {
     pub const SHADOW_ADDR: &'static str = ShadowHost::ADDRESS;
     /// What the shadow Mapping names; resolved through the production namespace's hosts.
     pub const SHADOW_NAME: &'static str = "shadow.bench";
+    /// What the production Mapping names: resolved the same way, so capture is by endpoint.
+    pub const PRODUCTION_NAME: &'static str = "production.bench";
 
     pub fn new() -> Topology {
         let nodes = Nodes::new();
         let shadow = ShadowHost::new(&nodes);
         let Nodes { client, server } = nodes;
-        server.set_hosts(&[(Self::SHADOW_ADDR, Self::SHADOW_NAME)]);
+        server.set_hosts(&[
+            (Self::SHADOW_ADDR, Self::SHADOW_NAME),
+            (Self::PRODUCTION_ADDR, Self::PRODUCTION_NAME),
+        ]);
         Topology {
             client,
             production: server,

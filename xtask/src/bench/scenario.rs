@@ -95,11 +95,12 @@ impl Scenario {
         }
     }
 
-    /// shadowd's `--capture-port`: production's port, or one no traffic uses.
-    pub fn capture_port(self) -> &'static str {
+    /// shadowd's `--capture-port`: none (production's endpoint, from its Mapping, as users
+    /// run it), or for B idle a port no traffic uses.
+    pub fn capture_port(self) -> Option<&'static str> {
         match self {
-            Scenario::BIdle => IDLE_CAPTURE_PORT,
-            _ => "80",
+            Scenario::BIdle => Some(IDLE_CAPTURE_PORT),
+            _ => None,
         }
     }
 }

@@ -29,7 +29,7 @@ pub fn mappings() -> String {
 kind: Mapping
 name: bench-production
 prefix: /
-service: production.bench
+service: {}
 ---
 apiVersion: ambassador/v0
 kind: Mapping
@@ -39,6 +39,7 @@ service: {}
 shadow: true
 weight: 100
 ",
+        Topology::PRODUCTION_NAME,
         Topology::SHADOW_NAME
     )
 }
@@ -59,12 +60,13 @@ pub struct Shadowd<'ns> {
 
 impl<'ns> Shadowd<'ns> {
     /// Starts shadowd in `ns` on `cpu` (if given) with `--capture-output output` and
-    /// `--capture-port port`, and waits for `/readyz`.
+    /// `--capture-port port` if given (else production's endpoint, from its Mapping), and
+    /// waits for `/readyz`.
     pub fn start(
         ns: &'ns Netns,
         cpu: Option<usize>,
         output: &'static str,
-        port: &str,
+        port: Option<&str>,
         dir: &Path,
     ) -> Result<Shadowd<'ns>> {
         std::fs::create_dir_all(dir)?;
@@ -76,13 +78,8 @@ impl<'ns> Shadowd<'ns> {
             "shadowd",
             ns.command_on(cpu, binary.to_str().context("utf-8 path")?)
                 .args(["run", "--interface", Topology::PRODUCTION_IF])
-                .args([
-                    "--capture-port",
-                    port,
-                    "--capture-output",
-                    output,
-                    "--config",
-                ])
+                .args(port.iter().flat_map(|port| ["--capture-port", port]))
+                .args(["--capture-output", output, "--config"])
                 .arg(&config)
                 .env("RUST_LOG", "info"),
             &log,
