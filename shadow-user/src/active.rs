@@ -40,6 +40,8 @@ pub struct ActiveConfig {
     pub fingerprint: u64,
     /// With the `kubernetes` source, the cluster as it was when loaded.
     pub cluster: Option<Arc<ClusterSnapshot>>,
+    /// Whether the `kubernetes` source is on (its state may not have arrived yet).
+    pub kubernetes: bool,
 }
 
 /// The current configuration, shared with the capture thread and the admin server.
@@ -48,7 +50,7 @@ pub type SharedConfig = Arc<ArcSwap<ActiveConfig>>;
 impl ActiveConfig {
     /// Loads `paths` and builds the route table. No paths: an empty table.
     pub fn load(paths: &[PathBuf]) -> Result<ActiveConfig, ConfigError> {
-        Self::load_with_cluster(paths, None)
+        Self::load_with_cluster(paths, None, false)
     }
 
     /// Loads `paths` and the Mappings of `cluster`, builds the route table and finds the
@@ -56,9 +58,13 @@ impl ActiveConfig {
     pub fn load_with_cluster(
         paths: &[PathBuf],
         cluster: Option<Arc<ClusterSnapshot>>,
+        kubernetes: bool,
     ) -> Result<ActiveConfig, ConfigError> {
         if paths.is_empty() && cluster.is_none() {
-            return Ok(ActiveConfig::default());
+            return Ok(ActiveConfig {
+                kubernetes,
+                ..ActiveConfig::default()
+            });
         }
         let documents = cluster.as_ref().map_or(&[][..], |c| &c.documents[..]);
         let loaded = config::load_with_cluster(paths, documents)?;
@@ -86,13 +92,14 @@ impl ActiveConfig {
             mappings: loaded.mappings.len(),
             fingerprint: fingerprint(paths).unwrap_or_default(),
             cluster,
+            kubernetes,
         })
     }
 
     /// What to capture: the explicit ports at any address, else the shadowed production
     /// services, else port 80 at any address.
     pub fn capture_scope(&self, explicit: Option<&PortSet>) -> CaptureScope {
-        self.production.capture_scope(explicit)
+        self.production.capture_scope(explicit, self.kubernetes)
     }
 
     /// Whether the production services resolve differently now than when loaded (a DNS or

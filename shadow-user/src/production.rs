@@ -112,12 +112,13 @@ impl ProductionScope {
 
     /// The scope capture uses: ports given on the command line or in the Module, else the
     /// production services' (nothing, when none of them has an endpoint on this node), else,
-    /// with no shadowed production service at all, port 80 at any address.
-    pub fn capture_scope(&self, explicit: Option<&PortSet>) -> CaptureScope {
+    /// with no shadowed production service at all, port 80 at any address; but nothing with
+    /// the `kubernetes` source, whose Mappings may just not be there yet.
+    pub fn capture_scope(&self, explicit: Option<&PortSet>, kubernetes: bool) -> CaptureScope {
         if let Some(explicit) = explicit {
             return CaptureScope::ports(explicit.iter());
         }
-        if self.services.is_empty() {
+        if self.services.is_empty() && !kubernetes {
             CaptureScope::ports([DEFAULT_CAPTURE_PORT])
         } else {
             self.scope.clone()
@@ -281,9 +282,11 @@ mod tests {
             ProductionScope::resolve(&unshadowed, None, &Hosts(HashMap::new()), &mut diagnostics);
         assert!(found.scope.is_empty() && found.services.is_empty());
         assert_eq!(
-            found.capture_scope(None),
+            found.capture_scope(None, false),
             CaptureScope::ports([DEFAULT_CAPTURE_PORT])
         );
+        // With the kubernetes source, nothing shadowed yet means nothing captured.
+        assert!(found.capture_scope(None, true).is_empty());
     }
 
     #[test]
@@ -292,7 +295,7 @@ mod tests {
             scope: CaptureScope::default(),
             services: vec![("myservice:80".into(), Found::Endpoints(vec![]))],
         };
-        assert!(found.capture_scope(None).is_empty());
+        assert!(found.capture_scope(None, false).is_empty());
         assert_eq!(found.services[0].1.to_string(), "no endpoints on this node");
     }
 
@@ -306,11 +309,14 @@ mod tests {
         );
         let explicit = PortSet::new([9000]);
         assert_eq!(
-            found.capture_scope(Some(&explicit)),
+            found.capture_scope(Some(&explicit), false),
             CaptureScope::ports([9000])
         );
         assert_eq!(
-            found.capture_scope(None).endpoints().collect::<Vec<_>>(),
+            found
+                .capture_scope(None, false)
+                .endpoints()
+                .collect::<Vec<_>>(),
             [addr("198.18.0.2:80")]
         );
     }

@@ -80,6 +80,8 @@ struct State {
     missing: BTreeSet<&'static str>,
     /// `GET` targets served, in order.
     requests: Vec<String>,
+    /// The latest version each collection's watches have written out.
+    delivered: BTreeMap<&'static str, u64>,
 }
 
 /// The running server; stops when dropped.
@@ -129,9 +131,15 @@ impl KubeApi {
     }
 
     /// Adds or replaces `object` (JSON with `metadata.name` and `metadata.namespace`) in
-    /// `collection` (`services`, `endpointslices`, `mappings.v3alpha1`, `mappings.v2`).
-    pub fn apply(&self, collection: &'static str, object: Value) {
-        self.change(collection, object, false);
+    /// `collection` (`services`, `endpointslices`, `mappings.v3alpha1`, `mappings.v2`);
+    /// returns its resourceVersion.
+    pub fn apply(&self, collection: &'static str, object: Value) -> u64 {
+        self.change(collection, object, false)
+    }
+
+    /// The latest resourceVersion a watch of `collection` has written to its client.
+    pub fn delivered(&self, collection: &'static str) -> u64 {
+        self.lock().delivered.get(collection).copied().unwrap_or(0)
     }
 
     /// Deletes `object` (by name and namespace) from `collection`.
@@ -164,7 +172,7 @@ impl KubeApi {
         self.lock().requests.clone()
     }
 
-    fn change(&self, collection: &'static str, mut object: Value, delete: bool) {
+    fn change(&self, collection: &'static str, mut object: Value, delete: bool) -> u64 {
         let mut state = self.lock();
         state.version += 1;
         let version = state.version;
@@ -195,6 +203,7 @@ impl KubeApi {
             object,
         });
         self.shared.1.notify_all();
+        version
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -346,6 +355,9 @@ fn watch(
             if !chunk(writer, &event) {
                 return false;
             }
+            let mut state = shared.0.lock().expect("API state");
+            let delivered = state.delivered.entry(collection.name).or_default();
+            *delivered = (*delivered).max(change.version);
         }
         if bookmarks && latest > bookmarked {
             bookmarked = latest;

@@ -121,13 +121,14 @@ impl Node {
         )
     }
 
-    /// `myservice`'s EndpointSlice says its pods on this node are at `pods`.
-    fn serve_myservice_at(&self, pods: &[&str]) {
+    /// `myservice`'s EndpointSlice says its pods on this node are at `pods`; returns the
+    /// slice's resourceVersion.
+    fn serve_myservice_at(&self, pods: &[&str]) -> u64 {
         let endpoints: Vec<(&str, &str)> = pods.iter().map(|pod| (*pod, NODE)).collect();
         self.api.apply(
             "endpointslices",
             endpoint_slice("default", "myservice", TARGET_PORT.into(), &endpoints),
-        );
+        )
     }
 
     /// `GET path` from the client node to `addr`, on a connection of its own.
@@ -415,8 +416,13 @@ fn pods_coming_and_going_are_followed_without_a_restart() {
     node.get(&pod_c.endpoint(), "/myservice/c-joined");
 
     // Pod A leaves: its connections may still drain, so it stays captured for the grace.
-    node.serve_myservice_at(&[pod_c.address]);
-    std::thread::sleep(Duration::from_secs(2));
+    let version = node.serve_myservice_at(&[pod_c.address]);
+    eventually(SETTLE, "the removal to reach shadowd", || {
+        (node.api.delivered("endpointslices") >= version).then_some(())
+    });
+    // Ten times what building and applying a snapshot takes.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(captured(&shadowd), [pod_a.endpoint(), pod_c.endpoint()]);
     node.get(&pod_a.endpoint(), "/myservice/a-draining");
     eventually(Duration::from_secs(45), "pod A's grace to end", || {
         (captured(&shadowd) == [pod_c.endpoint()]).then_some(())

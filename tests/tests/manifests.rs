@@ -420,7 +420,16 @@ fn probes_and_scraping_reach_the_admin_server_port() {
         admin.port()
     );
 
-    for (probe, required) in [("livenessProbe", None), ("readinessProbe", Some("/readyz"))] {
+    let probes = [
+        ("startupProbe", None),
+        ("livenessProbe", None),
+        ("readinessProbe", Some("/readyz")),
+    ];
+    for (probe, required) in probes {
+        // A startup probe is optional; the others are not.
+        if probe == "startupProbe" && at(container, &[probe]).is_none() {
+            continue;
+        }
         let get = at(container, &[probe, "httpGet"])
             .unwrap_or_else(|| panic!("the container has no {probe}.httpGet"));
         // That the path answers is checked on a running daemon, in `observe.rs`.

@@ -129,20 +129,24 @@ impl Attachments {
     }
 
     /// Attaches both programs to `interface`, first in its TCX chains, with counters of its
-    /// own; `pod_side`: requests leave through it. All or nothing.
+    /// own; `pod_side`: requests leave through it. All or nothing. Attached already: nothing
+    /// to do, unless the name now belongs to another link (a pod's veth re-created), whose
+    /// predecessor's attachment is released first.
     pub fn attach(
         &mut self,
         ebpf: &mut Ebpf,
         interface: &str,
         pod_side: bool,
     ) -> Result<(), ProgramLoadError> {
-        if self.attached.contains_key(interface) {
-            return Ok(());
-        }
         let ifindex =
             mirror::ifindex(interface).ok_or_else(|| ProgramLoadError::NoSuchInterface {
                 name: interface.to_string(),
             })?;
+        match self.attached.get(interface) {
+            Some(attached) if attached.ifindex == ifindex => return Ok(()),
+            Some(_) => self.detach(ebpf, interface),
+            None => {}
+        }
         let used: BTreeSet<u32> = self.attached.values().map(|a| a.base).collect();
         let base = (0..MAX_INTERFACES as u32)
             .map(|i| 1 + 2 * i)

@@ -238,7 +238,10 @@ impl Capture {
 
     /// Attaches to the production pods' veths in `wanted` and detaches from those it
     /// followed that are no longer there (`interfaces: auto`).
-    pub fn follow_pod_interfaces(&mut self, wanted: &std::collections::BTreeSet<String>) {
+    pub fn follow_pod_interfaces(
+        &mut self,
+        wanted: &std::collections::BTreeSet<pod_veths::PodVeth>,
+    ) {
         if let Some(program) = self.program.as_mut() {
             program.follow_pod_interfaces(&mut self.followed, wanted);
         }

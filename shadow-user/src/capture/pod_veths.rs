@@ -3,8 +3,11 @@
 //! routing table (a CNI that routes each pod, as Calico and Cilium do, has a route through
 //! its `cali*`/`lxc*` veth); when the route goes through a bridge (the bridge plugin's
 //! `cni0`), the pod's MAC address from the neighbour table names the bridge port in the
-//! bridge's forwarding database. Netlink link, route and neighbour events, not polling,
-//! say when to look again.
+//! bridge's forwarding database. Only a veth whose peer is in another network namespace
+//! counts (Cilium's `cilium_host`/`cilium_net` pair is not a pod's). Netlink link, route
+//! and neighbour events, not polling, say when to look again. A veth once found stays
+//! watched while its link and its pod's endpoint last, even when a lookup no longer finds
+//! it (a bridge's forwarding entry ages out while the pod is idle).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -29,6 +32,10 @@ use tokio::sync::watch;
 /// How long a burst of netlink events is gathered before looking again.
 const SETTLE: Duration = Duration::from_millis(200);
 
+/// A pod's veth: its host-side name and index (a veth re-created under the same name is
+/// another one, to attach again).
+pub type PodVeth = (String, u32);
+
 /// What a link is, as far as finding pods goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Link {
@@ -38,29 +45,30 @@ struct Link {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
-    Veth,
+    /// A veth whose peer is in another network namespace: a pod's.
+    PodVeth,
     Bridge,
     Other,
 }
 
-/// The interfaces of the node's links that lead to `pods`, by name.
-pub async fn find(
-    handle: &Handle,
-    pods: &BTreeSet<IpAddr>,
-) -> Result<BTreeSet<String>, rtnetlink::Error> {
-    if pods.is_empty() {
-        return Ok(BTreeSet::new());
-    }
+/// What one look found: each pod's veth, and the links that exist.
+struct Found {
+    by_pod: BTreeMap<IpAddr, PodVeth>,
+    links: BTreeMap<u32, Link>,
+}
+
+/// The veths of the node's links that lead to `pods`.
+async fn find(handle: &Handle, pods: &BTreeSet<IpAddr>) -> Result<Found, rtnetlink::Error> {
     let links = links(handle).await?;
-    let mut found = BTreeSet::new();
+    let mut by_pod = BTreeMap::new();
     let mut bridged: Vec<(IpAddr, u32)> = Vec::new();
     for pod in pods {
         let Some(oif) = route_oif(handle, *pod).await? else {
             continue;
         };
         match links.get(&oif).map(|link| link.kind) {
-            Some(Kind::Veth) => {
-                found.insert(links[&oif].name.clone());
+            Some(Kind::PodVeth) => {
+                by_pod.insert(*pod, (links[&oif].name.clone(), oif));
             }
             Some(Kind::Bridge) => bridged.push((*pod, oif)),
             _ => {}
@@ -73,14 +81,34 @@ pub async fn find(
             let port = macs
                 .get(&(pod, bridge))
                 .and_then(|mac| ports.get(&(bridge, mac.clone())));
-            if let Some(link) = port.and_then(|port| links.get(port))
-                && link.kind == Kind::Veth
+            if let Some((index, link)) = port.and_then(|port| links.get_key_value(port))
+                && link.kind == Kind::PodVeth
             {
-                found.insert(link.name.clone());
+                by_pod.insert(pod, (link.name.clone(), *index));
             }
         }
     }
-    Ok(found)
+    Ok(Found { by_pod, links })
+}
+
+/// The veths to watch now: those `found`, and those `before` of pods still `wanted` whose
+/// link is still there under its name, though this look did not find them.
+fn watched(
+    found: Found,
+    before: &BTreeMap<IpAddr, PodVeth>,
+    wanted: &BTreeSet<IpAddr>,
+) -> BTreeMap<IpAddr, PodVeth> {
+    let mut watched = found.by_pod;
+    for (pod, (name, index)) in before {
+        let still_there = found
+            .links
+            .get(index)
+            .is_some_and(|link| &link.name == name);
+        if wanted.contains(pod) && still_there && !watched.contains_key(pod) {
+            watched.insert(*pod, (name.clone(), *index));
+        }
+    }
+    watched
 }
 
 /// Every link by index, with its name and kind.
@@ -91,13 +119,16 @@ async fn links(handle: &Handle) -> Result<BTreeMap<u32, Link>, rtnetlink::Error>
         .filter_map(|message| {
             let mut name = None;
             let mut kind = Kind::Other;
+            // Set only when the link's peer is in another network namespace.
+            let mut peer_elsewhere = false;
             for attribute in &message.attributes {
                 match attribute {
                     LinkAttribute::IfName(n) => name = Some(n.clone()),
+                    LinkAttribute::LinkNetNsId(_) => peer_elsewhere = true,
                     LinkAttribute::LinkInfo(infos) => {
                         for info in infos {
                             match info {
-                                LinkInfo::Kind(InfoKind::Veth) => kind = Kind::Veth,
+                                LinkInfo::Kind(InfoKind::Veth) => kind = Kind::PodVeth,
                                 LinkInfo::Kind(InfoKind::Bridge) => kind = Kind::Bridge,
                                 _ => {}
                             }
@@ -105,6 +136,9 @@ async fn links(handle: &Handle) -> Result<BTreeMap<u32, Link>, rtnetlink::Error>
                     }
                     _ => {}
                 }
+            }
+            if kind == Kind::PodVeth && !peer_elsewhere {
+                kind = Kind::Other;
             }
             Some((message.header.index, Link { name: name?, kind }))
         })
@@ -198,10 +232,10 @@ async fn bridge_ports(handle: &Handle) -> Result<BTreeMap<(u32, Vec<u8>), u32>, 
 
 /// Follows the veths of the pods `pods` names, on a task of its own: looks again whenever
 /// `pods` changes or netlink reports a link, route or neighbour change, and publishes the
-/// names when they differ. A netlink error is logged and the last names stay.
+/// veths when they differ. A netlink error is logged and the last veths stay.
 pub fn follow(
     mut pods: watch::Receiver<BTreeSet<IpAddr>>,
-) -> Result<watch::Receiver<BTreeSet<String>>, std::io::Error> {
+) -> Result<watch::Receiver<BTreeSet<PodVeth>>, std::io::Error> {
     let (mut connection, handle, mut events) = rtnetlink::new_connection()?;
     let groups = RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE;
     connection
@@ -211,13 +245,16 @@ pub fn follow(
     tokio::spawn(connection);
     let (sender, receiver) = watch::channel(BTreeSet::new());
     tokio::spawn(async move {
+        let mut before = BTreeMap::new();
         loop {
             let wanted = pods.borrow_and_update().clone();
             match find(&handle, &wanted).await {
                 Ok(found) => {
+                    before = watched(found, &before, &wanted);
+                    let veths: BTreeSet<PodVeth> = before.values().cloned().collect();
                     sender.send_if_modified(|current| {
-                        let modified = *current != found;
-                        *current = found;
+                        let modified = *current != veths;
+                        *current = veths;
                         modified
                     });
                 }
@@ -228,7 +265,12 @@ pub fn follow(
             }
             tokio::select! {
                 changed = pods.changed() => if changed.is_err() { return },
-                event = events.next() => if event.is_none() { return },
+                event = events.next() => if event.is_none() {
+                    tracing::error!(
+                        "the netlink event stream ended: production pods' veths are no longer followed"
+                    );
+                    return;
+                },
             }
             // Gather the rest of a burst (a pod's veth, address, route and neighbour come
             // together), then look once.
@@ -237,4 +279,59 @@ pub fn follow(
         }
     });
     Ok(receiver)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(name: &str) -> Link {
+        Link {
+            name: name.into(),
+            kind: Kind::PodVeth,
+        }
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_veth_stays_watched_while_its_link_and_its_pod_last() {
+        let before = BTreeMap::from([(ip("198.18.4.2"), ("veth1".to_string(), 7))]);
+        let pods = BTreeSet::from([ip("198.18.4.2")]);
+        // Not found this time (its forwarding entry aged out), but still there.
+        let found = Found {
+            by_pod: BTreeMap::new(),
+            links: BTreeMap::from([(7, link("veth1"))]),
+        };
+        assert_eq!(watched(found, &before, &pods), before);
+        // Its link is gone, or another link took its index, or its pod left: no more.
+        for (links, pods) in [
+            (BTreeMap::new(), pods.clone()),
+            (BTreeMap::from([(7, link("veth2"))]), pods.clone()),
+            (BTreeMap::from([(7, link("veth1"))]), BTreeSet::new()),
+        ] {
+            let found = Found {
+                by_pod: BTreeMap::new(),
+                links,
+            };
+            assert!(watched(found, &before, &pods).is_empty());
+        }
+    }
+
+    #[test]
+    fn what_a_look_finds_wins_over_what_was_kept() {
+        let before = BTreeMap::from([(ip("198.18.2.2"), ("cali1".to_string(), 7))]);
+        let pods = BTreeSet::from([ip("198.18.2.2")]);
+        // The pod's veth was re-created under the same name: a new index.
+        let found = Found {
+            by_pod: BTreeMap::from([(ip("198.18.2.2"), ("cali1".to_string(), 9))]),
+            links: BTreeMap::from([(9, link("cali1"))]),
+        };
+        assert_eq!(
+            watched(found, &before, &pods),
+            BTreeMap::from([(ip("198.18.2.2"), ("cali1".to_string(), 9))])
+        );
+    }
 }

@@ -21,6 +21,7 @@ pub use super::attachments::{MAX_INTERFACES, StatsReader};
 use super::{
     LoopGuard,
     attachments::Attachments,
+    pod_veths::PodVeth,
     ringbuf::{RingBufConfig, RingBufMaps},
     scope::CaptureScope,
     scope_map::{self, KernelScopeMaps, MapContents},
@@ -173,27 +174,29 @@ impl Program {
         self.attachments.stats()
     }
 
-    /// Attaches to each of `wanted` not attached yet, as pods' veths, and detaches from the
-    /// pods' veths in `followed` that are no longer wanted; `followed` follows what is
-    /// attached. An interface that cannot be attached (gone meanwhile) is logged and left.
+    /// Attaches to each pod's veth of `wanted` not attached yet (or re-created under its
+    /// name), and detaches from the pods' veths in `followed` that are no longer wanted;
+    /// `followed` follows what is attached. An interface that cannot be attached (gone
+    /// meanwhile) is logged and left. Interfaces named in the configuration stay as they are.
     pub fn follow_pod_interfaces(
         &mut self,
         followed: &mut BTreeSet<String>,
-        wanted: &BTreeSet<String>,
+        wanted: &BTreeSet<PodVeth>,
     ) {
-        let gone: Vec<String> = followed.difference(wanted).cloned().collect();
+        let names: BTreeSet<String> = wanted.iter().map(|(name, _)| name.clone()).collect();
+        let gone: Vec<String> = followed.difference(&names).cloned().collect();
         for interface in gone {
             self.attachments.detach(&mut self.ebpf, &interface);
             followed.remove(&interface);
         }
-        let attached = self.attachments.names();
-        for new in wanted.difference(&attached) {
-            match self.attachments.attach(&mut self.ebpf, new, true) {
+        let configured = &self.attachments.names() - followed;
+        for name in names.difference(&configured) {
+            match self.attachments.attach(&mut self.ebpf, name, true) {
                 Ok(()) => {
-                    followed.insert(new.clone());
+                    followed.insert(name.clone());
                 }
                 Err(err) => tracing::warn!(
-                    interface = new,
+                    interface = name,
                     error = %crate::error_chain(&err),
                     "a production pod's veth could not be attached"
                 ),

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aya::maps::{Array, HashMap, MapData, MapError};
-use shadow_common::EndpointKey;
+use shadow_common::{EndpointKey, PORT_ANY_ADDRESS};
 
 use super::scope::CaptureScope;
 
@@ -53,10 +53,11 @@ impl From<&CaptureScope> for MapContents {
     }
 }
 
-/// Makes `maps` hold `wanted`, given that they hold `current`: new endpoints first, then
-/// the port flags, then the endpoints no longer wanted, so a server in both scopes is never
-/// missing. If a write fails, `current`'s old contents are written back; either way
-/// `current` ends up saying what the maps hold.
+/// Makes `maps` hold `wanted`, given that they hold `current`: endpoints that leave first
+/// (room in a full map), then new endpoints, then the port flags, then endpoints whose port
+/// `wanted` captures at any address, so a server in both scopes is never missing. If a
+/// write fails, `current`'s old contents are written back; either way `current` ends up
+/// saying what the maps hold.
 pub fn replace(
     maps: &mut impl ScopeMaps,
     current: &mut MapContents,
@@ -83,6 +84,22 @@ fn write(
     current: &mut MapContents,
     wanted: &MapContents,
 ) -> Result<(), MapError> {
+    let covered = |key: &EndpointKey| {
+        wanted
+            .ports
+            .get(&key.port)
+            .is_some_and(|flags| flags & PORT_ANY_ADDRESS != 0)
+    };
+    let leaving: Vec<EndpointKey> = current
+        .endpoints
+        .difference(&wanted.endpoints)
+        .filter(|key| !covered(key))
+        .copied()
+        .collect();
+    for key in leaving {
+        maps.remove_endpoint(key)?;
+        current.endpoints.remove(&key);
+    }
     let added: Vec<EndpointKey> = wanted
         .endpoints
         .difference(&current.endpoints)
@@ -189,7 +206,7 @@ mod tests {
     }
 
     #[test]
-    fn endpoints_go_in_before_their_port_flag_and_out_after_it() {
+    fn leaving_endpoints_go_first_and_new_ones_before_their_port_flag() {
         let old = scope(&[9090], &["198.18.0.2:80"]);
         let new = scope(&[], &["198.18.0.2:8080"]);
         let mut maps = Flaky::holding(&old, &[]);
@@ -199,7 +216,21 @@ mod tests {
         assert_eq!(current, MapContents::from(&new));
         assert_eq!(
             maps.log,
-            ["+8080", "port 80=0", "port 8080=2", "port 9090=0", "-80"]
+            ["-80", "+8080", "port 80=0", "port 8080=2", "port 9090=0"]
+        );
+    }
+
+    #[test]
+    fn an_endpoint_its_port_now_covers_goes_after_the_port_flag() {
+        // Its name stopped resolving: port 80 at any address takes over from the endpoint.
+        let old = scope(&[], &["198.18.0.2:80"]);
+        let new = scope(&[80], &[]);
+        let mut maps = Flaky::holding(&old, &[]);
+        let mut current = MapContents::from(&old);
+        replace(&mut maps, &mut current, &MapContents::from(&new)).unwrap();
+        assert_eq!(
+            maps.log,
+            [format!("port 80={PORT_ANY_ADDRESS}"), "-80".into()]
         );
     }
 

@@ -28,6 +28,7 @@ use crate::{
     kubernetes::{ClusterSnapshot, ClusterSource},
     metrics::Metrics,
     pipeline::{HttpSink, SinkMetrics},
+    production::{ProductionScope, SystemResolver},
     replay::{self, ReplaySettings, offer::Offerer},
     settings::{Settings, SettingsError},
 };
@@ -157,15 +158,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
                 .await
                 .map_err(RunError::Kubernetes)?;
             let source = ClusterSource::start(client, node.clone(), &mut registry);
-            let initial = match first_snapshot(&source).await {
-                Some(snapshot) => {
-                    let loaded = ActiveConfig::load_with_cluster(&args.config, Some(snapshot))
-                        .map_err(Unusable::from)?;
-                    loaded.log();
-                    loaded
-                }
-                None => initial,
-            };
+            let snapshot = first_snapshot(&source).await;
+            let initial = ActiveConfig::load_with_cluster(&args.config, snapshot, true)
+                .map_err(Unusable::from)?;
+            initial.log();
             let capture_config = CaptureConfig {
                 scope: initial.capture_scope(settings.explicit_ports.as_ref()),
                 ..capture_config
@@ -296,11 +292,19 @@ async fn until_stopped(
     signals: &mut Signals,
     reloader: &mut Reloader<'_>,
     capture: &mut Capture,
-    mut pod_interfaces: Option<watch::Receiver<BTreeSet<String>>>,
+    mut pod_interfaces: Option<watch::Receiver<BTreeSet<pod_veths::PodVeth>>>,
 ) -> Stop {
     // With polling off the tick never comes: only SIGHUP reloads.
     let mut poll = reloader.settings.config_poll.map(tokio::time::interval);
     let mut cluster = reloader.cluster.clone();
+    // The snapshot the running configuration was loaded with is seen; one that came after
+    // it (the first lists took longer than the start waited) applies now.
+    if let Some(receiver) = cluster.as_mut() {
+        let latest = receiver.borrow_and_update().clone();
+        if latest.as_deref() != reloader.shared.load().cluster.as_deref() {
+            reloader.reload(capture);
+        }
+    }
     // Explicit ports capture by port: where production's names point does not matter then.
     let mut moved = match (
         reloader.settings.config_poll,
@@ -334,10 +338,7 @@ async fn until_stopped(
             Some(wanted) = next_pod_interfaces(&mut pod_interfaces) => {
                 capture.follow_pod_interfaces(&wanted);
             }
-            Some(()) = next_cluster_change(&mut cluster) => {
-                tracing::info!("the cluster changed: reloading");
-                reloader.reload(capture);
-            }
+            Some(()) = next_cluster_change(&mut cluster) => reloader.reload_for_cluster(capture),
         }
     }
 }
@@ -393,8 +394,8 @@ fn pod_addresses(config: &ActiveConfig, settings: &Settings) -> BTreeSet<IpAddr>
 
 /// The next set of production pods' veths; never without `interfaces: auto`.
 async fn next_pod_interfaces(
-    wanted: &mut Option<watch::Receiver<BTreeSet<String>>>,
-) -> Option<BTreeSet<String>> {
+    wanted: &mut Option<watch::Receiver<BTreeSet<pod_veths::PodVeth>>>,
+) -> Option<BTreeSet<pod_veths::PodVeth>> {
     match wanted {
         Some(receiver) => {
             receiver.changed().await.ok()?;
@@ -462,7 +463,8 @@ struct Reloader<'a> {
 
 impl Reloader<'_> {
     fn reload_if_changed(&mut self, capture: &mut Capture) {
-        if self.args.config.is_empty() {
+        // With the cluster alone, a reload the kernel refused is tried again from here.
+        if self.args.config.is_empty() && self.cluster.is_none() {
             return;
         }
         match fingerprint(&self.args.config) {
@@ -481,13 +483,45 @@ impl Reloader<'_> {
         }
     }
 
+    /// Reloads for a new state of the cluster, unless nothing shadowd uses changed (the
+    /// same Mapping documents and production endpoints: another Service's pods moved).
+    fn reload_for_cluster(&mut self, capture: &mut Capture) {
+        let snapshot = self.cluster.as_ref().and_then(|c| c.borrow().clone());
+        let current = self.shared.load();
+        if let (Some(snapshot), Some(before)) = (&snapshot, &current.cluster)
+            && snapshot.documents == before.documents
+        {
+            let mut ignored = crate::config::Diagnostics::default();
+            let production = tokio::task::block_in_place(|| {
+                ProductionScope::resolve(
+                    &current.table,
+                    Some(snapshot),
+                    &SystemResolver,
+                    &mut ignored,
+                )
+            });
+            if production == current.production {
+                tracing::debug!("the cluster changed, nothing shadowd uses did");
+                return;
+            }
+        }
+        tracing::info!("the cluster changed: reloading");
+        self.reload(capture);
+    }
+
     fn reload(&mut self, capture: &mut Capture) {
         if self.args.config.is_empty() && self.cluster.is_none() {
             return;
         }
         self.last_fingerprint = fingerprint(&self.args.config).unwrap_or_default();
         let snapshot = self.cluster.as_ref().and_then(|c| c.borrow().clone());
-        let new = match ActiveConfig::load_with_cluster(&self.args.config, snapshot) {
+        let kubernetes = self.cluster.is_some();
+        // Reading files and resolving names block: other tasks move to other threads
+        // meanwhile (the runtime has several).
+        let loaded = tokio::task::block_in_place(|| {
+            ActiveConfig::load_with_cluster(&self.args.config, snapshot, kubernetes)
+        });
+        let new = match loaded {
             Ok(new) => new,
             Err(err) => {
                 self.metrics.reload(ReloadOutcome::Rejected);

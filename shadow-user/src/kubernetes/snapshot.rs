@@ -58,6 +58,8 @@ impl ClusterSnapshot {
                 .spec
                 .iter()
                 .flat_map(|spec| spec.ports.iter().flatten())
+                // A UDP port of the same number has endpoints shadowd never sees.
+                .filter(|port| port.protocol.as_deref().is_none_or(|p| p == "TCP"))
                 .filter_map(|port| {
                     let number = u16::try_from(port.port).ok()?;
                     Some((number, port.name.clone().unwrap_or_default()))

@@ -70,7 +70,11 @@ impl ClusterSource {
                 &changed,
                 (),
             ),
-            mappings: [(MAPPINGS_V3, "v3alpha1"), (MAPPINGS_V2, "v2")].map(|(name, version)| {
+            mappings: [
+                (MAPPINGS_V3, MAPPING_VERSIONS[0]),
+                (MAPPINGS_V2, MAPPING_VERSIONS[1]),
+            ]
+            .map(|(name, version)| {
                 let resource = ApiResource::from_gvk_with_plural(
                     &GroupVersionKind::gvk("getambassador.io", version, "Mapping"),
                     "mappings",
@@ -83,6 +87,21 @@ impl ClusterSource {
         tokio::spawn(publish(node, stores, health.clone(), changed, sender));
         ClusterSource { snapshots, health }
     }
+}
+
+/// The versions of the Mapping watches, in the order of `Stores::mappings`.
+const MAPPING_VERSIONS: [&str; 2] = ["v3alpha1", "v2"];
+
+/// `mapping` with its apiVersion and kind, which a LIST's items may lack.
+fn with_type(mapping: &DynamicObject, version: &str) -> DynamicObject {
+    let mut mapping = mapping.clone();
+    if mapping.types.is_none() {
+        mapping.types = Some(kube::api::TypeMeta {
+            api_version: format!("getambassador.io/{version}"),
+            kind: "Mapping".into(),
+        });
+    }
+    mapping
 }
 
 /// The reflectors' stores.
@@ -107,8 +126,11 @@ where
 {
     let writer = reflector::store::Writer::new(dynamic);
     let store = writer.as_reader();
+    // managedFields are most of an object's bytes and nothing shadowd reads: every node
+    // keeps every Service and EndpointSlice.
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
+        .modify(|object: &mut K| object.meta_mut().managed_fields = None)
         .reflect(writer);
     let (health, changed) = (health.clone(), changed.clone());
     tokio::spawn(async move {
@@ -160,8 +182,17 @@ async fn publish(
         if !health.ready() || !health.all_settled() {
             continue;
         }
-        let mappings: Vec<Arc<DynamicObject>> =
-            stores.mappings.iter().flat_map(Store::state).collect();
+        let mappings: Vec<DynamicObject> = stores
+            .mappings
+            .iter()
+            .zip(MAPPING_VERSIONS)
+            .flat_map(|(store, version)| {
+                store
+                    .state()
+                    .into_iter()
+                    .map(move |m| with_type(&m, version))
+            })
+            .collect();
         let live = ClusterSnapshot::build(
             &stores.services.state(),
             &stores.slices.state(),

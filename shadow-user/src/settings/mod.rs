@@ -109,6 +109,10 @@ pub enum SettingsError {
         "--kubernetes needs this node's name: give --node-name, NODE_NAME (the downward API's spec.nodeName), or `node_name` in the shadowd Module"
     )]
     NoNodeName,
+    #[error(
+        "interfaces: auto finds the veths of production's endpoints, and capture ports capture by port at any address: give one or the other"
+    )]
+    AutoWithPorts,
     #[error(transparent)]
     LoopGuard(#[from] LoopGuardError),
     #[error("{count} interfaces to watch; the TC program counts at most {max}")]
@@ -148,6 +152,9 @@ impl Settings {
             .capture_ports
             .as_ref()
             .map(|ports| PortSet::new(ports.iter().copied()));
+        if auto_interfaces && explicit_ports.is_some() {
+            return Err(SettingsError::AutoWithPorts);
+        }
         let kubernetes_node = match options.kubernetes {
             Some(true) => Some(options.node_name.clone().ok_or(SettingsError::NoNodeName)?),
             _ => None,
@@ -280,8 +287,16 @@ mod tests {
             interfaces: Some(vec!["auto".into()]),
             ..DaemonOptions::default()
         };
-        let settings = Settings::resolve(&flags(only_auto), None).unwrap();
+        let settings = Settings::resolve(&flags(only_auto.clone()), None).unwrap();
         assert!(settings.auto_interfaces && settings.interfaces.is_empty());
+        let with_ports = DaemonOptions {
+            capture_ports: Some(vec![80]),
+            ..only_auto
+        };
+        assert!(matches!(
+            Settings::resolve(&flags(with_ports), None),
+            Err(SettingsError::AutoWithPorts)
+        ));
         // The Module may say it as one word.
         let module: DaemonOptions = serde_yaml_ng::from_str("interfaces: auto").unwrap();
         assert_eq!(module.interfaces, Some(vec!["auto".to_string()]));
