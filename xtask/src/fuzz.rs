@@ -11,12 +11,13 @@ use clap::{Args, builder::PossibleValuesParser};
 use crate::{setup, test};
 
 /// The targets in `fuzz/Cargo.toml`, in the order they run.
-const TARGETS: [&str; 5] = [
+const TARGETS: [&str; 6] = [
     "http_flow",
     "reassembly",
     "packet",
     "response_reader",
     "pcap",
+    "response_diff",
 ];
 
 #[derive(Debug, Args)]

@@ -91,6 +91,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             "--bench",
             "adversarial",
         ]))?;
+        test::status(test::cargo().args(["bench", "--package", "shadow-diff"]))?;
         // Loads the TC program: measures as root, says it skipped otherwise.
         return test::status(test::cargo().args([
             "bench",
