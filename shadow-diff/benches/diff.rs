@@ -34,6 +34,7 @@ fn diff(c: &mut Criterion) {
                     status: 200,
                     headers: &headers,
                     body,
+                    digest: None,
                 };
                 let a = Fields::of(&response(black_box(&production)), &options);
                 let b = Fields::of(&response(black_box(&shadow)), &options);

@@ -44,6 +44,36 @@ pub struct Response<'a> {
     pub headers: &'a [(String, String)],
     /// The body, de-chunked, still content-encoded.
     pub body: &'a [u8],
+    /// Set when the body was too long to keep: its length and SHA-256, de-chunked and
+    /// still content-encoded, which it is compared by instead of `body`.
+    pub digest: Option<(u64, [u8; 32])>,
+}
+
+impl<'a> Response<'a> {
+    /// A response whose body was kept whole.
+    pub fn whole(status: u16, headers: &'a [(String, String)], body: &'a [u8]) -> Self {
+        Response {
+            status,
+            headers,
+            body,
+            digest: None,
+        }
+    }
+
+    /// A response whose body was too long to keep: `length` bytes with digest `sha256`.
+    pub fn digested(
+        status: u16,
+        headers: &'a [(String, String)],
+        length: u64,
+        sha256: [u8; 32],
+    ) -> Self {
+        Response {
+            status,
+            headers,
+            body: &[],
+            digest: Some((length, sha256)),
+        }
+    }
 }
 
 /// How a Mapping's responses are compared.
@@ -145,6 +175,12 @@ impl Fields {
                 .map(|(_, value)| value.as_str())
         };
         let encoding = header("content-encoding");
+        if let Some((length, digest)) = response.digest {
+            let coded = encoding.map_or(String::new(), |coding| format!(" ({coding})"));
+            let leaf = format!("{}{coded} as sent", digest_text(length, &digest));
+            fields.leaves.insert("body".into(), Leaf::Text(leaf));
+            return fields;
+        }
         let body = match decoded_body(response.body, encoding, options.max_body_bytes) {
             Ok(body) => body,
             // Too long to keep: compared by length and digest, read through.
@@ -396,6 +432,7 @@ mod tests {
                 status,
                 headers: &headers,
                 body: body.as_bytes(),
+                digest: None,
             },
             &DiffOptions::default(),
         )
@@ -407,6 +444,7 @@ mod tests {
                 status: 200,
                 headers: &[],
                 body: body.as_bytes(),
+                digest: None,
             },
             options,
         )
@@ -454,6 +492,7 @@ mod tests {
                 status,
                 headers: &headers,
                 body: b"",
+                digest: None,
             };
             Fields::of(&response, &DiffOptions::default())
         };
@@ -535,6 +574,7 @@ mod tests {
                     status: 200,
                     headers: &headers,
                     body: body.as_bytes(),
+                    digest: None,
                 },
                 &DiffOptions::default(),
             )
@@ -573,6 +613,7 @@ mod tests {
             status: 200,
             headers: &headers,
             body: &gzipped,
+            digest: None,
         };
         let fields = Fields::of(&response, &DiffOptions::default());
         assert_eq!(fields, json(200, r#"{"a":1}"#));

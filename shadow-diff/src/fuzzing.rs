@@ -32,6 +32,7 @@ pub fn response_diff(data: &[u8]) {
                 status: 200,
                 headers: &headers,
                 body,
+                digest: None,
             },
             &options,
         )

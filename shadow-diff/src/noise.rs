@@ -279,6 +279,7 @@ mod tests {
                     status: 200,
                     headers: &[],
                     body: body.as_bytes(),
+                    digest: None,
                 },
                 &options,
             )

@@ -72,6 +72,7 @@ fn mapping(i: usize) -> Mapping {
         remove_request_headers: Vec::new(),
         timeout: Duration::from_secs(3),
         disable_shadow_host_suffix_append: false,
+        diff: None,
     }
 }
 

@@ -19,6 +19,7 @@ pub mod cmd;
 pub(crate) mod compare;
 pub mod config;
 pub(crate) mod diag;
+pub(crate) mod diff;
 pub(crate) mod kubernetes;
 pub(crate) mod labels;
 pub(crate) mod logging;

@@ -145,8 +145,15 @@ fn direction(bit: u8) -> Direction {
 /// Returns how many events the script produced (the tests check that seeds do something).
 fn drive_http_flow(data: &[u8]) -> usize {
     let mut script = Script(data);
-    let limits = http_limits(script.byte().unwrap_or(0));
-    let mut flow = HttpFlow::new(limits);
+    let settings = script.byte().unwrap_or(0);
+    let limits = http_limits(settings);
+    // Responses kept for diffing, as when a shadow Mapping diffs.
+    let budgets = http::Budgets::new(&limits);
+    if settings & 4 != 0 {
+        budgets.keeping.set(FUZZ_KEPT_BODY);
+    }
+    let keeping = budgets.keeping.clone();
+    let mut flow = HttpFlow::with_budgets(limits, budgets);
     let mut order = Order {
         max_body: limits.max_body_bytes,
         ..Order::default()
@@ -218,6 +225,12 @@ fn drive_http_flow(data: &[u8]) -> usize {
             "a finished flow left a request streaming"
         );
     }
+    drop(flow);
+    assert_eq!(
+        keeping.budget.used(),
+        0,
+        "every kept body gave its budget back"
+    );
     events
 }
 
@@ -296,6 +309,15 @@ impl Order {
             }
             HttpEvent::Response(response) => {
                 assert!(response.first_byte <= response.last_byte, "{response:?}");
+                // A kept response is the one reported, its body within the keeping limit.
+                if let Some(kept) = &response.kept {
+                    assert_eq!(kept.status, response.status);
+                    assert!(!response.is_interim());
+                    if let http::KeptBody::Whole(bytes) = &kept.body {
+                        assert!(bytes.bytes().len() as u64 <= response.body_len);
+                        assert!(bytes.bytes().len() <= FUZZ_KEPT_BODY);
+                    }
+                }
                 // HTTP/1 answers in order: a response never names an earlier request than
                 // the one before it did.
                 if response.request_sequence.is_some() {
@@ -404,7 +426,28 @@ fn parse_every_link(data: &[u8]) -> usize {
 
 /// How a reply read ended: its status, whether the connection persists and the bytes it
 /// took, or the error that stopped it.
-type ReplyEnd = Result<Option<(u16, bool, usize)>, String>;
+/// The final response's status, whether the connection persists, the bytes used, and the
+/// response as kept (its head's fields and its body, whole or as length and digest).
+type ReplyEnd = Result<Option<(u16, bool, usize, Option<KeptSummary>)>, String>;
+
+type KeptSummary = (u16, Vec<(String, String)>, Result<Vec<u8>, (u64, [u8; 32])>);
+
+/// Bodies kept whole up to this many bytes while fuzzing: small, so that both ways are taken.
+const FUZZ_KEPT_BODY: usize = 64;
+
+fn summary(kept: http::KeptResponse) -> KeptSummary {
+    let body = match &kept.body {
+        http::KeptBody::Whole(bytes) => {
+            assert!(bytes.bytes().len() <= FUZZ_KEPT_BODY);
+            Ok(bytes.bytes().to_vec())
+        }
+        http::KeptBody::Digest { length, sha256 } => {
+            assert!(*length > FUZZ_KEPT_BODY as u64);
+            Err((*length, *sha256))
+        }
+    };
+    (kept.status, kept.headers, body)
+}
 
 /// Returns the bytes of a reply read to its end (the tests check that seeds do something).
 fn drive_response_reader(data: &[u8]) -> usize {
@@ -417,12 +460,13 @@ fn drive_response_reader(data: &[u8]) -> usize {
     let whole = read_reply(head_request, &[pushes.concat().as_slice()]);
     let pieces = read_reply(head_request, &pushes);
     assert_eq!(whole, pieces, "fed whole and piece by piece");
-    whole.ok().flatten().map_or(0, |(_, _, used)| used)
+    whole.ok().flatten().map_or(0, |(_, _, used, _)| used)
 }
 
 /// Feeds `pushes` to a reader as a connection's receive buffer would.
 fn read_reply(head_request: bool, pushes: &[&[u8]]) -> ReplyEnd {
-    let mut reader = ResponseReader::new(head_request);
+    let budget = http::SharedBudget::new(1 << 20);
+    let mut reader = ResponseReader::keeping(head_request, FUZZ_KEPT_BODY, budget);
     let mut buffered = Vec::new();
     let mut used = 0;
     for push in pushes {
@@ -432,12 +476,22 @@ fn read_reply(head_request: bool, pushes: &[&[u8]]) -> ReplyEnd {
         buffered.drain(..decoded.consumed);
         used += decoded.consumed;
         if let Some(complete) = decoded.complete {
-            return Ok(Some((complete.status, complete.persists, used)));
+            let kept = reader.kept().map(summary);
+            assert!(kept.as_ref().is_none_or(|k| k.0 == complete.status));
+            return Ok(Some((complete.status, complete.persists, used, kept)));
         }
     }
-    Ok(reader
-        .end_of_stream()
-        .map(|complete| (complete.status, complete.persists, used + buffered.len())))
+    // A body delimited by close was consumed as it came: the kept body is all of it.
+    let end = reader.end_of_stream();
+    let kept = end.and_then(|_| reader.kept()).map(summary);
+    Ok(end.map(|complete| {
+        (
+            complete.status,
+            complete.persists,
+            used + buffered.len(),
+            kept,
+        )
+    }))
 }
 
 /// Returns the packets read from a readable capture.

@@ -55,6 +55,9 @@ pub struct Behaviour {
     /// Switch protocols as asked: `101` to a request with `Upgrade`, `200` to `CONNECT`;
     /// then the connection is a tunnel that echoes what it reads.
     pub tunnels: bool,
+    /// Answers each request with what this returns for its target: the whole response,
+    /// head and body as they go on the wire.
+    pub respond: Option<fn(&str) -> Vec<u8>>,
 }
 
 impl HttpServer {
@@ -321,6 +324,12 @@ fn serve_connection(
             }
         }
         std::thread::sleep(behaviour.delay);
+        if let Some(respond) = behaviour.respond {
+            if !write_counted(&mut conn.stream, &respond(&target), counts) {
+                return;
+            }
+            continue;
+        }
 
         let body = match target
             .strip_prefix("/bytes/")

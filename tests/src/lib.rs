@@ -8,16 +8,19 @@
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 pub mod bpf_maps;
+pub mod browser;
 pub mod clients;
 pub mod fixtures;
 pub mod forge;
 pub mod http_server;
+pub mod json_service;
 pub mod kube_api;
 pub mod metrics;
 pub mod netns;
 pub mod ptrace;
 pub mod shadowd;
 pub mod shadowing;
+pub mod tcpdump;
 pub mod tcx;
 
 use std::{

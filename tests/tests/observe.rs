@@ -9,6 +9,7 @@ use std::{io::Read, net::TcpStream, path::Path, time::Duration};
 
 use serde_yaml_ng::Value;
 use shadowd_tests::{
+    browser::Browser,
     eventually,
     fixtures::{MappingFile, SHADOW_MAPPING, ShadowSetup, production_get, user_example},
     http_server::Behaviour,
@@ -19,6 +20,8 @@ use shadowd_tests::{
 const MAX_ADMIN_CONNECTIONS: usize = 64;
 
 const MAPPING: &str = SHADOW_MAPPING;
+/// The HTML diagnostics page, as a browser in the production namespace reaches it.
+const DIAG_PAGE: &str = "http://127.0.0.1:8877/diag";
 
 /// Production answering 500 under /myservice/fail/, a healthy shadow, and the user's example
 /// with `extra` added to the shadow Mapping.
@@ -343,29 +346,9 @@ fn the_diag_page_renders_in_a_browser() {
             >= 1)
             .then_some(())
     });
-    let profile = std::env::temp_dir().join(format!("{}-chromium", s.topo.server.name));
+    let browser = Browser::new(&s.topo.server);
     let shot = std::env::temp_dir().join(format!("{}-diag.png", s.topo.server.name));
-    let browser = |extra: &[&str]| {
-        s.topo
-            .server
-            .command("chromium")
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .args(extra)
-            .arg("http://127.0.0.1:8877/diag")
-            .output()
-            .expect("chromium")
-    };
-    let dom = browser(&["--dump-dom"]);
-    let dom_text = String::from_utf8_lossy(&dom.stdout);
+    let dom_text = browser.dom(DIAG_PAGE);
     assert!(
         dom_text.contains("Production vs shadow") && dom_text.contains(MAPPING),
         "{dom_text}"
@@ -377,14 +360,13 @@ fn the_diag_page_renders_in_a_browser() {
             && dom_text.contains("class=\"shadow\""),
         "{dom_text}"
     );
-    assert!(
-        !String::from_utf8_lossy(&dom.stderr).contains("Uncaught"),
-        "JavaScript errors"
+    let screenshot = browser.load(
+        DIAG_PAGE,
+        &[
+            "--window-size=1200,900",
+            &format!("--screenshot={}", shot.display()),
+        ],
     );
-    let screenshot = browser(&[
-        "--window-size=1200,900",
-        &format!("--screenshot={}", shot.display()),
-    ]);
     assert!(
         screenshot.status.success(),
         "{}",
@@ -396,5 +378,4 @@ fn the_diag_page_renders_in_a_browser() {
         "a real picture"
     );
     std::fs::remove_file(&shot).ok();
-    std::fs::remove_dir_all(&profile).ok();
 }

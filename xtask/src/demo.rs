@@ -2,7 +2,10 @@
 //! client, the production `myservice` (with shadowd watching its interface) and
 //! `myservice-shadow`; clients send a realistic mix; the demo prints requests as production
 //! got them next to their shadow copies, the production vs shadow table and the loss ledger,
-//! and exits 0 only if the shadow received exactly the copies it should have.
+//! and exits 0 only if the shadow received exactly the copies it should have. Then a JSON API
+//! whose shadow Mapping diffs responses: the shadow (a new version with two bugs) answers
+//! with the same noise as production (timestamps, request ids), and `shadowd diff` flags the
+//! two bugs and cancels the noise.
 
 use std::{
     collections::BTreeMap,
@@ -14,7 +17,8 @@ use anyhow::{Context as _, Result, bail};
 use shadowd_tests::{
     clients::{Piece, exchange},
     eventually,
-    http_server::HttpServer,
+    http_server::{Behaviour, HttpServer},
+    json_service,
     netns::{ShadowHost, Topology},
     shadowing::{expected_copy, target},
 };
@@ -23,6 +27,21 @@ use crate::{setup, test};
 
 const PRODUCTION: &str = "198.18.0.2:80";
 const EXAMPLE: &str = "examples/myservice-services.yaml";
+/// The JSON API's Mappings: its copies' responses are diffed.
+const API_MAPPINGS: &str = "apiVersion: getambassador.io/v3alpha1
+kind: Mapping
+metadata: {name: api}
+spec: {prefix: /api/, service: myservice.default}
+---
+apiVersion: getambassador.io/v3alpha1
+kind: Mapping
+metadata: {name: api-shadow}
+spec:
+  prefix: /api/
+  service: myservice-shadow.default
+  shadow: true
+  diff: true
+";
 
 /// `cargo xtask demo` options.
 #[derive(Debug, clap::Args)]
@@ -65,14 +84,33 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         ShadowHost::ADDRESS,
         "myservice-shadow.default myservice-shadow",
     )]);
-    let production = HttpServer::start(&topo.server, PRODUCTION);
-    let shadow = HttpServer::start(&shadow_host.ns, &format!("{}:80", ShadowHost::ADDRESS));
+    // Both answer as the JSON service does; the shadow with its two bugs.
+    let production = HttpServer::start_with(
+        &topo.server,
+        PRODUCTION,
+        Behaviour {
+            respond: Some(json_service::production),
+            ..Behaviour::default()
+        },
+    );
+    let shadow = HttpServer::start_with(
+        &shadow_host.ns,
+        &format!("{}:80", ShadowHost::ADDRESS),
+        Behaviour {
+            respond: Some(json_service::shadow),
+            ..Behaviour::default()
+        },
+    );
     let log = std::env::temp_dir().join(format!("{}-shadowd.log", topo.server.name));
+    let api = std::env::temp_dir().join(format!("{}-api.yaml", topo.server.name));
+    std::fs::write(&api, API_MAPPINGS)?;
     let _daemon = Daemon(
         topo.server
             .command(shadowd.to_str().context("utf-8 path")?)
             .args(["run", "--interface", Topology::SERVER_IF, "--config"])
             .arg(&example)
+            .arg("--config")
+            .arg(&api)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)
             .spawn()
@@ -120,7 +158,6 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     }
     println!("== production vs shadow, and the loss ledger (shadowd status)");
     admin(&topo, &shadowd, "print");
-
     let copies = shadow.received();
     let ok = multiset(&copies) == multiset(&expected);
     println!(
@@ -129,6 +166,33 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         expected.len(),
         production.received().len() - expected.len()
     );
+
+    println!(
+        "\n== response diffing: /api/ is shadowed with `diff: true`; its shadow is a new version"
+    );
+    let diffed = send_api(&topo);
+    eventually(
+        Duration::from_secs(30),
+        "every /api/ copy to be diffed",
+        || {
+            (diff_report(&topo, &shadowd)?
+                .0
+                .contains(&format!("{diffed} compared")))
+            .then_some(())
+        },
+    );
+    let (report, code) = diff_report(&topo, &shadowd).context("shadowd diff")?;
+    println!("$ shadowd diff\n{report}(exit code {code}: a field is flagged)");
+    let flagged_as_expected = code == 2
+        && report.contains("FLAGGED $.name")
+        && report.contains("FLAGGED status")
+        && report.contains("noise   $.at");
+    if flagged_as_expected {
+        println!(
+            "== the shadow's two bugs are flagged; the time stamps and request ids that differ on every response are noise production shows too: cancelled"
+        );
+    }
+
     println!(
         "   next: `shadowd check --config {EXAMPLE}`, the README's Configuration and Operations sections, docs/"
     );
@@ -146,8 +210,12 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         }
     }
     std::fs::remove_file(&log).ok();
+    std::fs::remove_file(&api).ok();
     if !ok {
         bail!("the shadow did not receive exactly the expected copies");
+    }
+    if !flagged_as_expected {
+        bail!("shadowd diff did not flag exactly the shadow's two bugs");
     }
     println!("demo passed");
     Ok(())
@@ -199,6 +267,42 @@ fn send_mix(topo: &Topology) {
             });
         }
     });
+}
+
+/// GETs of the JSON API's users and orders, a connection each, a few distinct ones so that
+/// production answers identical requests (which is how noise is learnt); returns how many.
+fn send_api(topo: &Topology) -> usize {
+    let mut sent = 0;
+    for i in 0..30 {
+        for path in [
+            format!("/api/users/{}", i % 5),
+            format!("/api/orders/{}", i % 4),
+        ] {
+            let request = format!("GET {path} HTTP/1.1\r\nHost: myservice\r\n\r\n");
+            exchange(
+                &topo.client,
+                PRODUCTION,
+                &[Piece::now(request.as_bytes())],
+                1,
+            );
+            sent += 1;
+        }
+    }
+    sent
+}
+
+/// `shadowd diff` in the production namespace: its report and exit code.
+fn diff_report(topo: &Topology, shadowd: &std::path::Path) -> Option<(String, i32)> {
+    let out = topo
+        .server
+        .command(shadowd.to_str()?)
+        .arg("diff")
+        .output()
+        .ok()?;
+    Some((
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.status.code()?,
+    ))
 }
 
 fn indent(raw: &[u8]) -> String {

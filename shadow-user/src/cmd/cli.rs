@@ -46,14 +46,27 @@ pub enum Command {
         after_help = "Examples:\n  shadowd status --admin 127.0.0.1:8877\n  shadowd status --watch"
     )]
     Status(StatusArgs),
+    /// Show a running daemon's response diffs: per shadow Mapping and endpoint, the fields
+    /// the shadow answers differently, noise cancelled, with samples of flagged ones.
+    #[command(
+        after_help = "Exit codes: 0 nothing flagged, 1 unreachable, 2 a field is flagged.\n\n\
+                            Examples:\n  shadowd diff --admin 127.0.0.1:8877\n  shadowd diff --json"
+    )]
+    Diff(DiffArgs),
     /// Load a configuration, print its route table, errors and notices.
     #[command(
         after_help = "Exit codes: 0 no errors, 1 loaded with errors, 64 unusable.\n\n\
                             Example:\n  shadowd check --config examples/"
     )]
     Check(CheckArgs),
-    /// Replay the requests of a capture file to their shadow services (a summary at the end).
-    #[command(after_help = "Example:\n  shadowd replay --pcap web.pcap --config mappings.yaml")]
+    /// Replay the requests of a capture file to their shadow services (a summary at the end);
+    /// with `--diff`, compare the shadows' responses with production's.
+    #[command(
+        after_help = "Exit codes: 0 done, 1 the capture could not be read, 2 with --diff: a field is flagged, \
+                            64 unusable configuration.\n\n\
+                            Examples:\n  shadowd replay --pcap web.pcap --config mappings.yaml\n  \
+                            shadowd replay --pcap web.pcap --config mappings.yaml --diff"
+    )]
     Replay(ReplayArgs),
     /// Write shell completions or man pages.
     #[command(
@@ -93,6 +106,17 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct DiffArgs {
+    /// Admin address of the running daemon.
+    #[arg(long, default_value = "127.0.0.1:8877", value_name = "ADDR")]
+    pub admin: SocketAddr,
+
+    /// Print the report as JSON (as `/diag?json=true` serves it) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
     /// Mapping YAML file or directory; repeat for several.
     #[arg(long, short = 'c', required = true, value_name = "FILE")]
@@ -129,6 +153,12 @@ pub struct ReplayArgs {
     /// Server port of the captured traffic; repeat for several [default: from the Mappings].
     #[arg(long = "capture-port", short = 'p', value_name = "PORT")]
     pub capture_ports: Vec<u16>,
+
+    /// Diff the shadows' responses with production's in the capture (every shadow Mapping;
+    /// those without `diff` settings with the defaults), print the report on standard
+    /// output, and exit 2 when a field is flagged.
+    #[arg(long)]
+    pub diff: bool,
 
     #[command(flatten)]
     pub shadow: ShadowOptions,

@@ -45,6 +45,7 @@ pub fn main() -> ! {
             ),
             None => status::status(args.admin, &mut std::io::stdout()),
         },
+        Command::Diff(args) => status::diff(args.admin, args.json, &mut std::io::stdout()),
         Command::Check(args) => check::check(&args.config, &mut std::io::stdout()),
         Command::Run(args) => match runtime.block_on(run::run(args)) {
             Ok(()) => 0,

@@ -13,13 +13,16 @@ use crate::{
 
 /// `shadowd replay`: the exit code.
 pub async fn command(args: &ReplayArgs) -> i32 {
-    let config = match ActiveConfig::load(&args.config) {
+    let mut config = match ActiveConfig::load(&args.config) {
         Ok(config) => config,
         Err(err) => {
             tracing::error!(error = %crate::error_chain(&err), "shadowd replay: unusable configuration");
             return 64;
         }
     };
+    if args.diff {
+        config.table.diff_every_shadow();
+    }
     config.log();
     let shadow = ShadowSettings::resolve(&args.shadow, config.module.as_ref());
     let upstream = match shadow.upstream(0) {
@@ -58,7 +61,19 @@ pub async fn command(args: &ReplayArgs) -> i32 {
                 "{}",
                 crate::replay::summary::render(&counts, &stats, &config)
             );
-            0
+            if !args.diff {
+                return 0;
+            }
+            // Every copy is settled: once the diff thread has handled what it was given,
+            // the report is whole.
+            let differ = &stats.comparison.differ;
+            differ.drain();
+            let report = differ.report();
+            print!("{}", crate::diff::report::text(&report));
+            match crate::diff::report::any_flagged(&report) {
+                true => 2,
+                false => 0,
+            }
         }
         Err(err) => {
             tracing::error!(error = %crate::error_chain(&err), "shadowd replay failed");

@@ -171,6 +171,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     };
     config_metrics.in_use(&initial);
     let comparison = replay_stats.comparison.clone();
+    (comparison.differ).show_credentials(settings.diff_show_credentials);
     let replay_settings = ReplaySettings {
         max_bytes: settings.replay_bytes,
         ..ReplaySettings::new(upstream)

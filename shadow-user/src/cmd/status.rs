@@ -84,6 +84,30 @@ pub fn status(addr: SocketAddr, out: &mut dyn Write) -> i32 {
     }
 }
 
+/// Prints the response diffs of the daemon at `addr`, as text or JSON; returns the exit code:
+/// 0 when nothing is flagged, 1 when unreachable, 2 when a field is flagged.
+pub fn diff(addr: SocketAddr, json: bool, out: &mut dyn Write) -> i32 {
+    let report = match fetch(addr) {
+        Ok(report) => report.diff,
+        Err(err) => {
+            let _ = writeln!(out, "shadowd diff: {}", crate::error_chain(&err));
+            return 1;
+        }
+    };
+    let _ = match json {
+        true => writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        ),
+        false => write!(out, "{}", crate::diff::report::text(&report)),
+    };
+    match crate::diff::report::any_flagged(&report) {
+        true => 2,
+        false => 0,
+    }
+}
+
 /// Clears a terminal and puts the cursor at its top left, so each view replaces the last.
 const CLEAR: &str = "\x1b[H\x1b[2J";
 
@@ -157,5 +181,35 @@ mod tests {
         );
         // The third ask finds no one: said, not fatal.
         assert!(views[2].starts_with("shadowd status: connecting"), "{text}");
+    }
+
+    #[test]
+    fn diff_prints_the_report_and_exits_2_when_a_field_is_flagged() {
+        let mapping = |flagged| crate::diff::MappingReport {
+            mapping: "m".into(),
+            compared: 3,
+            different: 1,
+            flagged,
+            ..Default::default()
+        };
+        for (flagged, code) in [(0, 0), (1, 2)] {
+            let report = Report {
+                diff: vec![mapping(flagged)],
+                ..Report::default()
+            };
+            let addr = serve(&report, 2);
+            let mut out = Vec::new();
+            assert_eq!(diff(addr, false, &mut out), code);
+            let text = String::from_utf8(out).unwrap();
+            assert!(text.starts_with("m: 3 compared, 1 different"), "{text}");
+            let mut out = Vec::new();
+            assert_eq!(diff(addr, true, &mut out), code);
+            let back: Vec<crate::diff::MappingReport> = serde_json::from_slice(&out).unwrap();
+            assert_eq!(back, report.diff);
+        }
+        let gone = serve(&Report::default(), 0);
+        std::thread::sleep(Duration::from_millis(50));
+        let mut out = Vec::new();
+        assert_eq!(diff(gone, false, &mut out), 1);
     }
 }

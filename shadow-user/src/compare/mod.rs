@@ -110,6 +110,8 @@ pub struct Comparison {
     responses: Family<ResponseLabels, Counter>,
     latency: Family<RoleLabels, Histogram>,
     differing: Family<MappingLabel, Counter>,
+    /// Field-by-field diffing of the Mappings that ask for it.
+    pub differ: crate::diff::Differ,
 }
 
 impl Default for Comparison {
@@ -120,6 +122,7 @@ impl Default for Comparison {
             responses: Family::default(),
             latency: Family::new_with_constructor(|| Histogram::new(latency_buckets())),
             differing: Family::default(),
+            differ: crate::diff::Differ::default(),
         }
     }
 }
@@ -219,6 +222,7 @@ impl Registered for Comparison {
             "Requests whose other side never answered in time to be compared",
             self.join.unmatched.clone(),
         );
+        self.differ.register_in(registry);
     }
 }
 

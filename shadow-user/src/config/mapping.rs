@@ -126,6 +126,9 @@ pub struct Mapping {
     pub timeout: Duration,
     /// Keep the copy's Host as it is, without the `-shadow` suffix (Envoy's option).
     pub disable_shadow_host_suffix_append: bool,
+    /// `diff` (a shadowd extension) on a shadow Mapping: its copies' responses are compared
+    /// with production's field by field.
+    pub diff: Option<super::diff::DiffSettings>,
 }
 
 /// Errors and notices, each `[rkey, message]` as Ambassador's diagnostics serve them (rkey

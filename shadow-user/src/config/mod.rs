@@ -6,6 +6,7 @@
 //! YAML; every other problem is a diagnostic and the rest of the configuration still loads,
 //! as Ambassador does.
 
+pub mod diff;
 mod documents;
 mod fields;
 pub mod mapping;

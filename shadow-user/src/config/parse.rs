@@ -54,6 +54,7 @@ const MAPPING_FIELDS: &[&str] = &[
     "timeout_ms",
     "disable_shadow_host_suffix_append",
     "ambassador_id",
+    "diff",
 ];
 
 /// What the documents of all sources produced.
@@ -364,6 +365,7 @@ fn mapping(source: &Source<'_>, document: &Document, value: &Value, out: &mut Re
     let timeout = timeout(&mut f, d);
     let (headers, regex_headers) = header_criteria(&mut f, d);
     let edits = copy_edits(&mut f, d);
+    let diff = super::diff::settings(&mut f, d);
 
     let mapping = Mapping {
         name: name.unwrap_or_default(),
@@ -398,6 +400,7 @@ fn mapping(source: &Source<'_>, document: &Document, value: &Value, out: &mut Re
         remove_request_headers: edits.remove_request_headers,
         timeout,
         disable_shadow_host_suffix_append: f.boolean(d, "disable_shadow_host_suffix_append", false),
+        diff,
     };
     if !f.failed {
         out.mappings.push(mapping);

@@ -363,3 +363,68 @@ fn the_shadowd_module_carries_daemon_settings() {
         other => panic!("a field name that cannot be one must not remove nothing: {other:?}"),
     }
 }
+
+#[test]
+fn diff_settings_of_a_shadow_mapping_defaults_and_errors() {
+    let loaded = load_text(
+        "diff",
+        "---\napiVersion: getambassador.io/v3alpha1\nkind: Mapping\nname: plain\nprefix: /a/\nservice: a-shadow\nshadow: true\ndiff: true\n\
+         ---\napiVersion: getambassador.io/v3alpha1\nkind: Mapping\nname: tuned\nprefix: /b/\nservice: b-shadow\nshadow: true\n\
+         diff:\n  weight: 25\n  ignore_headers: [X-Trace]\n  ignore: [\"$.meta.took\"]\n  unordered_arrays: [\"$.tags\"]\n  keyed_arrays: {\"$.items\": id}\n  numeric_tolerance: 0.01\n  max_body_bytes: 4096\n  relative_threshold: 0.5\n  absolute_threshold: 0.01\n  colour: blue\n\
+         ---\napiVersion: getambassador.io/v3alpha1\nkind: Mapping\nname: broken\nprefix: /c/\nservice: c-shadow\nshadow: true\n\
+         diff:\n  weight: 101\n  ignore: [meta.took]\n  numeric_tolerance: 2\n",
+    )
+    .unwrap();
+    let by_name = |name: &str| loaded.mappings.iter().find(|m| m.name == name);
+    let plain = by_name("plain").unwrap().diff.as_ref().unwrap();
+    assert_eq!(plain.weight, 100);
+    assert_eq!(plain.options, shadow_diff::DiffOptions::default());
+    let tuned = by_name("tuned").unwrap().diff.as_ref().unwrap();
+    assert_eq!(tuned.weight, 25);
+    assert!(tuned.options.ignore_headers.contains("x-trace"));
+    assert!(
+        tuned.options.ignore_headers.contains("date"),
+        "on top of the defaults"
+    );
+    assert_eq!(tuned.options.ignore_paths, ["$.meta.took"]);
+    assert_eq!(tuned.options.set_arrays, ["$.tags"]);
+    assert_eq!(
+        tuned.options.keyed_arrays,
+        [("$.items".to_string(), "id".to_string())]
+    );
+    assert_eq!(tuned.options.numeric_tolerance, 0.01);
+    assert_eq!(tuned.options.max_body_bytes, 4096);
+    assert_eq!(
+        (tuned.thresholds.relative, tuned.thresholds.absolute),
+        (0.5, 0.01)
+    );
+    assert!(
+        loaded
+            .diagnostics
+            .notices
+            .iter()
+            .any(|(_, n)| n.contains("unknown diff field colour ignored")),
+        "{:?}",
+        loaded.diagnostics.notices
+    );
+    assert!(
+        by_name("broken").is_none(),
+        "a Mapping with a bad diff is not used"
+    );
+    let errors: Vec<&str> = loaded
+        .diagnostics
+        .errors
+        .iter()
+        .map(|(_, e)| e.as_str())
+        .collect();
+    for wanted in [
+        "field weight: 101 is outside 0-100",
+        "field ignore: \"meta.took\": a JSON path starts with $",
+        "field numeric_tolerance: expected a number from 0 to 1",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.contains(wanted)),
+            "{wanted} in {errors:?}"
+        );
+    }
+}

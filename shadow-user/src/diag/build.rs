@@ -99,6 +99,7 @@ impl Sources {
                 .as_ref()
                 .map(WatchHealth::reports)
                 .unwrap_or_default(),
+            diff: self.replay.comparison.differ.report(),
         }
     }
 

@@ -35,7 +35,9 @@ pub fn render(report: &Report) -> String {
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>shadowd diagnostics</title>\
          <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:1.5em}}\
          td,th{{border:1px solid #999;padding:4px 8px;text-align:left}}th{{background:#eee}}\
-         .bad{{color:#a00;font-weight:bold}}.ok{{color:#070}}</style></head><body>\
+         .bad{{color:#a00;font-weight:bold}}.ok{{color:#070}}\
+         pre{{background:#f6f6f6;padding:6px;white-space:pre-wrap;word-break:break-all}}\
+         .sample{{border-left:3px solid #a00;padding-left:1em;margin-bottom:1.5em}}</style></head><body>\
          <h1>shadowd {} — {}</h1>",
         esc(&report.version),
         if report.ready {
@@ -57,6 +59,9 @@ pub fn render(report: &Report) -> String {
             h.push_str(&figure);
         }
         h.push_str("</div>");
+    }
+    if !report.diff.is_empty() {
+        super::html_diff::render(&mut h, &report.diff);
     }
     h.push_str("<h2>Loss ledger</h2>");
     table(&mut h, "ledger", &LEDGER, ledger_rows(report));
@@ -140,13 +145,13 @@ const CAPTURE: [&str; 6] = [
 ];
 
 /// One table cell: its text, escaped when written, and its CSS class if it has one.
-struct Cell {
+pub(super) struct Cell {
     text: String,
     class: Option<&'static str>,
 }
 
 impl Cell {
-    fn with_class(text: impl ToString, class: &'static str) -> Cell {
+    pub(super) fn with_class(text: impl ToString, class: &'static str) -> Cell {
         Cell {
             text: text.to_string(),
             class: Some(class),
@@ -164,7 +169,7 @@ impl<T: ToString> From<T> for Cell {
 }
 
 /// Writes a table with a header row and one row per entry of `rows`.
-fn table(h: &mut String, id: &str, headers: &[&str], rows: Vec<Vec<Cell>>) {
+pub(super) fn table(h: &mut String, id: &str, headers: &[&str], rows: Vec<Vec<Cell>>) {
     let _ = write!(h, "<table id=\"{id}\"><tr>");
     for header in headers {
         let _ = write!(h, "<th>{header}</th>");
@@ -373,6 +378,44 @@ mod tests {
                 compared: 7,
                 status_class_differences: 2,
             }],
+            diff: vec![crate::diff::MappingReport {
+                mapping: "a-shadow".into(),
+                compared: 4,
+                different: 4,
+                flagged: 1,
+                relative_threshold: 0.2,
+                absolute_threshold: 0.0003,
+                endpoints: vec![crate::diff::report::EndpointReport {
+                    endpoint: "GET /a/{id}".into(),
+                    compared: 4,
+                    equal: 0,
+                    different: 4,
+                    noise_compared: 2,
+                    fields_left_out: 0,
+                    fields: vec![
+                        crate::diff::report::FieldReport {
+                            field: "$.price".into(),
+                            difference_rate: 0.5,
+                            noise_rate: 0.0,
+                            flagged: true,
+                            samples: vec![crate::diff::report::SampleReport {
+                                production: Some("10".into()),
+                                shadow: Some("<11>".into()),
+                                request: "curl -X 'GET' 'http://a/a/1'".into(),
+                                text_diff: None,
+                                ..Default::default()
+                            }],
+                        },
+                        crate::diff::report::FieldReport {
+                            field: "$.at".into(),
+                            difference_rate: 1.0,
+                            noise_rate: 1.0,
+                            flagged: false,
+                            samples: vec![],
+                        },
+                    ],
+                }],
+            }],
         }
     }
 
@@ -386,6 +429,7 @@ mod tests {
             "errors",
             "notices",
             "capture",
+            "diff",
         ] {
             assert_eq!(
                 page.matches(&format!("<table id=\"{id}\">")).count(),
@@ -414,6 +458,11 @@ mod tests {
             "<span class=\"bad\">not ready</span>",
             "<div id=\"latency\"><svg",
             "<polyline class=\"production\"",
+            "<td>$.price</td><td>50.00%</td><td>0.00%</td><td class=\"bad\">FLAGGED</td>",
+            "<td>$.at</td><td>100.00%</td><td>100.00%</td><td class=\"ok\">noise</td>",
+            "<h3>a-shadow · GET /a/{id} · $.price</h3>",
+            "shadow: <code class=\"bad\">&lt;11&gt;</code>",
+            "<pre>curl -X 'GET' 'http://a/a/1'</pre>",
         ] {
             assert!(page.contains(cell), "{cell} in {page}");
         }

@@ -4,6 +4,7 @@
 
 mod build;
 pub mod html;
+mod html_diff;
 pub mod model;
 mod svg;
 pub mod text;

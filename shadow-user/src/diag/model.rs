@@ -23,6 +23,9 @@ pub struct Report {
     /// With the kubernetes source, each watch of the cluster.
     #[serde(default)]
     pub kubernetes: Vec<crate::kubernetes::WatchReport>,
+    /// Response diffing, per shadow Mapping that diffs.
+    #[serde(default)]
+    pub diff: Vec<crate::diff::MappingReport>,
 }
 
 /// The TC program on one interface and hook.

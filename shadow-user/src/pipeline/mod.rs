@@ -12,6 +12,7 @@ use crate::{
     active::SharedConfig,
     capture::{Frame, FrameSink},
     compare::{Comparison, Role},
+    diff::DiffRequest,
     http::Response,
     http::{Budgets, HttpEvent, HttpFlow, Limits as HttpLimits},
     reassembly::{FlowKey, FlowTable, Limits, ReassemblyStats},
@@ -43,6 +44,8 @@ pub struct HttpSink {
     /// number: at most one per tracked connection.
     streams: HashMap<FlowKey, (u64, BodySender)>,
     last_expiry: SystemTime,
+    /// The configuration response keeping was last set for (its address).
+    keeping_for: usize,
 }
 
 /// The counters the live pipeline updates.
@@ -68,12 +71,15 @@ impl HttpSink {
             totals,
             comparison,
         } = metrics;
+        let budgets = Budgets {
+            keeping: comparison.differ.keeping.clone(),
+            ..Budgets::new(&http_limits)
+        };
         HttpSink {
             offerer,
             pending: PendingResponses::default(),
             comparison,
             table: {
-                let budgets = Budgets::new(&http_limits);
                 FlowTable::new(limits, reassembly, move |_| {
                     let flow = HttpFlow::with_budgets(http_limits, budgets.clone());
                     CountedFlow::new(flow, totals.clone())
@@ -84,7 +90,19 @@ impl HttpSink {
             events: Vec::new(),
             streams: HashMap::new(),
             last_expiry: SystemTime::UNIX_EPOCH,
+            keeping_for: 0,
         }
+    }
+
+    /// Production's responses are kept while some shadow Mapping diffs, up to the largest
+    /// body any of them compares.
+    fn keep_responses_for(&mut self, config: &Arc<crate::active::ActiveConfig>) {
+        let address = Arc::as_ptr(config) as usize;
+        if address == self.keeping_for {
+            return;
+        }
+        self.keeping_for = address;
+        (self.comparison.differ.keeping).set(crate::replay::file::diff_body_limit(config));
     }
 
     /// Credits a production response to its request's Mapping, if it was shadowed.
@@ -107,6 +125,9 @@ impl HttpSink {
                 latency,
                 pending.id,
             );
+            if let Some(diff) = pending.diff {
+                (self.comparison.differ).answered(pending.id, pending.mapping, *diff, response);
+            }
         }
     }
 
@@ -115,17 +136,19 @@ impl HttpSink {
         &mut self,
         flow: FlowKey,
         request: &crate::http::Request,
-        offered: Offered,
-        shadowed: Option<Shadowed>,
+        (offered, shadowed): (Offered, Option<Shadowed>),
+        streamed: bool,
     ) {
         if offered == Offered::NotShadowed {
             self.counters.not_shadowed.inc();
         }
-        if let Some(Shadowed { mapping, id }) = shadowed {
+        let diff = DiffRequest::of(offered, &shadowed, request, streamed);
+        if let Some(Shadowed { mapping, id, .. }) = shadowed {
             let pending = Pending {
                 mapping,
                 last_byte: request.last_byte,
                 id,
+                diff,
             };
             self.pending.insert(flow, request.sequence, pending);
         }
@@ -146,6 +169,7 @@ impl HttpSink {
         }
         // One load per batch: a reload swaps the table between batches, never inside one.
         let config = self.config.load_full();
+        self.keep_responses_for(&config);
         let mut events = std::mem::take(&mut self.events);
         for (flow, event) in events.drain(..) {
             self.counters.count(&event);
@@ -165,13 +189,13 @@ impl HttpSink {
             }
             match &event {
                 HttpEvent::Request(request) => {
-                    let (offered, shadowed) = self.offerer.offer(flow, &config, request);
-                    self.offered(flow, request, offered, shadowed);
+                    let offer = self.offerer.offer(flow, &config, request);
+                    self.offered(flow, request, offer, false);
                 }
                 HttpEvent::RequestStreaming(request) => {
                     let (offered, shadowed, body) =
                         self.offerer.offer_streamed(flow, &config, request);
-                    self.offered(flow, request, offered, shadowed);
+                    self.offered(flow, request, (offered, shadowed), true);
                     if let Some(body) = body {
                         // One streams at a time per connection: an earlier one left here
                         // would be a bug, and dropping it abandons its copy.

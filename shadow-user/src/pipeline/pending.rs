@@ -9,18 +9,20 @@ use std::{
 
 use prometheus_client::metrics::counter::Counter;
 
-use crate::reassembly::FlowKey;
+use crate::{diff::DiffRequest, reassembly::FlowKey};
 
 /// Requests waiting at once, at most.
 pub const MAX_PENDING: usize = 65_536;
 
 /// One request waiting for its production response.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Pending {
     pub mapping: String,
     pub last_byte: SystemTime,
     /// Joins with the copy's answer (0: no copy).
     pub id: u64,
+    /// The copy's responses are diffed: how, and the request (for samples and noise).
+    pub diff: Option<Box<DiffRequest>>,
 }
 
 /// The waiting requests, keyed by connection and request number on it.
@@ -80,6 +82,7 @@ mod tests {
             mapping: "m".into(),
             last_byte: SystemTime::UNIX_EPOCH,
             id,
+            diff: None,
         };
         for seq in 0..(MAX_PENDING as u64 + 3) {
             pending.insert(flow, seq, entry(seq));

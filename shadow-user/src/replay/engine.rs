@@ -249,17 +249,19 @@ async fn send(
     }
     // Boxed, so a task waiting its turn stays small: only those sending (at most the
     // pool's bound) hold the exchange's larger state.
+    let keep = job.keeper();
     let exchange = Box::pin(connection.exchange(
         &job.copy.head,
         &job.copy.body,
         rest.as_mut(),
         job.copy.head_request,
         timeout,
+        keep,
     ))
     .await;
     match exchange {
         Ok(exchange) => {
-            job.copied(exchange.status, exchange.latency);
+            job.copied(exchange.status, exchange.latency, exchange.kept);
             let kept = exchange.reusable.then_some((upstream, connection));
             Sent { flow, kept }
         }

@@ -17,7 +17,12 @@ use super::{
     copy::Copy,
     stats::{ReplayStats, Undelivered},
 };
-use crate::{active::ActiveConfig, reassembly::FlowKey, route::ShadowPlan};
+use crate::{
+    active::ActiveConfig,
+    http::{KeptResponse, SharedBudget},
+    reassembly::FlowKey,
+    route::ShadowPlan,
+};
 
 /// A copy and where it goes.
 pub struct Job {
@@ -35,6 +40,8 @@ pub struct Job {
     _budget: Reservation,
     /// The ledger the copy is in flight in, from [`Job::queued`] until it is settled.
     ledger: Option<Arc<ReplayStats>>,
+    /// The shadow's response is kept and diffed with production's.
+    pub diff: bool,
 }
 
 impl Job {
@@ -59,10 +66,17 @@ impl Job {
         self.ledger = Some(stats.clone());
     }
 
-    /// The shadow answered.
-    pub fn copied(&mut self, status: u16, latency: Duration) {
+    /// The shadow answered; `kept`: its response, kept for diffing.
+    pub fn copied(&mut self, status: u16, latency: Duration, kept: Option<KeptResponse>) {
         if let Some(stats) = self.ledger.take() {
             stats.copied(self.mapping(), status, latency, self.id);
+            if self.diff {
+                let differ = &stats.comparison.differ;
+                match kept {
+                    Some(kept) => differ.shadow(self.id, kept),
+                    None => differ.gone(self.id),
+                }
+            }
         }
     }
 
@@ -70,7 +84,17 @@ impl Job {
     pub fn dropped(&mut self, reason: Undelivered) {
         if let Some(stats) = self.ledger.take() {
             stats.dropped(self.mapping(), reason, true);
+            if self.diff {
+                stats.comparison.differ.gone(self.id);
+            }
         }
+    }
+
+    /// A keeper for the shadow's response body, when it is diffed.
+    pub fn keeper(&self) -> Option<(usize, SharedBudget)> {
+        let settings = self.plan().diff.as_ref().filter(|_| self.diff)?;
+        let keeping = &self.ledger.as_ref()?.comparison.differ.keeping;
+        Some((settings.options.max_body_bytes, keeping.budget.clone()))
     }
 }
 
@@ -196,6 +220,7 @@ pub fn make(
         rest,
         _budget: reservation,
         ledger: None,
+        diff: false,
     })
 }
 
@@ -266,7 +291,7 @@ mod tests {
         // Copied, then dropped: counted once, as copied.
         let mut copied = job(&budget);
         copied.queued(&stats);
-        copied.copied(200, Duration::from_millis(1));
+        copied.copied(200, Duration::from_millis(1), None);
         copied.dropped(Undelivered::Timeout);
         drop(copied);
         assert_eq!(ledger(&stats), (1, 0, vec![]));

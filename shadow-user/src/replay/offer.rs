@@ -11,14 +11,16 @@ use super::{
     job::{self, Budget, NoJob},
     stats::{ReplayStats, Undelivered},
 };
-use crate::{active::ActiveConfig, http::Request, reassembly::FlowKey};
+use crate::{active::ActiveConfig, config::diff::DiffSettings, http::Request, reassembly::FlowKey};
 
 /// A request won by a group with a shadow: its shadow Mapping and the id that joins its
 /// two answers (0 when no copy was made).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Shadowed {
     pub mapping: String,
     pub id: u64,
+    /// The copy's responses are diffed (sampled by the Mapping's diff weight), so.
+    pub diff: Option<Arc<DiffSettings>>,
 }
 
 /// What happened to one request at the offer.
@@ -103,6 +105,7 @@ impl Offerer {
         let mut shadowed = Shadowed {
             mapping: plan.name.clone(),
             id: 0,
+            diff: None,
         };
         if !self.sample(plan.weight) {
             self.stats.sampled_out(&plan.name);
@@ -110,6 +113,11 @@ impl Offerer {
         }
         self.next_id += 1;
         shadowed.id = self.next_id;
+        shadowed.diff = plan
+            .diff
+            .as_ref()
+            .filter(|settings| self.sample(settings.weight))
+            .cloned();
         let mut copy = copy::build(request, plan);
         let (mut body, mut rest) = match streamed {
             true => {
@@ -121,7 +129,8 @@ impl Offerer {
         loop {
             let id = shadowed.id;
             match job::make(flow, id, config.clone(), group, copy, rest, &self.budget) {
-                Ok(job) => {
+                Ok(mut job) => {
+                    job.diff = shadowed.diff.is_some();
                     self.sender.submit(job);
                     return (Offered::Queued, Some(shadowed), body);
                 }

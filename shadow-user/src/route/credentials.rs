@@ -12,12 +12,7 @@ pub const CREDENTIAL_FIELDS: [&str; 3] = ["Authorization", "Cookie", "Proxy-Auth
 impl RouteTable {
     /// Removes the fields `names` from every copy, after each shadow Mapping's own removals.
     pub fn remove_from_every_copy(&mut self, names: &[String]) {
-        let plans = self
-            .groups
-            .iter_mut()
-            .chain(&mut self.unrouted)
-            .filter_map(|group| group.shadow.as_mut());
-        for plan in plans {
+        for plan in self.shadow_plans_mut() {
             for name in names {
                 if !plan
                     .remove_request_headers

@@ -1,10 +1,10 @@
 //! A group as built, and the plan for its shadow copy: where it goes, how
 //! often, and what changes in it.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use super::{criteria::Criteria, matcher::Matcher, request::Target};
-use crate::config::{Mapping, Origin, Service};
+use super::{RouteTable, criteria::Criteria, matcher::Matcher, request::Target};
+use crate::config::{Mapping, Origin, Service, diff::DiffSettings};
 
 /// Mappings with the same criteria: what production serves them, and where the copy goes.
 #[derive(Debug, Clone)]
@@ -48,7 +48,7 @@ impl Production {
 }
 
 /// How to make and send the copy of a request that a group wins.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ShadowPlan {
     /// The shadow Mapping's name.
     pub name: String,
@@ -73,6 +73,26 @@ pub struct ShadowPlan {
     /// Whether `-shadow` is appended to the copy's Host (false with
     /// `disable_shadow_host_suffix_append`).
     pub append_suffix: bool,
+    /// How the copies' responses are diffed with production's, if they are.
+    pub diff: Option<Arc<DiffSettings>>,
+}
+
+impl RouteTable {
+    /// Diffs the copies of every shadow Mapping: those without `diff` settings take the
+    /// defaults (`shadowd replay --diff`).
+    pub fn diff_every_shadow(&mut self) {
+        for plan in self.shadow_plans_mut() {
+            plan.diff.get_or_insert_default();
+        }
+    }
+
+    /// The plan of every shadow Mapping, routed or not, to edit after the build.
+    pub(super) fn shadow_plans_mut(&mut self) -> impl Iterator<Item = &mut ShadowPlan> {
+        self.groups
+            .iter_mut()
+            .chain(&mut self.unrouted)
+            .filter_map(|group| group.shadow.as_mut())
+    }
 }
 
 impl ShadowPlan {
@@ -102,6 +122,7 @@ impl ShadowPlan {
             add_request_headers: mapping.add_request_headers.clone(),
             remove_request_headers: mapping.remove_request_headers.clone(),
             append_suffix: !mapping.disable_shadow_host_suffix_append,
+            diff: mapping.diff.clone().map(Arc::new),
         }
     }
 

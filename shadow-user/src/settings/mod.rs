@@ -53,6 +53,8 @@ pub struct Settings {
     pub shadow: ShadowSettings,
     /// With `--kubernetes`: this node's name; `None` = files and DNS only.
     pub kubernetes_node: Option<String>,
+    /// Response diff samples show production's credentials.
+    pub diff_show_credentials: bool,
 }
 
 /// How copies reach shadow services.
@@ -190,6 +192,7 @@ impl Settings {
             replay_bytes: limits.replay_bytes(),
             shadow: ShadowSettings::resolve(&options.shadow, None),
             kubernetes_node,
+            diff_show_credentials: options.diff_show_credentials.unwrap_or(false),
         };
         settings.check()?;
         Ok(settings)
@@ -564,6 +567,13 @@ mod tests {
                 match settings.kubernetes_node {
                     Some(_) => "on".to_string(),
                     None => "off".to_string(),
+                },
+            ),
+            (
+                "diff_show_credentials",
+                match settings.diff_show_credentials {
+                    true => "on".to_string(),
+                    false => "off".to_string(),
                 },
             ),
             (

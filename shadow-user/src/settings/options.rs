@@ -102,6 +102,11 @@ pub struct DaemonOptions {
     #[arg(long, env = "NODE_NAME", value_name = "NAME")]
     pub node_name: Option<String>,
 
+    /// Show production's credentials (`Authorization`, `Proxy-Authorization`, `Cookie`) in
+    /// the `curl` commands of response diff samples, instead of `REDACTED` [default: off].
+    #[arg(long, num_args = 0, default_missing_value = "true")]
+    pub diff_show_credentials: Option<bool>,
+
     /// How copies reach shadow services.
     #[command(flatten)]
     #[serde(flatten)]
@@ -206,6 +211,7 @@ impl DaemonOptions {
             ring_block_timeout_ms: self.ring_block_timeout_ms.or(lower.ring_block_timeout_ms),
             kubernetes: self.kubernetes.or(lower.kubernetes),
             node_name: self.node_name.or(lower.node_name),
+            diff_show_credentials: self.diff_show_credentials.or(lower.diff_show_credentials),
             shadow: self.shadow.over(lower.shadow),
             remove_request_headers: self.remove_request_headers.or(lower.remove_request_headers),
             limits: self.limits.or(lower.limits),

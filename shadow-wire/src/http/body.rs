@@ -111,28 +111,47 @@ impl Body {
     /// Reads as much of `bytes` as belongs to the body. An empty slice completes an empty
     /// `Length` body.
     pub fn feed(&mut self, bytes: &[u8]) -> Result<Fed, BadChunk> {
+        self.feed_payload(bytes, |_| {})
+    }
+
+    /// As [`Body::feed`], handing each run of payload bytes (chunk data, without framing)
+    /// to `payload` as it goes.
+    pub fn feed_payload(
+        &mut self,
+        bytes: &[u8],
+        mut payload: impl FnMut(&[u8]),
+    ) -> Result<Fed, BadChunk> {
         match self {
             Body::Length { remaining } => {
                 let used = usize::try_from(*remaining)
                     .unwrap_or(usize::MAX)
                     .min(bytes.len());
                 *remaining -= used as u64;
+                payload(&bytes[..used]);
                 Ok(Fed {
                     used,
                     done: *remaining == 0,
                 })
             }
-            Body::Chunked { chunk, strict } => chunk.feed(bytes, *strict),
-            Body::UntilClose => Ok(Fed {
-                used: bytes.len(),
-                done: false,
-            }),
+            Body::Chunked { chunk, strict } => chunk.feed(bytes, *strict, payload),
+            Body::UntilClose => {
+                payload(bytes);
+                Ok(Fed {
+                    used: bytes.len(),
+                    done: false,
+                })
+            }
         }
     }
 }
 
 impl Chunk {
-    fn feed(&mut self, bytes: &[u8], strict: bool) -> Result<Fed, BadChunk> {
+    fn feed(
+        &mut self,
+        bytes: &[u8],
+        strict: bool,
+        mut payload: impl FnMut(&[u8]),
+    ) -> Result<Fed, BadChunk> {
         let mut at = 0;
         while at < bytes.len() {
             if let Chunk::Data { remaining } = self {
@@ -140,6 +159,7 @@ impl Chunk {
                 let take = usize::try_from(*remaining)
                     .unwrap_or(usize::MAX)
                     .min(bytes.len() - at);
+                payload(&bytes[at..at + take]);
                 at += take;
                 *remaining -= take as u64;
                 if *remaining == 0 {
@@ -362,5 +382,32 @@ mod tests {
                 done: false
             })
         );
+    }
+
+    #[test]
+    fn payload_is_the_body_without_its_chunk_framing_in_any_pieces() {
+        let wire = b"5;ext=1\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nT: v\r\n\r\nNEXT";
+        for piece in 1..wire.len() {
+            let mut body = Body::new(Framing::Chunked);
+            let mut payload = Vec::new();
+            let mut used = 0;
+            for part in wire.chunks(piece) {
+                let fed = body
+                    .feed_payload(part, |bytes| payload.extend_from_slice(bytes))
+                    .unwrap();
+                used += fed.used;
+                if fed.done {
+                    break;
+                }
+            }
+            assert_eq!(payload, b"hello world", "pieces of {piece}");
+            assert_eq!(used, wire.len() - 4);
+        }
+        let mut length = Body::new(Framing::Length(3));
+        let mut payload = Vec::new();
+        length
+            .feed_payload(b"abcdef", |bytes| payload.extend_from_slice(bytes))
+            .unwrap();
+        assert_eq!(payload, b"abc");
     }
 }

@@ -53,6 +53,8 @@ pub struct Budgets {
     pub held: SharedBudget,
     /// Messages in progress in the parsers' buffers (`max_parse_total_bytes`).
     pub parse: SharedBudget,
+    /// Responses kept for diffing: whether, and the bodies' budget.
+    pub keeping: super::Keeping,
 }
 
 impl Budgets {
@@ -61,6 +63,7 @@ impl Budgets {
         Budgets {
             held: SharedBudget::new(limits.max_held_total_bytes),
             parse: SharedBudget::new(limits.max_parse_total_bytes),
+            keeping: super::Keeping::default(),
         }
     }
 }

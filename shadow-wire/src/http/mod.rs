@@ -12,6 +12,7 @@ mod flow;
 mod handler;
 mod head;
 mod hold;
+mod kept;
 mod limits;
 mod pairing;
 mod reader;
@@ -26,6 +27,10 @@ mod tests;
 
 pub use budget::{Budgets, SharedBudget};
 pub use flow::HttpFlow;
+pub use kept::{
+    BodyKeeper, DEFAULT_KEPT_BODY_BYTES, DEFAULT_KEPT_TOTAL_BYTES, Keeping, KeptBody, KeptBytes,
+    KeptResponse, head_fields,
+};
 pub use limits::Limits;
 pub use request::{HeaderPos, Request};
 pub use response::Response;

@@ -1,10 +1,12 @@
-//! A captured response: only what comparing it with a shadow's answer needs (status and
-//! timing); its body is passed over, never buffered.
+//! A captured response: what comparing it with a shadow's answer needs (status and timing),
+//! and, while responses are kept for diffing, its head's fields and de-chunked body.
 
-use std::time::SystemTime;
+use std::{sync::Arc, time::SystemTime};
+
+use super::kept::KeptResponse;
 
 /// One complete response, interim (1xx) ones included.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     /// The status code.
     pub status: u16,
@@ -20,6 +22,8 @@ pub struct Response {
     pub head_len: usize,
     /// Bytes of the body as sent, chunk framing included.
     pub body_len: u64,
+    /// The response as kept for diffing (see [`Keeping`](super::Keeping)), when it was.
+    pub kept: Option<Arc<KeptResponse>>,
 }
 
 impl Response {

@@ -1,6 +1,7 @@
 //! Fidelity and CPU: fidelity of B at fixed rates — GETs from 5k requests/s up
 //! until a copy is lost or the load cannot be offered, and 64 KiB POSTs — each shortfall
-//! set against shadowd's own counters, and shadowd's CPU per 10,000 copies.
+//! set against shadowd's own counters, and shadowd's CPU per 10,000 copies; and B diff,
+//! GETs of JSON whose responses are diffed, for the CPU per 10,000 diffed copies.
 
 use std::path::Path;
 
@@ -65,10 +66,13 @@ pub struct Fidelity {
     /// GETs past what the pinned client can offer, with client and servers unpinned.
     pub get_unpinned: Vec<Run>,
     pub post: Vec<Run>,
+    /// B diff: GETs of about 1 KiB of JSON, every copy's responses diffed.
+    pub diffed: Vec<Run>,
     /// Why each sweep ended.
     pub get_end: String,
     pub get_unpinned_end: String,
     pub post_end: String,
+    pub diffed_end: String,
 }
 
 impl Fidelity {
@@ -78,7 +82,11 @@ impl Fidelity {
 
     /// Every run, in the order of the sweeps.
     pub fn all(&self) -> impl Iterator<Item = &Run> {
-        self.get.iter().chain(&self.get_unpinned).chain(&self.post)
+        self.get
+            .iter()
+            .chain(&self.get_unpinned)
+            .chain(&self.post)
+            .chain(&self.diffed)
     }
 }
 
@@ -90,6 +98,7 @@ struct Sweep<'a> {
     listed: &'a [u64],
     step: Option<u64>,
     max: u64,
+    scenario: Scenario,
 }
 
 pub fn run(bench: &mut Bench) -> Result<Fidelity> {
@@ -108,6 +117,7 @@ pub fn run(bench: &mut Bench) -> Result<Fidelity> {
             listed: &plan.get_rates,
             step: plan.get_step,
             max: plan.get_max,
+            scenario: Scenario::B,
         },
     )?;
     let (get_unpinned, get_unpinned_end) = if plan.get_unpinned_rates.is_empty() {
@@ -122,6 +132,7 @@ pub fn run(bench: &mut Bench) -> Result<Fidelity> {
                 listed: &plan.get_unpinned_rates,
                 step: plan.get_step,
                 max: plan.get_max,
+                scenario: Scenario::B,
             },
         )?
     };
@@ -134,15 +145,30 @@ pub fn run(bench: &mut Bench) -> Result<Fidelity> {
             listed: &plan.post_rates,
             step: plan.post_step,
             max: plan.post_max,
+            scenario: Scenario::B,
+        },
+    )?;
+    let (diffed, diffed_end) = sweep(
+        bench,
+        &Sweep {
+            kind: "GET JSON, diffed",
+            body: None,
+            placement: Placement::Pinned,
+            listed: &plan.diff_rates,
+            step: None,
+            max: plan.diff_rates.last().copied().unwrap_or(0),
+            scenario: Scenario::BDiff,
         },
     )?;
     Ok(Fidelity {
         get,
         get_unpinned,
         post,
+        diffed,
         get_end,
         get_unpinned_end,
         post_end,
+        diffed_end,
     })
 }
 
@@ -187,26 +213,38 @@ fn sweep(bench: &mut Bench, spec: &Sweep<'_>) -> Result<(Vec<Run>, String)> {
 }
 
 fn one(bench: &mut Bench, spec: &Sweep<'_>, rate: u64) -> Result<Run> {
-    fixed_rate(bench, spec.kind, spec.body, spec.placement, true, rate)
+    fixed_rate(
+        bench,
+        (spec.scenario, spec.kind),
+        spec.body,
+        spec.placement,
+        true,
+        rate,
+    )
 }
 
-/// One fixed-rate run of B on fresh servers: GETs, or POSTs of `body`, on keep-alive
-/// connections or on one connection per request.
+/// One fixed-rate run of B (or B diff, whose GETs ask for JSON) on fresh servers: GETs, or
+/// POSTs of `body`, on keep-alive connections or on one connection per request.
 pub fn fixed_rate(
     bench: &mut Bench,
-    kind: &'static str,
+    (scenario, kind): (Scenario, &'static str),
     body: Option<&Path>,
     placement: Placement,
     keep_alive: bool,
     rate: u64,
 ) -> Result<Run> {
     let dir = bench.run_dir(&format!(
-        "fidelity-{}{}-{}-{rate}",
+        "fidelity-{}{}{}-{}-{rate}",
         if body.is_some() { "post" } else { "get" },
+        if scenario == Scenario::BDiff {
+            "-diff"
+        } else {
+            ""
+        },
         if keep_alive { "" } else { "-no-keepalive" },
         placement.slug()
     ))?;
-    let mut stack = Stack::start(&bench.topology, Scenario::B, placement, &dir)?;
+    let mut stack = Stack::start(&bench.topology, scenario, placement, &dir)?;
     stack.begin()?;
     let load = load::oha(
         &bench.topology.client,
@@ -215,10 +253,10 @@ pub fn fixed_rate(
             rate,
             duration: bench.plan.fidelity,
             connections: bench.plan.connections,
-            path: if body.is_some() {
-                "/bench/post"
-            } else {
-                "/bench/get"
+            path: match (body.is_some(), scenario) {
+                (true, _) => "/bench/post",
+                (false, Scenario::BDiff) => "/bench/json",
+                (false, _) => "/bench/get",
             },
             unique: false,
             body,

@@ -34,6 +34,11 @@ pub struct Ledger {
     /// up (buffer limits, the flow's end, 60 s idle).
     pub out_of_order_bytes: u64,
     pub open_flows: u64,
+    /// Copies whose responses were diffed, and responses to diff that were not.
+    #[serde(default)]
+    pub diff_compared: u64,
+    #[serde(default)]
+    pub diff_lost: u64,
 }
 
 impl Ledger {
@@ -54,6 +59,8 @@ impl Ledger {
             ring_drops_were_cloned: output == "mirror",
             out_of_order_bytes: scrape.sum("shadowd_reassembly_out_of_order_bytes", &[]),
             open_flows: scrape.sum("shadowd_reassembly_flows", &[]),
+            diff_compared: scrape.sum("shadowd_diff_compared_total", &[]),
+            diff_lost: scrape.sum("shadowd_diff_lost_total", &[]),
         }
     }
 

@@ -61,7 +61,26 @@ pub const UPLOAD_FILES: &str = "files";
 /// Port of an origin's body sink, on its namespace's loopback.
 const BODY_SINK: &str = "127.0.0.1:8090";
 
-/// An origin (production or shadow): `return 200` with 1 KiB for every path, each request
+/// About 1 KiB of JSON as services answer it: a time stamp and a request id that differ on
+/// every response (nginx's `$msec` and `$request_id`), and a list of records (the diff
+/// bench's response).
+fn json_body() -> String {
+    let items: Vec<String> = (0..12)
+        .map(|i| {
+            format!(
+                "{{\"id\":{i},\"name\":\"item-{i}\",\"price\":{}.5,\"tags\":[\"a\",\"b\"]}}",
+                10 + i
+            )
+        })
+        .collect();
+    format!(
+        "{{\"at\":\"$msec\",\"request_id\":\"$request_id\",\"items\":[{}]}}",
+        items.join(",")
+    )
+}
+
+/// An origin (production or shadow): `return 200` with 1 KiB for every path (`/bench/json`:
+/// about 1 KiB of JSON), each request
 /// logged (buffered). Under `/bench/post` the body is read in full first — proxied to a
 /// sink in the same nginx, since `return` answers before reading it — so `$request_length`
 /// shows whether the whole body arrived. `PUT /bench/upload/NAME` stores the body (DAV) under
@@ -70,6 +89,7 @@ const BODY_SINK: &str = "127.0.0.1:8090";
 /// over them: one worker may hold only as many as its open-file limit.
 pub fn origin(dir: &Path, listen: &str, workers: usize) -> String {
     let body = "x".repeat(RESPONSE_BYTES);
+    let json = json_body();
     let reuseport = if workers > 1 { " reuseport" } else { "" };
     format!(
         "{main}http {{
@@ -90,6 +110,10 @@ pub fn origin(dir: &Path, listen: &str, workers: usize) -> String {
         location / {{
             default_type text/plain;
             return 200 '{body}';
+        }}
+        location /bench/json {{
+            default_type application/json;
+            return 200 '{json}';
         }}
         location /bench/post {{
             proxy_pass http://body_sink;

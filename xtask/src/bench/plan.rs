@@ -23,6 +23,8 @@ pub struct Plan {
     pub get_unpinned_rates: Vec<u64>,
     /// 64 KiB POST rates, the same way.
     pub post_rates: Vec<u64>,
+    /// GET rates of B diff (JSON responses, diffed), each run `fidelity` long.
+    pub diff_rates: Vec<u64>,
     pub post_step: Option<u64>,
     pub post_max: u64,
     pub idle_connections: usize,
@@ -60,6 +62,7 @@ impl Plan {
                 get_max: 20_000,
                 get_unpinned_rates: Vec::new(),
                 post_rates: vec![1_000, 2_000],
+                diff_rates: vec![5_000],
                 post_step: None,
                 post_max: 2_000,
                 idle_connections: 1_000,
@@ -89,6 +92,7 @@ impl Plan {
                 get_max: 150_000,
                 get_unpinned_rates: vec![40_000],
                 post_rates: vec![1_000, 2_000, 4_000],
+                diff_rates: vec![5_000, 20_000],
                 post_step: Some(2_000),
                 post_max: 20_000,
                 idle_connections: 1_000,
@@ -113,7 +117,10 @@ impl Plan {
         let runs = |d: Duration, n: usize| d.as_secs() * n as u64;
         runs(self.saturation + self.warm_up, self.rounds * 6)
             + runs(self.latency + self.warm_up, self.rounds * 3)
-            + runs(self.fidelity, self.get_rates.len() + self.post_rates.len())
+            + runs(
+                self.fidelity,
+                self.get_rates.len() + self.post_rates.len() + self.diff_rates.len(),
+            )
             + self.idle_hold.as_secs()
             + runs(self.delay, self.delay_rates.len())
             + runs(self.fidelity, self.churn_rates.len())

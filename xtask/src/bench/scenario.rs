@@ -60,6 +60,8 @@ pub enum Scenario {
     /// shadowd attached with a capture port nothing uses: the program runs on every packet
     /// and copies none (throughput only: the cost of being in the TC path at all).
     BIdle,
+    /// B with the shadow's responses diffed with production's (`diff: true`).
+    BDiff,
     /// An nginx proxy with `mirror` in the production path.
     C,
 }
@@ -73,6 +75,7 @@ impl Scenario {
             Scenario::B => "B",
             Scenario::BMirror => "B mirror",
             Scenario::BIdle => "B idle",
+            Scenario::BDiff => "B diff",
             Scenario::C => "C",
         }
     }
@@ -82,6 +85,7 @@ impl Scenario {
         match self {
             Scenario::BMirror => "B-mirror",
             Scenario::BIdle => "B-idle",
+            Scenario::BDiff => "B-diff",
             other => other.name(),
         }
     }
@@ -89,7 +93,7 @@ impl Scenario {
     /// shadowd's `--capture-output`, for the scenarios that run it.
     pub fn capture_output(self) -> Option<&'static str> {
         match self {
-            Scenario::B | Scenario::BIdle => Some("ringbuf"),
+            Scenario::B | Scenario::BIdle | Scenario::BDiff => Some("ringbuf"),
             Scenario::BMirror => Some("mirror"),
             Scenario::A | Scenario::C => None,
         }
@@ -211,8 +215,8 @@ impl<'t> Stack<'t> {
                 let daemon = Shadowd::start(
                     &topology.production,
                     placement.shadow_cpu(),
-                    output,
-                    scenario.capture_port(),
+                    (output, scenario.capture_port()),
+                    scenario == Scenario::BDiff,
                     &dir.join("shadowd"),
                 )?;
                 if output == "mirror" && placement == Placement::Pinned {

@@ -22,8 +22,9 @@ const ADMIN: &str = "127.0.0.1:8877";
 /// How long settling waits for bytes held out of order to be given up.
 const HOLE_GRACE: Duration = Duration::from_secs(3);
 
-/// Production and shadow Mappings for every path.
-pub fn mappings() -> String {
+/// Production and shadow Mappings for every path; with `diff`, the shadow's responses are
+/// diffed with production's.
+pub fn mappings(diff: bool) -> String {
     format!(
         "apiVersion: ambassador/v0
 kind: Mapping
@@ -38,9 +39,10 @@ prefix: /
 service: {}
 shadow: true
 weight: 100
-",
+{}",
         Topology::PRODUCTION_NAME,
-        Topology::SHADOW_NAME
+        Topology::SHADOW_NAME,
+        if diff { "diff: true\n" } else { "" }
     )
 }
 
@@ -60,18 +62,18 @@ pub struct Shadowd<'ns> {
 
 impl<'ns> Shadowd<'ns> {
     /// Starts shadowd in `ns` on `cpu` (if given) with `--capture-output output` and
-    /// `--capture-port port` if given (else production's endpoint, from its Mapping), and
-    /// waits for `/readyz`.
+    /// `--capture-port port` if given (else production's endpoint, from its Mapping),
+    /// diffing responses if `diff`, and waits for `/readyz`.
     pub fn start(
         ns: &'ns Netns,
         cpu: Option<usize>,
-        output: &'static str,
-        port: Option<&str>,
+        (output, port): (&'static str, Option<&str>),
+        diff: bool,
         dir: &Path,
     ) -> Result<Shadowd<'ns>> {
         std::fs::create_dir_all(dir)?;
         let config = dir.join("mappings.yaml");
-        std::fs::write(&config, mappings())?;
+        std::fs::write(&config, mappings(diff))?;
         let log = dir.join("shadowd.log");
         let binary = binary();
         let proc = Proc::spawn(

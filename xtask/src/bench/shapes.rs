@@ -130,7 +130,7 @@ pub fn run(bench: &mut Bench) -> Result<Shapes> {
 fn churn_run(bench: &mut Bench, rate: u64) -> Result<Run> {
     let run = fidelity::fixed_rate(
         bench,
-        "GET, a connection per request, unpinned",
+        (Scenario::B, "GET, a connection per request, unpinned"),
         None,
         Placement::Unpinned,
         false,

@@ -174,6 +174,29 @@ impl Report {
                 ratio_to_a: None,
             });
         }
+        for run in &self.fidelity.diffed {
+            rows.push(Row {
+                scenario: "B diff",
+                figure: format!(
+                    "shadowd CPU per 10,000 diffed copies at {} req/s GET JSON, pinned (CPU-s)",
+                    run.rate
+                ),
+                value: fmt(run.cpu_s_per_10k, 3),
+                ratio_to_a: None,
+            });
+            rows.push(Row {
+                scenario: "B diff",
+                figure: format!(
+                    "copies diffed at {} req/s (diffed / copied, not diffed)",
+                    run.rate
+                ),
+                value: format!(
+                    "{} / {}, {}",
+                    run.ledger.diff_compared, run.ledger.replay.copied, run.ledger.diff_lost
+                ),
+                ratio_to_a: None,
+            });
+        }
         let headline_hwm = self
             .fidelity
             .get

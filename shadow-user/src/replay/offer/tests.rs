@@ -101,6 +101,7 @@ fn shadowed(id: u64) -> Option<Shadowed> {
     Some(Shadowed {
         mapping: SHADOW.to_owned(),
         id,
+        diff: None,
     })
 }
 

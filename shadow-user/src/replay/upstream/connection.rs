@@ -1,6 +1,6 @@
 //! One connection to a shadow service, and the exchange of one copy over it: the copy is
 //! written (a body still being captured as it comes), the reply read to its end through a
-//! small buffer and discarded.
+//! small buffer and discarded, or kept when it is diffed.
 
 use std::{
     io::{self, IoSlice},
@@ -20,7 +20,10 @@ use super::{
     persist,
     stream::Stream,
 };
-use crate::http::reply::{Complete, ResponseReader};
+use crate::http::{
+    KeptResponse, SharedBudget,
+    reply::{Complete, ResponseReader},
+};
 
 /// Bytes read at a time. Only a response head is ever kept longer than one read, so the
 /// buffer stays under `MAX_HEAD_BYTES + READ_CHUNK`.
@@ -42,7 +45,7 @@ pub struct Connection {
 }
 
 /// How an exchange went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Exchange {
     /// Status of the final response (interim 1xx responses are read past).
     pub status: u16,
@@ -52,7 +55,12 @@ pub struct Exchange {
     /// The connection may carry another copy. A connection that is not reusable is closed
     /// when dropped, or when given back to the pool.
     pub reusable: bool,
+    /// The final response, when it was to be kept.
+    pub kept: Option<KeptResponse>,
 }
+
+/// Keep the reply's body up to this many bytes, taken from this budget.
+pub type Keep = Option<(usize, SharedBudget)>;
 
 impl Connection {
     pub(super) fn new(stream: Stream, slot: OwnedSemaphorePermit) -> Self {
@@ -83,7 +91,7 @@ impl Connection {
     ///
     /// After any error the connection is not reusable; after `rest` abandons the copy it is
     /// reset. Nothing is retried: a copy written twice could repeat a write to a persistent
-    /// service.
+    /// service. With `keep`, the final response is kept (for diffing).
     pub async fn exchange(
         &mut self,
         head: &[u8],
@@ -91,6 +99,7 @@ impl Connection {
         rest: Option<&mut BodyStream>,
         head_request: bool,
         timeout: Duration,
+        keep: Keep,
     ) -> Result<Exchange, UpstreamError> {
         // Stays false if this future is dropped half-way or fails.
         self.reusable = false;
@@ -98,8 +107,12 @@ impl Connection {
         // Leftovers only exist after a failed exchange, whose stream is out of step anyway.
         self.buf.clear();
         self.write_copy(head, body, rest, timeout, reused).await?;
-        let reply = tokio::time::timeout(timeout, self.read_reply(head_request, reused));
-        let (complete, latency) = reply
+        let reader = match keep {
+            Some((limit, budget)) => ResponseReader::keeping(head_request, limit, budget),
+            None => ResponseReader::new(head_request),
+        };
+        let reply = tokio::time::timeout(timeout, self.read_reply(reader, reused));
+        let (complete, latency, kept) = reply
             .await
             .map_err(|_| UpstreamError::Timeout { after: timeout })??;
         // Bytes after the reply were not asked for: the stream is out of step.
@@ -108,6 +121,7 @@ impl Connection {
             status: complete.status,
             latency,
             reusable: self.reusable,
+            kept,
         })
     }
 
@@ -160,12 +174,11 @@ impl Connection {
 
     async fn read_reply(
         &mut self,
-        head_request: bool,
+        mut reader: ResponseReader,
         reused: bool,
-    ) -> Result<(Complete, Duration), UpstreamError> {
+    ) -> Result<(Complete, Duration, Option<KeptResponse>), UpstreamError> {
         let written = Instant::now();
         let mut first_byte = None;
-        let mut reader = ResponseReader::new(head_request);
         loop {
             if !self.buf.is_empty() {
                 let decoded = reader
@@ -174,7 +187,7 @@ impl Connection {
                 self.buf.advance(decoded.consumed);
                 if let Some(complete) = decoded.complete {
                     let latency = first_byte.unwrap_or(written).duration_since(written);
-                    return Ok((complete, latency));
+                    return Ok((complete, latency, reader.kept()));
                 }
             }
             self.buf.reserve(READ_CHUNK);
@@ -191,7 +204,7 @@ impl Connection {
             if read == 0 {
                 let latency = first_byte.unwrap_or(written).duration_since(written);
                 return match reader.end_of_stream() {
-                    Some(complete) => Ok((complete, latency)),
+                    Some(complete) => Ok((complete, latency, reader.kept())),
                     None => Err(UpstreamError::Reset {
                         stage: ExchangeStage::Read,
                         reused,

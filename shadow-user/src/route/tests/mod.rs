@@ -52,6 +52,7 @@ pub(crate) fn mapping(name: &str, prefix: &str, service: &str) -> Mapping {
         remove_request_headers: Vec::new(),
         timeout: Duration::from_millis(3000),
         disable_shadow_host_suffix_append: false,
+        diff: None,
     }
 }
 

@@ -5,10 +5,11 @@
 
 mod place;
 
-use std::{collections::VecDeque, ops::Range, time::SystemTime};
+use std::{collections::VecDeque, ops::Range, sync::Arc, time::SystemTime};
 
 use super::{
-    Budgets, Counters, DropReason, HttpEvent, Limits, Notice, Request, Response, UnsupportedReason,
+    Budgets, Counters, DropReason, HttpEvent, Keeping, KeptResponse, Limits, Notice, Request,
+    Response, UnsupportedReason,
     head::{self, MethodKind, RequestHead},
     hold::Hold,
     pairing::{Pairing, Pending},
@@ -41,6 +42,10 @@ pub struct HttpFlow {
     /// connection.
     closes_after: Option<u64>,
     finished: bool,
+    /// Whether final responses are kept for diffing, and the bodies' budget.
+    keeping: Keeping,
+    /// The status and fields of the response being kept.
+    kept_head: Option<(u16, Vec<(String, String)>)>,
 }
 
 /// A request whose body is coming out in pieces.
@@ -72,6 +77,8 @@ impl HttpFlow {
     pub fn with_budgets(limits: Limits, budgets: Budgets) -> Self {
         HttpFlow {
             limits,
+            keeping: budgets.keeping.clone(),
+            kept_head: None,
             request: Reader::new(Direction::Request, limits, budgets.parse.clone()),
             response: Reader::new(Direction::Response, limits, budgets.parse),
             pairing: Pairing::default(),
@@ -478,6 +485,14 @@ impl HttpFlow {
         if !interim && pending.is_some() {
             self.pairing.pop();
         }
+        // Kept for diffing: the head's fields now, while they are in the buffer, the body
+        // as it is passed over.
+        self.kept_head = None;
+        self.response.keeper = None;
+        if !interim && let Some(keeper) = self.keeping.keeper() {
+            self.kept_head = super::head_fields(self.response.head());
+            self.response.keeper = self.kept_head.is_some().then_some(keeper);
+        }
         self.current_response = Some(ResponseStart {
             status,
             request_sequence: pending.filter(|p| p.paired).map(|p| p.sequence),
@@ -518,6 +533,15 @@ impl HttpFlow {
             last_byte: message.last_byte,
             head_len: message.head_len,
             body_len: message.body_len,
+            kept: self.kept_head.take().zip(self.response.keeper.take()).map(
+                |((status, headers), keeper)| {
+                    Arc::new(KeptResponse {
+                        status,
+                        headers,
+                        body: keeper.finish(),
+                    })
+                },
+            ),
         }));
         if let Some(reason) = start.then {
             self.finish(reason, out);
@@ -526,6 +550,8 @@ impl HttpFlow {
 
     fn response_lost(&mut self, out: &mut Vec<HttpEvent>) {
         self.current_response = None;
+        self.kept_head = None;
+        self.response.keeper = None;
         self.pairing.response_lost();
         // The answer that would decide about held bytes may have been lost.
         self.discard_hold(out);

@@ -182,9 +182,16 @@ impl Reader {
         input: &mut &[u8],
         ts: SystemTime,
     ) -> Option<Step> {
-        let fed = match read.body.feed(input) {
+        let fed = match &mut self.keeper {
+            Some(keeper) => read
+                .body
+                .feed_payload(input, |payload| keeper.push(payload)),
+            None => read.body.feed(input),
+        };
+        let fed = match fed {
             Ok(fed) => fed,
             Err(bad) => {
+                self.keeper = None;
                 self.skip_input(input, bad.at, ts);
                 self.lose_place();
                 return Some(if read.dropped {

@@ -173,6 +173,8 @@ pub(crate) struct Reader {
     /// What the buffer takes from; `charged` is taken, at least the buffer's length.
     parse: SharedBudget,
     charged: usize,
+    /// Responses: collects the body being passed over, when it is kept for diffing.
+    pub keeper: Option<super::BodyKeeper>,
 }
 
 impl Reader {
@@ -203,6 +205,7 @@ impl Reader {
             counters: StreamCounters::default(),
             parse,
             charged: 0,
+            keeper: None,
         }
     }
 

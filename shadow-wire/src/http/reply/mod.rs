@@ -1,8 +1,12 @@
 //! Reading a shadow's reply from the bytes received: interim (1xx) heads, then the final
 //! head, where its body ends (RFC 9112 §6.3) and whether the connection persists after it.
-//! Bodies are read past, never kept, by the capture side's body reader ([`Body`]).
+//! Bodies are read past by the capture side's body reader ([`Body`]), and kept only when the
+//! reply is diffed ([`ResponseReader::keeping`]).
 
-use super::{Body, BodyFields, ContentLength, Framing, Transfer, parse_length, persists};
+use super::{
+    Body, BodyFields, BodyKeeper, ContentLength, Framing, KeptResponse, SharedBudget, Transfer,
+    head_fields, parse_length, persists,
+};
 
 /// Largest response head read; a larger one is a `HeadTooLarge` error.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -75,6 +79,14 @@ pub struct ResponseReader {
     head_request: bool,
     interim: usize,
     state: State,
+    /// Keeps the final response, when the reply is diffed: its keeper until its head comes.
+    keep: Option<Keep>,
+}
+
+#[derive(Debug)]
+enum Keep {
+    Waiting(BodyKeeper),
+    Reading(u16, Vec<(String, String)>, BodyKeeper),
 }
 
 #[derive(Debug)]
@@ -96,6 +108,28 @@ impl ResponseReader {
             head_request,
             interim: 0,
             state: State::Head,
+            keep: None,
+        }
+    }
+
+    /// A reader that also keeps the final response: its head's fields, and its body
+    /// de-chunked up to `limit` bytes taken from `budget` (past it, its length and digest).
+    pub fn keeping(head_request: bool, limit: usize, budget: SharedBudget) -> Self {
+        ResponseReader {
+            keep: Some(Keep::Waiting(BodyKeeper::new(limit, budget))),
+            ..ResponseReader::new(head_request)
+        }
+    }
+
+    /// The final response as kept, once complete (see [`ResponseReader::keeping`]).
+    pub fn kept(&mut self) -> Option<KeptResponse> {
+        match self.keep.take()? {
+            Keep::Reading(status, headers, keeper) => Some(KeptResponse {
+                status,
+                headers,
+                body: keeper.finish(),
+            }),
+            Keep::Waiting(_) => None,
         }
     }
 
@@ -113,14 +147,19 @@ impl ResponseReader {
                     let Some((len, head)) = parse_head(&input[at..])? else {
                         return Ok(pending(at));
                     };
-                    at += len;
                     if (100..200).contains(&head.status) && head.status != 101 {
+                        at += len;
                         self.interim += 1;
                         if self.interim > MAX_INTERIM {
                             return Err(ResponseError::TooManyInterim { max: MAX_INTERIM });
                         }
                         continue;
                     }
+                    if let Some(Keep::Waiting(keeper)) = self.keep.take() {
+                        self.keep = head_fields(&input[at..at + len])
+                            .map(|(status, fields)| Keep::Reading(status, fields, keeper));
+                    }
+                    at += len;
                     self.state = head.body_state(self.head_request)?;
                 }
                 State::Body {
@@ -128,9 +167,13 @@ impl ResponseReader {
                     persists,
                     body,
                 } => {
-                    let fed = body
-                        .feed(&input[at..])
-                        .map_err(|bad| ResponseError::Chunked { what: bad.what })?;
+                    let fed = match &mut self.keep {
+                        Some(Keep::Reading(_, _, keeper)) => {
+                            body.feed_payload(&input[at..], |payload| keeper.push(payload))
+                        }
+                        _ => body.feed(&input[at..]),
+                    }
+                    .map_err(|bad| ResponseError::Chunked { what: bad.what })?;
                     at += fed.used;
                     if !fed.done {
                         return Ok(pending(at));

@@ -543,6 +543,7 @@ fn interim_responses_are_the_1xx_but_101() {
         last_byte: ts(0),
         head_len: 1,
         body_len: 0,
+        kept: None,
     };
     for (status, interim) in [
         (99, false),
@@ -554,4 +555,75 @@ fn interim_responses_are_the_1xx_but_101() {
     ] {
         assert_eq!(response(status).is_interim(), interim, "{status}");
     }
+}
+
+/// The responses `flow` produced from `wire` pushed in pieces of `piece` bytes, after `GET_A`
+/// and `GET_B`.
+fn kept_responses(
+    keeping: &crate::http::Keeping,
+    wire: &[u8],
+    piece: usize,
+) -> Vec<crate::http::Response> {
+    let limits = Limits::default();
+    let budgets = crate::http::Budgets {
+        keeping: keeping.clone(),
+        ..crate::http::Budgets::new(&limits)
+    };
+    let mut flow = HttpFlow::with_budgets(limits, budgets);
+    let mut out = Vec::new();
+    let requests = [GET_A, GET_B].concat();
+    flow.push(REQ, &requests, ts(0), &mut out);
+    flow.acked(REQ, requests.len() as u64, 0..wire.len() as u64, &mut out);
+    for part in wire.chunks(piece) {
+        flow.push(RESP, part, ts(1), &mut out);
+    }
+    out.into_iter()
+        .filter_map(|event| match event {
+            HttpEvent::Response(response) => Some(response),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn kept_responses_have_their_fields_and_body_without_chunk_framing() {
+    let wire: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n\
+        HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Id: 7\r\n\r\n\
+        3\r\n{\"a\r\n5\r\n\":1}\n\r\n0\r\n\r\n\
+        HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnope";
+    let keeping = crate::http::Keeping::default();
+    for piece in 1..=wire.len() {
+        let off = kept_responses(&keeping, wire, piece);
+        assert!(off.iter().all(|r| r.kept.is_none()), "not kept while off");
+    }
+    keeping.set(1024);
+    for piece in 1..=wire.len() {
+        let responses = kept_responses(&keeping, wire, piece);
+        let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [100, 200, 404]);
+        assert!(
+            responses[0].kept.is_none(),
+            "interim responses are not kept"
+        );
+        let kept = responses[1].kept.as_deref().expect("kept");
+        assert_eq!(kept.status, 200);
+        assert_eq!(kept.headers[1], ("X-Id".to_string(), "7".to_string()));
+        let body = |kept: &crate::http::KeptResponse| match &kept.body {
+            crate::http::KeptBody::Whole(bytes) => bytes.bytes().to_vec(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(body(kept), b"{\"a\":1}\n", "pieces of {piece}");
+        assert_eq!(body(responses[2].kept.as_deref().unwrap()), b"nope");
+    }
+    assert_eq!(
+        keeping.budget.used(),
+        0,
+        "every kept body gave its budget back"
+    );
+    keeping.set(3);
+    let responses = kept_responses(&keeping, wire, 7);
+    assert!(matches!(
+        responses[1].kept.as_deref().unwrap().body,
+        crate::http::KeptBody::Digest { length: 8, .. }
+    ));
 }

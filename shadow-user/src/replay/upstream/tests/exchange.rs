@@ -59,7 +59,14 @@ async fn continue_then_final_response() {
     let mut connection = upstream.connection().await.unwrap();
     let head = b"POST /x HTTP/1.1\r\nHost: s\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n";
     let exchange = connection
-        .exchange(head, &Bytes::from_static(b"data"), None, false, PATIENT)
+        .exchange(
+            head,
+            &Bytes::from_static(b"data"),
+            None,
+            false,
+            PATIENT,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!((exchange.status, exchange.reusable), (200, true));
@@ -156,7 +163,7 @@ async fn the_copy_arrives_byte_exact() {
     let upstream = plain(&server);
     let mut connection = upstream.connection().await.unwrap();
     let exchange = connection
-        .exchange(head.as_bytes(), &body, None, false, PATIENT)
+        .exchange(head.as_bytes(), &body, None, false, PATIENT, None)
         .await
         .unwrap();
     assert_eq!(exchange.status, 201);
@@ -207,7 +214,7 @@ async fn a_silent_shadow_times_out_after_exactly_its_timeout() {
     let timeout = Duration::from_millis(3000);
     let started = tokio::time::Instant::now();
     let err = connection
-        .exchange(GET, &Bytes::new(), None, false, timeout)
+        .exchange(GET, &Bytes::new(), None, false, timeout, None)
         .await
         .unwrap_err();
     assert_eq!(

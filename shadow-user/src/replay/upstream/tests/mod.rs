@@ -214,6 +214,6 @@ pub(super) async fn send(
     head_request: bool,
 ) -> Result<Exchange, UpstreamError> {
     connection
-        .exchange(request, &Bytes::new(), None, head_request, PATIENT)
+        .exchange(request, &Bytes::new(), None, head_request, PATIENT, None)
         .await
 }

@@ -1,0 +1,409 @@
+//! What the diff worker keeps: production's and the shadow's responses waiting for each
+//! other (by copy id, bounded in number and age), and per shadow Mapping and endpoint the
+//! counts of differences and noise, with a few recent samples of each differing field.
+
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use shadow_diff::{
+    Difference, Endpoints, Fields, ProductionMemory, Response, Tally, Thresholds, differences,
+    request_key, text_diff,
+};
+
+use super::{
+    curl,
+    report::{EndpointReport, FieldReport, HeadReport, MappingReport, SampleReport},
+};
+use crate::{
+    config::diff::DiffSettings,
+    http::{KeptBody, KeptResponse, Request},
+};
+
+/// Halves waiting for their other side, at most.
+pub const MAX_WAITING: usize = 4096;
+/// How long a half waits for its other side: longer than any copy's timeout allows.
+pub const MAX_WAIT: Duration = Duration::from_secs(120);
+/// Endpoints counted by name per Mapping; the rest count as `other`.
+pub const MAX_ENDPOINTS: usize = 64;
+/// Production responses remembered per Mapping to learn noise from.
+pub const MEMORY: usize = 256;
+/// Samples kept per field, the most recent.
+pub const SAMPLES_PER_FIELD: usize = 3;
+/// Fields with samples per endpoint.
+pub const FIELDS_WITH_SAMPLES: usize = 16;
+/// Longest value, and longest textual diff, kept in a sample.
+const MAX_SAMPLE_TEXT: usize = 512;
+/// Most header fields of a head kept in a sample.
+const MAX_SAMPLE_HEADERS: usize = 40;
+
+/// Production's half of one copy, flattened once it arrived.
+pub struct ProductionHalf {
+    pub mapping: String,
+    pub settings: Arc<DiffSettings>,
+    /// The request production answered (head and body as captured).
+    pub request: Request,
+    /// The request's body came in pieces: what `request` holds is only its start.
+    pub streamed: bool,
+    pub response: Arc<KeptResponse>,
+}
+
+/// Production's half as it waits: flattened, with what its samples show.
+struct Flattened {
+    mapping: String,
+    settings: Arc<DiffSettings>,
+    endpoint: String,
+    fields: Fields,
+    head: HeadReport,
+    curl: String,
+}
+
+enum Waiting {
+    Production(Flattened),
+    Shadow(KeptResponse),
+}
+
+/// One field's recent samples.
+type Samples = VecDeque<SampleReport>;
+
+#[derive(Default)]
+struct EndpointDiff {
+    tally: Tally,
+    samples: BTreeMap<String, Samples>,
+}
+
+struct MappingDiff {
+    endpoints: Endpoints,
+    memory: ProductionMemory,
+    by_endpoint: BTreeMap<String, EndpointDiff>,
+    thresholds: Thresholds,
+}
+
+impl Default for MappingDiff {
+    fn default() -> Self {
+        MappingDiff {
+            endpoints: Endpoints::new(MAX_ENDPOINTS),
+            memory: ProductionMemory::new(MEMORY),
+            by_endpoint: BTreeMap::new(),
+            thresholds: Thresholds::default(),
+        }
+    }
+}
+
+/// What one pair came to, for the metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compared {
+    pub mapping: String,
+    pub equal: bool,
+}
+
+/// The worker's state.
+pub struct State {
+    waiting: HashMap<u64, (Instant, Waiting)>,
+    order: VecDeque<(u64, Instant)>,
+    mappings: BTreeMap<String, MappingDiff>,
+    pub show_credentials: bool,
+}
+
+impl State {
+    pub fn new(show_credentials: bool) -> Self {
+        State {
+            waiting: HashMap::new(),
+            order: VecDeque::new(),
+            mappings: BTreeMap::new(),
+            show_credentials,
+        }
+    }
+
+    /// Production's half of copy `id`: flattened, learnt from for noise, and compared if the
+    /// shadow's half is there.
+    pub fn production(
+        &mut self,
+        id: u64,
+        half: ProductionHalf,
+        now: Instant,
+        out: &mut Vec<Compared>,
+    ) {
+        let ProductionHalf {
+            mapping,
+            settings,
+            request,
+            streamed,
+            response,
+        } = half;
+        let fields = Fields::of(&as_response(&response), &settings.options);
+        let state = self.mappings.entry(mapping.clone()).or_default();
+        state.thresholds = settings.thresholds;
+        let endpoint = state
+            .endpoints
+            .name(request.method_str(), request.target_str());
+        // Identical requests answered differently by production itself show the noise. A
+        // request whose body was only partly kept cannot be told identical to another.
+        if !streamed {
+            let headers = request_headers(&request);
+            let key = request_key(
+                request.method_str(),
+                request.target_str(),
+                &headers,
+                request.body(),
+            );
+            if let Some(noise) = state
+                .memory
+                .answered(key, fields.clone(), &settings.options)
+            {
+                state
+                    .by_endpoint
+                    .entry(endpoint.clone())
+                    .or_default()
+                    .tally
+                    .noise_compared(&noise);
+            }
+        }
+        let flattened = Flattened {
+            head: head_report(&response),
+            curl: curl::command(&request, self.show_credentials),
+            mapping,
+            settings,
+            endpoint,
+            fields,
+        };
+        match self.waiting.remove(&id) {
+            Some((_, Waiting::Shadow(shadow))) => out.push(self.compare(&flattened, &shadow)),
+            // A second production half for one id cannot happen; keep the first.
+            Some(other) => {
+                self.waiting.insert(id, other);
+            }
+            None => self.wait(id, Waiting::Production(flattened), now),
+        }
+    }
+
+    /// The shadow's half of copy `id`.
+    pub fn shadow(
+        &mut self,
+        id: u64,
+        response: KeptResponse,
+        now: Instant,
+        out: &mut Vec<Compared>,
+    ) {
+        match self.waiting.remove(&id) {
+            Some((_, Waiting::Production(production))) => {
+                out.push(self.compare(&production, &response));
+            }
+            Some(other) => {
+                self.waiting.insert(id, other);
+            }
+            None => self.wait(id, Waiting::Shadow(response), now),
+        }
+    }
+
+    /// Copy `id` will never be answered: production's half stops waiting.
+    pub fn gone(&mut self, id: u64) {
+        self.waiting.remove(&id);
+    }
+
+    /// Forgets halves that waited too long; returns how many.
+    pub fn expire(&mut self, now: Instant) -> u64 {
+        let mut expired = 0;
+        while let Some(&(id, since)) = self.order.front() {
+            let over = self.waiting.len() > MAX_WAITING;
+            if !over && now.duration_since(since) < MAX_WAIT {
+                break;
+            }
+            self.order.pop_front();
+            if self.waiting.get(&id).is_some_and(|(at, _)| *at == since) {
+                self.waiting.remove(&id);
+                expired += 1;
+            }
+        }
+        expired
+    }
+
+    fn wait(&mut self, id: u64, waiting: Waiting, now: Instant) {
+        self.waiting.insert(id, (now, waiting));
+        self.order.push_back((id, now));
+    }
+
+    fn compare(&mut self, production: &Flattened, shadow: &KeptResponse) -> Compared {
+        let Flattened {
+            mapping,
+            settings,
+            endpoint,
+            fields,
+            head,
+            curl,
+        } = production;
+        let options = &settings.options;
+        let shadow_fields = Fields::of(&as_response(shadow), options);
+        let found = differences(fields, &shadow_fields, options);
+        let state = self.mappings.entry(mapping.clone()).or_default();
+        let thresholds = state.thresholds;
+        let endpoint = state.by_endpoint.entry(endpoint.clone()).or_default();
+        endpoint.tally.shadow_compared(&found);
+        if !found.is_empty() {
+            let text = text_diff(fields, &shadow_fields, 40).map(|t| cut(&t));
+            let sample = |difference: &Difference| SampleReport {
+                production: difference.production.as_deref().map(cut),
+                shadow: difference.shadow.as_deref().map(cut),
+                production_head: head.clone(),
+                shadow_head: head_report(shadow),
+                request: curl.clone(),
+                text_diff: match difference.field.as_str() {
+                    "body" => text.clone(),
+                    _ => None,
+                },
+            };
+            for difference in &found {
+                endpoint.add_sample(&difference.field, sample(difference), thresholds);
+            }
+        }
+        Compared {
+            mapping: mapping.clone(),
+            equal: found.is_empty(),
+        }
+    }
+
+    /// Halves waiting now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// The report of every Mapping.
+    pub fn report(&self) -> Vec<MappingReport> {
+        self.mappings
+            .iter()
+            .map(|(name, state)| {
+                let endpoints: Vec<EndpointReport> = state
+                    .by_endpoint
+                    .iter()
+                    .map(|(endpoint, diff)| diff.report(endpoint, state.thresholds))
+                    .collect();
+                MappingReport {
+                    mapping: name.clone(),
+                    compared: endpoints.iter().map(|e| e.compared).sum(),
+                    different: endpoints.iter().map(|e| e.different).sum(),
+                    flagged: endpoints
+                        .iter()
+                        .flat_map(|e| &e.fields)
+                        .filter(|f| f.flagged)
+                        .count(),
+                    relative_threshold: state.thresholds.relative,
+                    absolute_threshold: state.thresholds.absolute,
+                    endpoints,
+                }
+            })
+            .collect()
+    }
+
+    /// Fields flagged now, per Mapping.
+    pub fn flagged(&self) -> Vec<(String, usize)> {
+        self.report()
+            .into_iter()
+            .map(|mapping| (mapping.mapping, mapping.flagged))
+            .collect()
+    }
+}
+
+impl EndpointDiff {
+    /// Keeps `sample` among `field`'s recent ones. With samples for too many fields, those
+    /// of a field that is not flagged make room.
+    fn add_sample(&mut self, field: &str, sample: SampleReport, thresholds: Thresholds) {
+        if !self.samples.contains_key(field) && self.samples.len() >= FIELDS_WITH_SAMPLES {
+            let unflagged: Vec<String> = self
+                .tally
+                .verdicts(thresholds)
+                .into_iter()
+                .filter(|v| !v.flagged && self.samples.contains_key(&v.field))
+                .map(|v| v.field)
+                .collect();
+            match unflagged.first() {
+                Some(evicted) => {
+                    self.samples.remove(evicted);
+                }
+                None => return,
+            }
+        }
+        let samples = self.samples.entry(field.to_string()).or_default();
+        if samples.len() >= SAMPLES_PER_FIELD {
+            samples.pop_front();
+        }
+        samples.push_back(sample);
+    }
+
+    fn report(&self, endpoint: &str, thresholds: Thresholds) -> EndpointReport {
+        let fields = self
+            .tally
+            .verdicts(thresholds)
+            .into_iter()
+            .map(|verdict| FieldReport {
+                samples: match verdict.flagged {
+                    true => self
+                        .samples
+                        .get(&verdict.field)
+                        .map(|s| s.iter().rev().cloned().collect())
+                        .unwrap_or_default(),
+                    false => Vec::new(),
+                },
+                field: verdict.field,
+                difference_rate: verdict.difference_rate,
+                noise_rate: verdict.noise_rate,
+                flagged: verdict.flagged,
+            })
+            .collect();
+        EndpointReport {
+            endpoint: endpoint.to_string(),
+            compared: self.tally.compared,
+            equal: self.tally.compared - self.tally.different,
+            different: self.tally.different,
+            noise_compared: self.tally.noise_compared,
+            fields_left_out: self.tally.fields_left_out,
+            fields,
+        }
+    }
+}
+
+/// A kept response as the differ reads it.
+fn as_response(kept: &KeptResponse) -> Response<'_> {
+    match &kept.body {
+        KeptBody::Whole(bytes) => Response::whole(kept.status, &kept.headers, bytes.bytes()),
+        KeptBody::Digest { length, sha256 } => {
+            Response::digested(kept.status, &kept.headers, *length, *sha256)
+        }
+    }
+}
+
+fn head_report(kept: &KeptResponse) -> HeadReport {
+    HeadReport {
+        status: kept.status,
+        headers: kept
+            .headers
+            .iter()
+            .take(MAX_SAMPLE_HEADERS)
+            .map(|(name, value)| (name.clone(), cut(value)))
+            .collect(),
+    }
+}
+
+fn request_headers(request: &Request) -> Vec<(String, String)> {
+    (0..request.headers.len())
+        .map(|i| {
+            (
+                String::from_utf8_lossy(request.header_name(i)).into_owned(),
+                String::from_utf8_lossy(request.header_value(i)).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// `text`, cut to [`MAX_SAMPLE_TEXT`] bytes (at a character boundary) with an ellipsis.
+fn cut(text: &str) -> String {
+    if text.len() <= MAX_SAMPLE_TEXT {
+        return text.to_string();
+    }
+    let mut end = MAX_SAMPLE_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
