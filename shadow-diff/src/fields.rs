@@ -12,11 +12,21 @@ use crate::decode::{DecodeError, decoded_body, decoded_digest};
 
 /// Longest decoded body a digest reads through (64 MiB): past it, a body is "too long".
 const DIGEST_CAP: u64 = 64 << 20;
+/// Longest text body kept for a textual diff.
+const MAX_TEXT_BYTES: usize = 64 << 10;
+/// How long a textual diff may take: past it, `similar` gives a coarser diff.
+const TEXT_DIFF_DEADLINE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// A body's length and the start of its digest, as a field value.
 fn digest_text(length: u64, digest: &[u8; 32]) -> String {
     let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     format!("{length} bytes, sha256 {hex}…")
+}
+
+/// A body's value when compared as sent: length and digest, and its content coding.
+fn as_sent(length: u64, digest: &[u8; 32], coding: Option<&str>) -> String {
+    let coded = coding.map_or(String::new(), |coding| format!(" ({coding})"));
+    format!("{}{coded} as sent", digest_text(length, digest))
 }
 
 /// Header fields that differ between two servers by nature, never compared: the moment,
@@ -176,8 +186,7 @@ impl Fields {
         };
         let encoding = header("content-encoding");
         if let Some((length, digest)) = response.digest {
-            let coded = encoding.map_or(String::new(), |coding| format!(" ({coding})"));
-            let leaf = format!("{}{coded} as sent", digest_text(length, &digest));
+            let leaf = as_sent(length, &digest, encoding);
             fields.leaves.insert("body".into(), Leaf::Text(leaf));
             return fields;
         }
@@ -224,10 +233,25 @@ impl Fields {
         let textual = content_type.starts_with("text/")
             || content_type.contains("xml")
             || content_type.contains("javascript");
-        if textual && let Ok(text) = String::from_utf8(body) {
+        // Text is kept for the samples' textual diff only while it is short.
+        if textual
+            && body.len() <= MAX_TEXT_BYTES
+            && let Ok(text) = String::from_utf8(body)
+        {
             fields.text = Some(text);
         }
         fields
+    }
+
+    /// Compares the body by `length` and `digest` of its bytes as sent (de-chunked, still
+    /// content-encoded) instead of its fields: for a response whose other side's body was
+    /// too long to keep, so both are compared the same way.
+    pub fn body_as_sent(&mut self, length: u64, digest: &[u8; 32], coding: Option<&str>) {
+        self.leaves
+            .retain(|name, _| name == "status" || name.starts_with("header."));
+        self.text = None;
+        self.leaves
+            .insert("body".into(), Leaf::Text(as_sent(length, digest, coding)));
     }
 
     /// How many fields there are.
@@ -273,7 +297,9 @@ pub fn differences(production: &Fields, shadow: &Fields, options: &DiffOptions) 
 /// A unified diff of two text bodies, at most `max_lines` lines; `None` unless both are text.
 pub fn text_diff(production: &Fields, shadow: &Fields, max_lines: usize) -> Option<String> {
     let (a, b) = (production.text.as_ref()?, shadow.text.as_ref()?);
-    let diff = similar::TextDiff::from_lines(a.as_str(), b.as_str());
+    let diff = similar::TextDiff::configure()
+        .timeout(TEXT_DIFF_DEADLINE)
+        .diff_lines(a.as_str(), b.as_str());
     let unified = diff
         .unified_diff()
         .context_radius(2)

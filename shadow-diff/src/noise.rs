@@ -60,6 +60,25 @@ pub struct Tally {
 /// Most fields one endpoint counts by name: a response whose field names vary (ids as keys)
 /// cannot grow the counts without end.
 pub const MAX_FIELDS: usize = 512;
+/// Longest field name counted as it is; a longer one (a JSON key of any length) is cut,
+/// with a digest of the whole, so the counts stay small whatever the responses hold.
+pub const MAX_FIELD_NAME: usize = 256;
+
+/// `name`, cut to [`MAX_FIELD_NAME`] bytes at a character boundary, with a digest of the
+/// whole name so that different long names stay different.
+fn bounded_name(name: &str) -> std::borrow::Cow<'_, str> {
+    use std::hash::{Hash as _, Hasher as _};
+    if name.len() <= MAX_FIELD_NAME {
+        return name.into();
+    }
+    let mut end = MAX_FIELD_NAME - 20;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut hasher);
+    format!("{}…#{:016x}", &name[..end], hasher.finish()).into()
+}
 
 impl Tally {
     /// Counts the differences between production and the shadow for one request.
@@ -86,11 +105,12 @@ impl Tally {
     }
 
     fn field(&mut self, name: &str) -> Option<&mut (u64, u64)> {
-        if !self.by_field.contains_key(name) && self.by_field.len() >= MAX_FIELDS {
+        let name = bounded_name(name);
+        if !self.by_field.contains_key(name.as_ref()) && self.by_field.len() >= MAX_FIELDS {
             self.fields_left_out += 1;
             return None;
         }
-        Some(self.by_field.entry(name.to_string()).or_default())
+        Some(self.by_field.entry(name.into_owned()).or_default())
     }
 
     /// Each field that differed, with its rates and whether it is flagged.
@@ -215,6 +235,24 @@ mod tests {
                 shadow: Some("b".into()),
             })
             .collect()
+    }
+
+    #[test]
+    fn long_field_names_are_cut_and_stay_apart() {
+        let mut tally = Tally::default();
+        let long = |c: char| format!("$.{}", c.to_string().repeat(10_000));
+        tally.shadow_compared(&differing(&[&long('a'), &long('b'), "$.é"]));
+        let names: Vec<String> = tally
+            .verdicts(Thresholds::default())
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(names.len(), 3);
+        assert!(
+            names.iter().all(|n| n.len() <= MAX_FIELD_NAME + 4),
+            "{names:?}"
+        );
+        assert!(names.contains(&"$.é".to_string()));
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! response diffing tests and the demo. Every answer carries noise (the time it was made,
 //! ids drawn afresh, a request-id header); `…/users/ID` answers a user, `…/orders/ID` an
 //! order (gzip-encoded, chunked), anything else a small HTML page. The shadow gets
-//! the user's name wrong on every third users request it answers, and answers orders with
-//! `201` where production answers `200`.
+//! the name of every third user wrong, and answers orders with `201` where production
+//! answers `200`.
 
 use std::{
     io::Write as _,
@@ -97,11 +97,14 @@ pub fn production(target: &str) -> Vec<u8> {
     service(target, false)
 }
 
-/// The shadow: a wrong name on every third users request it answers, and `201` where
+/// The shadow: a wrong name for the users whose id leaves 2 divided by 3, and `201` where
 /// production answers orders with `200` (the bodies agree).
 pub fn shadow(target: &str) -> Vec<u8> {
-    static USERS: AtomicU64 = AtomicU64::new(0);
-    let wrong_name = target.contains("/users/") && USERS.fetch_add(1, Ordering::Relaxed) % 3 == 2;
+    let id = target
+        .rsplit('/')
+        .next()
+        .and_then(|id| id.parse::<u64>().ok());
+    let wrong_name = target.contains("/users/") && id.is_some_and(|id| id % 3 == 2);
     let mut answer = service(target, wrong_name);
     if target.contains("/orders/") {
         answer.splice(..15, b"HTTP/1.1 201 OK".iter().copied());

@@ -1,11 +1,12 @@
 //! Response diffing end to end: production and a shadow that both answer JSON with a
 //! timestamp, a request id and a request-id header that differ on every response (noise),
-//! where the shadow gets one field wrong on a third of one endpoint's requests and changes
+//! where the shadow gets one field wrong on a share of one endpoint's requests and changes
 //! the status code of another; gzip-encoded chunked bodies and a non-JSON page answered
 //! alike. Exactly the two real differences are flagged, in `/diag` (JSON, and HTML in a real
 //! browser), in `shadowd diff` and in the metrics; the noise is not. Offline, `shadowd replay
 //! --pcap --diff` on a capture of the same traffic fails (exit 2) against the buggy shadow
-//! and passes against one that only differs by noise.
+//! and passes against one that only differs by noise. Where requests never repeat, a
+//! reference instance (a second production) shows the noise production alone cannot.
 
 use std::time::Duration;
 
@@ -130,7 +131,8 @@ fn only_the_shadows_real_differences_are_flagged_and_noise_is_cancelled() {
         assert_eq!(noisy["noise_rate"], 1.0, "{noisy}");
     }
     let name = field(&users, "$.name");
-    assert_eq!(name["difference_rate"], 1.0 / 3.0);
+    // Users 0 to 4, 9 requests each: user 2's name is wrong.
+    assert_eq!(name["difference_rate"], 0.2);
     assert_eq!(name["noise_rate"], 0.0);
     let sample = &name["samples"][0];
     let (production_name, shadow_name) = (
@@ -250,4 +252,58 @@ fn replay_of_a_capture_with_diff_is_a_gate_that_fails_on_a_flagged_field_only() 
         "{report}"
     );
     std::fs::remove_file(&pcap).ok();
+}
+
+#[test]
+fn a_reference_instance_cancels_the_noise_of_requests_that_never_repeat() {
+    let s = json_service_setup();
+    // A second instance of production's version, on the shadow host's port 8080.
+    let reference = shadowd_tests::http_server::HttpServer::start_with(
+        &s.shadow_host.ns,
+        &format!("{}:8080", shadowd_tests::netns::ShadowHost::ADDRESS),
+        answering(production),
+    );
+    let mappings = MappingFile::new(&user_example(
+        "diff:\n  reference: myservice-shadow.default:8080\n",
+    ));
+    let daemon = s.start(&mappings);
+    // Every request different: production's own answers never show the noise.
+    let per_endpoint = 30u64;
+    for i in 0..per_endpoint {
+        for path in [
+            format!("/myservice/users/{i}"),
+            format!("/myservice/orders/{}", 100 + i),
+        ] {
+            assert_eq!(production_get(&s.topo, &path), 200, "{path}");
+        }
+    }
+    let total = 2 * per_endpoint;
+    daemon.settled_scrape(Duration::from_secs(30), "every copy diffed", |scrape| {
+        scrape.sum("shadowd_diff_compared_total", &[]) == total
+    });
+    assert_eq!(
+        reference.received().len() as u64,
+        total,
+        "the reference got every copy"
+    );
+    let (_, body) = daemon.get("/diag?json=true").expect("diag");
+    let report: serde_json::Value = serde_json::from_str(&body).expect("JSON report");
+    let mapping = &report["diff"][0];
+    let mut flagged: Vec<String> = Vec::new();
+    for endpoint in mapping["endpoints"].as_array().unwrap() {
+        assert_eq!(endpoint["reference_compared"], per_endpoint, "{endpoint:#}");
+        assert_eq!(
+            endpoint["noise_compared"], per_endpoint,
+            "no identical pairs"
+        );
+        for field in endpoint["fields"].as_array().unwrap() {
+            if field["flagged"] == true {
+                flagged.push(field["field"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    assert_eq!(flagged, ["status", "$.name"], "{mapping:#}");
+    // The ledger counts the shadow's copies only.
+    assert_eq!(report["ledger"][0]["copied"], total);
+    assert_eq!(report["ledger"][0]["balanced"], true);
 }

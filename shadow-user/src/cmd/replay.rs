@@ -70,6 +70,13 @@ pub async fn command(args: &ReplayArgs) -> i32 {
             differ.drain();
             let report = differ.report();
             print!("{}", crate::diff::report::text(&report));
+            let compared: u64 = report.iter().map(|mapping| mapping.compared).sum();
+            if compared == 0 {
+                // A gate that compared nothing must not pass: the shadows did not answer, or
+                // the capture lacks production's answers.
+                eprintln!("shadowd replay --diff: no copy was diffed");
+                return 1;
+            }
             match crate::diff::report::any_flagged(&report) {
                 true => 2,
                 false => 0,

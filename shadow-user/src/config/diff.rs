@@ -5,11 +5,15 @@
 use serde_yaml_ng::Value;
 use shadow_diff::{DiffOptions, Thresholds};
 
-use super::{fields::Fields, mapping::Diagnostics};
+use super::{
+    fields::Fields,
+    mapping::{Diagnostics, Service},
+};
 
 /// Fields of `diff` shadowd reads; others get a notice.
 const DIFF_FIELDS: &[&str] = &[
     "weight",
+    "reference",
     "ignore_headers",
     "ignore",
     "unordered_arrays",
@@ -29,6 +33,9 @@ pub struct DiffSettings {
     pub options: DiffOptions,
     /// When a field's difference rate is the shadow's rather than noise.
     pub thresholds: Thresholds,
+    /// A second instance of production's version that diffed copies also go to: where it
+    /// answers differently from production is noise, as Diffy's secondary shows it.
+    pub reference: Option<Service>,
 }
 
 impl Default for DiffSettings {
@@ -38,6 +45,7 @@ impl Default for DiffSettings {
             weight: 100,
             options: DiffOptions::default(),
             thresholds: Thresholds::default(),
+            reference: None,
         }
     }
 }
@@ -62,6 +70,12 @@ pub fn settings(f: &mut Fields<'_>, d: &mut Diagnostics) -> Option<DiffSettings>
         match u8::try_from(weight).ok().filter(|w| *w <= 100) {
             Some(weight) => settings.weight = weight,
             None => inner.error(d, "weight", &format!("{weight} is outside 0-100")),
+        }
+    }
+    if let Some(text) = inner.string(d, "reference") {
+        match super::service::parse(&text) {
+            Ok(service) => settings.reference = Some(service),
+            Err(err) => inner.error(d, "reference", &err.to_string()),
         }
     }
     for name in inner.string_list(d, "ignore_headers") {

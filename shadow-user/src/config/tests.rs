@@ -370,9 +370,9 @@ fn diff_settings_of_a_shadow_mapping_defaults_and_errors() {
         "diff",
         "---\napiVersion: getambassador.io/v3alpha1\nkind: Mapping\nname: plain\nprefix: /a/\nservice: a-shadow\nshadow: true\ndiff: true\n\
          ---\napiVersion: getambassador.io/v3alpha1\nkind: Mapping\nname: tuned\nprefix: /b/\nservice: b-shadow\nshadow: true\n\
-         diff:\n  weight: 25\n  ignore_headers: [X-Trace]\n  ignore: [\"$.meta.took\"]\n  unordered_arrays: [\"$.tags\"]\n  keyed_arrays: {\"$.items\": id}\n  numeric_tolerance: 0.01\n  max_body_bytes: 4096\n  relative_threshold: 0.5\n  absolute_threshold: 0.01\n  colour: blue\n\
+         diff:\n  weight: 25\n  reference: users-v1.default:8080\n  ignore_headers: [X-Trace]\n  ignore: [\"$.meta.took\"]\n  unordered_arrays: [\"$.tags\"]\n  keyed_arrays: {\"$.items\": id}\n  numeric_tolerance: 0.01\n  max_body_bytes: 4096\n  relative_threshold: 0.5\n  absolute_threshold: 0.01\n  colour: blue\n\
          ---\napiVersion: getambassador.io/v3alpha1\nkind: Mapping\nname: broken\nprefix: /c/\nservice: c-shadow\nshadow: true\n\
-         diff:\n  weight: 101\n  ignore: [meta.took]\n  numeric_tolerance: 2\n",
+         diff:\n  weight: 101\n  reference: http://bad/path\n  ignore: [meta.took]\n  numeric_tolerance: 2\n",
     )
     .unwrap();
     let by_name = |name: &str| loaded.mappings.iter().find(|m| m.name == name);
@@ -381,6 +381,11 @@ fn diff_settings_of_a_shadow_mapping_defaults_and_errors() {
     assert_eq!(plain.options, shadow_diff::DiffOptions::default());
     let tuned = by_name("tuned").unwrap().diff.as_ref().unwrap();
     assert_eq!(tuned.weight, 25);
+    assert_eq!(
+        tuned.reference.as_ref().map(ToString::to_string),
+        Some("users-v1.default:8080".to_string())
+    );
+    assert_eq!(plain.reference, None);
     assert!(tuned.options.ignore_headers.contains("x-trace"));
     assert!(
         tuned.options.ignore_headers.contains("date"),
@@ -421,6 +426,7 @@ fn diff_settings_of_a_shadow_mapping_defaults_and_errors() {
         "field weight: 101 is outside 0-100",
         "field ignore: \"meta.took\": a JSON path starts with $",
         "field numeric_tolerance: expected a number from 0 to 1",
+        "field reference: ",
     ] {
         assert!(
             errors.iter().any(|e| e.contains(wanted)),

@@ -391,6 +391,7 @@ mod tests {
                     equal: 0,
                     different: 4,
                     noise_compared: 2,
+                    reference_compared: 0,
                     fields_left_out: 0,
                     fields: vec![
                         crate::diff::report::FieldReport {

@@ -46,6 +46,10 @@ pub enum Lost {
     Unmatched,
     /// Production's response was not kept (capture lost its place in it).
     NotKept,
+    /// The reference instance did not answer: that copy was diffed without it.
+    NoReference,
+    /// The shadow did not answer the copy (its drop reason is in the ledger).
+    Unanswered,
 }
 
 impl Lost {
@@ -54,6 +58,8 @@ impl Lost {
             Lost::QueueFull => "queue_full",
             Lost::Unmatched => "unmatched",
             Lost::NotKept => "not_kept",
+            Lost::NoReference => "no_reference",
+            Lost::Unanswered => "unanswered",
         }
     }
 }
@@ -123,6 +129,8 @@ impl DiffRequest {
 enum Half {
     Production(u64, ProductionHalf),
     Shadow(u64, KeptResponse),
+    Reference(u64, KeptResponse),
+    ReferenceGone(u64),
     Gone(u64),
     /// Answered once every half sent before it is handled.
     Drained(mpsc::Sender<()>),
@@ -229,9 +237,22 @@ impl Differ {
         self.send(Half::Shadow(id, response));
     }
 
-    /// Copy `id` was not answered by the shadow: production's half stops waiting.
+    /// Copy `id` was not answered by the shadow (counted): production's half stops waiting.
     pub fn gone(&self, id: u64) {
+        self.lost(Lost::Unanswered);
         self.send(Half::Gone(id));
+    }
+
+    /// The diff's reference instance answered copy `id`.
+    pub fn reference(&self, id: u64, response: KeptResponse) {
+        self.send(Half::Reference(id, response));
+    }
+
+    /// The diff's reference instance will not answer copy `id` (counted): the copy is
+    /// diffed without it.
+    pub fn reference_gone(&self, id: u64) {
+        self.lost(Lost::NoReference);
+        self.send(Half::ReferenceGone(id));
     }
 
     fn send(&self, half: Half) {
@@ -320,6 +341,10 @@ fn work(receiver: &Receiver<Half>, state: &Mutex<State>, metrics: &Metrics) {
         match half {
             Some(Half::Production(id, half)) => state.production(id, half, now, &mut compared),
             Some(Half::Shadow(id, response)) => state.shadow(id, response, now, &mut compared),
+            Some(Half::Reference(id, response)) => {
+                state.reference(id, response, now, &mut compared)
+            }
+            Some(Half::ReferenceGone(id)) => state.reference_gone(id, now, &mut compared),
             Some(Half::Gone(id)) => state.gone(id),
             Some(Half::Drained(done)) => {
                 let _ = done.send(());

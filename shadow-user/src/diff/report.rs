@@ -27,8 +27,12 @@ pub struct EndpointReport {
     pub compared: u64,
     pub equal: u64,
     pub different: u64,
-    /// Pairs of identical production requests compared, the base of the noise rates.
+    /// Pairs compared to learn noise, the base of the noise rates: production's answers to
+    /// identical requests, and production's against the reference instance's.
     pub noise_compared: u64,
+    /// Of those, production's answers against the reference instance's.
+    #[serde(default)]
+    pub reference_compared: u64,
     /// Differences in fields past the bound on fields counted by name.
     pub fields_left_out: u64,
     /// Every field that differed at least once, by name.
@@ -99,12 +103,16 @@ pub fn text(report: &[MappingReport]) -> String {
         for endpoint in &mapping.endpoints {
             let _ = writeln!(
                 out,
-                "  {}: {} compared, {} equal, {} different; noise from {} identical request pairs",
+                "  {}: {} compared, {} equal, {} different; noise from {} identical request pairs{}",
                 endpoint.endpoint,
                 endpoint.compared,
                 endpoint.equal,
                 endpoint.different,
-                endpoint.noise_compared
+                endpoint.noise_compared - endpoint.reference_compared,
+                match endpoint.reference_compared {
+                    0 => String::new(),
+                    n => format!(" and {n} answers of the reference"),
+                }
             );
             for field in &endpoint.fields {
                 let _ = writeln!(
@@ -146,6 +154,7 @@ mod tests {
                 equal: 0,
                 different: 10,
                 noise_compared: 4,
+                reference_compared: 0,
                 fields_left_out: 0,
                 fields: vec![
                     FieldReport {

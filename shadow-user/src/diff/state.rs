@@ -3,7 +3,7 @@
 //! counts of differences and noise, with a few recent samples of each differing field.
 
 use std::{
-    collections::{BTreeMap, HashMap, VecDeque},
+    collections::{BTreeMap, HashMap, HashSet, VecDeque},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -30,6 +30,9 @@ pub const MAX_WAIT: Duration = Duration::from_secs(120);
 pub const MAX_ENDPOINTS: usize = 64;
 /// Production responses remembered per Mapping to learn noise from.
 pub const MEMORY: usize = 256;
+/// Most fields of a response remembered to learn noise from: a larger one is not
+/// remembered, so the memory stays under [`MEMORY`] times this many fields.
+pub const MAX_REMEMBERED_FIELDS: usize = 2048;
 /// Samples kept per field, the most recent.
 pub const SAMPLES_PER_FIELD: usize = 3;
 /// Fields with samples per endpoint.
@@ -58,11 +61,40 @@ struct Flattened {
     fields: Fields,
     head: HeadReport,
     curl: String,
+    /// The response as kept: compared by its bytes as sent when the other side's body was
+    /// too long to keep.
+    response: Arc<KeptResponse>,
+    /// The reference instance gets this copy (the Mapping names one and the request was
+    /// whole), so its answer is awaited.
+    expects_reference: bool,
 }
 
-enum Waiting {
-    Production(Flattened),
-    Shadow(KeptResponse),
+/// The answers to one copy that came so far.
+#[derive(Default)]
+struct Answers {
+    production: Option<Flattened>,
+    shadow: Option<KeptResponse>,
+    reference: Reference,
+}
+
+/// The reference instance's answer, when the Mapping's diff has one.
+#[derive(Default)]
+enum Reference {
+    #[default]
+    Awaited,
+    Answered(KeptResponse),
+    /// It will not answer (the copy to it failed): the diff goes on without it.
+    Gone,
+}
+
+impl Answers {
+    /// Production's and the shadow's are in, and the reference's if one is awaited.
+    fn complete(&self) -> bool {
+        let reference_settled = |production: &Flattened| {
+            !production.expects_reference || !matches!(self.reference, Reference::Awaited)
+        };
+        self.shadow.is_some() && self.production.as_ref().is_some_and(reference_settled)
+    }
 }
 
 /// One field's recent samples.
@@ -72,6 +104,8 @@ type Samples = VecDeque<SampleReport>;
 struct EndpointDiff {
     tally: Tally,
     samples: BTreeMap<String, Samples>,
+    /// Production's answers compared with the reference instance's (part of the noise).
+    reference_compared: u64,
 }
 
 struct MappingDiff {
@@ -101,7 +135,10 @@ pub struct Compared {
 
 /// The worker's state.
 pub struct State {
-    waiting: HashMap<u64, (Instant, Waiting)>,
+    waiting: HashMap<u64, (Instant, Answers)>,
+    /// Copies already gone, the most recent [`MAX_WAITING`]: their late answers are dropped.
+    gone: HashSet<u64>,
+    gone_order: VecDeque<u64>,
     order: VecDeque<(u64, Instant)>,
     mappings: BTreeMap<String, MappingDiff>,
     pub show_credentials: bool,
@@ -111,6 +148,8 @@ impl State {
     pub fn new(show_credentials: bool) -> Self {
         State {
             waiting: HashMap::new(),
+            gone: HashSet::new(),
+            gone_order: VecDeque::new(),
             order: VecDeque::new(),
             mappings: BTreeMap::new(),
             show_credentials,
@@ -141,7 +180,7 @@ impl State {
             .name(request.method_str(), request.target_str());
         // Identical requests answered differently by production itself show the noise. A
         // request whose body was only partly kept cannot be told identical to another.
-        if !streamed {
+        if !streamed && fields.len() <= MAX_REMEMBERED_FIELDS {
             let headers = request_headers(&request);
             let key = request_key(
                 request.method_str(),
@@ -162,21 +201,19 @@ impl State {
             }
         }
         let flattened = Flattened {
-            head: head_report(&response),
+            head: head_report(&response, self.show_credentials),
             curl: curl::command(&request, self.show_credentials),
+            expects_reference: settings.reference.is_some() && !streamed,
             mapping,
             settings,
             endpoint,
             fields,
+            response,
         };
-        match self.waiting.remove(&id) {
-            Some((_, Waiting::Shadow(shadow))) => out.push(self.compare(&flattened, &shadow)),
-            // A second production half for one id cannot happen; keep the first.
-            Some(other) => {
-                self.waiting.insert(id, other);
-            }
-            None => self.wait(id, Waiting::Production(flattened), now),
-        }
+        // A second production half for one id cannot happen; the first stays.
+        self.record(id, now, out, |answers| {
+            answers.production.get_or_insert(flattened);
+        });
     }
 
     /// The shadow's half of copy `id`.
@@ -187,20 +224,118 @@ impl State {
         now: Instant,
         out: &mut Vec<Compared>,
     ) {
-        match self.waiting.remove(&id) {
-            Some((_, Waiting::Production(production))) => {
-                out.push(self.compare(&production, &response));
+        self.record(id, now, out, |answers| {
+            answers.shadow.get_or_insert(response);
+        });
+    }
+
+    /// The reference instance's answer to copy `id`.
+    pub fn reference(
+        &mut self,
+        id: u64,
+        response: KeptResponse,
+        now: Instant,
+        out: &mut Vec<Compared>,
+    ) {
+        self.record(id, now, out, |answers| {
+            answers.reference = Reference::Answered(response);
+        });
+    }
+
+    /// The reference instance will not answer copy `id`.
+    pub fn reference_gone(&mut self, id: u64, now: Instant, out: &mut Vec<Compared>) {
+        self.record(id, now, out, |answers| answers.reference = Reference::Gone);
+    }
+
+    /// Adds an answer to copy `id` (none to a copy already gone), and compares if all are in.
+    fn record(
+        &mut self,
+        id: u64,
+        now: Instant,
+        out: &mut Vec<Compared>,
+        add: impl FnOnce(&mut Answers),
+    ) {
+        if let Some(answers) = self.answers(id, now) {
+            add(answers);
+        }
+        self.settle(id, out);
+    }
+
+    /// Copy `id` will never be compared (the shadow did not answer, or production's answer
+    /// was not kept): what came of it goes, and what comes later is not kept.
+    pub fn gone(&mut self, id: u64) {
+        self.waiting.remove(&id);
+        if self.gone.insert(id) {
+            self.gone_order.push_back(id);
+            if self.gone_order.len() > MAX_WAITING
+                && let Some(oldest) = self.gone_order.pop_front()
+            {
+                self.gone.remove(&oldest);
             }
-            Some(other) => {
-                self.waiting.insert(id, other);
-            }
-            None => self.wait(id, Waiting::Shadow(response), now),
         }
     }
 
-    /// Copy `id` will never be answered: production's half stops waiting.
-    pub fn gone(&mut self, id: u64) {
-        self.waiting.remove(&id);
+    /// The answers to copy `id` so far, waiting from `now` if none came before; `None` for
+    /// a copy already gone.
+    fn answers(&mut self, id: u64, now: Instant) -> Option<&mut Answers> {
+        if self.gone.contains(&id) {
+            return None;
+        }
+        if !self.waiting.contains_key(&id) {
+            // Settled copies leave their ids in `order`; sweep them once they dominate, so
+            // it stays within twice the waiting bound whatever the rate.
+            if self.order.len() >= 2 * MAX_WAITING.max(self.waiting.len()) {
+                let waiting = &self.waiting;
+                self.order
+                    .retain(|(id, since)| waiting.get(id).is_some_and(|(at, _)| at == since));
+            }
+            self.order.push_back((id, now));
+        }
+        Some(
+            &mut self
+                .waiting
+                .entry(id)
+                .or_insert_with(|| (now, Answers::default()))
+                .1,
+        )
+    }
+
+    /// Compares copy `id`'s answers once all that are awaited are in: the reference's with
+    /// production's (noise), then the shadow's with production's.
+    fn settle(&mut self, id: u64, out: &mut Vec<Compared>) {
+        if !self
+            .waiting
+            .get(&id)
+            .is_some_and(|(_, answers)| answers.complete())
+        {
+            return;
+        }
+        let Some((_, answers)) = self.waiting.remove(&id) else {
+            return;
+        };
+        let (Some(production), Some(shadow)) = (answers.production, answers.shadow) else {
+            return;
+        };
+        if let Reference::Answered(reference) = &answers.reference
+            && production.expects_reference
+        {
+            self.reference_noise(&production, reference);
+        }
+        out.push(self.compare(&production, &shadow));
+    }
+
+    /// Where the reference instance (production's version, run again) answered differently
+    /// from production, the fields are noise, as Diffy's secondary shows it.
+    fn reference_noise(&mut self, production: &Flattened, reference: &KeptResponse) {
+        let (production_fields, reference) = comparable(production, reference);
+        let noise = differences(&production_fields, &reference, &production.settings.options);
+        let state = self.mappings.entry(production.mapping.clone()).or_default();
+        let endpoint = state
+            .by_endpoint
+            .entry(production.endpoint.clone())
+            .or_default();
+        endpoint.tally.noise_compared(&noise);
+        endpoint.reference_compared += 1;
     }
 
     /// Forgets halves that waited too long; returns how many.
@@ -220,34 +355,29 @@ impl State {
         expired
     }
 
-    fn wait(&mut self, id: u64, waiting: Waiting, now: Instant) {
-        self.waiting.insert(id, (now, waiting));
-        self.order.push_back((id, now));
-    }
-
     fn compare(&mut self, production: &Flattened, shadow: &KeptResponse) -> Compared {
+        let (fields, shadow_fields) = comparable(production, shadow);
         let Flattened {
             mapping,
             settings,
             endpoint,
-            fields,
             head,
             curl,
+            ..
         } = production;
         let options = &settings.options;
-        let shadow_fields = Fields::of(&as_response(shadow), options);
-        let found = differences(fields, &shadow_fields, options);
+        let found = differences(&fields, &shadow_fields, options);
         let state = self.mappings.entry(mapping.clone()).or_default();
         let thresholds = state.thresholds;
         let endpoint = state.by_endpoint.entry(endpoint.clone()).or_default();
         endpoint.tally.shadow_compared(&found);
         if !found.is_empty() {
-            let text = text_diff(fields, &shadow_fields, 40).map(|t| cut(&t));
+            let text = text_diff(&fields, &shadow_fields, 40).map(|t| cut(&t));
             let sample = |difference: &Difference| SampleReport {
                 production: difference.production.as_deref().map(cut),
                 shadow: difference.shadow.as_deref().map(cut),
                 production_head: head.clone(),
-                shadow_head: head_report(shadow),
+                shadow_head: head_report(shadow, self.show_credentials),
                 request: curl.clone(),
                 text_diff: match difference.field.as_str() {
                     "body" => text.clone(),
@@ -267,6 +397,12 @@ impl State {
     /// Halves waiting now.
     pub fn waiting(&self) -> usize {
         self.waiting.len()
+    }
+
+    /// Entries of the waiting order, settled ones not yet swept included.
+    #[cfg(test)]
+    pub fn order_len(&self) -> usize {
+        self.order.len()
     }
 
     /// The report of every Mapping.
@@ -357,6 +493,7 @@ impl EndpointDiff {
             equal: self.tally.compared - self.tally.different,
             different: self.tally.different,
             noise_compared: self.tally.noise_compared,
+            reference_compared: self.reference_compared,
             fields_left_out: self.tally.fields_left_out,
             fields,
         }
@@ -373,16 +510,56 @@ fn as_response(kept: &KeptResponse) -> Response<'_> {
     }
 }
 
-fn head_report(kept: &KeptResponse) -> HeadReport {
+/// A response head for samples; `Set-Cookie` values (sessions) redacted unless
+/// `show_credentials`.
+fn head_report(kept: &KeptResponse, show_credentials: bool) -> HeadReport {
+    let value = |name: &str, value: &str| match show_credentials
+        || !name.eq_ignore_ascii_case("set-cookie")
+    {
+        true => cut(value),
+        false => "REDACTED".into(),
+    };
     HeadReport {
         status: kept.status,
         headers: kept
             .headers
             .iter()
             .take(MAX_SAMPLE_HEADERS)
-            .map(|(name, value)| (name.clone(), cut(value)))
+            .map(|(name, v)| (name.clone(), value(name, v)))
             .collect(),
     }
+}
+
+/// Production's fields and `other`'s (the shadow's or the reference's), flattened the same
+/// way: when exactly one body was too long to keep, both are compared as sent.
+fn comparable(production: &Flattened, other: &KeptResponse) -> (Fields, Fields) {
+    let options = &production.settings.options;
+    let mut fields = production.fields.clone();
+    let mut other_fields = Fields::of(&as_response(other), options);
+    let digested = |kept: &KeptResponse| matches!(kept.body, KeptBody::Digest { .. });
+    if digested(&production.response) != digested(other) {
+        as_sent(&mut fields, &production.response);
+        as_sent(&mut other_fields, other);
+    }
+    (fields, other_fields)
+}
+
+/// `fields` with the body compared by the length and digest of `kept`'s body as sent.
+fn as_sent(fields: &mut Fields, kept: &KeptResponse) {
+    use sha2::Digest as _;
+    let coding = kept
+        .headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-encoding"))
+        .map(|(_, value)| value.as_str());
+    let (length, digest) = match &kept.body {
+        KeptBody::Whole(bytes) => (
+            bytes.bytes().len() as u64,
+            sha2::Sha256::digest(bytes.bytes()).into(),
+        ),
+        KeptBody::Digest { length, sha256 } => (*length, *sha256),
+    };
+    fields.body_as_sent(length, &digest, coding);
 }
 
 fn request_headers(request: &Request) -> Vec<(String, String)> {

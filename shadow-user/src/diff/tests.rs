@@ -48,11 +48,7 @@ fn kept(status: u16, headers: &[(&str, &str)], body: &str) -> KeptResponse {
 }
 
 fn settings() -> Arc<DiffSettings> {
-    Arc::new(DiffSettings {
-        weight: 100,
-        options: Default::default(),
-        thresholds: Default::default(),
-    })
+    Arc::new(DiffSettings::default())
 }
 
 /// A JSON answer with the noise every response has: a timestamp and a request id.
@@ -248,4 +244,163 @@ fn the_differ_compares_on_its_own_thread_and_counts_in_its_metrics() {
     }
     let report = differ.report();
     assert_eq!((report[0].compared, report[0].different), (2, 1));
+}
+
+/// Requests that never repeat: production's memory learns no noise from them. `reference`:
+/// the Mapping's diff has a reference instance, which answers each copy as production does.
+fn unique_requests(reference: bool) -> Vec<(String, bool)> {
+    let mut state = State::new(false);
+    let mut compared = Vec::new();
+    let now = Instant::now();
+    let settings = Arc::new(DiffSettings {
+        reference: reference.then(|| crate::config::service::parse("ref:80").unwrap()),
+        ..DiffSettings::default()
+    });
+    for id in 1..=100u64 {
+        let wire = format!("GET /items/{id} HTTP/1.1\r\nHost: shop\r\n\r\n");
+        let body = format!("{{\"id\":{id}}}");
+        let production = ProductionHalf {
+            mapping: "m".into(),
+            settings: settings.clone(),
+            request: request(wire.as_bytes()),
+            streamed: false,
+            response: Arc::new(answer(200, 3 * id, &body)),
+        };
+        // The reference may answer before production, after the shadow, or not at all.
+        match id % 3 {
+            0 if reference => {
+                state.reference(id, answer(200, 3 * id + 1, &body), now, &mut compared)
+            }
+            _ => {}
+        }
+        state.production(id, production, now, &mut compared);
+        state.shadow(id, answer(200, 3 * id + 2, &body), now, &mut compared);
+        match id % 3 {
+            1 if reference => {
+                state.reference(id, answer(200, 3 * id + 1, &body), now, &mut compared)
+            }
+            2 if reference => state.reference_gone(id, now, &mut compared),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        compared.len(),
+        100,
+        "every copy compared, with or without the reference"
+    );
+    assert_eq!(state.waiting(), 0);
+    let report = state.report();
+    let endpoint = &report[0].endpoints[0];
+    assert_eq!(endpoint.noise_compared, endpoint.reference_compared);
+    assert_eq!(endpoint.reference_compared, if reference { 67 } else { 0 });
+    endpoint
+        .fields
+        .iter()
+        .map(|f| (f.field.clone(), f.flagged))
+        .collect()
+}
+
+#[test]
+fn a_reference_instance_shows_the_noise_of_requests_that_never_repeat() {
+    let noisy = |fields: &[(String, bool)]| {
+        fields
+            .iter()
+            .filter(|(_, flagged)| *flagged)
+            .map(|(field, _)| field.clone())
+            .collect::<Vec<_>>()
+    };
+    // Without it, nothing tells the time stamps and ids from a regression.
+    assert_eq!(
+        noisy(&unique_requests(false)),
+        ["$.at", "$.request_id", "header.x-request-id"]
+    );
+    // With it, they are production's own noise.
+    assert!(noisy(&unique_requests(true)).is_empty());
+}
+
+#[test]
+fn settled_copies_do_not_pile_up_in_the_waiting_order() {
+    let mut state = State::new(false);
+    let mut compared = Vec::new();
+    let now = Instant::now();
+    for id in 0..5 * state::MAX_WAITING as u64 {
+        state.shadow(id, answer(200, id, "1"), now, &mut compared);
+        state.gone(id);
+    }
+    assert_eq!(state.waiting(), 0);
+    assert!(
+        state.order_len() <= 2 * state::MAX_WAITING,
+        "{}",
+        state.order_len()
+    );
+}
+
+#[test]
+fn late_answers_to_a_copy_already_gone_are_not_kept() {
+    let mut state = State::new(false);
+    let mut compared = Vec::new();
+    let now = Instant::now();
+    state.gone(5);
+    state.shadow(5, answer(200, 1, "1"), now, &mut compared);
+    state.reference(5, answer(200, 2, "1"), now, &mut compared);
+    assert_eq!(state.waiting(), 0);
+    assert!(compared.is_empty());
+}
+
+#[test]
+fn a_body_kept_whole_and_its_digested_twin_compare_equal() {
+    let mut state = State::new(false);
+    let mut compared = Vec::new();
+    let now = Instant::now();
+    let body = "{\"a\":[1,2,3]}";
+    let production = ProductionHalf {
+        mapping: "m".into(),
+        settings: settings(),
+        request: request(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n"),
+        streamed: false,
+        response: Arc::new(kept(200, &[], body)),
+    };
+    // The shadow's side found no room in the budget: only its length and digest.
+    let mut keeper = BodyKeeper::new(1 << 20, SharedBudget::new(0));
+    keeper.push(body.as_bytes());
+    let digested = KeptResponse {
+        status: 200,
+        headers: Vec::new(),
+        body: keeper.finish(),
+    };
+    assert!(matches!(
+        digested.body,
+        crate::http::KeptBody::Digest { .. }
+    ));
+    state.production(1, production, now, &mut compared);
+    state.shadow(1, digested, now, &mut compared);
+    assert_eq!(compared.len(), 1);
+    assert!(compared[0].equal, "{:#?}", state.report());
+}
+
+#[test]
+fn response_cookies_are_redacted_in_samples_unless_asked() {
+    for (show, shown) in [(false, "REDACTED"), (true, "session=s3cret")] {
+        let mut state = State::new(show);
+        let mut compared = Vec::new();
+        let now = Instant::now();
+        let production = ProductionHalf {
+            mapping: "m".into(),
+            settings: settings(),
+            request: request(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n"),
+            streamed: false,
+            response: Arc::new(kept(200, &[("Set-Cookie", "session=s3cret")], "1")),
+        };
+        state.production(1, production, now, &mut compared);
+        state.shadow(
+            1,
+            kept(500, &[("Set-Cookie", "session=s3cret")], "1"),
+            now,
+            &mut compared,
+        );
+        let report = state.report();
+        let sample = &report[0].endpoints[0].fields[0].samples[0];
+        assert_eq!(sample.production_head.headers[0].1, shown);
+        assert_eq!(sample.shadow_head.headers[0].1, shown);
+    }
 }

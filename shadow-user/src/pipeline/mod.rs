@@ -44,8 +44,8 @@ pub struct HttpSink {
     /// number: at most one per tracked connection.
     streams: HashMap<FlowKey, (u64, BodySender)>,
     last_expiry: SystemTime,
-    /// The configuration response keeping was last set for (its address).
-    keeping_for: usize,
+    /// The configuration response keeping was last set for.
+    keeping_for: Option<Arc<crate::active::ActiveConfig>>,
 }
 
 /// The counters the live pipeline updates.
@@ -90,18 +90,21 @@ impl HttpSink {
             events: Vec::new(),
             streams: HashMap::new(),
             last_expiry: SystemTime::UNIX_EPOCH,
-            keeping_for: 0,
+            keeping_for: None,
         }
     }
 
     /// Production's responses are kept while some shadow Mapping diffs, up to the largest
     /// body any of them compares.
     fn keep_responses_for(&mut self, config: &Arc<crate::active::ActiveConfig>) {
-        let address = Arc::as_ptr(config) as usize;
-        if address == self.keeping_for {
+        if self
+            .keeping_for
+            .as_ref()
+            .is_some_and(|last| Arc::ptr_eq(last, config))
+        {
             return;
         }
-        self.keeping_for = address;
+        self.keeping_for = Some(config.clone());
         (self.comparison.differ.keeping).set(crate::replay::file::diff_body_limit(config));
     }
 

@@ -202,7 +202,7 @@ async fn send(
     let mut rest = job.rest.take();
     let (upstream, timeout) = {
         let plan = job.plan();
-        (upstreams.get(&plan.service, &config), plan.timeout)
+        (upstreams.get(job.service(), &config), plan.timeout)
     };
     let mut kept = kept;
     let _streaming = match &rest {

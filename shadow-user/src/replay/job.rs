@@ -19,6 +19,7 @@ use super::{
 };
 use crate::{
     active::ActiveConfig,
+    config::Service,
     http::{KeptResponse, SharedBudget},
     reassembly::FlowKey,
     route::ShadowPlan,
@@ -42,6 +43,18 @@ pub struct Job {
     ledger: Option<Arc<ReplayStats>>,
     /// The shadow's response is kept and diffed with production's.
     pub diff: bool,
+    /// Where the copy goes: the shadow, or the diff's reference instance.
+    pub target: Target,
+}
+
+/// Where a copy goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The shadow Mapping's service; the copy is in the Mapping's ledger.
+    Shadow,
+    /// The reference instance of the Mapping's `diff`: a second copy, only for the diff,
+    /// outside the ledger.
+    Reference,
 }
 
 impl Job {
@@ -58,35 +71,64 @@ impl Job {
         &self.plan().name
     }
 
+    /// The service the copy goes to.
+    pub fn service(&self) -> &Service {
+        let plan = self.plan();
+        match (
+            self.target,
+            plan.diff.as_ref().and_then(|d| d.reference.as_ref()),
+        ) {
+            (Target::Reference, Some(reference)) => reference,
+            _ => &plan.service,
+        }
+    }
+
     /// Counts the copy in flight in `stats`. From then on it is settled exactly once: by
     /// [`Job::copied`] or [`Job::dropped`], or, when the job goes away unsettled (a task
     /// dropped at shutdown, a panic, a stopped engine), as `shutdown` or `internal`.
     pub fn queued(&mut self, stats: &Arc<ReplayStats>) {
-        stats.queued(self.mapping());
+        if self.target == Target::Shadow {
+            stats.queued(self.mapping());
+        }
         self.ledger = Some(stats.clone());
     }
 
     /// The shadow answered; `kept`: its response, kept for diffing.
     pub fn copied(&mut self, status: u16, latency: Duration, kept: Option<KeptResponse>) {
-        if let Some(stats) = self.ledger.take() {
-            stats.copied(self.mapping(), status, latency, self.id);
-            if self.diff {
-                let differ = &stats.comparison.differ;
-                match kept {
-                    Some(kept) => differ.shadow(self.id, kept),
-                    None => differ.gone(self.id),
+        let Some(stats) = self.ledger.take() else {
+            return;
+        };
+        let differ = &stats.comparison.differ;
+        match self.target {
+            Target::Shadow => {
+                stats.copied(self.mapping(), status, latency, self.id);
+                if self.diff {
+                    match kept {
+                        Some(kept) => differ.shadow(self.id, kept),
+                        None => differ.gone(self.id),
+                    }
                 }
             }
+            Target::Reference => match kept {
+                Some(kept) => differ.reference(self.id, kept),
+                None => differ.reference_gone(self.id),
+            },
         }
     }
 
     /// The copy was not delivered, for `reason`.
     pub fn dropped(&mut self, reason: Undelivered) {
-        if let Some(stats) = self.ledger.take() {
-            stats.dropped(self.mapping(), reason, true);
-            if self.diff {
-                stats.comparison.differ.gone(self.id);
+        let Some(stats) = self.ledger.take() else {
+            return;
+        };
+        match self.target {
+            Target::Shadow => {
+                stats.dropped(self.mapping(), reason, true);
+                if self.diff {
+                    stats.comparison.differ.gone(self.id);
+                }
             }
+            Target::Reference => stats.comparison.differ.reference_gone(self.id),
         }
     }
 
@@ -221,6 +263,7 @@ pub fn make(
         _budget: reservation,
         ledger: None,
         diff: false,
+        target: Target::Shadow,
     })
 }
 

@@ -119,6 +119,12 @@ impl Offerer {
             .filter(|settings| self.sample(settings.weight))
             .cloned();
         let mut copy = copy::build(request, plan);
+        // The diff's reference instance gets the same copy, when it is whole.
+        let reference = shadowed
+            .diff
+            .as_ref()
+            .filter(|settings| settings.reference.is_some() && !streamed)
+            .map(|_| copy.clone());
         let (mut body, mut rest) = match streamed {
             true => {
                 let (tx, rx) = body::channel(self.budget.clone());
@@ -132,6 +138,9 @@ impl Offerer {
                 Ok(mut job) => {
                     job.diff = shadowed.diff.is_some();
                     self.sender.submit(job);
+                    if let Some(reference) = reference {
+                        self.offer_reference(flow, config, group, id, reference);
+                    }
                     return (Offered::Queued, Some(shadowed), body);
                 }
                 // Offline only: wait for copies in flight to free their bytes.
@@ -151,6 +160,32 @@ impl Offerer {
                     return (Offered::Dropped, Some(shadowed), None);
                 }
             }
+        }
+    }
+
+    /// Queues the copy `id` for the diff's reference instance too; with no room, the diff
+    /// goes on without it.
+    fn offer_reference(
+        &mut self,
+        flow: FlowKey,
+        config: &Arc<ActiveConfig>,
+        group: usize,
+        id: u64,
+        copy: copy::Copy,
+    ) {
+        // A lane of their own: a slow reference never holds up the connection's copies to
+        // the shadow, which the engine sends in order per client connection.
+        let lane = FlowKey {
+            client: flow.client,
+            server: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
+        match job::make(lane, id, config.clone(), group, copy, None, &self.budget) {
+            Ok(mut job) => {
+                job.diff = true;
+                job.target = job::Target::Reference;
+                self.sender.submit(job);
+            }
+            Err(_) => self.stats.comparison.differ.reference_gone(id),
         }
     }
 

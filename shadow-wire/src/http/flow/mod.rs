@@ -143,6 +143,9 @@ impl HttpFlow {
             }
             Direction::Response => {
                 self.current_response = None;
+                // A response cut off gives its kept part back now, not when the flow goes.
+                self.kept_head = None;
+                self.response.keeper = None;
                 // No answer will come to confirm requests.
                 self.sync.close(out);
             }
@@ -567,6 +570,8 @@ impl HttpFlow {
         self.current_request = None;
         self.break_stream(false, out);
         self.current_response = None;
+        self.kept_head = None;
+        self.response.keeper = None;
         self.pairing.clear();
     }
 }
