@@ -1,8 +1,9 @@
 //! The alert rules in `deploy/prometheus/` and the dashboard in `deploy/grafana/`: `promtool`
 //! checks the rules and runs their unit tests, the Prometheus Operator's copy holds the same
 //! groups, and a real Prometheus scraping a running shadowd (real traffic through the program)
-//! fires `ShadowdShadowDown` for a shadow that goes down and nothing while all is well, and
-//! answers every query of the dashboard with data.
+//! fires `ShadowdShadowDown` for a shadow that goes down and nothing while all is well
+//! (responses diffed too: nothing is flagged), and answers every query of the dashboard with
+//! data.
 
 use std::{
     path::{Path, PathBuf},
@@ -43,7 +44,7 @@ fn yaml(name: &str) -> Value {
 #[test]
 fn the_rules_pass_promtool_and_their_unit_tests() {
     let checked = promtool(&["check", "rules", "shadowd-rules.yaml"]);
-    assert!(checked.contains("SUCCESS: 7 rules found"), "{checked}");
+    assert!(checked.contains("SUCCESS: 9 rules found"), "{checked}");
     promtool(&["test", "rules", "shadowd-rules.test.yaml"]);
 }
 
@@ -158,7 +159,9 @@ fn a_real_prometheus_fires_shadow_down_and_nothing_while_all_is_well() {
         production: _production,
         shadow: _shadow,
     } = ShadowSetup::new(Behaviour::default());
-    let mappings = MappingFile::new(&user_example(""));
+    // Responses diffed too: the diff series exist, and a shadow that answers as production
+    // does flags nothing.
+    let mappings = MappingFile::new(&user_example("diff: true\n"));
     let _daemon = Shadowd::start(
         &topo.server,
         &[

@@ -1,6 +1,7 @@
 //! Progress on long work: `shadowd extract` and `shadowd replay` of a large capture draw a
-//! progress bar (bytes read, requests found) on a terminal, and nothing but their summary
-//! when stderr is not one. The terminal is a pseudo-terminal from `script(1)`.
+//! progress bar (bytes read, requests found; for replay, copies sent and dropped) on a
+//! terminal, and nothing but their summary when stderr is not one. The terminal is a
+//! pseudo-terminal from `script(1)`.
 
 use std::{path::Path, process::Command};
 
@@ -85,36 +86,66 @@ fn on_a_terminal(args: &str) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// `shadowd args` draws `progress` and the file's bytes read on a terminal, then `summary`;
+/// piped, only the summary. Returns the piped run's output.
+fn progress_then_summary(args: &str, progress: &str, summary: &str) -> std::process::Output {
+    let shown = on_a_terminal(args);
+    assert!(shown.contains(progress), "a progress message: {shown:?}");
+    assert!(shown.contains("MiB/"), "bytes read of the file: {shown:?}");
+    assert!(shown.contains(summary), "then the summary: {shown:?}");
+    let piped = Command::new(binary())
+        .args(args.split(' '))
+        .output()
+        .unwrap();
+    assert!(piped.status.success());
+    let stderr = String::from_utf8_lossy(&piped.stderr);
+    assert!(
+        !stderr.contains(progress) && !stderr.contains("MiB/"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(summary), "{stderr}");
+    piped
+}
+
 #[test]
 fn extract_shows_progress_on_a_terminal_and_only_its_summary_elsewhere() {
     let pcap = pcap_path("extract");
     capture(&pcap, 120_000);
     let args = format!("extract --pcap {} --capture-port 80", pcap.display());
-    let shown = on_a_terminal(&args);
-    assert!(
-        shown.contains(" requests, "),
-        "a progress message: {shown:?}"
-    );
-    assert!(shown.contains("MiB/"), "bytes read of the file: {shown:?}");
-    assert!(
-        shown.contains("requests 120000"),
-        "then the summary: {shown:?}"
-    );
-
-    let piped = Command::new(binary())
-        .args(args.split(' '))
-        .output()
-        .unwrap();
+    let piped = progress_then_summary(&args, " requests, ", "requests 120000");
     std::fs::remove_file(&pcap).ok();
-    assert!(piped.status.success());
-    let stderr = String::from_utf8_lossy(&piped.stderr);
-    assert!(
-        !stderr.contains(" requests, ") && !stderr.contains("MiB/"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("requests 120000"), "{stderr}");
     assert_eq!(
         String::from_utf8_lossy(&piped.stdout).lines().count(),
         120_000
     );
+}
+
+#[test]
+fn replay_shows_copies_and_drops_on_a_terminal_and_only_its_summary_elsewhere() {
+    let pcap = pcap_path("replay");
+    capture(&pcap, 120_000);
+    // The shadow is a loopback port nothing listens on: every copy is dropped, fast
+    // (refused, then the breaker's circuit_open), and counted.
+    let mappings = std::env::temp_dir().join(format!(
+        "shadowd-progress-{}-mappings.yaml",
+        std::process::id()
+    ));
+    std::fs::write(
+        &mappings,
+        "apiVersion: ambassador/v0\nkind: Mapping\nname: items\nprefix: /items/\nservice: 198.18.0.2:80\n---\n\
+         apiVersion: ambassador/v0\nkind: Mapping\nname: items-shadow\nprefix: /items/\nservice: 127.0.0.1:9\nshadow: true\n",
+    )
+    .unwrap();
+    let args = format!(
+        "replay --pcap {} --config {}",
+        pcap.display(),
+        mappings.display()
+    );
+    progress_then_summary(
+        &args,
+        " requests to copy, ",
+        "items-shadow: observed 120000, copied 0",
+    );
+    std::fs::remove_file(&pcap).ok();
+    std::fs::remove_file(&mappings).ok();
 }
