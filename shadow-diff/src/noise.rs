@@ -4,7 +4,10 @@
 //! ids). A field is flagged only when the shadow differs from production in it clearly more
 //! often than production differs from itself, by Diffy's two thresholds.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    sync::Arc,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -146,7 +149,8 @@ impl Tally {
 #[derive(Debug)]
 pub struct ProductionMemory {
     capacity: usize,
-    responses: HashMap<u64, Fields>,
+    /// Shared with whoever else holds the response (the daemon's pairing): never copied.
+    responses: HashMap<u64, Arc<Fields>>,
     order: VecDeque<u64>,
 }
 
@@ -165,7 +169,7 @@ impl ProductionMemory {
     pub fn answered(
         &mut self,
         key: u64,
-        fields: Fields,
+        fields: Arc<Fields>,
         options: &crate::fields::DiffOptions,
     ) -> Option<Vec<Difference>> {
         let before = self.responses.insert(key, fields);
@@ -312,7 +316,7 @@ mod tests {
     fn production_memory_compares_identical_requests_and_forgets_the_oldest() {
         let options = DiffOptions::default();
         let fields = |body: &str| {
-            Fields::of(
+            Arc::new(Fields::of(
                 &Response {
                     status: 200,
                     headers: &[],
@@ -320,7 +324,7 @@ mod tests {
                     digest: None,
                 },
                 &options,
-            )
+            ))
         };
         let mut memory = ProductionMemory::new(2);
         assert_eq!(memory.answered(1, fields(r#"{"at":1}"#), &options), None);

@@ -3,6 +3,7 @@
 //! counts of differences and noise, with a few recent samples of each differing field.
 
 use std::{
+    borrow::Cow,
     collections::{BTreeMap, HashMap, HashSet, VecDeque},
     sync::Arc,
     time::{Duration, Instant},
@@ -35,6 +36,8 @@ pub const MEMORY: usize = 256;
 pub const MAX_REMEMBERED_FIELDS: usize = 2048;
 /// Samples kept per field, the most recent.
 pub const SAMPLES_PER_FIELD: usize = 3;
+/// Once a field has its samples, a new one replaces the oldest at most this often.
+pub const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// Fields with samples per endpoint.
 pub const FIELDS_WITH_SAMPLES: usize = 16;
 /// Longest value, and longest textual diff, kept in a sample.
@@ -58,9 +61,10 @@ struct Flattened {
     mapping: String,
     settings: Arc<DiffSettings>,
     endpoint: String,
-    fields: Fields,
-    head: HeadReport,
-    curl: String,
+    /// Shared with the noise memory, never copied.
+    fields: Arc<Fields>,
+    /// The request, for samples (`curl`), built only when one is taken.
+    request: Request,
     /// The response as kept: compared by its bytes as sent when the other side's body was
     /// too long to keep.
     response: Arc<KeptResponse>,
@@ -97,8 +101,11 @@ impl Answers {
     }
 }
 
-/// One field's recent samples.
-type Samples = VecDeque<SampleReport>;
+/// One field's recent samples, and when the last was taken.
+struct Samples {
+    taken: Instant,
+    recent: VecDeque<SampleReport>,
+}
 
 #[derive(Default)]
 struct EndpointDiff {
@@ -172,7 +179,7 @@ impl State {
             streamed,
             response,
         } = half;
-        let fields = Fields::of(&as_response(&response), &settings.options);
+        let fields = Arc::new(Fields::of(&as_response(&response), &settings.options));
         let state = self.mappings.entry(mapping.clone()).or_default();
         state.thresholds = settings.thresholds;
         let endpoint = state
@@ -201,13 +208,12 @@ impl State {
             }
         }
         let flattened = Flattened {
-            head: head_report(&response, self.show_credentials),
-            curl: curl::command(&request, self.show_credentials),
             expects_reference: settings.reference.is_some() && !streamed,
             mapping,
             settings,
             endpoint,
             fields,
+            request,
             response,
         };
         // A second production half for one id cannot happen; the first stays.
@@ -258,7 +264,7 @@ impl State {
         if let Some(answers) = self.answers(id, now) {
             add(answers);
         }
-        self.settle(id, out);
+        self.settle(id, now, out);
     }
 
     /// Copy `id` will never be compared (the shadow did not answer, or production's answer
@@ -302,7 +308,7 @@ impl State {
 
     /// Compares copy `id`'s answers once all that are awaited are in: the reference's with
     /// production's (noise), then the shadow's with production's.
-    fn settle(&mut self, id: u64, out: &mut Vec<Compared>) {
+    fn settle(&mut self, id: u64, now: Instant, out: &mut Vec<Compared>) {
         if !self
             .waiting
             .get(&id)
@@ -321,7 +327,7 @@ impl State {
         {
             self.reference_noise(&production, reference);
         }
-        out.push(self.compare(&production, &shadow));
+        out.push(self.compare(&production, &shadow, now));
     }
 
     /// Where the reference instance (production's version, run again) answered differently
@@ -355,37 +361,37 @@ impl State {
         expired
     }
 
-    fn compare(&mut self, production: &Flattened, shadow: &KeptResponse) -> Compared {
+    fn compare(&mut self, production: &Flattened, shadow: &KeptResponse, now: Instant) -> Compared {
         let (fields, shadow_fields) = comparable(production, shadow);
         let Flattened {
             mapping,
             settings,
             endpoint,
-            head,
-            curl,
             ..
         } = production;
+        let show_credentials = self.show_credentials;
         let options = &settings.options;
         let found = differences(&fields, &shadow_fields, options);
         let state = self.mappings.entry(mapping.clone()).or_default();
         let thresholds = state.thresholds;
         let endpoint = state.by_endpoint.entry(endpoint.clone()).or_default();
         endpoint.tally.shadow_compared(&found);
-        if !found.is_empty() {
-            let text = text_diff(&fields, &shadow_fields, 40).map(|t| cut(&t));
-            let sample = |difference: &Difference| SampleReport {
-                production: difference.production.as_deref().map(cut),
-                shadow: difference.shadow.as_deref().map(cut),
-                production_head: head.clone(),
-                shadow_head: head_report(shadow, self.show_credentials),
-                request: curl.clone(),
-                text_diff: match difference.field.as_str() {
-                    "body" => text.clone(),
-                    _ => None,
-                },
-            };
-            for difference in &found {
-                endpoint.add_sample(&difference.field, sample(difference), thresholds);
+        // Samples are built only for fields that take one now: every copy of a noisy
+        // service differs, and building each would cost more than the diff.
+        let sample = |difference: &Difference| SampleReport {
+            production: difference.production.as_deref().map(cut),
+            shadow: difference.shadow.as_deref().map(cut),
+            production_head: head_report(&production.response, show_credentials),
+            shadow_head: head_report(shadow, show_credentials),
+            request: curl::command(&production.request, show_credentials),
+            text_diff: match difference.field.as_str() {
+                "body" => text_diff(&fields, &shadow_fields, 40).map(|t| cut(&t)),
+                _ => None,
+            },
+        };
+        for difference in &found {
+            if endpoint.takes_sample(&difference.field, now) {
+                endpoint.add_sample(&difference.field, sample(difference), thresholds, now);
             }
         }
         Compared {
@@ -444,7 +450,22 @@ impl State {
 impl EndpointDiff {
     /// Keeps `sample` among `field`'s recent ones. With samples for too many fields, those
     /// of a field that is not flagged make room.
-    fn add_sample(&mut self, field: &str, sample: SampleReport, thresholds: Thresholds) {
+    /// Whether `field` takes a sample now: until it has [`SAMPLES_PER_FIELD`], then at most
+    /// one every [`SAMPLE_EVERY`].
+    fn takes_sample(&self, field: &str, now: Instant) -> bool {
+        self.samples.get(field).is_none_or(|samples| {
+            samples.recent.len() < SAMPLES_PER_FIELD
+                || now.duration_since(samples.taken) >= SAMPLE_EVERY
+        })
+    }
+
+    fn add_sample(
+        &mut self,
+        field: &str,
+        sample: SampleReport,
+        thresholds: Thresholds,
+        now: Instant,
+    ) {
         if !self.samples.contains_key(field) && self.samples.len() >= FIELDS_WITH_SAMPLES {
             let unflagged: Vec<String> = self
                 .tally
@@ -460,11 +481,18 @@ impl EndpointDiff {
                 None => return,
             }
         }
-        let samples = self.samples.entry(field.to_string()).or_default();
-        if samples.len() >= SAMPLES_PER_FIELD {
-            samples.pop_front();
+        let samples = self
+            .samples
+            .entry(field.to_string())
+            .or_insert_with(|| Samples {
+                taken: now,
+                recent: VecDeque::new(),
+            });
+        if samples.recent.len() >= SAMPLES_PER_FIELD {
+            samples.recent.pop_front();
         }
-        samples.push_back(sample);
+        samples.recent.push_back(sample);
+        samples.taken = now;
     }
 
     fn report(&self, endpoint: &str, thresholds: Thresholds) -> EndpointReport {
@@ -477,7 +505,7 @@ impl EndpointDiff {
                     true => self
                         .samples
                         .get(&verdict.field)
-                        .map(|s| s.iter().rev().cloned().collect())
+                        .map(|s| s.recent.iter().rev().cloned().collect())
                         .unwrap_or_default(),
                     false => Vec::new(),
                 },
@@ -531,14 +559,15 @@ fn head_report(kept: &KeptResponse, show_credentials: bool) -> HeadReport {
 }
 
 /// Production's fields and `other`'s (the shadow's or the reference's), flattened the same
-/// way: when exactly one body was too long to keep, both are compared as sent.
-fn comparable(production: &Flattened, other: &KeptResponse) -> (Fields, Fields) {
+/// way: when exactly one body was too long to keep, both are compared as sent (production's
+/// copied only then).
+fn comparable<'p>(production: &'p Flattened, other: &KeptResponse) -> (Cow<'p, Fields>, Fields) {
     let options = &production.settings.options;
-    let mut fields = production.fields.clone();
+    let mut fields = Cow::Borrowed(production.fields.as_ref());
     let mut other_fields = Fields::of(&as_response(other), options);
     let digested = |kept: &KeptResponse| matches!(kept.body, KeptBody::Digest { .. });
     if digested(&production.response) != digested(other) {
-        as_sent(&mut fields, &production.response);
+        as_sent(fields.to_mut(), &production.response);
         as_sent(&mut other_fields, other);
     }
     (fields, other_fields)

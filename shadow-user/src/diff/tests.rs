@@ -164,10 +164,11 @@ fn only_the_shadows_real_differences_are_flagged_noise_learnt_from_production_is
     let sample = &name.samples[0];
     assert_eq!(
         (sample.production.as_deref(), sample.shadow.as_deref()),
-        (Some("\"u2\""), Some("\"U2\"")),
-        "the newest first: round 198, user 2, values as JSON"
+        (Some("\"u6\""), Some("\"U6\"")),
+        "the newest first, values as JSON: all at one instant, the field keeps its first three \
+         (rounds 0, 3 and 6: users 0, 3 and 6), a new one at most every second"
     );
-    assert_eq!(sample.request, "curl -X 'GET' 'http://shop/users/2'");
+    assert_eq!(sample.request, "curl -X 'GET' 'http://shop/users/6'");
     assert_eq!(sample.shadow_head.status, 200);
     assert_eq!(name.samples.len(), state::SAMPLES_PER_FIELD);
     let health = &mapping.endpoints[0];
@@ -403,4 +404,31 @@ fn response_cookies_are_redacted_in_samples_unless_asked() {
         assert_eq!(sample.production_head.headers[0].1, shown);
         assert_eq!(sample.shadow_head.headers[0].1, shown);
     }
+}
+
+#[test]
+fn a_field_takes_a_new_sample_at_most_every_second_once_it_has_its_three() {
+    let mut state = State::new(false);
+    let mut compared = Vec::new();
+    let start = Instant::now();
+    let half = |n: u64| ProductionHalf {
+        mapping: "m".into(),
+        settings: settings(),
+        request: request(format!("GET /a/{n} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes()),
+        streamed: false,
+        response: Arc::new(kept(200, &[], &format!("{{\"n\":{n}}}"))),
+    };
+    let at = |ms: u64| start + Duration::from_millis(ms);
+    for (id, ms) in [(1, 0), (2, 10), (3, 20), (4, 500), (5, 1100)] {
+        state.production(id, half(id), at(ms), &mut compared);
+        state.shadow(id, kept(200, &[], "{\"n\":0}"), at(ms), &mut compared);
+    }
+    let report = state.report();
+    let samples: Vec<String> = report[0].endpoints[0].fields[0]
+        .samples
+        .iter()
+        .map(|s| s.production.clone().unwrap())
+        .collect();
+    // Copy 4 came within the second after the third sample: none taken; copy 5 after it.
+    assert_eq!(samples, ["5", "3", "2"]);
 }
