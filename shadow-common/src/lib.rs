@@ -30,10 +30,20 @@ pub const PORT_ENTRIES: u32 = 1 << 16;
 pub const MAP_CONFIG: &str = "CONFIG";
 /// BPF ring buffer of [`ChunkHeader`]-prefixed packet copies (the `ringbuf` output).
 pub const MAP_FRAMES: &str = "FRAMES";
-/// Map from [`StatsKey`] to a slot in [`MAP_STATS`], with [`SLOT_REQUESTS_LEAVE`] set for a
-/// pod-side interface.
-pub const MAP_STATS_SLOTS: &str = "STATS_SLOTS";
-/// Flag of a [`MAP_STATS_SLOTS`] value: the interface is the host side of a production pod's
+/// Array of [`INTERFACE_SLOT_ENTRIES`] [`InterfaceSlots`], at the position
+/// [`interface_position`] gives an interface index: the counters' slots of each attached
+/// interface. An array, not a hash map, for the reason [`MAP_CAPTURE_PORTS`] is one: every
+/// packet looks its slots up, and the verifier inlines an array lookup into a bounds check
+/// and a load. An interface whose position another attached interface holds (their indexes
+/// differ by a multiple of the entries) is listed in [`MAP_INTERFACE_SLOTS_SPILL`] instead.
+pub const MAP_INTERFACE_SLOTS: &str = "INTERFACE_SLOTS";
+/// Hash map from interface index to [`InterfaceSlots::slots`], for the rare interface whose
+/// position in [`MAP_INTERFACE_SLOTS`] is taken.
+pub const MAP_INTERFACE_SLOTS_SPILL: &str = "INTERFACE_SLOTS_SPILL";
+/// Entries of [`MAP_INTERFACE_SLOTS`]: interface indexes grow as pods come and go, and two
+/// attached interfaces collide only when theirs differ by a multiple of this.
+pub const INTERFACE_SLOT_ENTRIES: u32 = 1 << 16;
+/// Flag of [`InterfaceSlots::slots`]: the interface is the host side of a production pod's
 /// veth, where requests to the pod leave (TC egress) and its answers arrive (TC ingress);
 /// on every other interface requests arrive and answers leave. Carried by the slot the
 /// program looks up anyway, so it costs no lookup of its own.
@@ -44,17 +54,19 @@ pub const MAP_STATS: &str = "STATS";
 /// Most capture ports the kernel side holds.
 pub const MAX_CAPTURE_PORTS: u32 = 1024;
 /// Most production endpoints the kernel side holds: far above the pods a node runs (110 by
-/// default) times their ports, at 8192 × ~64 bytes of preallocated hash map.
-pub const MAX_CAPTURE_ENDPOINTS: u32 = 8192;
-/// Most attachments (interface × hook) with their own counters. Slot 0 is the catch-all for
-/// packets whose interface has no slot of its own.
-pub const MAX_STATS_SLOTS: u32 = 256;
+/// default) times their ports, at 16,384 × ~80 bytes of preallocated hash map. The lookup
+/// costs the same however many are listed (the classifier bench measures 1 and 10,000).
+pub const MAX_CAPTURE_ENDPOINTS: u32 = 16384;
+/// Most attachments (interface × hook) with their own counters: 255 interfaces, above the
+/// pods a node runs (110 by default, 250 at most in common setups). Slot 0 is the catch-all
+/// for packets whose interface has no slot of its own.
+pub const MAX_STATS_SLOTS: u32 = 512;
 /// How many IPv6 extension headers the TC program walks before giving up on a packet.
 pub const MAX_IPV6_EXT_HEADERS: u32 = 6;
 
-/// Hook value in [`StatsKey::hook`] for TC ingress.
+/// TC ingress: its counters are in an interface's first slot ([`InterfaceSlots::slots`]).
 pub const HOOK_INGRESS: u32 = 0;
-/// Hook value in [`StatsKey::hook`] for TC egress.
+/// TC egress: its counters are in the slot after ingress's.
 pub const HOOK_EGRESS: u32 = 1;
 
 /// [`KernelSettings::output`]: clone each packet onto the mirror veth.
@@ -186,16 +198,23 @@ pub struct LargeChunk {
     pub data: [u8; LARGE_CHUNK],
 }
 
-/// Key of [`MAP_STATS_SLOTS`]: one attachment.
+/// Value of [`MAP_INTERFACE_SLOTS`]: whose entry it is, and its slots.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct StatsKey {
-    /// Interface index the program runs on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InterfaceSlots {
+    /// The interface's index; 0 (no interface has it) for a free entry.
     pub ifindex: u32,
-    /// [`HOOK_INGRESS`] or [`HOOK_EGRESS`].
-    pub hook: u32,
+    /// Its ingress counters' slot in [`MAP_STATS`] (egress's is the next), with
+    /// [`SLOT_REQUESTS_LEAVE`] set for a pod-side interface.
+    pub slots: u32,
 }
-const _: () = assert!(core::mem::size_of::<StatsKey>() == 8);
+const _: () = assert!(core::mem::size_of::<InterfaceSlots>() == 8);
+
+/// Where interface `ifindex`'s entry of [`MAP_INTERFACE_SLOTS`] is.
+#[inline(always)]
+pub const fn interface_position(ifindex: u32) -> u32 {
+    ifindex & (INTERFACE_SLOT_ENTRIES - 1)
+}
 
 /// What the TC program counted for one attachment on one CPU. Every packet increments `seen`
 /// and exactly one of the outcome counters listed on [`Stats::outcomes_total`].
@@ -281,7 +300,7 @@ mod pod {
     // SAFETY: as above.
     unsafe impl aya::Pod for super::ChunkHeader {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for super::StatsKey {}
+    unsafe impl aya::Pod for super::InterfaceSlots {}
     // SAFETY: `repr(C)`, integers and a byte array only, no padding (size asserted above).
     unsafe impl aya::Pod for super::EndpointKey {}
     // SAFETY: as above.

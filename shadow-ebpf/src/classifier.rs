@@ -15,9 +15,9 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::warn;
 use shadow_common::{
-    EndpointKey, HOOK_EGRESS, HOOK_INGRESS, KernelSettings, MAX_CAPTURE_ENDPOINTS, MAX_STATS_SLOTS,
-    OUTPUT_RINGBUF, PORT_ANY_ADDRESS, PORT_ENTRIES, PORT_LISTED_ENDPOINTS, SLOT_REQUESTS_LEAVE,
-    Stats, StatsKey,
+    EndpointKey, HOOK_EGRESS, HOOK_INGRESS, INTERFACE_SLOT_ENTRIES, InterfaceSlots, KernelSettings,
+    MAX_CAPTURE_ENDPOINTS, MAX_STATS_SLOTS, OUTPUT_RINGBUF, PORT_ANY_ADDRESS, PORT_ENTRIES,
+    PORT_LISTED_ENDPOINTS, SLOT_REQUESTS_LEAVE, Stats, interface_position,
 };
 
 use crate::{
@@ -36,7 +36,11 @@ static CAPTURE_ENDPOINTS: HashMap<EndpointKey, u8> =
 static CONFIG: Array<KernelSettings> = Array::with_max_entries(1, 0);
 
 #[map]
-static STATS_SLOTS: HashMap<StatsKey, u32> = HashMap::with_max_entries(MAX_STATS_SLOTS, 0);
+static INTERFACE_SLOTS: Array<InterfaceSlots> = Array::with_max_entries(INTERFACE_SLOT_ENTRIES, 0);
+
+/// Interfaces whose entry in `INTERFACE_SLOTS` another one holds: at most every one attached.
+#[map]
+static INTERFACE_SLOTS_SPILL: HashMap<u32, u32> = HashMap::with_max_entries(MAX_STATS_SLOTS / 2, 0);
 
 #[map]
 static STATS: PerCpuArray<Stats> = PerCpuArray::with_max_entries(MAX_STATS_SLOTS, 0);
@@ -174,15 +178,21 @@ fn is_server(ctx: &TcContext, ports: &Ports, end: End) -> bool {
 }
 
 /// The counters' slot of this interface and hook (the catch-all slot 0 for an interface
-/// without one), and whether requests leave through it.
+/// without one), and whether requests leave through it. One inlined array load for every
+/// attached interface but one whose entry another holds.
 #[inline(always)]
 fn slot_of(ifindex: u32, hook: u32) -> (u32, bool) {
-    let key = StatsKey { ifindex, hook };
-    // SAFETY: slot values are plain integers written whole by userspace.
-    let value = unsafe { STATS_SLOTS.get(key) }.copied().unwrap_or(0);
+    let slots = match INTERFACE_SLOTS.get(interface_position(ifindex)) {
+        Some(entry) if entry.ifindex == ifindex => entry.slots,
+        // SAFETY: values are plain integers written whole by userspace.
+        _ => unsafe { INTERFACE_SLOTS_SPILL.get(&ifindex) }
+            .copied()
+            .unwrap_or(0),
+    };
+    let base = slots & !SLOT_REQUESTS_LEAVE;
     (
-        value & !SLOT_REQUESTS_LEAVE,
-        value & SLOT_REQUESTS_LEAVE != 0,
+        if base == 0 { 0 } else { base + hook },
+        slots & SLOT_REQUESTS_LEAVE != 0,
     )
 }
 

@@ -1,5 +1,10 @@
 //! Header walking for Ethernet, 802.1Q, IPv4, IPv6 (with extension headers) and TCP: finds
 //! the TCP ports of a packet (and, when asked, its addresses), or says why there are none.
+//!
+//! Headers are read in place from the packet's linear part, where the kernel keeps them for
+//! nearly every packet: a bounds check and a load, where `bpf_skb_load_bytes` would be a
+//! helper call per field on every production packet. A field outside the linear part is
+//! read with the helper.
 
 use aya_ebpf::programs::TcContext;
 use shadow_common::{
@@ -48,10 +53,10 @@ impl Ports {
         port: u16,
     ) -> Result<EndpointKey, Skip> {
         if self.ipv6 {
-            let address: [u8; 16] = ctx.load(self.l3 + v6_offset).map_err(|_| Skip::Unparsed)?;
+            let address: [u8; 16] = load(ctx, self.l3 + v6_offset)?;
             Ok(EndpointKey::ipv6(address, port))
         } else {
-            let address: [u8; 4] = ctx.load(self.l3 + v4_offset).map_err(|_| Skip::Unparsed)?;
+            let address: [u8; 4] = load(ctx, self.l3 + v4_offset)?;
             Ok(EndpointKey::ipv4(address, port))
         }
     }
@@ -101,8 +106,8 @@ pub fn tcp_ports(ctx: &TcContext) -> Result<Ports, Skip> {
         }
         _ => return Err(Skip::NotIp),
     };
-    let data_offset: u8 = ctx.load(l4 + 12).map_err(|_| Skip::Unparsed)?;
-    let flags: u8 = ctx.load(l4 + 13).map_err(|_| Skip::Unparsed)?;
+    let data_offset: u8 = load(ctx, l4 + 12)?;
+    let flags: u8 = load(ctx, l4 + 13)?;
     let header_end = l4 + usize::from(data_offset >> 4) * 4;
     let has_payload = ip_end == 0 || ip_end > header_end;
     Ok(Ports {
@@ -117,8 +122,8 @@ pub fn tcp_ports(ctx: &TcContext) -> Result<Ports, Skip> {
 /// Offset of the TCP header in an IPv4 packet.
 #[inline(always)]
 fn ipv4_payload(ctx: &TcContext, l3: usize) -> Result<usize, Skip> {
-    let version_ihl: u8 = ctx.load(l3).map_err(|_| Skip::Unparsed)?;
-    let protocol: u8 = ctx.load(l3 + 9).map_err(|_| Skip::Unparsed)?;
+    let version_ihl: u8 = load(ctx, l3)?;
+    let protocol: u8 = load(ctx, l3 + 9)?;
     if protocol != IPPROTO_TCP {
         return Err(Skip::NotTcp);
     }
@@ -137,7 +142,7 @@ fn ipv4_payload(ctx: &TcContext, l3: usize) -> Result<usize, Skip> {
 /// Offset of the TCP header in an IPv6 packet, after walking the usual extension headers.
 #[inline(always)]
 fn ipv6_payload(ctx: &TcContext, l3: usize) -> Result<usize, Skip> {
-    let mut next: u8 = ctx.load(l3 + 6).map_err(|_| Skip::Unparsed)?;
+    let mut next: u8 = load(ctx, l3 + 6)?;
     let mut offset = l3 + IPV6_HLEN;
     for _ in 0..MAX_IPV6_EXT_HEADERS {
         match next {
@@ -148,12 +153,12 @@ fn ipv6_payload(ctx: &TcContext, l3: usize) -> Result<usize, Skip> {
                 if frag & 0xFFF8 != 0 {
                     return Err(Skip::Unparsed);
                 }
-                next = ctx.load(offset).map_err(|_| Skip::Unparsed)?;
+                next = load(ctx, offset)?;
                 offset += 8;
             }
             NEXTHDR_HOP | NEXTHDR_ROUTING | NEXTHDR_DEST => {
-                next = ctx.load(offset).map_err(|_| Skip::Unparsed)?;
-                let len: u8 = ctx.load(offset + 1).map_err(|_| Skip::Unparsed)?;
+                next = load(ctx, offset)?;
+                let len: u8 = load(ctx, offset + 1)?;
                 offset += (usize::from(len) + 1) * 8;
             }
             other if NOT_TCP.contains(&other) => return Err(Skip::NotTcp),
@@ -167,9 +172,29 @@ fn ipv6_payload(ctx: &TcContext, l3: usize) -> Result<usize, Skip> {
     }
 }
 
+/// Headers end well before this: a bound the verifier needs on every in-place offset.
+const MAX_HEADER_OFFSET: usize = 512;
+
+/// The `T` at `offset` of the packet: in place if the linear part holds it, else copied.
+#[inline(always)]
+fn load<T: Copy>(ctx: &TcContext, offset: usize) -> Result<T, Skip> {
+    if offset < MAX_HEADER_OFFSET {
+        let at = ctx.data() + offset;
+        let past = at + core::mem::size_of::<T>();
+        // SAFETY: reads a local just written. Opaque to the compiler, so the check below
+        // stays `past > data_end`, the form the verifier learns the packet's bounds from; it
+        // would otherwise turn `at + 1 > data_end` into `at >= data_end`, which it does not.
+        let past = unsafe { core::ptr::read_volatile(&past) };
+        if past <= ctx.data_end() {
+            // SAFETY: `at..past` lies in the packet's linear part (checked just above, as
+            // the verifier requires), and `T` is plain bytes.
+            return Ok(unsafe { (at as *const T).read_unaligned() });
+        }
+    }
+    ctx.load(offset).map_err(|_| Skip::Unparsed)
+}
+
 #[inline(always)]
 fn load_be16(ctx: &TcContext, offset: usize) -> Result<u16, Skip> {
-    ctx.load::<u16>(offset)
-        .map(u16::from_be)
-        .map_err(|_| Skip::Unparsed)
+    load::<u16>(ctx, offset).map(u16::from_be)
 }

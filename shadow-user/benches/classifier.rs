@@ -4,6 +4,10 @@
 //! listed endpoint (a hit), and one to a port captured at any address. The second against
 //! the first is what the port pre-filter saves every packet of other services.
 //!
+//! How the cost grows: a listed endpoint with 1 endpoint and 1 interface in the maps, and
+//! with 10,000 endpoints and 200 interfaces (each with its counters' slots); the two should
+//! be equal.
+//!
 //! The program runs with no output configured, so a match ends at `mirror_unset` and only
 //! the decision is measured. Needs root (it loads the program); says so and measures
 //! nothing otherwise. Run with `cargo bench -p shadow-user --bench classifier`.
@@ -19,11 +23,16 @@ use aya::{
     maps::{Array, HashMap},
     programs::SchedClassifier,
 };
-use criterion::{Criterion, criterion_group, criterion_main};
-use shadow_common::{
-    EndpointKey, MAP_CAPTURE_ENDPOINTS, MAP_CAPTURE_PORTS, PORT_ANY_ADDRESS, PORT_LISTED_ENDPOINTS,
-    PROGRAM_INGRESS,
+use criterion::{
+    BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
 };
+use shadow_common::{
+    EndpointKey, InterfaceSlots, MAP_CAPTURE_ENDPOINTS, MAP_CAPTURE_PORTS, MAP_INTERFACE_SLOTS,
+    PORT_ANY_ADDRESS, PORT_LISTED_ENDPOINTS, PROGRAM_INGRESS, interface_position,
+};
+
+/// The interface `BPF_PROG_TEST_RUN` runs a packet on: the loopback device.
+const TEST_RUN_IFINDEX: u32 = 1;
 
 /// The TC object `build.rs` builds, as the daemon embeds it.
 static PROGRAM_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/shadow-tc"));
@@ -106,8 +115,9 @@ fn test_run(prog_fd: i32, packet: &[u8], repeat: u32) -> Duration {
 }
 
 /// The program loaded (not attached), port 80 captured for 198.18.0.2, port 9090 at any
-/// address, and with it 1,000 other endpoints, as a busy node might list.
-fn loaded() -> Ebpf {
+/// address, and with them `other_endpoints` endpoints more; counters' slots for the test
+/// run's interface and `other_interfaces` more.
+fn loaded(other_endpoints: u16, other_interfaces: u32) -> Ebpf {
     let mut ebpf = EbpfLoader::new()
         .load(PROGRAM_OBJECT)
         .expect("load the TC object");
@@ -120,11 +130,23 @@ fn loaded() -> Ebpf {
     endpoints
         .insert(EndpointKey::ipv4([198, 18, 0, 2], 80), 1, 0)
         .unwrap();
-    for n in 0..1000u16 {
+    for n in 0..other_endpoints {
         let [a, b] = n.to_be_bytes();
         endpoints
             .insert(EndpointKey::ipv4([198, 19, a, b], 80), 1, 0)
             .unwrap();
+    }
+    let mut slots: Array<_, InterfaceSlots> =
+        Array::try_from(ebpf.map_mut(MAP_INTERFACE_SLOTS).unwrap()).unwrap();
+    for (n, ifindex) in std::iter::once(TEST_RUN_IFINDEX)
+        .chain((0..other_interfaces).map(|n| 1000 + n))
+        .enumerate()
+    {
+        let entry = InterfaceSlots {
+            ifindex,
+            slots: 1 + 2 * n as u32,
+        };
+        slots.set(interface_position(ifindex), entry, 0).unwrap();
     }
     let program: &mut SchedClassifier = ebpf
         .program_mut(PROGRAM_INGRESS)
@@ -141,26 +163,44 @@ fn classifier(c: &mut Criterion) {
         eprintln!("classifier bench: needs root to load the TC program; skipped");
         return;
     }
-    let ebpf = loaded();
-    let program: &SchedClassifier = ebpf.program(PROGRAM_INGRESS).unwrap().try_into().unwrap();
-    let fd = program.fd().unwrap().as_fd().as_raw_fd();
+    let listed_endpoint = segment([198, 18, 0, 2], 80);
+    let ebpf = loaded(1000, 0);
     let mut group = c.benchmark_group("tc_program");
     group.measurement_time(Duration::from_secs(3));
     for (name, packet) in [
         ("other_port", segment([198, 18, 0, 9], 443)),
         ("listed_port_other_address", segment([198, 18, 0, 9], 80)),
-        ("listed_endpoint", segment([198, 18, 0, 2], 80)),
+        ("listed_endpoint", listed_endpoint.clone()),
         ("port_at_any_address", segment([198, 18, 0, 9], 9090)),
     ] {
-        group.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                // The kernel times the runs itself and returns their mean.
-                let repeat = u32::try_from(iters).unwrap_or(u32::MAX).max(1);
-                test_run(fd, black_box(&packet), repeat) * repeat
-            })
-        });
+        bench_packet(&mut group, &ebpf, name, &packet);
     }
     group.finish();
+    drop(ebpf);
+
+    let mut group = c.benchmark_group("tc_program_scale");
+    group.measurement_time(Duration::from_secs(3));
+    for (name, endpoints, interfaces) in [
+        ("listed_endpoint_of_1_on_1_interface", 0, 0),
+        ("listed_endpoint_of_10000_on_200_interfaces", 9999, 199),
+    ] {
+        let ebpf = loaded(endpoints, interfaces);
+        bench_packet(&mut group, &ebpf, name, &listed_endpoint);
+    }
+    group.finish();
+}
+
+/// The program of `ebpf` run on `packet`, timed by the kernel.
+fn bench_packet(group: &mut BenchmarkGroup<WallTime>, ebpf: &Ebpf, name: &str, packet: &[u8]) {
+    let program: &SchedClassifier = ebpf.program(PROGRAM_INGRESS).unwrap().try_into().unwrap();
+    let fd = program.fd().unwrap().as_fd().as_raw_fd();
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            // The kernel times the runs itself and returns their mean.
+            let repeat = u32::try_from(iters).unwrap_or(u32::MAX).max(1);
+            test_run(fd, black_box(packet), repeat) * repeat
+        })
+    });
 }
 
 criterion_group!(benches, classifier);

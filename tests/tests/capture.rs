@@ -7,6 +7,7 @@ use std::{
     collections::BTreeSet,
     io::{Read, Write},
     net::{SocketAddr, TcpStream},
+    process::Command,
     time::Duration,
 };
 
@@ -567,4 +568,88 @@ fn a_program_that_ends_the_chain_before_shadowd_started_hides_nothing_from_it() 
         "shadowd to see the traffic",
         || (tc(&daemon.scrape(), "cloned_request") >= 10).then_some(()),
     );
+}
+
+/// Adds a veth from `server` (named `name`, with interface index `index`) to `client`,
+/// with addresses `198.18.<net>.2` and `.1`.
+fn veth_with_index(client: &Netns, server: &Netns, name: &str, index: u32, net: u8) {
+    let peer = format!("{name}p");
+    run(Command::new("ip").args([
+        "-n",
+        &server.name,
+        "link",
+        "add",
+        name,
+        "index",
+        &index.to_string(),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &peer,
+        "netns",
+        &client.name,
+    ]));
+    server.ip(&["addr", "add", &format!("198.18.{net}.2/24"), "dev", name]);
+    client.ip(&["addr", "add", &format!("198.18.{net}.1/24"), "dev", &peer]);
+    server.ip(&["link", "set", name, "up"]);
+    client.ip(&["link", "set", &peer, "up"]);
+}
+
+/// Requests cloned on `interface` so far.
+fn cloned_requests_on(scrape: &Scrape, interface: &str) -> u64 {
+    scrape.sum(
+        "shadowd_tc_packets_total",
+        &[("interface", interface), ("outcome", "cloned_request")],
+    )
+}
+
+/// Interfaces whose indexes differ by the size of the program's slot array share its entry:
+/// the second's slots go to the spill map, and each still counts its own packets (a packet
+/// whose slots are not found is counted in the catch-all slot, on no interface).
+#[test]
+fn interfaces_whose_indexes_share_a_slot_entry_each_count_their_own_packets() {
+    let client = Netns::new("c");
+    let server = Netns::new("s");
+    let first = 70_001;
+    let second = first + shadow_common::INTERFACE_SLOT_ENTRIES;
+    veth_with_index(&client, &server, "srva", first, 10);
+    veth_with_index(&client, &server, "srvb", second, 11);
+    let _servers: Vec<HttpServer> = [10, 11]
+        .iter()
+        .map(|net| HttpServer::start(&server, &format!("198.18.{net}.2:{CAPTURE_PORT}")))
+        .collect();
+    let daemon = Shadowd::start(
+        &server,
+        &[
+            "--interface",
+            "srva",
+            "--interface",
+            "srvb",
+            "--capture-port",
+            CAPTURE_PORT,
+        ],
+    );
+    for (net, interface, other) in [(10, "srva", "srvb"), (11, "srvb", "srva")] {
+        let before = daemon.scrape();
+        for _ in 0..3 {
+            let (code, _) = curl(
+                &client,
+                &[&format!("http://198.18.{net}.2:{CAPTURE_PORT}/bytes/100")],
+            );
+            assert_eq!(code, "200");
+        }
+        let scrape = daemon.settled_scrape(
+            Duration::from_secs(10),
+            "the program to count the requests",
+            |scrape| {
+                cloned_requests_on(scrape, interface) >= cloned_requests_on(&before, interface) + 3
+            },
+        );
+        assert_eq!(
+            cloned_requests_on(&scrape, other),
+            cloned_requests_on(&before, other),
+            "requests to {interface} counted on {other}"
+        );
+    }
 }

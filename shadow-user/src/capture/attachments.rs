@@ -9,14 +9,15 @@ use std::{
 
 use aya::{
     Ebpf,
-    maps::{HashMap, MapData, PerCpuArray, PerCpuValues},
+    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuValues},
     programs::{
         LinkOrder, SchedClassifier, TcAttachType, tc::SchedClassifierLinkId, tc::TcAttachOptions,
     },
 };
 use shadow_common::{
-    HOOK_EGRESS, HOOK_INGRESS, MAP_STATS, MAP_STATS_SLOTS, MAX_STATS_SLOTS, PROGRAM_EGRESS,
-    PROGRAM_INGRESS, SLOT_REQUESTS_LEAVE, Stats, StatsKey,
+    HOOK_EGRESS, HOOK_INGRESS, InterfaceSlots, MAP_INTERFACE_SLOTS, MAP_INTERFACE_SLOTS_SPILL,
+    MAP_STATS, MAX_STATS_SLOTS, PROGRAM_EGRESS, PROGRAM_INGRESS, SLOT_REQUESTS_LEAVE, Stats,
+    interface_position,
 };
 
 use super::{mirror, program::ProgramLoadError};
@@ -92,22 +93,27 @@ struct Attached {
     ifindex: u32,
     /// Its ingress slot; egress is the next.
     base: u32,
+    /// Its slots are in the spill map: its entry of the array is another's.
+    spilled: bool,
     links: Vec<(&'static str, SchedClassifierLinkId)>,
+}
+
+/// The maps that tell the program each interface's counters' slots.
+pub struct SlotMaps {
+    pub array: Array<MapData, InterfaceSlots>,
+    pub spill: HashMap<MapData, u32, u32>,
 }
 
 /// What the program is attached to.
 pub struct Attachments {
-    slots: HashMap<MapData, StatsKey, u32>,
+    slots: SlotMaps,
     attached: BTreeMap<String, Attached>,
     stats: StatsReader,
 }
 
 impl Attachments {
     /// None yet, with the program's slot and counter maps.
-    pub fn new(
-        slots: HashMap<MapData, StatsKey, u32>,
-        counters: PerCpuArray<MapData, Stats>,
-    ) -> Self {
+    pub fn new(slots: SlotMaps, counters: PerCpuArray<MapData, Stats>) -> Self {
         Attachments {
             slots,
             attached: BTreeMap::new(),
@@ -153,20 +159,22 @@ impl Attachments {
             .find(|base| !used.contains(base))
             .ok_or(ProgramLoadError::TooManyInterfaces)?;
         let direction = if pod_side { SLOT_REQUESTS_LEAVE } else { 0 };
+        let spilled = self.attached.values().any(|other| {
+            !other.spilled && interface_position(other.ifindex) == interface_position(ifindex)
+        });
         let mut attached = Attached {
             ifindex,
             base,
+            spilled,
             links: Vec::new(),
         };
         let result = (|| {
-            for (name, attach_type, hook) in PROGRAMS {
+            for (_, _, hook) in PROGRAMS {
                 self.stats.zero(base + hook)?;
-                self.slots
-                    .insert(StatsKey { ifindex, hook }, (base + hook) | direction, 0)
-                    .map_err(|source| ProgramLoadError::Map {
-                        name: MAP_STATS_SLOTS,
-                        source,
-                    })?;
+            }
+            // Before attaching: the program's first packet on the interface finds its slots.
+            self.slots.set(&attached, base | direction)?;
+            for (name, attach_type, hook) in PROGRAMS {
                 let program = classifier(ebpf, name)?;
                 // TCX explicitly: netlink (cls_bpf) filters would outlive a crashed daemon.
                 // First in the chain: a program before it that ends the chain (a CNI's pass
@@ -218,19 +226,15 @@ impl Attachments {
     }
 
     /// Undoes what attaching `interface` did, as far as it went.
-    fn release(&mut self, ebpf: &mut Ebpf, interface: &str, attached: Attached) {
-        for (name, link) in attached.links {
+    fn release(&mut self, ebpf: &mut Ebpf, interface: &str, mut attached: Attached) {
+        for (name, link) in std::mem::take(&mut attached.links) {
             if let Ok(program) = classifier(ebpf, name) {
                 // Fails only when the link went with its interface: nothing left to undo.
                 let _ = program.detach(link);
             }
         }
-        for (_, _, hook) in PROGRAMS {
-            let _ = self.slots.remove(&StatsKey {
-                ifindex: attached.ifindex,
-                hook,
-            });
-        }
+        // After detaching: no packet of the interface looks its slots up any more.
+        self.slots.clear(&attached);
         self.stats
             .attachments
             .write()
@@ -238,6 +242,47 @@ impl Attachments {
             .retain(|a| {
                 a.interface != interface || a.slot < attached.base || a.slot > attached.base + 1
             });
+    }
+}
+
+impl SlotMaps {
+    /// Tells the program `attached`'s slots.
+    fn set(&mut self, attached: &Attached, slots: u32) -> Result<(), ProgramLoadError> {
+        if attached.spilled {
+            self.spill
+                .insert(attached.ifindex, slots, 0)
+                .map_err(|source| ProgramLoadError::Map {
+                    name: MAP_INTERFACE_SLOTS_SPILL,
+                    source,
+                })
+        } else {
+            let entry = InterfaceSlots {
+                ifindex: attached.ifindex,
+                slots,
+            };
+            self.array
+                .set(interface_position(attached.ifindex), entry, 0)
+                .map_err(|source| ProgramLoadError::Map {
+                    name: MAP_INTERFACE_SLOTS,
+                    source,
+                })
+        }
+    }
+
+    /// Forgets `attached`'s slots (perhaps never set: attaching failed first).
+    fn clear(&mut self, attached: &Attached) {
+        if attached.spilled {
+            let _ = self.spill.remove(&attached.ifindex);
+        } else if matches!(
+            self.array.get(&interface_position(attached.ifindex), 0),
+            Ok(entry) if entry.ifindex == attached.ifindex
+        ) {
+            let _ = self.array.set(
+                interface_position(attached.ifindex),
+                InterfaceSlots::default(),
+                0,
+            );
+        }
     }
 }
 

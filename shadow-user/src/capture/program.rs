@@ -13,14 +13,15 @@ use aya::{
 };
 use shadow_common::{
     KernelSettings, MAP_CAPTURE_ENDPOINTS, MAP_CAPTURE_PORTS, MAP_CONFIG, MAP_FRAMES,
-    MAP_READER_STATE, MAP_STATS, MAP_STATS_SLOTS, MAX_CAPTURE_ENDPOINTS, MAX_CAPTURE_PORTS,
-    OUTPUT_MIRROR, OUTPUT_RINGBUF, PROGRAM_EGRESS, PROGRAM_INGRESS,
+    MAP_INTERFACE_SLOTS, MAP_INTERFACE_SLOTS_SPILL, MAP_READER_STATE, MAP_STATS,
+    MAX_CAPTURE_ENDPOINTS, MAX_CAPTURE_PORTS, OUTPUT_MIRROR, OUTPUT_RINGBUF, PROGRAM_EGRESS,
+    PROGRAM_INGRESS,
 };
 
 pub use super::attachments::{MAX_INTERFACES, StatsReader};
 use super::{
     LoopGuard,
-    attachments::Attachments,
+    attachments::{Attachments, SlotMaps},
     pod_veths::PodVeth,
     ringbuf::{RingBufConfig, RingBufMaps},
     scope::CaptureScope,
@@ -146,7 +147,10 @@ impl Program {
         )
         .map_err(map_error(SCOPE_MAPS))?;
         let mut attachments = Attachments::new(
-            take_map(&mut ebpf, MAP_STATS_SLOTS)?,
+            SlotMaps {
+                array: take_map(&mut ebpf, MAP_INTERFACE_SLOTS)?,
+                spill: take_map(&mut ebpf, MAP_INTERFACE_SLOTS_SPILL)?,
+            },
             take_map(&mut ebpf, MAP_STATS)?,
         );
         load_programs(&mut ebpf)?;

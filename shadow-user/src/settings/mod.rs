@@ -467,7 +467,7 @@ mod tests {
     fn what_capture_cannot_take_is_refused_before_it_starts() {
         let refused =
             |options: DaemonOptions| Settings::resolve(&flags(on_eth0(options)), None).unwrap_err();
-        let interfaces = (0..200).map(|i| format!("eth{i}")).collect();
+        let interfaces = (0..300).map(|i| format!("eth{i}")).collect();
         assert!(matches!(
             Settings::resolve(
                 &flags(DaemonOptions {
@@ -477,7 +477,7 @@ mod tests {
                 None
             )
             .unwrap_err(),
-            SettingsError::TooManyInterfaces { count: 200, .. }
+            SettingsError::TooManyInterfaces { count: 300, .. }
         ));
         for size in [3000, 4097] {
             assert_eq!(

@@ -19,6 +19,7 @@ mod nginx;
 mod pcap;
 mod plan;
 mod process;
+mod program_cost;
 mod render;
 mod report;
 mod scenario;
@@ -41,7 +42,15 @@ use netns::Topology;
 use plan::Plan;
 
 /// Debian packages the bench runs (nginx's `mirror` and `stub_status` are built in).
-const DEBIAN_PACKAGES: &[&str] = &["nginx", "wrk", "tcpdump", "iproute2", "util-linux"];
+const DEBIAN_PACKAGES: &[&str] = &[
+    "nginx",
+    "wrk",
+    "tcpdump",
+    "iproute2",
+    "util-linux",
+    "bpftool",
+    "procps",
+];
 /// The fixed-rate load generator, from crates.io.
 const OHA_VERSION: &str = "1.16.0";
 
@@ -158,6 +167,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let footprint = footprint::run(&mut bench)?;
     let delay = delay::run(&mut bench)?;
     let shapes = shapes::run(&mut bench)?;
+    let program_cost = program_cost::run(&mut bench)?;
     let report = report::Report::new(
         &bench,
         load_at_start,
@@ -167,6 +177,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         footprint,
         delay,
         shapes,
+        program_cost,
         started.elapsed(),
     )?;
     drop(bench);

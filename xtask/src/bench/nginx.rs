@@ -13,6 +13,10 @@ use super::{netns::Netns, process::Proc, signals};
 
 /// Size of every response body.
 pub const RESPONSE_BYTES: usize = 1024;
+/// Size of the body of `/bench/large`, the large-response profile.
+pub const LARGE_RESPONSE_BYTES: usize = 64 << 10;
+/// The file `/bench/large` answers with, in an origin's directory.
+const LARGE_RESPONSE_FILE: &str = "large-response";
 
 /// Lines every configuration starts with: `workers` workers, everything under `dir`, no
 /// daemon (the guard owns the master), connections up to the open-file limit the bench
@@ -80,7 +84,7 @@ fn json_body() -> String {
 }
 
 /// An origin (production or shadow): `return 200` with 1 KiB for every path (`/bench/json`:
-/// about 1 KiB of JSON), each request
+/// about 1 KiB of JSON; `/bench/large`: 64 KiB from the file `origin_files` writes), each request
 /// logged (buffered). Under `/bench/post` the body is read in full first — proxied to a
 /// sink in the same nginx, since `return` answers before reading it — so `$request_length`
 /// shows whether the whole body arrived. `PUT /bench/upload/NAME` stores the body (DAV) under
@@ -111,6 +115,10 @@ pub fn origin(dir: &Path, listen: &str, workers: usize) -> String {
             default_type text/plain;
             return 200 '{body}';
         }}
+        location = /bench/large {{
+            default_type application/octet-stream;
+            alias {large};
+        }}
         location /bench/json {{
             default_type application/json;
             return 200 '{json}';
@@ -133,7 +141,18 @@ pub fn origin(dir: &Path, listen: &str, workers: usize) -> String {
         common = http_common(dir),
         log = dir.join("access.log").display(),
         files = dir.join(UPLOAD_FILES).display(),
+        large = dir.join(LARGE_RESPONSE_FILE).display(),
     )
+}
+
+/// Writes the files an origin under `dir` answers with.
+pub fn origin_files(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(
+        dir.join(LARGE_RESPONSE_FILE),
+        vec![b'x'; LARGE_RESPONSE_BYTES],
+    )
+    .context("writing the large response")
 }
 
 /// Where C's proxy sends its mirror subrequests, on its own loopback.

@@ -31,6 +31,8 @@ pub struct Plan {
     pub idle_hold: Duration,
     pub delay_rates: Vec<u64>,
     pub delay: Duration,
+    /// The rate at which the TC program's time per packet is measured, `fidelity` long.
+    pub program_cost_rate: u64,
     /// GET rates with a connection per request, each run `fidelity` long.
     pub churn_rates: Vec<u64>,
     /// Client connections open at once, each sending a request now and then.
@@ -69,6 +71,7 @@ impl Plan {
                 idle_hold: Duration::from_secs(2),
                 delay_rates: vec![5_000],
                 delay: Duration::from_secs(3),
+                program_cost_rate: 5_000,
                 churn_rates: vec![5_000],
                 concurrent_connections: 5_000,
                 concurrent_rate: 5_000,
@@ -99,6 +102,7 @@ impl Plan {
                 idle_hold: Duration::from_secs(3),
                 delay_rates: vec![5_000, 20_000],
                 delay: Duration::from_secs(8),
+                program_cost_rate: 5_000,
                 churn_rates: vec![5_000, 10_000, 20_000],
                 concurrent_connections: 50_000,
                 concurrent_rate: 5_000,
@@ -115,14 +119,17 @@ impl Plan {
     /// listed rates), for the start message.
     pub fn load_seconds(&self) -> u64 {
         let runs = |d: Duration, n: usize| d.as_secs() * n as u64;
-        runs(self.saturation + self.warm_up, self.rounds * 6)
-            + runs(self.latency + self.warm_up, self.rounds * 3)
+        runs(
+            self.saturation + self.warm_up,
+            self.rounds * super::throughput::RUNS_PER_ROUND,
+        ) + runs(self.latency + self.warm_up, self.rounds * 3)
             + runs(
                 self.fidelity,
                 self.get_rates.len() + self.post_rates.len() + self.diff_rates.len(),
             )
             + self.idle_hold.as_secs()
             + runs(self.delay, self.delay_rates.len())
+            + runs(self.fidelity, 3)
             + runs(self.fidelity, self.churn_rates.len())
             + ((self.concurrent_connections * super::shapes::ROUNDS) as u64)
                 .div_ceil(self.concurrent_rate.max(1))

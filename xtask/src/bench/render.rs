@@ -180,9 +180,10 @@ impl Report {
         for s in &self.throughput.samples {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {}; {:.0} % busy before the load |",
+                "| {} | {}{} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {}; {:.0} % busy before the load |",
                 s.round,
                 s.placement.name(),
+                s.profile.suffix(),
                 s.scenario.name(),
                 s.wrk.requests_per_sec,
                 s.wrk.errors,

@@ -8,8 +8,8 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::{
-    Bench, delay, fidelity::Fidelity, footprint::Footprint, latency::Latency, shapes::Shapes,
-    throughput::Throughput,
+    Bench, delay, fidelity::Fidelity, footprint::Footprint, latency::Latency, program_cost,
+    shapes::Shapes, throughput::Throughput,
 };
 
 /// One line of the summary table.
@@ -58,6 +58,7 @@ pub struct Report {
     pub footprint: Footprint,
     pub delay: Vec<delay::Run>,
     pub shapes: Shapes,
+    pub program_cost: Vec<program_cost::Run>,
 }
 
 /// How nginx is set up, for the report.
@@ -66,7 +67,7 @@ pub const NGINX_SETTINGS: &[&str] = &[
     "production and shadow: `location / { return 200 '<1024 bytes>'; }` for every method (POST bodies read and discarded), `access_log … bench buffer=256k flush=1s` with `log_format bench '$msec $request_uri $status $request_length'`",
     "C's proxy on 198.18.0.2:80, production behind it on 127.0.0.1:8080: `location / { mirror /mirror; mirror_request_body on; proxy_pass http://production; proxy_http_version 1.1; proxy_set_header Connection \"\"; }` and `location = /mirror { internal; proxy_pass http://mirror_sink$request_uri; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host $host-shadow; }`; `mirror_sink` is a server of the same nginx on 127.0.0.1:8081 with `proxy_pass http://shadow; proxy_set_header Host $host;`; upstreams `production` and `shadow` with `keepalive 128; keepalive_requests 100000000; keepalive_timeout 300s`; the proxy does not log",
     "why the loopback hop in C: nginx makes mirror subrequests header-only and ends them when the response header arrives, without reading the body, so their upstream connection is never kept alive. Proxied straight to the shadow, every copy opens a TCP connection from the proxy to the shadow and leaves it in TIME-WAIT; the proxy's ephemeral ports run out within seconds (measured by hand on this machine: 5,100 requests/s for the first 3 s, then 565/s with 20,000 sockets in TIME-WAIT). Through the loopback sink the per-copy connection is on loopback, where TIME-WAIT sockets are reused (`net.ipv4.tcp_tw_reuse = 2`), and the sink reaches the shadow over keep-alive connections",
-    "production and shadow origins: `/bench/post` is proxied to a sink server in the same nginx (127.0.0.1:8090, keep-alive) so that nginx reads the whole body before answering and `$request_length` shows the body arrived; `PUT /bench/upload/NAME` stores the body (`dav_methods PUT; create_full_put_path on; client_max_body_size 0;`), so every upload is compared byte for byte with what the client sent; every other path is a plain `return 200`",
+    "production and shadow origins: `/bench/large` answers 64 KiB from a file (the large-response profile); `/bench/post` is proxied to a sink server in the same nginx (127.0.0.1:8090, keep-alive) so that nginx reads the whole body before answering and `$request_length` shows the body arrived; `PUT /bench/upload/NAME` stores the body (`dav_methods PUT; create_full_put_path on; client_max_body_size 0;`), so every upload is compared byte for byte with what the client sent; every other path is a plain `return 200`",
     "shadowd: `shadowd run --interface srv0 --capture-output ringbuf --config mappings.yaml` (B; `--capture-output mirror` for B mirror; `--capture-port 81` for B idle), Mappings `prefix: /` to `production.bench` (198.18.0.2 through the namespace's hosts file: captured by endpoint) and a shadow Mapping (`shadow: true`, `weight: 100`) to `shadow.bench` (198.18.1.2, the same way); defaults otherwise",
 ];
 
@@ -133,6 +134,7 @@ impl Report {
         footprint: Footprint,
         delay: Vec<delay::Run>,
         shapes: Shapes,
+        program_cost: Vec<program_cost::Run>,
         elapsed: Duration,
     ) -> Result<Report> {
         let mut versions = BTreeMap::new();
@@ -184,6 +186,7 @@ impl Report {
             footprint,
             delay,
             shapes,
+            program_cost,
         };
         report.rows = report.summary_rows();
         report.targets = report.target_rows();

@@ -172,6 +172,7 @@ impl<'t> Stack<'t> {
         let shadow_listen = format!("{}:80", Topology::SHADOW_ADDR);
         let front = format!("{}:80", Topology::PRODUCTION_ADDR);
         let shadow_dir = dir.join("shadow");
+        nginx::origin_files(&shadow_dir)?;
         let shadow = Nginx::start(
             &topology.shadow,
             placement.shadow_cpu(),
@@ -184,6 +185,7 @@ impl<'t> Stack<'t> {
             _ => front.clone(),
         };
         let production_dir = dir.join("production");
+        nginx::origin_files(&production_dir)?;
         let production = Nginx::start(
             &topology.production,
             placement.production_cpu(),

@@ -5,6 +5,7 @@ use super::{
     load::RateResult,
     report::{Report, Row},
     scenario::{Placement, Scenario},
+    throughput::Profile,
 };
 
 /// Picks one latency figure out of a run.
@@ -26,6 +27,7 @@ impl Report {
         self.fidelity_rows(&mut rows);
         self.footprint_rows(&mut rows);
         self.delay_rows(&mut rows);
+        self.program_cost_rows(&mut rows);
         rows
     }
 
@@ -70,12 +72,29 @@ impl Report {
                 });
             }
         }
+        let base = self
+            .throughput
+            .median_of(Profile::Large, Placement::Pinned, Scenario::A);
+        for scenario in [Scenario::A, Scenario::B] {
+            let value = self
+                .throughput
+                .median_of(Profile::Large, Placement::Pinned, scenario);
+            rows.push(Row {
+                scenario: scenario.name(),
+                figure: format!(
+                    "throughput, pinned, 64 KiB responses (req/s, wrk, median of {rounds})"
+                ),
+                value: fmt(value, 0),
+                ratio_to_a: ratio(value, base),
+            });
+        }
         for scenario in [Scenario::B, Scenario::BMirror, Scenario::C] {
             let shares: Vec<f64> = self
                 .throughput
                 .samples
                 .iter()
                 .filter(|s| s.scenario == scenario && s.placement == Placement::Pinned)
+                .filter(|s| s.profile == Profile::Small)
                 .filter(|s| s.production_served > 0)
                 .map(|s| s.shadow_received as f64 / s.production_served as f64 * 100.0)
                 .collect();
@@ -244,6 +263,22 @@ impl Report {
             value: fmt(Some(self.footprint.idle_cpu_percent), 1),
             ratio_to_a: None,
         });
+    }
+
+    /// The TC program's time per packet and per request, copying and idle.
+    fn program_cost_rows(&self, rows: &mut Vec<Row>) {
+        for run in &self.program_cost {
+            rows.push(Row {
+                scenario: run.scenario,
+                figure: format!(
+                    "TC program time at {} req/s, pinned{}: per packet (ns) / per request (µs) (bpf_stats)",
+                    run.rate,
+                    run.profile.suffix()
+                ),
+                value: format!("{:.0} / {:.2}", run.ns_per_packet(), run.us_per_request()),
+                ratio_to_a: None,
+            });
+        }
     }
 
     /// How long after production a copy reaches the shadow, warm and fresh.

@@ -1,5 +1,6 @@
 //! Saturated throughput. wrk with fixed connections against each scenario,
-//! rounds of A B C per placement, each on freshly started servers.
+//! rounds of A B C per placement, each on freshly started servers; and, pinned, A and B
+//! with 64 KiB responses, where copying response bodies would cost the most.
 
 use anyhow::Result;
 use serde::Serialize;
@@ -13,11 +14,42 @@ use super::{
     scenario::{Placement, Scenario, Stack},
 };
 
+/// What production answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Profile {
+    /// 1 KiB to every request: the most packets per byte.
+    Small,
+    /// 64 KiB (`nginx::LARGE_RESPONSE_BYTES`): GSO packets of up to 64 KiB.
+    Large,
+}
+
+impl Profile {
+    /// The path the load generator asks for.
+    pub fn path(self) -> &'static str {
+        match self {
+            Profile::Small => "/bench/saturation",
+            Profile::Large => "/bench/large",
+        }
+    }
+
+    /// How the report names it, after the placement.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Profile::Small => "",
+            Profile::Large => ", 64 KiB responses",
+        }
+    }
+}
+
+/// wrk runs in a round.
+pub const RUNS_PER_ROUND: usize = 10;
+
 /// One wrk run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Sample {
     pub round: usize,
     pub placement: Placement,
+    pub profile: Profile,
     pub scenario: Scenario,
     pub wrk: Saturation,
     pub production_served: usize,
@@ -41,11 +73,22 @@ pub struct Throughput {
 }
 
 impl Throughput {
-    /// Median requests/s of a scenario in a placement.
+    /// Median requests/s of a scenario in a placement, with 1 KiB responses.
     pub fn median(&self, placement: Placement, scenario: Scenario) -> Option<f64> {
+        self.median_of(Profile::Small, placement, scenario)
+    }
+
+    /// Median requests/s of a scenario in a placement, answering as `profile` says.
+    pub fn median_of(
+        &self,
+        profile: Profile,
+        placement: Placement,
+        scenario: Scenario,
+    ) -> Option<f64> {
         median(
             self.samples
                 .iter()
+                .filter(|s| s.profile == profile)
                 .filter(|s| s.placement == placement && s.scenario == scenario)
                 .map(|s| s.wrk.requests_per_sec)
                 .collect(),
@@ -74,22 +117,30 @@ pub fn run(bench: &mut Bench) -> Result<Throughput> {
     // shadowd's mirror output pinned too, right after the default output, to show what the
     // ring buffer saves the production CPU; and shadowd copying nothing, to show what being
     // in the TC path costs by itself.
-    let order = [
-        (Placement::Pinned, Scenario::A),
-        (Placement::Pinned, Scenario::B),
-        (Placement::Pinned, Scenario::BMirror),
-        (Placement::Pinned, Scenario::BIdle),
-        (Placement::Pinned, Scenario::C),
-        (Placement::Unpinned, Scenario::A),
-        (Placement::Unpinned, Scenario::B),
-        (Placement::Unpinned, Scenario::C),
+    let order: [(Placement, Profile, Scenario); RUNS_PER_ROUND] = [
+        (Placement::Pinned, Profile::Small, Scenario::A),
+        (Placement::Pinned, Profile::Small, Scenario::B),
+        (Placement::Pinned, Profile::Small, Scenario::BMirror),
+        (Placement::Pinned, Profile::Small, Scenario::BIdle),
+        (Placement::Pinned, Profile::Small, Scenario::C),
+        (Placement::Pinned, Profile::Large, Scenario::A),
+        (Placement::Pinned, Profile::Large, Scenario::B),
+        (Placement::Unpinned, Profile::Small, Scenario::A),
+        (Placement::Unpinned, Profile::Small, Scenario::B),
+        (Placement::Unpinned, Profile::Small, Scenario::C),
     ];
     for round in 1..=bench.plan.rounds {
-        for (placement, scenario) in order {
-            let sample = one(bench, round, placement, scenario, &mut result.rps_settings)?;
+        for (placement, profile, scenario) in order {
+            let sample = one(
+                bench,
+                round,
+                (placement, profile, scenario),
+                &mut result.rps_settings,
+            )?;
             println!(
-                "throughput round {round} {:>14} {}: {:>9.0} req/s; {}{}",
+                "throughput round {round} {:>14}{} {}: {:>9.0} req/s; {}{}",
                 placement.name(),
+                profile.suffix(),
                 scenario.name(),
                 sample.wrk.requests_per_sec,
                 cpustat::describe(&sample.cpus),
@@ -117,13 +168,17 @@ pub fn run(bench: &mut Bench) -> Result<Throughput> {
 fn one(
     bench: &mut Bench,
     round: usize,
-    placement: Placement,
-    scenario: Scenario,
+    (placement, profile, scenario): (Placement, Profile, Scenario),
     rps_settings: &mut Vec<String>,
 ) -> Result<Sample> {
     let dir = bench.run_dir(&format!(
-        "throughput-{round}-{}-{}",
+        "throughput-{round}-{}{}-{}",
         placement.slug(),
+        if profile == Profile::Large {
+            "-large"
+        } else {
+            ""
+        },
         scenario.slug()
     ))?;
     let mut stack = Stack::start(&bench.topology, scenario, placement, &dir)?;
@@ -147,7 +202,7 @@ fn one(
         cpu,
         plan.connections,
         plan.saturation,
-        "/bench/saturation",
+        profile.path(),
         &dir,
         &mut bench.commands,
     )?;
@@ -167,6 +222,7 @@ fn one(
     Ok(Sample {
         round,
         placement,
+        profile,
         scenario,
         wrk,
         production_served: outcome.production.len(),
