@@ -150,8 +150,15 @@ pub const READER_ASLEEP: u32 = 1;
 pub const SMALL_CHUNK: usize = 224;
 /// Bytes of packet data in a large record: a full 1500-byte-MTU frame fits in one.
 pub const LARGE_CHUNK: usize = 2016;
-/// Most records one packet is split into; longer packets (beyond a 64 KiB GSO frame) are
-/// copied up to this many chunks and flagged [`CHUNK_TRUNCATED`].
+/// Bytes of packet data in a huge record (16 KiB with its header): a GSO frame goes in a few
+/// of these rather than 33 large ones, since each record costs the production CPU a
+/// reservation and a submission besides its bytes.
+pub const HUGE_CHUNK: usize = 16 * 1024 - 32;
+/// Packets (or what is left of one) longer than this go into huge records; shorter ones
+/// into large records, which waste less of the ring buffer on a partly filled record.
+pub const HUGE_CHUNK_FROM: usize = 4 * LARGE_CHUNK;
+/// The longest packet copied whole, in large records' worth; longer packets (beyond a
+/// 64 KiB GSO frame) are copied up to that length and flagged [`CHUNK_TRUNCATED`].
 pub const MAX_CHUNKS: u32 = 34;
 /// Longest packet copied whole into the ring buffer.
 pub const MAX_RINGBUF_FRAME: u32 = MAX_CHUNKS * LARGE_CHUNK as u32;
@@ -196,6 +203,15 @@ pub struct LargeChunk {
     pub header: ChunkHeader,
     /// The packet's bytes, from `header.offset`; only `header.len` of them are valid.
     pub data: [u8; LARGE_CHUNK],
+}
+
+/// A ring buffer record of [`HUGE_CHUNK`] data bytes.
+#[repr(C)]
+pub struct HugeChunk {
+    /// Where the data comes from, and how much of it is valid.
+    pub header: ChunkHeader,
+    /// The packet's bytes, from `header.offset`; only `header.len` of them are valid.
+    pub data: [u8; HUGE_CHUNK],
 }
 
 /// Value of [`MAP_INTERFACE_SLOTS`]: whose entry it is, and its slots.

@@ -2,7 +2,8 @@
 //! userspace reads it without a clone, a veth hop or a receive softirq on the production CPU.
 //!
 //! The ring buffer only accepts records of a size known when the program is verified, so a
-//! packet goes in as large chunks followed by one small or large tail. Chunks of one packet
+//! packet goes in as huge chunks (while more than a few large ones remain), then large
+//! chunks, then one small or large tail. Chunks of one packet
 //! share a per-CPU sequence number: userspace discards a packet whose chunks did not all
 //! arrive (the ring filled up half-way) and counts it.
 
@@ -15,8 +16,8 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use shadow_common::{
-    CHUNK_TRUNCATED, ChunkHeader, LARGE_CHUNK, LargeChunk, MAX_CHUNKS, MAX_RINGBUF_FRAME,
-    READER_ASLEEP, SMALL_CHUNK, SmallChunk,
+    CHUNK_TRUNCATED, ChunkHeader, HUGE_CHUNK, HUGE_CHUNK_FROM, HugeChunk, LARGE_CHUNK, LargeChunk,
+    MAX_RINGBUF_FRAME, READER_ASLEEP, SMALL_CHUNK, SmallChunk,
 };
 
 /// Userspace sets the real size when it loads the program.
@@ -56,7 +57,21 @@ pub fn copy(ctx: &TcContext) -> Result<(), RingFull> {
         flags,
     };
     let wakeup = wakeup_flag();
-    for _ in 0..MAX_CHUNKS {
+    // Two loops, each with one record type, so the verifier walks each path once.
+    for _ in 0..MAX_HUGE_CHUNKS {
+        let remaining = copy_len - header.offset;
+        if remaining <= HUGE_CHUNK_FROM as u32 {
+            break;
+        }
+        let chunk = remaining.min(HUGE_CHUNK as u32);
+        header.chunk_len = chunk;
+        if chunk == remaining {
+            return write::<HugeChunk>(ctx, &header, wakeup);
+        }
+        write::<HugeChunk>(ctx, &header, BPF_RB_NO_WAKEUP as u64)?;
+        header.offset += chunk;
+    }
+    for _ in 0..MAX_LARGE_CHUNKS {
         let remaining = copy_len.saturating_sub(header.offset);
         if remaining == 0 {
             break;
@@ -65,29 +80,23 @@ pub fn copy(ctx: &TcContext) -> Result<(), RingFull> {
             header.chunk_len = remaining;
             return write::<SmallChunk>(ctx, &header, wakeup);
         }
-        let chunk = if remaining > LARGE_CHUNK as u32 {
-            LARGE_CHUNK as u32
-        } else {
-            remaining
-        };
-        let last = chunk == remaining;
+        let chunk = remaining.min(LARGE_CHUNK as u32);
         header.chunk_len = chunk;
-        write::<LargeChunk>(
-            ctx,
-            &header,
-            if last {
-                wakeup
-            } else {
-                BPF_RB_NO_WAKEUP as u64
-            },
-        )?;
-        if last {
-            break;
+        if chunk == remaining {
+            return write::<LargeChunk>(ctx, &header, wakeup);
         }
+        write::<LargeChunk>(ctx, &header, BPF_RB_NO_WAKEUP as u64)?;
         header.offset += chunk;
     }
     Ok(())
 }
+
+/// Huge records a packet of up to [`MAX_RINGBUF_FRAME`] bytes needs before what is left
+/// fits in large ones.
+const MAX_HUGE_CHUNKS: u32 =
+    (MAX_RINGBUF_FRAME - HUGE_CHUNK_FROM as u32).div_ceil(HUGE_CHUNK as u32);
+/// Large records (and a small tail) for what is left: at most [`HUGE_CHUNK_FROM`] bytes.
+const MAX_LARGE_CHUNKS: u32 = (HUGE_CHUNK_FROM / LARGE_CHUNK) as u32 + 1;
 
 /// A ring buffer record type: a [`ChunkHeader`] followed by `CAPACITY` data bytes.
 trait ChunkRecord: 'static {
@@ -99,6 +108,14 @@ trait ChunkRecord: 'static {
 
 impl ChunkRecord for SmallChunk {
     const CAPACITY: usize = SMALL_CHUNK;
+    unsafe fn parts(record: *mut Self) -> (*mut ChunkHeader, *mut c_void) {
+        // SAFETY: field projections of a valid record pointer.
+        unsafe { (&raw mut (*record).header, (&raw mut (*record).data).cast()) }
+    }
+}
+
+impl ChunkRecord for HugeChunk {
+    const CAPACITY: usize = HUGE_CHUNK;
     unsafe fn parts(record: *mut Self) -> (*mut ChunkHeader, *mut c_void) {
         // SAFETY: field projections of a valid record pointer.
         unsafe { (&raw mut (*record).header, (&raw mut (*record).data).cast()) }
