@@ -266,6 +266,7 @@ mod tests {
         RunArgs {
             config: vec!["m.yaml".into()],
             options,
+            ..RunArgs::default()
         }
     }
 
@@ -341,6 +342,7 @@ mod tests {
         let without_files = |options| RunArgs {
             config: Vec::new(),
             options,
+            ..RunArgs::default()
         };
         assert!(matches!(
             Settings::resolve(&without_files(kubernetes.clone()), None),

@@ -68,6 +68,8 @@ pub struct Fidelity {
     pub post: Vec<Run>,
     /// B diff: GETs of about 1 KiB of JSON, every copy's responses diffed.
     pub diffed: Vec<Run>,
+    /// GETs with one replay thread (the default) and with two, alternated at each rate.
+    pub replay_threads: Vec<Run>,
     /// Why each sweep ended.
     pub get_end: String,
     pub get_unpinned_end: String,
@@ -87,6 +89,7 @@ impl Fidelity {
             .chain(&self.get_unpinned)
             .chain(&self.post)
             .chain(&self.diffed)
+            .chain(&self.replay_threads)
     }
 }
 
@@ -160,16 +163,46 @@ pub fn run(bench: &mut Bench) -> Result<Fidelity> {
             scenario: Scenario::BDiff,
         },
     )?;
+    let replay_threads = replay_threads(bench, &plan.thread_rates, plan.thread_rounds)?;
     Ok(Fidelity {
         get,
         get_unpinned,
         post,
         diffed,
+        replay_threads,
         get_end,
         get_unpinned_end,
         post_end,
         diffed_end,
     })
+}
+
+/// `Run::kind` of the replay threads runs.
+pub const ONE_REPLAY_THREAD: &str = "GET, 1 replay thread";
+pub const TWO_REPLAY_THREADS: &str = "GET, 2 replay threads";
+
+/// shadowd's CPU per copy with one replay thread and with two, one run after the other at
+/// each rate so that both meet the same machine.
+fn replay_threads(bench: &mut Bench, rates: &[u64], rounds: usize) -> Result<Vec<Run>> {
+    let mut runs = Vec::new();
+    for _ in 0..rounds {
+        for &rate in rates {
+            for (scenario, kind) in [
+                (Scenario::B, ONE_REPLAY_THREAD),
+                (Scenario::BTwoThreads, TWO_REPLAY_THREADS),
+            ] {
+                let run = fixed_rate(bench, (scenario, kind), None, Placement::Pinned, true, rate)?;
+                println!(
+                    "fidelity {kind} at {rate} req/s: {:.4} %, {}; shadowd {:.3} CPU-s per 10k",
+                    run.fidelity * 100.0,
+                    run.verdict,
+                    run.cpu_s_per_10k.unwrap_or(f64::NAN),
+                );
+                runs.push(run);
+            }
+        }
+    }
+    Ok(runs)
 }
 
 fn sweep(bench: &mut Bench, spec: &Sweep<'_>) -> Result<(Vec<Run>, String)> {

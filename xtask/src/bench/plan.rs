@@ -33,6 +33,9 @@ pub struct Plan {
     pub delay: Duration,
     /// The rate at which the TC program's time per packet is measured, `fidelity` long.
     pub program_cost_rate: u64,
+    /// GET rates at which one and two replay threads are compared, `thread_rounds` times.
+    pub thread_rates: Vec<u64>,
+    pub thread_rounds: usize,
     /// GET rates with a connection per request, each run `fidelity` long.
     pub churn_rates: Vec<u64>,
     /// Client connections open at once, each sending a request now and then.
@@ -72,6 +75,8 @@ impl Plan {
                 delay_rates: vec![5_000],
                 delay: Duration::from_secs(3),
                 program_cost_rate: 5_000,
+                thread_rates: vec![5_000, 20_000],
+                thread_rounds: 1,
                 churn_rates: vec![5_000],
                 concurrent_connections: 5_000,
                 concurrent_rate: 5_000,
@@ -103,6 +108,8 @@ impl Plan {
                 delay_rates: vec![5_000, 20_000],
                 delay: Duration::from_secs(8),
                 program_cost_rate: 5_000,
+                thread_rates: vec![5_000, 20_000],
+                thread_rounds: 2,
                 churn_rates: vec![5_000, 10_000, 20_000],
                 concurrent_connections: 50_000,
                 concurrent_rate: 5_000,
@@ -129,7 +136,10 @@ impl Plan {
             )
             + self.idle_hold.as_secs()
             + runs(self.delay, self.delay_rates.len())
-            + runs(self.fidelity, 3)
+            + runs(
+                self.fidelity,
+                3 + 2 * self.thread_rates.len() * self.thread_rounds,
+            )
             + runs(self.fidelity, self.churn_rates.len())
             + ((self.concurrent_connections * super::shapes::ROUNDS) as u64)
                 .div_ceil(self.concurrent_rate.max(1))

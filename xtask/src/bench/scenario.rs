@@ -62,6 +62,8 @@ pub enum Scenario {
     BIdle,
     /// B with the shadow's responses diffed with production's (`diff: true`).
     BDiff,
+    /// B with `--replay-threads 2` (fixed rate only: what a second replay thread costs).
+    BTwoThreads,
     /// An nginx proxy with `mirror` in the production path.
     C,
 }
@@ -76,6 +78,7 @@ impl Scenario {
             Scenario::BMirror => "B mirror",
             Scenario::BIdle => "B idle",
             Scenario::BDiff => "B diff",
+            Scenario::BTwoThreads => "B, 2 replay threads",
             Scenario::C => "C",
         }
     }
@@ -86,6 +89,7 @@ impl Scenario {
             Scenario::BMirror => "B-mirror",
             Scenario::BIdle => "B-idle",
             Scenario::BDiff => "B-diff",
+            Scenario::BTwoThreads => "B-2-threads",
             other => other.name(),
         }
     }
@@ -93,18 +97,21 @@ impl Scenario {
     /// shadowd's `--capture-output`, for the scenarios that run it.
     pub fn capture_output(self) -> Option<&'static str> {
         match self {
-            Scenario::B | Scenario::BIdle | Scenario::BDiff => Some("ringbuf"),
+            Scenario::B | Scenario::BIdle | Scenario::BDiff | Scenario::BTwoThreads => {
+                Some("ringbuf")
+            }
             Scenario::BMirror => Some("mirror"),
             Scenario::A | Scenario::C => None,
         }
     }
 
-    /// shadowd's `--capture-port`: none (production's endpoint, from its Mapping, as users
-    /// run it), or for B idle a port no traffic uses.
-    pub fn capture_port(self) -> Option<&'static str> {
+    /// shadowd's flags besides its output: none for B (production's endpoint captured, from
+    /// its Mapping, as users run it); for B idle a capture port no traffic uses.
+    pub fn shadowd_flags(self) -> &'static [&'static str] {
         match self {
-            Scenario::BIdle => Some(IDLE_CAPTURE_PORT),
-            _ => None,
+            Scenario::BIdle => &["--capture-port", IDLE_CAPTURE_PORT],
+            Scenario::BTwoThreads => &["--replay-threads", "2"],
+            _ => &[],
         }
     }
 }
@@ -217,7 +224,7 @@ impl<'t> Stack<'t> {
                 let daemon = Shadowd::start(
                     &topology.production,
                     placement.shadow_cpu(),
-                    (output, scenario.capture_port()),
+                    (output, scenario.shadowd_flags()),
                     scenario == Scenario::BDiff,
                     &dir.join("shadowd"),
                 )?;

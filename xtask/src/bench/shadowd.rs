@@ -61,13 +61,12 @@ pub struct Shadowd<'ns> {
 }
 
 impl<'ns> Shadowd<'ns> {
-    /// Starts shadowd in `ns` on `cpu` (if given) with `--capture-output output` and
-    /// `--capture-port port` if given (else production's endpoint, from its Mapping),
+    /// Starts shadowd in `ns` on `cpu` (if given) with `--capture-output output` and `flags`,
     /// diffing responses if `diff`, and waits for `/readyz`.
     pub fn start(
         ns: &'ns Netns,
         cpu: Option<usize>,
-        (output, port): (&'static str, Option<&str>),
+        (output, flags): (&'static str, &[&str]),
         diff: bool,
         dir: &Path,
     ) -> Result<Shadowd<'ns>> {
@@ -80,7 +79,7 @@ impl<'ns> Shadowd<'ns> {
             "shadowd",
             ns.command_on(cpu, binary.to_str().context("utf-8 path")?)
                 .args(["run", "--interface", Topology::PRODUCTION_IF])
-                .args(port.iter().flat_map(|port| ["--capture-port", port]))
+                .args(flags)
                 .args(["--capture-output", output, "--config"])
                 .arg(&config)
                 .env("RUST_LOG", "info"),

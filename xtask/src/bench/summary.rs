@@ -1,7 +1,7 @@
 //! The summary rows of the report: every headline figure with its ratio to A.
 
 use super::{
-    fidelity::{Fidelity, Run},
+    fidelity::{Fidelity, ONE_REPLAY_THREAD, Run, TWO_REPLAY_THREADS},
     load::RateResult,
     report::{Report, Row},
     scenario::{Placement, Scenario},
@@ -190,6 +190,30 @@ impl Report {
                     run.rate
                 ),
                 value: fmt(run.cpu_s_per_10k, 3),
+                ratio_to_a: None,
+            });
+        }
+        let threads = &self.fidelity.replay_threads;
+        let mut rates: Vec<u64> = threads.iter().map(|r| r.rate).collect();
+        rates.sort_unstable();
+        rates.dedup();
+        for rate in rates {
+            let cpu = |kind| {
+                super::throughput::median(
+                    threads
+                        .iter()
+                        .filter(|r| r.rate == rate && r.kind == kind)
+                        .filter_map(|r| r.cpu_s_per_10k)
+                        .collect(),
+                )
+            };
+            let (one, two) = (cpu(ONE_REPLAY_THREAD), cpu(TWO_REPLAY_THREADS));
+            rows.push(Row {
+                scenario: "B",
+                figure: format!(
+                    "shadowd CPU per 10,000 copies at {rate} req/s GET, pinned, 1 / 2 replay threads, runs alternated (CPU-s, medians)"
+                ),
+                value: format!("{} / {}", fmt(one, 3), fmt(two, 3)),
                 ratio_to_a: None,
             });
         }
