@@ -154,8 +154,10 @@ pub const LARGE_CHUNK: usize = 2016;
 /// of these rather than 33 large ones, since each record costs the production CPU a
 /// reservation and a submission besides its bytes.
 pub const HUGE_CHUNK: usize = 16 * 1024 - 32;
-/// Packets (or what is left of one) longer than this go into huge records; shorter ones
-/// into large records, which waste less of the ring buffer on a partly filled record.
+/// Packets (or what is left of one) longer than this go into huge records, the last one
+/// perhaps partly filled (a 9,000-byte jumbo frame takes one huge record, about twice its
+/// size in the ring buffer); what is left below it goes into large records, which waste less
+/// of the ring buffer.
 pub const HUGE_CHUNK_FROM: usize = 4 * LARGE_CHUNK;
 /// The longest packet copied whole, in large records' worth; longer packets (beyond a
 /// 64 KiB GSO frame) are copied up to that length and flagged [`CHUNK_TRUNCATED`].
@@ -192,7 +194,7 @@ const _: () = assert!(core::mem::size_of::<ChunkHeader>() == 32);
 pub struct SmallChunk {
     /// Where the data comes from, and how much of it is valid.
     pub header: ChunkHeader,
-    /// The packet's bytes, from `header.offset`; only `header.len` of them are valid.
+    /// The packet's bytes, from `header.offset`; only `header.chunk_len` of them are valid.
     pub data: [u8; SMALL_CHUNK],
 }
 
@@ -201,7 +203,7 @@ pub struct SmallChunk {
 pub struct LargeChunk {
     /// Where the data comes from, and how much of it is valid.
     pub header: ChunkHeader,
-    /// The packet's bytes, from `header.offset`; only `header.len` of them are valid.
+    /// The packet's bytes, from `header.offset`; only `header.chunk_len` of them are valid.
     pub data: [u8; LARGE_CHUNK],
 }
 
@@ -210,7 +212,7 @@ pub struct LargeChunk {
 pub struct HugeChunk {
     /// Where the data comes from, and how much of it is valid.
     pub header: ChunkHeader,
-    /// The packet's bytes, from `header.offset`; only `header.len` of them are valid.
+    /// The packet's bytes, from `header.offset`; only `header.chunk_len` of them are valid.
     pub data: [u8; HUGE_CHUNK],
 }
 

@@ -2,8 +2,8 @@
 //! userspace reads it without a clone, a veth hop or a receive softirq on the production CPU.
 //!
 //! The ring buffer only accepts records of a size known when the program is verified, so a
-//! packet goes in as huge chunks (while more than a few large ones remain), then large
-//! chunks, then one small or large tail. Chunks of one packet
+//! packet goes in as huge chunks while more than a few large ones' worth remains (the last
+//! of them perhaps partly filled), then large chunks, then one small or large tail. Chunks of one packet
 //! share a per-CPU sequence number: userspace discards a packet whose chunks did not all
 //! arrive (the ring filled up half-way) and counts it.
 

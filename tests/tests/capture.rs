@@ -347,9 +347,9 @@ fn a_full_ring_buffer_never_affects_production() {
         &topo.server,
         &format!("{}:{CAPTURE_PORT}", Topology::SERVER_V4),
     );
-    // One page of ring buffer, read twice a second: most copies find it full.
+    // The smallest ring buffer, read twice a second: most copies find it full.
     let mut args = shadowd_args();
-    args.extend(["--ringbuf-size", "4096", "--ringbuf-poll-us", "500000"]);
+    args.extend(["--ringbuf-size", "32768", "--ringbuf-poll-us", "500000"]);
     let daemon = Shadowd::start(&topo.server, &args);
     let url = format!("http://{}:{CAPTURE_PORT}/bytes/200000", Topology::SERVER_V4);
     let expected: Vec<u8> = (0..200_000).map(|i| b'a' + (i % 26) as u8).collect();

@@ -153,6 +153,17 @@ impl Attachments {
             Some(_) => self.detach(ebpf, interface),
             None => {}
         }
+        // An interface gone under another name whose index this one now has: its slots
+        // would take this one's packets.
+        let gone: Vec<String> = self
+            .attached
+            .iter()
+            .filter(|(name, other)| other.ifindex == ifindex && name.as_str() != interface)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in gone {
+            self.detach(ebpf, &name);
+        }
         let used: BTreeSet<u32> = self.attached.values().map(|a| a.base).collect();
         let base = (0..MAX_INTERFACES as u32)
             .map(|i| 1 + 2 * i)

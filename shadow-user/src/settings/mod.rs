@@ -21,6 +21,8 @@ pub const DEFAULT_ADMIN: &str = "127.0.0.1:8877";
 pub const DEFAULT_MIRROR: &str = "shadow0";
 /// How often the configuration files are checked for changes, by default.
 pub const DEFAULT_CONFIG_POLL: Duration = Duration::from_secs(2);
+/// The smallest ring buffer: the TC program's largest record (16 KiB and a header) fits.
+pub const MIN_RINGBUF_SIZE: u32 = 32 << 10;
 
 /// The interface name that stands for production's pods' veths, found and followed.
 pub const AUTO_INTERFACES: &str = "auto";
@@ -119,7 +121,9 @@ pub enum SettingsError {
     LoopGuard(#[from] LoopGuardError),
     #[error("{count} interfaces to watch; the TC program counts at most {max}")]
     TooManyInterfaces { count: usize, max: usize },
-    #[error("ring buffer size {size} must be a power of two of at least 4096 bytes")]
+    #[error(
+        "ring buffer size {size} must be a power of two of at least 32768 bytes (a 16 KiB record must fit)"
+    )]
     RingBufSize { size: u32 },
     #[error("capture ring block size {size} must be a power of two of at least 128 KiB")]
     RingBlockSize { size: u32 },
@@ -208,7 +212,9 @@ impl Settings {
             });
         }
         let size = self.ringbuf.size;
-        if self.output == OutputKind::Ringbuf && (!size.is_power_of_two() || size < 4096) {
+        if self.output == OutputKind::Ringbuf
+            && (!size.is_power_of_two() || size < MIN_RINGBUF_SIZE)
+        {
             return Err(SettingsError::RingBufSize { size });
         }
         let size = self.ring.block_size;
@@ -481,7 +487,7 @@ mod tests {
             .unwrap_err(),
             SettingsError::TooManyInterfaces { count: 300, .. }
         ));
-        for size in [3000, 4097] {
+        for size in [3000, 4096, 16384, 40000] {
             assert_eq!(
                 refused(DaemonOptions {
                     ringbuf_size: Some(size),

@@ -52,7 +52,7 @@ pub struct DaemonOptions {
     pub capture_output: Option<OutputKind>,
 
     /// Bytes of the BPF ring buffer of `--capture-output ringbuf` (power of two, at least
-    /// 4096) [default: 16777216].
+    /// 32768) [default: 16777216].
     #[arg(long, value_name = "BYTES")]
     pub ringbuf_size: Option<u32>,
 

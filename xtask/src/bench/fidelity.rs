@@ -269,10 +269,10 @@ pub fn fixed_rate(
     let dir = bench.run_dir(&format!(
         "fidelity-{}{}{}-{}-{rate}",
         if body.is_some() { "post" } else { "get" },
-        if scenario == Scenario::BDiff {
-            "-diff"
-        } else {
-            ""
+        match scenario {
+            Scenario::BDiff => "-diff",
+            Scenario::BTwoThreads => "-2-threads",
+            _ => "",
         },
         if keep_alive { "" } else { "-no-keepalive" },
         placement.slug()

@@ -49,7 +49,6 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "iproute2",
     "util-linux",
     "bpftool",
-    "procps",
 ];
 /// The fixed-rate load generator, from crates.io.
 const OHA_VERSION: &str = "1.16.0";

@@ -1,10 +1,15 @@
 //! What the TC program costs the production CPU per packet, from the kernel's own
-//! accounting (`kernel.bpf_stats_enabled`: run time and run count of each program): B
+//! accounting (`BPF_ENABLE_STATS`, as `kernel.bpf_stats_enabled`: run time and run count of
+//! each program, read with bpftool): B
 //! copying and B idle (attached, copying nothing) at a fixed rate, pinned, and B copying
 //! 64 KiB responses. Stats are on only during these runs: they add two clock reads to every
 //! run of every BPF program.
 
-use std::process::Command;
+use std::{
+    collections::BTreeMap,
+    os::fd::{FromRawFd as _, OwnedFd},
+    process::Command,
+};
 
 use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
@@ -18,7 +23,6 @@ use super::{
 
 /// The programs shadowd attaches, as the kernel names them (15 characters at most).
 const PROGRAMS: [&str; 2] = ["shadow_ingress", "shadow_egress"];
-const STATS_SYSCTL: &str = "kernel.bpf_stats_enabled";
 
 /// One fixed-rate run's program accounting.
 #[derive(Debug, Clone, Serialize)]
@@ -81,7 +85,7 @@ fn one(bench: &mut Bench, scenario: Scenario, profile: Profile, rate: u64) -> Re
     let placement = Placement::Pinned;
     let mut stack = Stack::start(&bench.topology, scenario, placement, &dir)?;
     stack.begin()?;
-    let before = program_totals()?;
+    let before = program_counts()?;
     let load = load::oha(
         &bench.topology.client,
         placement.production_cpu(),
@@ -97,20 +101,20 @@ fn one(bench: &mut Bench, scenario: Scenario, profile: Profile, rate: u64) -> Re
         &dir,
         &mut bench.commands,
     )?;
-    let after = program_totals()?;
+    let (runs, run_time_ns) = counted_between(&before, &program_counts()?)?;
     stack.finish()?;
     Ok(Run {
         scenario: scenario.name(),
         profile,
         rate,
         requests: load.responses,
-        runs: after.0 - before.0,
-        run_time_ns: after.1 - before.1,
+        runs,
+        run_time_ns,
     })
 }
 
-/// Runs and run time of shadowd's programs so far, summed.
-fn program_totals() -> Result<(u64, u64)> {
+/// Runs and run time so far of each loaded program of shadowd's, by program id.
+fn program_counts() -> Result<BTreeMap<u64, (u64, u64)>> {
     let output = Command::new("bpftool")
         .args(["--json", "prog", "show"])
         .output()
@@ -122,17 +126,37 @@ fn program_totals() -> Result<(u64, u64)> {
         );
     }
     let programs: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout)?;
+    Ok(programs
+        .iter()
+        .filter(|p| PROGRAMS.contains(&p["name"].as_str().unwrap_or_default()))
+        .filter_map(|p| {
+            Some((
+                p["id"].as_u64()?,
+                (
+                    p["run_cnt"].as_u64().unwrap_or(0),
+                    p["run_time_ns"].as_u64().unwrap_or(0),
+                ),
+            ))
+        })
+        .collect())
+}
+
+/// Runs and run time between two snapshots, of the programs in both (an earlier run's
+/// programs, detached but not yet freed, ran no more).
+fn counted_between(
+    before: &BTreeMap<u64, (u64, u64)>,
+    after: &BTreeMap<u64, (u64, u64)>,
+) -> Result<(u64, u64)> {
     let mut totals = (0, 0);
     let mut found = 0;
-    for program in &programs {
-        if !PROGRAMS.contains(&program["name"].as_str().unwrap_or_default()) {
-            continue;
+    for (id, (runs, time)) in after {
+        if let Some((runs_before, time_before)) = before.get(id) {
+            found += 1;
+            totals.0 += runs - runs_before;
+            totals.1 += time - time_before;
         }
-        found += 1;
-        totals.0 += program["run_cnt"].as_u64().unwrap_or(0);
-        totals.1 += program["run_time_ns"].as_u64().unwrap_or(0);
     }
-    if found != PROGRAMS.len() {
+    if found < PROGRAMS.len() {
         bail!(
             "bpftool lists {found} of shadowd's {} programs",
             PROGRAMS.len()
@@ -141,37 +165,39 @@ fn program_totals() -> Result<(u64, u64)> {
     Ok(totals)
 }
 
-/// `kernel.bpf_stats_enabled` set to 1, and put back as it was when dropped.
+/// Run-time stats kept by the kernel while this lives (`BPF_ENABLE_STATS`): they stop when
+/// its descriptor closes, however the bench ends.
 struct StatsOn {
-    before: String,
+    _descriptor: OwnedFd,
 }
 
 impl StatsOn {
     fn enable() -> Result<StatsOn> {
-        let before = sysctl(&[STATS_SYSCTL])?;
-        sysctl(&["-w", &format!("{STATS_SYSCTL}=1")])?;
-        Ok(StatsOn { before })
+        /// `BPF_ENABLE_STATS`, the command number of `bpf(2)`.
+        const BPF_ENABLE_STATS: libc::c_long = 32;
+        /// `union bpf_attr` for it: `enable_stats.type`, `BPF_STATS_RUN_TIME`.
+        #[repr(C)]
+        struct Attr {
+            stats_type: u32,
+        }
+        let attr = Attr { stats_type: 0 };
+        // SAFETY: `attr` is a valid `bpf_attr` prefix of the size passed, read by the kernel
+        // only during the call.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_ENABLE_STATS,
+                &attr as *const Attr,
+                std::mem::size_of::<Attr>(),
+            )
+        };
+        if fd < 0 {
+            bail!("BPF_ENABLE_STATS: {}", std::io::Error::last_os_error());
+        }
+        // SAFETY: the kernel returned a new descriptor that nothing else owns.
+        let descriptor = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        Ok(StatsOn {
+            _descriptor: descriptor,
+        })
     }
-}
-
-impl Drop for StatsOn {
-    fn drop(&mut self) {
-        let _ = sysctl(&["-w", &format!("{STATS_SYSCTL}={}", self.before)]);
-    }
-}
-
-/// `sysctl -n ARGS`, its output trimmed.
-fn sysctl(args: &[&str]) -> Result<String> {
-    let output = Command::new("sysctl")
-        .arg("-n")
-        .args(args)
-        .output()
-        .context("running sysctl")?;
-    if !output.status.success() {
-        bail!(
-            "sysctl {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
 }

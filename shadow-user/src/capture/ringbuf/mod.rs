@@ -39,7 +39,7 @@ const ASLEEP_POLL: Duration = Duration::from_millis(50);
 /// Settings of the ring buffer output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RingBufConfig {
-    /// Bytes of the ring buffer: a power of two, at least one page.
+    /// Bytes of the ring buffer: a power of two, at least `settings::MIN_RINGBUF_SIZE`.
     pub size: u32,
     /// How often the reader looks for new copies while traffic flows.
     pub poll_interval: Duration,
