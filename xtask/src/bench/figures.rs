@@ -117,7 +117,7 @@ impl Report {
     pub(super) fn latency_figure(&self) -> String {
         let mut rows = Vec::new();
         for latency in &self.latency {
-            for scenario in Scenario::ALL {
+            for scenario in super::latency::LIGHT_SCENARIOS {
                 for (colour, (name, figure)) in [
                     (
                         "p50",

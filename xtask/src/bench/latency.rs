@@ -1,5 +1,6 @@
 //! Production latency at a fixed rate of half of A's pinned saturation, and
-//! at a light fixed rate, pinned, rounds of A B C on fresh servers.
+//! at a light fixed rate, pinned, rounds of A B C on fresh servers; at the light rate also
+//! the controls B idle and A with CPU 1 busy, to tell where B's tail comes from.
 
 use anyhow::{Context as _, Result};
 use serde::Serialize;
@@ -14,6 +15,14 @@ use super::{
 
 /// The light rate, where every scenario should keep up.
 pub const LIGHT_RATE: u64 = 5_000;
+/// The scenarios at the light rate: A B C and the controls.
+pub const LIGHT_SCENARIOS: [Scenario; 5] = [
+    Scenario::A,
+    Scenario::B,
+    Scenario::C,
+    Scenario::BIdle,
+    Scenario::ABusy,
+];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Sample {
@@ -71,9 +80,14 @@ pub fn run(bench: &mut Bench, throughput: &Throughput) -> Result<Vec<Latency>> {
         ),
         (LIGHT_RATE, "a light load".to_string()),
     ] {
+        let scenarios = if rate == LIGHT_RATE {
+            &LIGHT_SCENARIOS[..]
+        } else {
+            &Scenario::ALL[..]
+        };
         let mut samples = Vec::new();
         for round in 1..=bench.plan.rounds {
-            for scenario in Scenario::ALL {
+            for &scenario in scenarios {
                 samples.push(one(bench, round, scenario, rate)?);
             }
         }
@@ -91,8 +105,8 @@ pub fn run(bench: &mut Bench, throughput: &Throughput) -> Result<Vec<Latency>> {
 fn one(bench: &mut Bench, round: usize, scenario: Scenario, rate: u64) -> Result<Sample> {
     let placement = Placement::Pinned;
     let dir = match rate {
-        0 => bench.run_dir(&format!("latency-saturation-{}", scenario.name()))?,
-        _ => bench.run_dir(&format!("latency-{rate}-{round}-{}", scenario.name()))?,
+        0 => bench.run_dir(&format!("latency-saturation-{}", scenario.slug()))?,
+        _ => bench.run_dir(&format!("latency-{rate}-{round}-{}", scenario.slug()))?,
     };
     let mut stack = Stack::start(&bench.topology, scenario, placement, &dir)?;
     let plan = bench.plan.clone();

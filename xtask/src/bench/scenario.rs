@@ -12,6 +12,7 @@ use super::{
     metrics::Ledger,
     netns::Topology,
     nginx::{self, LogLine, Nginx},
+    process::Proc,
     shadowd::Shadowd,
 };
 
@@ -64,6 +65,10 @@ pub enum Scenario {
     BDiff,
     /// B with `--replay-threads 2` (fixed rate only: what a second replay thread costs).
     BTwoThreads,
+    /// A with CPU 1 kept busy (a spinning process), as B keeps it busy with shadowd and the
+    /// shadow: a latency control that separates the program's cost on CPU 0 from what a busy
+    /// CPU 1 does to CPU 0 on this VM.
+    ABusy,
     /// An nginx proxy with `mirror` in the production path.
     C,
 }
@@ -79,6 +84,7 @@ impl Scenario {
             Scenario::BIdle => "B idle",
             Scenario::BDiff => "B diff",
             Scenario::BTwoThreads => "B, 2 replay threads",
+            Scenario::ABusy => "A, CPU 1 busy",
             Scenario::C => "C",
         }
     }
@@ -90,6 +96,7 @@ impl Scenario {
             Scenario::BIdle => "B-idle",
             Scenario::BDiff => "B-diff",
             Scenario::BTwoThreads => "B-2-threads",
+            Scenario::ABusy => "A-busy",
             other => other.name(),
         }
     }
@@ -101,7 +108,7 @@ impl Scenario {
                 Some("ringbuf")
             }
             Scenario::BMirror => Some("mirror"),
-            Scenario::A | Scenario::C => None,
+            Scenario::A | Scenario::ABusy | Scenario::C => None,
         }
     }
 
@@ -143,6 +150,8 @@ impl Outcome {
 /// The servers of one run.
 pub struct Stack<'t> {
     pub shadowd: Option<Shadowd<'t>>,
+    /// A, CPU 1 busy: the spinning process.
+    spinner: Option<Proc>,
     proxy: Option<Nginx>,
     production: Option<Nginx>,
     shadow: Option<Nginx>,
@@ -236,11 +245,24 @@ impl<'t> Stack<'t> {
             }
             None => None,
         };
+        let spinner = match (scenario, placement.shadow_cpu()) {
+            (Scenario::ABusy, Some(cpu)) => Some(Proc::spawn(
+                "spinner",
+                topology
+                    .shadow
+                    .command_on(Some(cpu), "sh")
+                    .args(["-c", "while :; do :; done"]),
+                &dir.join("spinner.log"),
+                libc::SIGKILL,
+            )?),
+            _ => None,
+        };
         let before = cpustat::snapshot();
         std::thread::sleep(Duration::from_millis(300));
         let background = cpustat::busy_percent(&before.until(&cpustat::snapshot()));
         Ok(Stack {
             shadowd,
+            spinner,
             proxy,
             production: Some(production),
             shadow: Some(shadow),
@@ -295,6 +317,9 @@ impl<'t> Stack<'t> {
         }
         if let Some(daemon) = self.shadowd.take() {
             daemon.stop();
+        }
+        if let Some(mut spinner) = self.spinner.take() {
+            spinner.stop();
         }
         Ok(outcome)
     }

@@ -2,6 +2,7 @@
 
 use super::{
     fidelity::{Fidelity, ONE_REPLAY_THREAD, Run, TWO_REPLAY_THREADS},
+    latency::LIGHT_SCENARIOS,
     load::RateResult,
     report::{Report, Row},
     scenario::{Placement, Scenario},
@@ -127,8 +128,12 @@ impl Report {
         for latency in &self.latency {
             for (name, figure) in figures {
                 let base = latency.median(Scenario::A, figure);
-                for scenario in Scenario::ALL {
+                for scenario in LIGHT_SCENARIOS {
                     let value = latency.median(scenario, figure);
+                    if value.is_none() && !Scenario::ALL.contains(&scenario) {
+                        // A control, run at the light rate only.
+                        continue;
+                    }
                     rows.push(Row {
                         scenario: scenario.name(),
                         figure: format!(
