@@ -390,9 +390,7 @@ impl State {
             },
         };
         for difference in &found {
-            if endpoint.takes_sample(&difference.field, now) {
-                endpoint.add_sample(&difference.field, sample(difference), thresholds, now);
-            }
+            endpoint.keep_sample(&difference.field, now, thresholds, || sample(difference));
         }
         Compared {
             mapping: mapping.clone(),
@@ -448,38 +446,37 @@ impl State {
 }
 
 impl EndpointDiff {
-    /// Keeps `sample` among `field`'s recent ones. With samples for too many fields, those
-    /// of a field that is not flagged make room.
-    /// Whether `field` takes a sample now: until it has [`SAMPLES_PER_FIELD`], then at most
-    /// one every [`SAMPLE_EVERY`].
-    fn takes_sample(&self, field: &str, now: Instant) -> bool {
-        self.samples.get(field).is_none_or(|samples| {
-            samples.recent.len() < SAMPLES_PER_FIELD
-                || now.duration_since(samples.taken) >= SAMPLE_EVERY
-        })
-    }
-
-    fn add_sample(
+    /// Keeps a sample of `field`, built by `build` only if it is kept: until the field has
+    /// [`SAMPLES_PER_FIELD`], then at most one every [`SAMPLE_EVERY`]. With samples for too
+    /// many fields, those of a field that is not flagged make room.
+    fn keep_sample(
         &mut self,
         field: &str,
-        sample: SampleReport,
-        thresholds: Thresholds,
         now: Instant,
+        thresholds: Thresholds,
+        build: impl FnOnce() -> SampleReport,
     ) {
-        if !self.samples.contains_key(field) && self.samples.len() >= FIELDS_WITH_SAMPLES {
-            let unflagged: Vec<String> = self
-                .tally
-                .verdicts(thresholds)
-                .into_iter()
-                .filter(|v| !v.flagged && self.samples.contains_key(&v.field))
-                .map(|v| v.field)
-                .collect();
-            match unflagged.first() {
-                Some(evicted) => {
-                    self.samples.remove(evicted);
-                }
-                None => return,
+        match self.samples.get(field) {
+            Some(samples)
+                if samples.recent.len() >= SAMPLES_PER_FIELD
+                    && now.duration_since(samples.taken) < SAMPLE_EVERY =>
+            {
+                return;
             }
+            None if self.samples.len() >= FIELDS_WITH_SAMPLES => {
+                let evicted = self
+                    .tally
+                    .verdicts(thresholds)
+                    .into_iter()
+                    .find(|v| !v.flagged && self.samples.contains_key(&v.field));
+                match evicted {
+                    Some(verdict) => {
+                        self.samples.remove(&verdict.field);
+                    }
+                    None => return,
+                }
+            }
+            _ => {}
         }
         let samples = self
             .samples
@@ -491,7 +488,7 @@ impl EndpointDiff {
         if samples.recent.len() >= SAMPLES_PER_FIELD {
             samples.recent.pop_front();
         }
-        samples.recent.push_back(sample);
+        samples.recent.push_back(build());
         samples.taken = now;
     }
 
