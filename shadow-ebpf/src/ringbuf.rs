@@ -3,9 +3,9 @@
 //!
 //! The ring buffer only accepts records of a size known when the program is verified, so a
 //! packet goes in as huge chunks while more than a few large ones' worth remains (the last
-//! of them perhaps partly filled), then large chunks, then one small or large tail. Chunks of one packet
-//! share a per-CPU sequence number: userspace discards a packet whose chunks did not all
-//! arrive (the ring filled up half-way) and counts it.
+//! of them perhaps partly filled), then large chunks, then one small tail if any is left.
+//! Chunks of one packet share a per-CPU sequence number: userspace discards a packet whose
+//! chunks did not all arrive (the ring filled up half-way) and counts it.
 
 use aya_ebpf::{
     bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
@@ -57,45 +57,57 @@ pub fn copy(ctx: &TcContext) -> Result<(), RingFull> {
         flags,
     };
     let wakeup = wakeup_flag();
-    // Two loops, each with one record type, so the verifier walks each path once.
-    for _ in 0..MAX_HUGE_CHUNKS {
+    // One loop per record type, so the verifier walks each path once.
+    let huge = (HUGE_CHUNK_FROM as u32, MAX_HUGE_CHUNKS);
+    if let Some(done) = write_run::<HugeChunk>(ctx, &mut header, copy_len, huge, wakeup) {
+        return done;
+    }
+    let large = (SMALL_CHUNK as u32, MAX_LARGE_CHUNKS);
+    if let Some(done) = write_run::<LargeChunk>(ctx, &mut header, copy_len, large, wakeup) {
+        return done;
+    }
+    let remaining = copy_len - header.offset;
+    if remaining == 0 {
+        return Ok(());
+    }
+    header.chunk_len = remaining;
+    write::<SmallChunk>(ctx, &header, wakeup)
+}
+
+/// Writes records of type `R` from `header.offset` while more than `above` of the packet's
+/// `copy_len` bytes remain, at most `most` of them; the record that ends the packet carries
+/// `wakeup`. The packet's outcome if it ended (or the ring filled), else `None`.
+#[inline(always)]
+fn write_run<R: ChunkRecord>(
+    ctx: &TcContext,
+    header: &mut ChunkHeader,
+    copy_len: u32,
+    (above, most): (u32, u32),
+    wakeup: u64,
+) -> Option<Result<(), RingFull>> {
+    for _ in 0..most {
         let remaining = copy_len - header.offset;
-        if remaining <= HUGE_CHUNK_FROM as u32 {
-            break;
+        if remaining <= above {
+            return None;
         }
-        let chunk = remaining.min(HUGE_CHUNK as u32);
+        let chunk = remaining.min(R::CAPACITY as u32);
         header.chunk_len = chunk;
         if chunk == remaining {
-            return write::<HugeChunk>(ctx, &header, wakeup);
+            return Some(write::<R>(ctx, header, wakeup));
         }
-        write::<HugeChunk>(ctx, &header, BPF_RB_NO_WAKEUP as u64)?;
+        if let Err(full) = write::<R>(ctx, header, BPF_RB_NO_WAKEUP as u64) {
+            return Some(Err(full));
+        }
         header.offset += chunk;
     }
-    for _ in 0..MAX_LARGE_CHUNKS {
-        let remaining = copy_len.saturating_sub(header.offset);
-        if remaining == 0 {
-            break;
-        }
-        if remaining <= SMALL_CHUNK as u32 {
-            header.chunk_len = remaining;
-            return write::<SmallChunk>(ctx, &header, wakeup);
-        }
-        let chunk = remaining.min(LARGE_CHUNK as u32);
-        header.chunk_len = chunk;
-        if chunk == remaining {
-            return write::<LargeChunk>(ctx, &header, wakeup);
-        }
-        write::<LargeChunk>(ctx, &header, BPF_RB_NO_WAKEUP as u64)?;
-        header.offset += chunk;
-    }
-    Ok(())
+    None
 }
 
 /// Huge records a packet of up to [`MAX_RINGBUF_FRAME`] bytes needs before what is left
 /// fits in large ones.
 const MAX_HUGE_CHUNKS: u32 =
     (MAX_RINGBUF_FRAME - HUGE_CHUNK_FROM as u32).div_ceil(HUGE_CHUNK as u32);
-/// Large records (and a small tail) for what is left: at most [`HUGE_CHUNK_FROM`] bytes.
+/// Large records for what is left then: at most [`HUGE_CHUNK_FROM`] bytes.
 const MAX_LARGE_CHUNKS: u32 = (HUGE_CHUNK_FROM / LARGE_CHUNK) as u32 + 1;
 
 /// A ring buffer record type: a [`ChunkHeader`] followed by `CAPACITY` data bytes.

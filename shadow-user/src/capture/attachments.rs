@@ -280,20 +280,18 @@ impl SlotMaps {
         }
     }
 
-    /// Forgets `attached`'s slots (perhaps never set: attaching failed first).
+    /// Forgets `attached`'s slots (perhaps never set: attaching failed first). An interface
+    /// not spilled is the only one at its position, so its entry is cleared whatever it holds.
     fn clear(&mut self, attached: &Attached) {
-        if attached.spilled {
-            let _ = self.spill.remove(&attached.ifindex);
-        } else if matches!(
-            self.array.get(&interface_position(attached.ifindex), 0),
-            Ok(entry) if entry.ifindex == attached.ifindex
-        ) {
-            let _ = self.array.set(
+        let _ = if attached.spilled {
+            self.spill.remove(&attached.ifindex)
+        } else {
+            self.array.set(
                 interface_position(attached.ifindex),
                 InterfaceSlots::default(),
                 0,
-            );
-        }
+            )
+        };
     }
 }
 
