@@ -125,13 +125,13 @@ fn one(bench: &mut Bench, rate: u64) -> Result<Run> {
         &bench.topology.client,
         placement.production_cpu(),
         &FixedRate {
-            rate,
-            duration: bench.plan.delay,
-            connections: bench.plan.connections,
-            path: "/d/[a-z0-9]{20}",
             unique: true,
-            body: None,
-            keep_alive: true,
+            ..FixedRate::gets(
+                rate,
+                bench.plan.delay,
+                bench.plan.connections,
+                "/d/[a-z0-9]{20}",
+            )
         },
         &dir,
         &mut bench.commands,

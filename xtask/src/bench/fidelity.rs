@@ -283,17 +283,18 @@ pub fn fixed_rate(
         &bench.topology.client,
         placement.production_cpu(),
         &FixedRate {
-            rate,
-            duration: bench.plan.fidelity,
-            connections: bench.plan.connections,
-            path: match (body.is_some(), scenario) {
-                (true, _) => "/bench/post",
-                (false, Scenario::BDiff) => "/bench/json",
-                (false, _) => "/bench/get",
-            },
-            unique: false,
             body,
             keep_alive,
+            ..FixedRate::gets(
+                rate,
+                bench.plan.fidelity,
+                bench.plan.connections,
+                match (body.is_some(), scenario) {
+                    (true, _) => "/bench/post",
+                    (false, Scenario::BDiff) => "/bench/json",
+                    (false, _) => "/bench/get",
+                },
+            )
         },
         &dir,
         &mut bench.commands,

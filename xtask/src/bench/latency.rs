@@ -111,15 +111,7 @@ fn one(bench: &mut Bench, round: usize, scenario: Scenario, rate: u64) -> Result
     let mut stack = Stack::start(&bench.topology, scenario, placement, &dir)?;
     let plan = bench.plan.clone();
     let cpu = placement.production_cpu();
-    let load = |duration, path| FixedRate {
-        rate,
-        duration,
-        connections: plan.connections,
-        path,
-        unique: false,
-        body: None,
-        keep_alive: true,
-    };
+    let load = |duration, path| FixedRate::gets(rate, duration, plan.connections, path);
     let warm_up = FixedRate {
         rate: if rate == 0 { 5_000 } else { rate },
         ..load(plan.warm_up, "/warmup")

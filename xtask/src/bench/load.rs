@@ -93,6 +93,21 @@ pub struct FixedRate<'a> {
     pub keep_alive: bool,
 }
 
+impl<'a> FixedRate<'a> {
+    /// GETs of `path` at `rate` for `duration` on `connections` keep-alive connections.
+    pub fn gets(rate: u64, duration: Duration, connections: usize, path: &'a str) -> Self {
+        FixedRate {
+            rate,
+            duration,
+            connections,
+            path,
+            unique: false,
+            body: None,
+            keep_alive: true,
+        }
+    }
+}
+
 /// What an oha run reports (latencies in milliseconds).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RateResult {

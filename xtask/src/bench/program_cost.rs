@@ -1,9 +1,8 @@
 //! What the TC program costs the production CPU per packet, from the kernel's own
 //! accounting (`BPF_ENABLE_STATS`, as `kernel.bpf_stats_enabled`: run time and run count of
-//! each program, read with bpftool): B
-//! copying and B idle (attached, copying nothing) at a fixed rate, pinned, and B copying
-//! 64 KiB responses. Stats are on only during these runs: they add two clock reads to every
-//! run of every BPF program.
+//! each program, read with bpftool): B copying and B idle (attached, copying nothing) at a
+//! fixed rate, pinned, and B copying 64 KiB responses. Stats are on only during these runs:
+//! they add two clock reads to every run of every BPF program.
 
 use std::{
     collections::BTreeMap,
@@ -89,15 +88,12 @@ fn one(bench: &mut Bench, scenario: Scenario, profile: Profile, rate: u64) -> Re
     let load = load::oha(
         &bench.topology.client,
         placement.production_cpu(),
-        &FixedRate {
+        &FixedRate::gets(
             rate,
-            duration: bench.plan.fidelity,
-            connections: bench.plan.connections,
-            path: profile.path(),
-            unique: false,
-            body: None,
-            keep_alive: true,
-        },
+            bench.plan.fidelity,
+            bench.plan.connections,
+            profile.path(),
+        ),
         &dir,
         &mut bench.commands,
     )?;

@@ -13,6 +13,26 @@ use super::{
 /// Busy share of the machine, before a run's load, above which the run is flagged.
 const BACKGROUND_LIMIT: f64 = 10.0;
 
+impl Target {
+    /// `value` (3 decimals), met when at least `limit`.
+    fn at_least(target: &'static str, value: Option<f64>, limit: f64) -> Target {
+        Target {
+            target,
+            measured: fmt(value, 3),
+            met: value.map(|v| v >= limit),
+        }
+    }
+
+    /// `value` (3 decimals), met when at most `limit`.
+    fn at_most(target: &'static str, value: Option<f64>, limit: f64) -> Target {
+        Target {
+            target,
+            measured: fmt(value, 3),
+            met: value.map(|v| v <= limit),
+        }
+    }
+}
+
 impl Report {
     pub(super) fn target_rows(&self) -> Vec<Target> {
         let pinned = |s| self.throughput.median(Placement::Pinned, s);
@@ -50,36 +70,20 @@ impl Report {
         let (many, large) = (&shapes.uploads[0], &shapes.uploads[1]);
         let many_mib = many.copies.shadowd_hwm_kib as f64 / 1024.0;
         vec![
-            Target {
-                target: "throughput B/A pinned >= 0.97",
-                measured: fmt(tp, 3),
-                met: tp.map(|r| r >= 0.97),
-            },
-            Target {
-                target: "throughput B idle/A pinned >= 0.99",
-                measured: fmt(idle, 3),
-                met: idle.map(|r| r >= 0.99),
-            },
-            Target {
-                target: "throughput B/A pinned, 64 KiB responses >= 0.98",
-                measured: fmt(large_tp, 3),
-                met: large_tp.map(|r| r >= 0.98),
-            },
-            Target {
-                target: "latency p99 B/A <= 1.10 (at half of A's saturation)",
-                measured: fmt(p99_ratio, 3),
-                met: p99_ratio.map(|r| r <= 1.10),
-            },
-            Target {
-                target: "latency p99 B/A <= 1.05 at 5k req/s",
-                measured: fmt(light_ratio, 3),
-                met: light_ratio.map(|r| r <= 1.05),
-            },
-            Target {
-                target: "latency p99.9 B/A <= 1.25 at 5k req/s",
-                measured: fmt(light_tail, 3),
-                met: light_tail.map(|r| r <= 1.25),
-            },
+            Target::at_least("throughput B/A pinned >= 0.97", tp, 0.97),
+            Target::at_least("throughput B idle/A pinned >= 0.99", idle, 0.99),
+            Target::at_least(
+                "throughput B/A pinned, 64 KiB responses >= 0.98",
+                large_tp,
+                0.98,
+            ),
+            Target::at_most(
+                "latency p99 B/A <= 1.10 (at half of A's saturation)",
+                p99_ratio,
+                1.10,
+            ),
+            Target::at_most("latency p99 B/A <= 1.05 at 5k req/s", light_ratio, 1.05),
+            Target::at_most("latency p99.9 B/A <= 1.25 at 5k req/s", light_tail, 1.25),
             Target {
                 target: "fidelity 100.00 % at 5k / 10k / 20k req/s",
                 measured: headline
@@ -89,26 +93,22 @@ impl Report {
                     .join(" / "),
                 met: Some(headline.len() == 3 && headline.iter().all(|r| r.complete())),
             },
-            Target {
-                target: "shadowd CPU per 10k copies <= 0.10 CPU-s at 5k req/s",
-                measured: fmt(cpu_5k, 3),
-                met: cpu_5k.map(|c| c <= 0.10),
-            },
-            Target {
-                target: "shadowd CPU per 10k copies <= 0.06 CPU-s at 20k req/s",
-                measured: fmt(cpu_20k, 3),
-                met: cpu_20k.map(|c| c <= 0.06),
-            },
+            Target::at_most(
+                "shadowd CPU per 10k copies <= 0.10 CPU-s at 5k req/s",
+                cpu_5k,
+                0.10,
+            ),
+            Target::at_most(
+                "shadowd CPU per 10k copies <= 0.06 CPU-s at 20k req/s",
+                cpu_20k,
+                0.06,
+            ),
             Target {
                 target: "RSS with 1000 idle connections <= 64 MiB",
                 measured: format!("{idle_mib:.1} MiB"),
                 met: Some(idle_mib <= 64.0),
             },
-            Target {
-                target: "copy delay p99 <= 2 ms (worst rate)",
-                measured: fmt(delay_worst, 3),
-                met: delay_worst.map(|d| d <= 2.0),
-            },
+            Target::at_most("copy delay p99 <= 2 ms (worst rate)", delay_worst, 2.0),
             Target {
                 target: "fidelity 100.00 % with a connection per request at 5k / 10k / 20k conn/s",
                 measured: shapes
